@@ -1,0 +1,69 @@
+"""LeNet-style CNN: the plain network of the lab report this project grew from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from timm.models import generate_default_cfgs
+from torch import Tensor, nn
+
+from ..constants import IMAGE_SIZE
+from ._base import CifarModel
+from ._registry import build, cifar_cfg, register
+
+__all__ = ["LeNet", "lenet"]
+
+
+class LeNet(CifarModel):
+    """conv 5x5 (6) - max-pool - conv 5x5 (16) - max-pool - fc 120 - fc 84 - fc, with ReLU.
+
+    Exactly the lab's network (module names ``conv1, pool, conv2, fc1, fc2, fc3``). Its fully
+    connected layers fix the input to 32x32.
+    """
+
+    classifier_name = "fc3"
+
+    def __init__(
+        self, num_classes: int = 10, in_chans: int = 3, img_size: int | tuple[int, int] = 32
+    ) -> None:
+        super().__init__(num_classes, in_chans)
+        if img_size not in (IMAGE_SIZE, (IMAGE_SIZE, IMAGE_SIZE)):
+            raise ValueError(
+                f"LeNet is built for {IMAGE_SIZE}x{IMAGE_SIZE} images, got {img_size=}"
+            )
+        self.conv1 = nn.Conv2d(in_chans, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3: nn.Module = nn.Linear(84, num_classes)
+        self.num_features = 16
+        self.head_hidden_size = 84
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        if x.shape[-2] != 32 or x.shape[-1] != 32:
+            raise ValueError(
+                f"LeNet needs 32x32 images (its fc1 expects 16x5x5 features), got "
+                f"{x.shape[-2]}x{x.shape[-1]}. Resize or crop the input to 32x32."
+            )
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = x.flatten(1)
+        x = F.relu(self.fc2(F.relu(self.fc1(x))))
+        return x if pre_logits else self.fc3(x)
+
+
+default_cfgs = generate_default_cfgs(
+    {"cifar_lenet": cifar_cfg(first_conv="conv1", classifier="fc3", fixed_input_size=True)}
+)
+
+
+@register
+def lenet(pretrained: bool = False, **kwargs: Any) -> LeNet:
+    """The lab's LeNet-style CNN (62 K parameters)."""
+    return build(LeNet, "cifar_lenet", pretrained, **kwargs)

@@ -1,0 +1,258 @@
+"""ResNet and SE-ResNet with a CIFAR stem (3x3 conv, stride 1, no max-pool).
+
+One class covers both tiers: the ImageNet-width networks (``resnet18``...``resnet152``, four
+stages of 64-512 channels, torchvision's parameter names) and the CIFAR-native networks of He et
+al. 2016 (``resnet20``...``resnet110``, three stages of 16/32/64 channels). An SE-ResNet is the
+same network built with :class:`~cifarzoo.layers.SEBlock` attention in every block.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from timm.models import generate_default_cfgs
+from torch import Tensor, nn
+
+from ..layers import AttnFactory, BasicBlock, Bottleneck, SEBlock, conv3x3
+from ._base import CifarModel
+from ._registry import build, cifar_cfg, register
+
+__all__ = ["ResNet"]
+
+
+class ResNet(CifarModel):
+    """ResNet with a CIFAR stem.
+
+    Args:
+        block: :class:`~cifarzoo.layers.BasicBlock` or :class:`~cifarzoo.layers.Bottleneck`.
+        layers: blocks per stage (3 or 4 stages); each stage after the first halves the size.
+        widths: block width of each stage (the output is ``width * block.expansion``).
+        num_classes: classifier outputs.
+        in_chans: input channels.
+        attn_layer: optional attention factory for every block (e.g. ``SEBlock``).
+        drop_rate: dropout before the classifier.
+        zero_init_residual: start each residual branch's last BN at zero, so every block begins as
+            the identity (Goyal et al. 2017); it helps training from scratch.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: Sequence[int],
+        widths: Sequence[int] = (64, 128, 256, 512),
+        num_classes: int = 10,
+        in_chans: int = 3,
+        attn_layer: AttnFactory | None = None,
+        drop_rate: float = 0.0,
+        zero_init_residual: bool = True,
+    ) -> None:
+        super().__init__(num_classes, in_chans)
+        if len(layers) not in (3, 4) or len(widths) != len(layers) or min(layers) < 1:
+            raise ValueError(
+                f"ResNet needs 3 or 4 stages with at least one block each and one width per "
+                f"stage, got {layers=} and {widths=}"
+            )
+        self.conv1 = conv3x3(in_chans, widths[0])
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        channels = widths[0]
+        stages: list[nn.Sequential] = []
+        for i, (width, depth) in enumerate(zip(widths, layers, strict=True)):
+            blocks: list[nn.Module] = []
+            for j in range(depth):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(block(channels, width, stride, attn_layer=attn_layer))
+                channels = width * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages[:3]
+        self.layer4 = stages[3] if len(stages) == 4 else None
+        self.num_features = self.head_hidden_size = channels
+        self.drop_rate = float(drop_rate)
+        self.fc: nn.Module = nn.Linear(channels, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+                elif isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        if self.layer4 is not None:
+            x = self.layer4(x)
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = x.mean((2, 3))
+        if self.drop_rate > 0.0:
+            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.fc(x)
+
+
+_IMAGENET_WIDTHS = (64, 128, 256, 512)
+_CIFAR_WIDTHS = (16, 32, 64)
+
+# Architecture of each plain ResNet; the "se" variant of each adds SE attention to every block.
+_ARCHS: dict[str, dict[str, Any]] = {
+    "resnet18": dict(block=BasicBlock, layers=(2, 2, 2, 2), widths=_IMAGENET_WIDTHS),
+    "resnet34": dict(block=BasicBlock, layers=(3, 4, 6, 3), widths=_IMAGENET_WIDTHS),
+    "resnet50": dict(block=Bottleneck, layers=(3, 4, 6, 3), widths=_IMAGENET_WIDTHS),
+    "resnet101": dict(block=Bottleneck, layers=(3, 4, 23, 3), widths=_IMAGENET_WIDTHS),
+    "resnet152": dict(block=Bottleneck, layers=(3, 8, 36, 3), widths=_IMAGENET_WIDTHS),
+    **{
+        f"resnet{depth}": dict(
+            block=BasicBlock, layers=((depth - 2) // 6,) * 3, widths=_CIFAR_WIDTHS
+        )
+        for depth in (20, 32, 44, 56, 110)
+    },
+}
+
+default_cfgs = generate_default_cfgs(
+    {
+        f"cifar_{prefix}{arch}": cifar_cfg(first_conv="conv1", classifier="fc")
+        for prefix in ("", "se")
+        for arch in _ARCHS
+    }
+)
+
+
+def _create_resnet(name: str, pretrained: bool, **kwargs: Any) -> ResNet:
+    """Build the architecture ``name`` (``resnet20``, ``seresnet18``...) through timm."""
+    se = name.startswith("se")
+    model_args = dict(_ARCHS[name.removeprefix("se")])
+    if se:
+        model_args["attn_layer"] = functools.partial(SEBlock, reduction=16)
+    return build(ResNet, f"cifar_{name}", pretrained, **{**model_args, **kwargs})
+
+
+@register
+def resnet18(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-18 (BasicBlock, [2, 2, 2, 2]), 11.2 M parameters."""
+    return _create_resnet("resnet18", pretrained, **kwargs)
+
+
+@register
+def resnet34(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-34 (BasicBlock, [3, 4, 6, 3]), 21.3 M parameters."""
+    return _create_resnet("resnet34", pretrained, **kwargs)
+
+
+@register
+def resnet50(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-50 (Bottleneck, [3, 4, 6, 3]), 23.5 M parameters."""
+    return _create_resnet("resnet50", pretrained, **kwargs)
+
+
+@register
+def resnet101(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-101 (Bottleneck, [3, 4, 23, 3]), 42.5 M parameters."""
+    return _create_resnet("resnet101", pretrained, **kwargs)
+
+
+@register
+def resnet152(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-152 (Bottleneck, [3, 8, 36, 3]), 58.2 M parameters."""
+    return _create_resnet("resnet152", pretrained, **kwargs)
+
+
+@register
+def resnet20(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-20 (He et al. 2016: BasicBlock, 3 stages of 3 blocks, 16/32/64 channels)."""
+    return _create_resnet("resnet20", pretrained, **kwargs)
+
+
+@register
+def resnet32(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-32 (He et al. 2016: BasicBlock, 3 stages of 5 blocks, 16/32/64 channels)."""
+    return _create_resnet("resnet32", pretrained, **kwargs)
+
+
+@register
+def resnet44(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-44 (He et al. 2016: BasicBlock, 3 stages of 7 blocks, 16/32/64 channels)."""
+    return _create_resnet("resnet44", pretrained, **kwargs)
+
+
+@register
+def resnet56(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-56 (He et al. 2016: BasicBlock, 3 stages of 9 blocks, 16/32/64 channels)."""
+    return _create_resnet("resnet56", pretrained, **kwargs)
+
+
+@register
+def resnet110(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-110 (He et al. 2016: BasicBlock, 3 stages of 18 blocks, 16/32/64 channels)."""
+    return _create_resnet("resnet110", pretrained, **kwargs)
+
+
+@register
+def seresnet18(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """SE-ResNet-18: resnet18 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet18", pretrained, **kwargs)
+
+
+@register
+def seresnet34(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """SE-ResNet-34: resnet34 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet34", pretrained, **kwargs)
+
+
+@register
+def seresnet50(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """SE-ResNet-50: resnet50 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet50", pretrained, **kwargs)
+
+
+@register
+def seresnet101(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """SE-ResNet-101: resnet101 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet101", pretrained, **kwargs)
+
+
+@register
+def seresnet152(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """SE-ResNet-152: resnet152 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet152", pretrained, **kwargs)
+
+
+@register
+def seresnet20(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR SE-ResNet-20: resnet20 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet20", pretrained, **kwargs)
+
+
+@register
+def seresnet32(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR SE-ResNet-32: resnet32 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet32", pretrained, **kwargs)
+
+
+@register
+def seresnet44(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR SE-ResNet-44: resnet44 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet44", pretrained, **kwargs)
+
+
+@register
+def seresnet56(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR SE-ResNet-56: resnet56 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet56", pretrained, **kwargs)
+
+
+@register
+def seresnet110(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR SE-ResNet-110: resnet110 with SE attention (reduction 16) in every block."""
+    return _create_resnet("seresnet110", pretrained, **kwargs)
