@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..layers import DenseBlock, Transition, conv3x3
 from ._base import CifarModel
-from ._registry import build, cifar_cfg, register
+from ._registry import build, register, weight_cfgs
 
 __all__ = ["DenseNet"]
 
@@ -97,10 +97,7 @@ _ARCHS: dict[str, dict[str, Any]] = {
 }
 
 default_cfgs = generate_default_cfgs(
-    {
-        f"cifar_{arch}": cifar_cfg(first_conv="features.conv0", classifier="classifier")
-        for arch in _ARCHS
-    }
+    weight_cfgs(_ARCHS, first_conv="features.conv0", classifier="classifier")
 )
 
 

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..constants import IMAGE_SIZE
 from ._base import CifarModel
-from ._registry import build, cifar_cfg, register
+from ._registry import build, register, weight_cfgs
 
 __all__ = ["LeNet", "lenet"]
 
@@ -59,7 +59,7 @@ class LeNet(CifarModel):
 
 
 default_cfgs = generate_default_cfgs(
-    {"cifar_lenet": cifar_cfg(first_conv="conv1", classifier="fc3", fixed_input_size=True)}
+    weight_cfgs(["lenet"], first_conv="conv1", classifier="fc3", fixed_input_size=True)
 )
 
 

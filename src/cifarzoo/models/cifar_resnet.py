@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..layers import AttnFactory, BasicBlock, Bottleneck, SEBlock, conv3x3
 from ._base import CifarModel
-from ._registry import build, cifar_cfg, register
+from ._registry import build, register, weight_cfgs
 
 __all__ = ["ResNet"]
 
@@ -121,11 +121,11 @@ _ARCHS: dict[str, dict[str, Any]] = {
 }
 
 default_cfgs = generate_default_cfgs(
-    {
-        f"cifar_{prefix}{arch}": cifar_cfg(first_conv="conv1", classifier="fc")
-        for prefix in ("", "se")
-        for arch in _ARCHS
-    }
+    weight_cfgs(
+        [f"{prefix}{arch}" for prefix in ("", "se") for arch in _ARCHS],
+        first_conv="conv1",
+        classifier="fc",
+    )
 )
 
 
