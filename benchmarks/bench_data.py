@@ -56,31 +56,49 @@ def main() -> None:
         images = torch.randint(0, 256, (50_000, 3, 32, 32), dtype=torch.uint8, generator=g)
         labels = torch.randint(0, 10, (50_000,), generator=g)
         source = "random uint8 images (50,000)"
-    print(f"data: {source}; batch {args.batch_size}; torch {torch.__version__}; "
-          f"{torch.get_num_threads()} threads; {os.cpu_count()} CPUs")
+    print(
+        f"data: {source}; batch {args.batch_size}; torch {torch.__version__}; "
+        f"{torch.get_num_threads()} threads; {os.cpu_count()} CPUs"
+    )
 
-    loader = DeviceLoader(images, labels, batch_size=args.batch_size, train=True, drop_last=False,
-                          pad_mode="zeros")
+    loader = DeviceLoader(
+        images, labels, batch_size=args.batch_size, train=True, drop_last=False, pad_mode="zeros"
+    )
     best = float("inf")
     for _ in range(args.epochs):
         t0 = time.perf_counter()
         n = sum(len(y) for _, y in loader)
         best = min(best, time.perf_counter() - t0)
     assert n == len(labels)
-    print(f"DeviceLoader (crop+flip+normalize, channels_last): {best:.3f} s/epoch "
-          f"({n / best:,.0f} img/s)")
+    print(
+        f"DeviceLoader (crop+flip+normalize, channels_last): {best:.3f} s/epoch "
+        f"({n / best:,.0f} img/s)"
+    )
 
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    tf = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(CIFAR10_MEAN, CIFAR10_STD),
+        ]
+    )
     ds = PILDataset(images.permute(0, 2, 3, 1).numpy(), labels.numpy(), tf)
-    dl = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                    persistent_workers=False)
+    dl = DataLoader(
+        ds,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=False,
+    )
     t0 = time.perf_counter()
     m = sum(len(y) for _, y in dl)
     ref = time.perf_counter() - t0
     assert m == len(labels)
-    print(f"torchvision DataLoader (PIL transforms, {args.workers} workers): {ref:.3f} s/epoch "
-          f"({m / ref:,.0f} img/s)")
+    print(
+        f"torchvision DataLoader (PIL transforms, {args.workers} workers): {ref:.3f} s/epoch "
+        f"({m / ref:,.0f} img/s)"
+    )
     print(f"speed-up: {ref / best:.1f}x (target >= 20x)")
 
 

@@ -8,17 +8,38 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import layers, models
+from . import checkpoint, data, hub, layers, metrics, models, train
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from .data import CIFAR10Data, DataFormatError, DeviceLoader, Split, load_cifar10
+from .metrics import EvalResult, evaluate
 from .models import *  # noqa: F403  (every model factory, re-exported)
 from .models import __all__ as _model_names
+from .models._registry import PretrainedWeightsError
+from .train import History, NonFiniteLossError, TrainConfig, fit
 
 __all__ = [
     "CIFAR10_CLASSES",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
+    "CIFAR10Data",
+    "DataFormatError",
+    "DeviceLoader",
+    "EvalResult",
+    "History",
+    "NonFiniteLossError",
+    "PretrainedWeightsError",
+    "Split",
+    "TrainConfig",
     "__version__",
+    "checkpoint",
+    "data",
+    "evaluate",
+    "fit",
+    "hub",
     "layers",
+    "load_cifar10",
+    "metrics",
     "models",
+    "train",
     *_model_names,
 ]

@@ -458,15 +458,20 @@ class DeviceLoader:
                 store[:, :, (cols < 0).to(self.device)] = 0
         else:
             store = nhwc
-        # Each pixel packed into one int32 (R, G, B, 0): a batch is one gather of 4-byte words.
-        store = torch.cat([store, store.new_zeros(*store.shape[:3], 1)], dim=3).contiguous()
-        self._pixels = store.view(torch.int32).view(-1)
+        if self.flip:  # a mirrored copy: a flipped crop is a plain crop of the mirror
+            store = torch.cat([store, store.flip(2)])
+        # Every run of W consecutive pixels of the store, as overlapping rows of W*3 bytes: a
+        # batch (crop + flip) is then ONE gather of B*H such rows, each a contiguous copy.
+        flat = store.contiguous().view(-1)
+        self._store = flat
+        self._windows = flat.as_strided((flat.numel() // 3 - (int(w) - 1), int(w) * 3), (3, 1))
         self._labels = labels.to(self.device, torch.int64)
         # Normalization as one fused multiply-add over the flat [B, H*W*3] batch.
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device) * 255
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device) * 255
         self._scale = (1 / std_t).repeat(int(h) * int(w)).to(dtype)
         self._bias = (-mean_t / std_t).repeat(int(h) * int(w)).to(dtype)
+        self._row_offsets = torch.arange(h, device=self.device) * self._padded_hw[1]
         self._ar_h = torch.arange(h, device=self.device)
         self._ar_w = torch.arange(w, device=self.device)
 
@@ -551,11 +556,11 @@ class DeviceLoader:
     ) -> tuple[Tensor, Tensor]:
         h, w = self.image_size
         ph, pw = self._padded_hw
-        rows = shifts[:, 0:1] + self._ar_h  # [B, H]
-        cols = shifts[:, 1:2] + torch.where(flips[:, None], w - 1 - self._ar_w, self._ar_w)
-        flat = idx[:, None, None] * (ph * pw) + rows[:, :, None] * pw + cols[:, None, :]
-        words = self._pixels.index_select(0, flat.view(-1))
-        rgb = words.view(torch.uint8).view(-1, h * w, 4)[:, :, :3].reshape(-1, h * w * 3)
+        # first pixel of each output row: (copy, image, row + dy, dx) in the padded store
+        image = idx + flips.long() * self.num_images
+        base = image * (ph * pw) + shifts[:, 0] * pw + shifts[:, 1]
+        starts = (base[:, None] + self._row_offsets).view(-1)
+        rgb = self._windows.index_select(0, starts).view(-1, h * w * 3)
         x = torch.addcmul(self._bias, rgb, self._scale).view(-1, h, w, 3)
         if centers is not None:
             top = centers - self.cutout // 2  # [B, 2]: first row/column of the hole

@@ -453,7 +453,8 @@ def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
 def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Create a cifarzoo model by name, with or without the ``cifar_`` prefix and with an
     optional weights tag (``resnet20.tag``). Keyword arguments go to the model (``num_classes``,
-    ``in_chans``, ``drop_rate``...) and to timm (``pretrained_cfg_overlay``, ``cache_dir``...).
+    ``in_chans``, ``drop_rate``...), to timm (``pretrained_cfg_overlay``, ``cache_dir``...) and
+    to cifarzoo: ``weights=PATH`` loads a local safetensors file or Hub-format folder.
     """
     arch, _, tag = _strip_prefix(name).partition(".")
     if arch not in _FACTORIES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch.nn.functional as F
@@ -25,10 +26,11 @@ class LeNet(CifarModel):
     classifier_name = "fc3"
 
     def __init__(
-        self, num_classes: int = 10, in_chans: int = 3, img_size: int | tuple[int, int] = 32
+        self, num_classes: int = 10, in_chans: int = 3, img_size: int | Sequence[int] = 32
     ) -> None:
         super().__init__(num_classes, in_chans)
-        if img_size not in (IMAGE_SIZE, (IMAGE_SIZE, IMAGE_SIZE)):
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        if size != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(
                 f"LeNet is built for {IMAGE_SIZE}x{IMAGE_SIZE} images, got {img_size=}"
             )

@@ -1,0 +1,124 @@
+"""GPU recipe: ResNet-18, SE-ResNet-18 and DenseNet-121 to >= 94% on CIFAR-10, minutes each.
+
+    python benchmarks/gpu_recipe.py --data ROOT --out runs/gpu              # one GPU (H200)
+    torchrun --nproc_per_node=8 benchmarks/gpu_recipe.py --data ROOT ...      # several GPUs
+    python benchmarks/gpu_recipe.py --smoke                                   # CPU smoke test
+
+What it does, per model: the whole data set lives on the GPU as uint8 (DeviceLoader: crops with
+4-pixel reflect padding, flips, normalization as batched tensor ops), bf16 autocast,
+channels_last, torch.compile, batch 512 with SGD Nesterov (peak lr 0.4, linear warm-up over 3
+epochs then linear decay to 0), weight decay 5e-4 (not on BN/bias), label smoothing 0.1, an EMA
+of the weights (0.996 per step, about 2.5 epochs at 97 steps/epoch) and flip TTA at evaluation.
+Each model gets a `cifarzoo train`-style folder OUT/MODEL: model.safetensors (+ .sha256),
+history.json, metrics.json, loss/accuracy/per-class PNGs. A summary table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from cifarzoo.cli import write_run
+from cifarzoo.data import CIFAR10Data, Split, load_cifar10, stratified_split
+from cifarzoo.models import create_model
+from cifarzoo.train import DistEnv, TrainConfig, fit
+
+MODELS = ("resnet18", "seresnet18", "densenet121")
+
+
+def recipe(epochs: int, batch_size: int, lr: float, ema_decay: float, compile: bool,
+           amp: bool | None, seed: int) -> TrainConfig:
+    return TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True,
+        weight_decay=5e-4, label_smoothing=0.1, schedule="onecycle",
+        warmup_epochs=min(3.0, epochs / 4), ema_decay=ema_decay, crop_padding=4,
+        pad_mode="reflect", flip=True, cutout=0, tta_flip=True, amp=amp, channels_last=True,
+        compile=compile, seed=seed)
+
+
+def synthetic_data(n_train: int, n_test: int) -> CIFAR10Data:
+    g = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> Split:
+        labels = torch.arange(n) % 10
+        images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+        images[:, 0] = (labels * 25).view(-1, 1, 1).to(torch.uint8)
+        return Split(images, labels)
+
+    return CIFAR10Data(train=split(n_train), test=split(n_test), name="synthetic (smoke test)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="root holding cifar-10-batches-py ($CIFARZOO_DATA by default)")
+    ap.add_argument("--data-name", default="CIFAR-10")
+    ap.add_argument("--out", default="runs/gpu")
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--lr", type=float, default=0.4)
+    ap.add_argument("--ema-decay", type=float, default=0.996)
+    ap.add_argument("--no-compile", dest="compile", action="store_false")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="CPU smoke run: 1 epoch on 256 images (real data if --data, else "
+                    "synthetic), batch 64, no compile; checks the whole path, not accuracy")
+    args = ap.parse_args()
+
+    env = DistEnv.from_env()
+    device: str | None = None
+    amp: bool | None = None
+    if args.smoke:
+        device, amp = "cpu", False
+        args.epochs, args.batch_size, args.compile = 1, 64, False
+        if args.data:
+            data = load_cifar10(args.data, name=args.data_name)
+            _, keep = stratified_split(data.train.labels, 256, seed=0)
+            _, tkeep = stratified_split(data.test.labels, 500, seed=0)
+            data = CIFAR10Data(train=data.train.subset(keep), test=data.test.subset(tkeep),
+                               name=data.name + " (smoke subset)")
+        else:
+            data = synthetic_data(256, 200)
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("no CUDA device: this recipe is for GPUs (use --smoke on a CPU)")
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        data = load_cifar10(args.data, name=args.data_name)
+
+    cfg = recipe(args.epochs, args.batch_size, args.lr, args.ema_decay, args.compile, amp,
+                 args.seed)
+    summary = []
+    for name in args.models:
+        out = Path(args.out) / name
+        torch.manual_seed(args.seed)
+        model = create_model(name)
+        t0 = time.perf_counter()
+        history = fit(model, data, config=cfg, device=device, checkpoint_dir=out,
+                      resume=args.resume, quiet=args.quiet)
+        wall = time.perf_counter() - t0
+        metrics = write_run(out, name, model, history, data, cfg, wall_seconds=wall,
+                            extra={"recipe_script": "benchmarks/gpu_recipe.py"}, quiet=True)
+        if metrics is not None:
+            summary.append((name, metrics["test_accuracy"], metrics["seconds"]))
+    if env.is_main:
+        print(f"\n{'model':<14} {'test acc':>9} {'train s':>8}   ({data.name}, {cfg.epochs} "
+              f"epochs, batch {cfg.batch_size})")
+        for name, acc, sec in summary:
+            flag = "" if args.smoke or acc >= 0.94 else "  < 94%"
+            print(f"{name:<14} {100 * acc:8.2f}% {sec:8.0f}{flag}")
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "summary.json").write_text(json.dumps(
+            [{"model": n, "test_accuracy": a, "seconds": s} for n, a, s in summary], indent=2))
+
+
+if __name__ == "__main__":
+    main()

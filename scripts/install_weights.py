@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Install a ``cifarzoo train`` run's weights as a model's pretrained weights.
+
+Small models are shipped in the package (``src/cifarzoo/weights/<arch>.safetensors`` plus
+``<arch>.json`` with the sha256 and the run's metrics); big ones are published with
+``cifarzoo publish`` and registered here by their pinned Hub revision:
+
+    python scripts/install_weights.py runs/resnet20
+    python scripts/install_weights.py runs/resnet18 --hub-id ORG/cifarzoo-resnet18@<commit>
+
+Then regenerate the table: ``python scripts/accuracy_table.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from cifarzoo.hub import DEFAULT_TAG, MAX_PACKAGED_MB, install_weights  # noqa: E402
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="output folder of `cifarzoo train`")
+    parser.add_argument("--hub-id", help="published weights, pinned: ORG/NAME@<40-hex commit>")
+    parser.add_argument("--tag", default=DEFAULT_TAG, help=f"weights tag (default {DEFAULT_TAG})")
+    parser.add_argument("--weights-dir", type=Path, help="default: src/cifarzoo/weights")
+    parser.add_argument("--max-mb", type=float, default=MAX_PACKAGED_MB)
+    args = parser.parse_args(argv)
+    path = install_weights(
+        args.run,
+        weights_dir=args.weights_dir,
+        tag=args.tag,
+        hf_hub_id=args.hub_id,
+        max_mb=args.max_mb,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""``python -m cifarzoo``: the same as the ``cifarzoo`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

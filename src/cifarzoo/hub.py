@@ -1,0 +1,673 @@
+"""Pretrained weights: installing trained weights into the package, the accuracy table, and
+publishing a training run to the Hugging Face Hub.
+
+Loading itself goes through timm (``cifarzoo.resnet20(pretrained=True)``,
+``cifarzoo.resnet20(weights=PATH)``, ``timm.create_model('hf-hub:ORG/NAME', pretrained=True)``,
+``timm.create_model('local-dir:FOLDER')``); cifarzoo's checks around it live in
+:mod:`cifarzoo.models._registry` and are re-exported here.
+
+A *run folder* is what ``cifarzoo train`` writes: ``model.safetensors``, its
+``model.safetensors.sha256`` sidecar, ``metrics.json`` (at least ``model``, ``test_accuracy``,
+``val_accuracy``, ``epochs``, ``seconds``, ``data``; also ``hardware``, ``per_class_accuracy``
+and the recipe, read from ``recipe`` or ``config``) and optionally curve images (``*.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from .models._registry import (
+    _FACTORIES,
+    DEFAULT_TAG,
+    HF_WEIGHTS_FILE,
+    PACKAGED_WEIGHTS_DIR,
+    SHA256_NOTE,
+    TIMM_PREFIX,
+    PretrainedWeightsError,
+    create_model,
+    list_models,
+    read_sha256_sidecar,
+    read_weights_meta,
+    sha256_file,
+    verify_sha256,
+)
+
+__all__ = [
+    "DEFAULT_TAG",
+    "MAX_PACKAGED_MB",
+    "PACKAGED_WEIGHTS_DIR",
+    "TABLE_END",
+    "TABLE_START",
+    "ModelRow",
+    "PretrainedWeightsError",
+    "PublishResult",
+    "RunInfo",
+    "add_publish_parser",
+    "build_hub_folder",
+    "build_model_card",
+    "count_macs",
+    "install_weights",
+    "model_table",
+    "publish",
+    "read_run",
+    "render_markdown",
+    "render_rst",
+    "replace_between_markers",
+    "run_publish_command",
+    "sha256_file",
+    "update_table_in_file",
+    "verify_sha256",
+]
+
+#: Largest weights file shipped inside the package; bigger models are published on the Hub.
+MAX_PACKAGED_MB = 8.0
+TABLE_START = "<!-- model-table:start -->"
+TABLE_END = "<!-- model-table:end -->"
+RST_TABLE_START = ".. model-table:start"
+RST_TABLE_END = ".. model-table:end"
+_REQUIRED_METRICS = ("model", "test_accuracy", "epochs", "seconds", "data")
+_PINNED_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
+_DASH = "\u2014"
+
+
+# --------------------------------------------------------------------------------------------
+# Run folders
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A ``cifarzoo train`` output folder, checked: the weights match their sidecar and the
+    metrics name a cifarzoo architecture."""
+
+    run_dir: Path
+    arch: str
+    weights: Path
+    sha256: str
+    metrics: dict[str, Any]
+    curves: tuple[Path, ...] = ()
+
+    @property
+    def timm_name(self) -> str:
+        return TIMM_PREFIX + self.arch
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.metrics.get("num_classes", NUM_CLASSES))
+
+    @property
+    def recipe(self) -> Any:
+        return self.metrics.get("recipe", self.metrics.get("config"))
+
+
+def _text(value: Any) -> str:
+    """A one-line description of a string or a dict such as ``{"device": "NVIDIA H200"}``."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, dict):
+        for key in ("name", "device", "gpu", "accelerator", "description"):
+            if value.get(key):
+                return str(value[key])
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
+    """Read and check a ``cifarzoo train`` output folder.
+
+    Raises:
+        FileNotFoundError: a required file is missing.
+        PretrainedWeightsError: the weights do not match their sha256 sidecar.
+        ValueError: ``metrics.json`` lacks a field, names an unknown model or holds accuracies
+            outside [0, 1].
+    """
+    run_dir = Path(run_dir)
+    weights = run_dir / HF_WEIGHTS_FILE
+    metrics_path = run_dir / "metrics.json"
+    for needed in (weights, metrics_path):
+        if not needed.is_file():
+            raise FileNotFoundError(
+                f"{needed.name} not found in {run_dir}: expected the output folder of "
+                "`cifarzoo train` (model.safetensors, model.safetensors.sha256, metrics.json)."
+            )
+    if read_sha256_sidecar(weights) is None:
+        raise FileNotFoundError(
+            f"{weights}.sha256 not found: cifarzoo installs and publishes only weights with "
+            "their sha256 sidecar, as `cifarzoo train` writes them. If you trust the file, "
+            f"create it with `sha256sum {HF_WEIGHTS_FILE} > {HF_WEIGHTS_FILE}.sha256` in {run_dir}."
+        )
+    digest = verify_sha256(weights)
+    metrics: dict[str, Any] = json.loads(metrics_path.read_text())
+    missing = [k for k in _REQUIRED_METRICS if metrics.get(k) is None]
+    if missing:
+        raise ValueError(f"{metrics_path} lacks {', '.join(missing)}")
+    for key in ("test_accuracy", "val_accuracy"):
+        if metrics.get(key) is None:
+            continue
+        value = float(metrics[key])
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{metrics_path}: {key} must be a fraction in [0, 1], got {value}")
+    arch = str(metrics["model"]).removeprefix(TIMM_PREFIX).split(".")[0]
+    if arch not in _FACTORIES:
+        raise ValueError(f"{metrics_path}: unknown model {metrics['model']!r}")
+    curves = tuple(sorted(run_dir.glob("*.png")))
+    return RunInfo(run_dir, arch, weights, digest, metrics, curves)
+
+
+def _load_run_model(run: RunInfo) -> nn.Module:
+    """The run's model with its weights, loaded strictly through cifarzoo's checked path."""
+    n = run.num_classes
+    overlay = {"file": str(run.weights), "num_classes": n}
+    model = create_model(run.arch, pretrained=True, num_classes=n, pretrained_cfg_overlay=overlay)
+    return model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Shipped weights
+# --------------------------------------------------------------------------------------------
+
+
+def install_weights(
+    run_dir: str | os.PathLike[str],
+    *,
+    weights_dir: str | os.PathLike[str] | None = None,
+    tag: str = DEFAULT_TAG,
+    hf_hub_id: str | None = None,
+    package: bool | None = None,
+    max_mb: float = MAX_PACKAGED_MB,
+) -> Path:
+    """Install a training run's weights as the architecture's pretrained weights.
+
+    Writes ``<weights_dir>/<arch>.json`` (sha256, parameters and the run's metrics) and, when
+    ``package`` (the default without ``hf_hub_id``), copies the weights to
+    ``<weights_dir>/<arch>.safetensors`` so they load with no network. With ``hf_hub_id``
+    (``org/name@<40-hex commit>``, as :func:`publish` prints) the weights are loaded from that
+    pinned Hub revision instead. Takes effect at the next ``import cifarzoo``.
+
+    Returns the metadata JSON's path.
+    """
+    run = read_run(run_dir)
+    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
+    package = hf_hub_id is None if package is None else package
+    if not package and hf_hub_id is None:
+        raise ValueError("weights must be packaged or published: pass package=True or hf_hub_id")
+    if hf_hub_id is not None and not _PINNED_HUB_ID.fullmatch(hf_hub_id):
+        raise ValueError(
+            f"hf_hub_id must pin a commit, as 'org/name@<40 hex digits>', got {hf_hub_id!r}: an "
+            "unpinned repository can change under the recorded sha256 and accuracy."
+        )
+    if not re.fullmatch(r"[a-z0-9_]+", tag):
+        raise ValueError(f"tag must be lowercase letters, digits and '_', got {tag!r}")
+    if run.num_classes != NUM_CLASSES:
+        raise ValueError(f"{run.run_dir}: only CIFAR-10 ({NUM_CLASSES}-class) weights are shipped")
+    if run.metrics.get("val_accuracy") is None:
+        raise ValueError(
+            f"{run.run_dir}/metrics.json has no val_accuracy: shipped weights record a validation "
+            "accuracy; train with a held-out split (`cifarzoo train --val-size 5000`)."
+        )
+    size_mb = run.weights.stat().st_size / 2**20
+    if package and size_mb > max_mb:
+        raise ValueError(
+            f"{run.weights} is {size_mb:.1f} MB, over the {max_mb:g} MB limit for weights shipped "
+            "in the package. Publish it (`cifarzoo publish`) and install it with "
+            "hf_hub_id='org/name@<commit>' instead."
+        )
+    model = _load_run_model(run)  # refuses weights that don't fit the architecture
+    meta: dict[str, Any] = {
+        "architecture": run.timm_name,
+        "tag": tag,
+        "file": f"{run.arch}.safetensors" if package else None,
+        "hf_hub_id": hf_hub_id,
+        "sha256": run.sha256,
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "metrics": {
+            "test_accuracy": float(run.metrics["test_accuracy"]),
+            "val_accuracy": float(run.metrics["val_accuracy"]),
+            "per_class_accuracy": run.metrics.get("per_class_accuracy"),
+            "epochs": run.metrics["epochs"],
+            "seconds": float(run.metrics["seconds"]),
+            "hardware": _text(run.metrics.get("hardware")),
+            "data": _text(run.metrics["data"]),
+            "recipe": run.recipe,
+        },
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    if package:
+        target = folder / f"{run.arch}.safetensors"
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(run.weights, tmp)
+        os.replace(tmp, target)
+        verify_sha256(target, run.sha256)
+    else:
+        (folder / f"{run.arch}.safetensors").unlink(missing_ok=True)
+    meta_path = folder / f"{run.arch}.json"
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta_path
+
+
+# --------------------------------------------------------------------------------------------
+# Accuracy table
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One row of the model table; accuracy fields are ``None`` for models without weights."""
+
+    model: str
+    params: int
+    macs: int
+    test_accuracy: float | None = None
+    val_accuracy: float | None = None
+    epochs: int | float | None = None
+    seconds: float | None = None
+    hardware: str | None = None
+    data: str | None = None
+    weights: str | None = None  # "package", "hub" or None
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> int:
+    """Multiply-accumulates of one forward pass on one image (FLOPs / 2, counted by
+    ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if input_size is None:
+        input_size = _input_size(model)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *input_size, device=device))
+    model.train(was_training)
+    return int(counter.get_total_flops()) // 2
+
+
+def model_table(
+    names: Iterable[str] | None = None, *, weights_dir: str | os.PathLike[str] | None = None
+) -> list[ModelRow]:
+    """Rows for ``names`` (default: every cifarzoo model): parameters, MACs at 32x32 and the
+    weights' recorded metrics (from ``<weights_dir>/<arch>.json``, default the package's).
+
+    Models are built on the ``meta`` device: shapes only, no memory and no initialization."""
+    rows = []
+    for name in list_models() if names is None else names:
+        arch = name.removeprefix(TIMM_PREFIX)
+        with torch.device("meta"):
+            model = create_model(arch)
+        row = ModelRow(arch, sum(p.numel() for p in model.parameters()), count_macs(model))
+        meta = read_weights_meta(arch, weights_dir)
+        if meta is not None:
+            m = meta.get("metrics") or {}
+            row = ModelRow(
+                row.model,
+                row.params,
+                row.macs,
+                test_accuracy=m.get("test_accuracy"),
+                val_accuracy=m.get("val_accuracy"),
+                epochs=m.get("epochs"),
+                seconds=m.get("seconds"),
+                hardware=m.get("hardware"),
+                data=m.get("data"),
+                weights="package" if meta.get("file") else "hub" if meta.get("hf_hub_id") else None,
+            )
+        rows.append(row)
+    return rows
+
+
+def _count(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(int(n))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return _DASH
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _pct(x: float | None) -> str:
+    return _DASH if x is None else f"{100 * x:.2f}%"
+
+
+_COLUMNS = (
+    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "Epochs", "Train time",
+    "Hardware", "Data",
+)  # fmt: skip
+
+
+def _cells(row: ModelRow) -> list[str]:
+    return [
+        row.model,
+        _count(row.params),
+        _count(row.macs),
+        _pct(row.test_accuracy),
+        _pct(row.val_accuracy),
+        _DASH if row.epochs is None else f"{row.epochs:g}",
+        _duration(row.seconds),
+        row.hardware or _DASH,
+        row.data or _DASH,
+    ]
+
+
+def render_markdown(rows: Sequence[ModelRow]) -> str:
+    """A GitHub-flavoured markdown table of ``rows``."""
+    lines = ["| " + " | ".join(_COLUMNS) + " |"]
+    lines.append("|" + "|".join(["---", *["---:"] * 6, "---", "---"]) + "|")
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_rst(rows: Sequence[ModelRow]) -> str:
+    """An RST ``list-table`` of ``rows``."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for cells in [list(_COLUMNS), *(_cells(r) for r in rows)]:
+        lines.append(f"   * - {cells[0]}")
+        lines += [f"     - {c}" for c in cells[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def replace_between_markers(text: str, block: str, start: str, end: str) -> str:
+    """``text`` with everything between the ``start`` and ``end`` marker lines replaced."""
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < 0 or j < i:
+        raise ValueError(f"markers {start!r} ... {end!r} not found (in that order)")
+    head = text[: i + len(start)]
+    return f"{head}\n\n{block.strip()}\n\n{text[j:]}"
+
+
+def update_table_in_file(
+    path: str | os.PathLike[str], rows: Sequence[ModelRow], *, check: bool = False
+) -> bool:
+    """Rewrite the table between the model-table markers of a markdown (``<!-- ... -->``) or RST
+    (``.. model-table:start``/``end``) file. Returns whether the file was (or, with ``check``,
+    would be) changed; with ``check`` nothing is written."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".rst":
+        new = replace_between_markers(text, render_rst(rows), RST_TABLE_START, RST_TABLE_END)
+    else:
+        new = replace_between_markers(text, render_markdown(rows), TABLE_START, TABLE_END)
+    if new == text:
+        return False
+    if not check:
+        path.write_text(new)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Publishing
+# --------------------------------------------------------------------------------------------
+
+
+def _hub_config(run: RunInfo, model: nn.Module) -> dict[str, Any]:
+    """timm's ``config.json`` for the run's model: what ``hf-hub:``/``local-dir:`` read."""
+    skip = {"file", "url", "hf_hub_id", "hf_hub_filename", "source", "state_dict", "architecture",
+            "tag", "notes"}  # fmt: skip
+    cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in skip}  # type: ignore[arg-type]
+    cfg["num_classes"] = run.num_classes
+    cfg["notes"] = [SHA256_NOTE + run.sha256]
+    config: dict[str, Any] = {
+        "architecture": run.timm_name,
+        "num_classes": run.num_classes,
+        "num_features": int(getattr(model, "num_features", 0)),
+    }
+    classes = run.metrics.get("classes")
+    if classes is None and run.num_classes == NUM_CLASSES:
+        classes = list(CIFAR10_CLASSES)
+    if classes is not None:
+        config["label_names"] = list(classes)
+    if isinstance(run.metrics.get("model_args"), dict):
+        config["model_args"] = run.metrics["model_args"]
+    config["pretrained_cfg"] = json.loads(json.dumps(cfg))  # tuples -> lists
+    return config
+
+
+def _per_class(run: RunInfo) -> list[tuple[str, float]]:
+    per_class = run.metrics.get("per_class_accuracy")
+    if isinstance(per_class, dict):
+        return [(str(k), float(v)) for k, v in per_class.items()]
+    if isinstance(per_class, list):
+        names = run.metrics.get("classes") or CIFAR10_CLASSES
+        return [(str(n), float(v)) for n, v in zip(names, per_class, strict=False)]
+    return []
+
+
+def build_model_card(run: RunInfo, repo_id: str) -> Any:
+    """The Hub model card (``huggingface_hub.ModelCard``) of a run: ``model-index`` results for
+    test and validation accuracy on the data set named exactly as measured, the recipe,
+    per-class accuracy and the curves."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    data = _text(run.metrics["data"])
+    val_acc = run.metrics.get("val_accuracy")
+    summary = (_FACTORIES[run.arch].__doc__ or run.arch).strip().splitlines()[0].rstrip(".")
+    test = float(run.metrics["test_accuracy"])
+
+    def result(split: str, name: str, value: float) -> EvalResult:
+        return EvalResult(
+            task_type="image-classification",
+            task_name="Image Classification",
+            dataset_type="cifar10",
+            dataset_name=data,
+            dataset_split=split,
+            metric_type="accuracy",
+            metric_name=name,
+            metric_value=round(100 * float(value), 2),
+        )
+
+    card_data = ModelCardData(
+        model_name=repo_id.split("/")[-1],
+        library_name="timm",
+        license="apache-2.0",
+        pipeline_tag="image-classification",
+        tags=["image-classification", "timm", "cifarzoo", "cifar10"],
+        datasets=["cifar10"],
+        metrics=["accuracy"],
+        eval_results=[result("test", "Test accuracy (%)", test)]
+        + ([] if val_acc is None else [result("validation", "Validation accuracy (%)", val_acc)]),
+    )
+    lines = [
+        f"# {run.arch} for CIFAR-10 (cifarzoo)",
+        "",
+        f"`{run.timm_name}` from [cifarzoo](https://pypi.org/project/cifarzoo/): {summary}. "
+        f"Built for 32x32 images and trained from scratch on {data}.",
+        "",
+        "| Metric | Value |",
+        "|---|---:|",
+        f"| Test accuracy ({data}, test split) | {100 * test:.2f}% |",
+        f"| Validation accuracy (held-out split of the training set) | {_pct(val_acc)} |",
+        f"| Epochs | {run.metrics['epochs']} |",
+        f"| Training time | {_duration(float(run.metrics['seconds']))} |",
+        f"| Hardware | {_text(run.metrics.get('hardware'))} |",
+        "",
+        "## Usage",
+        "",
+        "timm finds the architecture only after `import cifarzoo` (it registers the `cifar_*` "
+        "models):",
+        "",
+        "```python",
+        "import cifarzoo  # registers cifar_* models with timm",
+        "import timm",
+        "",
+        f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True).eval()',
+        "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))",
+        "```",
+        "",
+        f"Inputs are 32x32 RGB images normalized with CIFAR-10's per-channel mean {CIFAR10_MEAN} "
+        f"and std {CIFAR10_STD}; the transform above does it.",
+        "",
+    ]
+    per_class = _per_class(run)
+    if per_class:
+        lines += ["## Per-class test accuracy", "", "| Class | Accuracy |", "|---|---:|"]
+        lines += [f"| {name} | {100 * acc:.2f}% |" for name, acc in per_class]
+        lines.append("")
+    if run.recipe is not None:
+        lines += ["## Training recipe", "", "```json", json.dumps(run.recipe, indent=2), "```", ""]
+    if run.curves:
+        lines += ["## Training curves", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in run.curves]
+        lines.append("")
+    lines += [
+        "## Files",
+        "",
+        f"- `{HF_WEIGHTS_FILE}`: the weights (safetensors), sha256 `{run.sha256}`",
+        "- `config.json`: timm's model config",
+        "- `metrics.json`: everything the training run measured",
+        "",
+    ]
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def build_hub_folder(
+    run_dir: str | os.PathLike[str],
+    repo_id: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    verify: bool = True,
+) -> Path:
+    """Build the Hub repository folder of a training run in ``out_dir``: ``model.safetensors``,
+    timm's ``config.json``, the model card ``README.md``, ``metrics.json`` and the curves.
+
+    With ``verify`` the folder is loaded back through ``timm.create_model('local-dir:...')`` and
+    must give the same outputs as the run's weights.
+    """
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
+        raise ValueError(f"repo_id must be 'org/name', got {repo_id!r}")
+    run = read_run(run_dir)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; pick a new --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    model = _load_run_model(run)
+    shutil.copyfile(run.weights, out / HF_WEIGHTS_FILE)
+    verify_sha256(out / HF_WEIGHTS_FILE, run.sha256)
+    (out / "config.json").write_text(json.dumps(_hub_config(run, model), indent=2) + "\n")
+    shutil.copyfile(run.run_dir / "metrics.json", out / "metrics.json")
+    for curve in run.curves:
+        shutil.copyfile(curve, out / curve.name)
+    build_model_card(run, repo_id).save(out / "README.md")
+    if verify:
+        import timm
+
+        loaded = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+        x = torch.randn(2, *_input_size(model), generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            if not torch.equal(model(x), loaded(x)):
+                raise RuntimeError(f"{out} does not load back to the same model")
+    return out
+
+
+def _input_size(model: nn.Module) -> tuple[int, int, int]:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = tuple(int(s) for s in cfg.get("input_size", (3, IMAGE_SIZE, IMAGE_SIZE)))
+    return (size[0], size[1], size[2])
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What :func:`publish` did: the folder, and after an upload the pinned revision."""
+
+    folder: Path
+    repo_id: str
+    commit: str | None = None
+    url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pinned_id(self) -> str | None:
+        """``org/name@<commit>``, for ``install_weights(..., hf_hub_id=...)``."""
+        return f"{self.repo_id}@{self.commit}" if self.commit else None
+
+
+def publish(
+    run_dir: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+    private: bool = False,
+    commit_message: str | None = None,
+) -> PublishResult:
+    """Build the Hub folder of a run (:func:`build_hub_folder`) and, unless ``dry_run``, create
+    the repository if needed and upload it with ``huggingface_hub.upload_folder`` (token from
+    ``huggingface-cli login`` or ``HF_TOKEN``)."""
+    folder = Path(out_dir or tempfile.mkdtemp(prefix="cifarzoo-hub-"))
+    build_hub_folder(run_dir, repo_id, folder)
+    if dry_run:
+        return PublishResult(folder, repo_id)
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if constants.HF_HUB_OFFLINE:
+        raise RuntimeError(
+            f"cannot upload to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1). The folder is "
+            f"built in {folder}; upload it later, or rerun without HF_HUB_OFFLINE."
+        )
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message=commit_message or f"Upload {read_run(run_dir).timm_name} weights",
+        )
+    except OfflineModeIsEnabled as err:
+        raise RuntimeError(f"cannot upload to {repo_id}: {err}") from err
+    return PublishResult(folder, repo_id, commit=info.oid, url=info.commit_url)
+
+
+def add_publish_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``publish`` to a CLI's subparsers (``parser.add_subparsers()``); the handler is
+    set as ``func`` (:func:`run_publish_command`, returns an exit code)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "publish",
+        help="publish a training run to the Hugging Face Hub",
+        description=(
+            "Build a Hub repository folder (model.safetensors, timm config.json, model card, "
+            "metrics, curves) from a `cifarzoo train` output folder and upload it."
+        ),
+    )
+    parser.add_argument("--run", required=True, type=Path, help="output folder of cifarzoo train")
+    parser.add_argument("--repo-id", required=True, help="Hub repository, as ORG/NAME")
+    parser.add_argument("--out", type=Path, help="where to build the folder (default: a temp dir)")
+    parser.add_argument("--dry-run", action="store_true", help="build and check, don't upload")
+    parser.add_argument("--private", action="store_true", help="create the repository private")
+    parser.set_defaults(func=run_publish_command)
+    return parser
+
+
+def run_publish_command(args: argparse.Namespace) -> int:
+    """The ``cifarzoo publish`` handler."""
+    result = publish(
+        args.run, args.repo_id, out_dir=args.out, dry_run=args.dry_run, private=args.private
+    )
+    print(f"built {result.folder}")
+    if result.commit is None:
+        print("dry run: nothing uploaded")
+    else:
+        print(f"uploaded {result.url}")
+        print(f"pinned revision: {result.pinned_id}")
+        print(f"register: python scripts/install_weights.py {args.run} --hub-id {result.pinned_id}")
+    return 0

@@ -1,0 +1,232 @@
+"""Evaluation: accuracy, loss, per-class accuracy, confusion matrix and calibration error."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from .data import CIFAR10Data, DeviceLoader, Split
+
+__all__ = ["ECE_BINS", "EvalResult", "evaluate", "model_mean_std", "resolve_device"]
+
+ECE_BINS = 15
+
+EvalData = CIFAR10Data | Split | tuple[Tensor, Tensor] | DeviceLoader
+
+
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def model_mean_std(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Input normalization of a model: its ``pretrained_cfg`` mean/std, else CIFAR-10's."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and "mean" in cfg and "std" in cfg:
+        return tuple(float(v) for v in cfg["mean"]), tuple(float(v) for v in cfg["std"])
+    return CIFAR10_MEAN, CIFAR10_STD
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What :func:`evaluate` measured. ``confusion_matrix[i][j]``: true class i predicted as j."""
+
+    accuracy: float
+    loss: float
+    per_class_accuracy: list[float]
+    confusion_matrix: list[list[int]]
+    ece: float
+    num_samples: int
+    classes: tuple[str, ...] = CIFAR10_CLASSES
+    tta_flip: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "ece": self.ece,
+            "num_samples": self.num_samples,
+            "tta_flip": self.tta_flip,
+            "classes": list(self.classes),
+            "per_class_accuracy": dict(zip(self.classes, self.per_class_accuracy, strict=True)),
+            "confusion_matrix": self.confusion_matrix,
+            **self.extra,
+        }
+
+    def table(self) -> str:
+        """A plain-text table: overall accuracy and one row per class."""
+        width = max(len(c) for c in self.classes)
+        lines = [f"{'class':<{width}}  accuracy", f"{'-' * width}  --------"]
+        for name, acc in zip(self.classes, self.per_class_accuracy, strict=True):
+            lines.append(f"{name:<{width}}  {100 * acc:7.2f}%")
+        lines.append(f"{'-' * width}  --------")
+        lines.append(f"{'all':<{width}}  {100 * self.accuracy:7.2f}%")
+        lines.append(
+            f"loss {self.loss:.4f}  ECE {100 * self.ece:.2f}%  "
+            f"n={self.num_samples:,}{'  (flip TTA)' if self.tta_flip else ''}"
+        )
+        return "\n".join(lines)
+
+
+class _Accumulator:
+    """Sums that add up across batches and ranks: confusion, loss, calibration bins."""
+
+    def __init__(self, num_classes: int, device: torch.device) -> None:
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64, device=device)
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        # rows: count, sum of confidences, number correct
+        self.bins = torch.zeros(3, ECE_BINS, dtype=torch.float64, device=device)
+        self.num_classes = num_classes
+
+    def update(self, logits: Tensor, labels: Tensor) -> None:
+        logits = logits.float()
+        self.loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+        probs = logits.softmax(1)
+        conf, pred = probs.max(1)
+        k = self.num_classes
+        self.confusion += torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
+        b = (conf * ECE_BINS).ceil().long().clamp(1, ECE_BINS) - 1
+        self.bins[0] += torch.bincount(b, minlength=ECE_BINS)
+        self.bins[1] += torch.bincount(b, weights=conf.double(), minlength=ECE_BINS)
+        self.bins[2] += torch.bincount(b, weights=(pred == labels).double(), minlength=ECE_BINS)
+
+    def all_reduce(self) -> None:
+        import torch.distributed as dist
+
+        for t in (self.confusion, self.loss_sum, self.bins):
+            dist.all_reduce(t)
+
+    def result(self, classes: Sequence[str], tta_flip: bool) -> EvalResult:
+        conf = self.confusion.cpu()
+        n = float(conf.sum())
+        if n == 0:
+            raise ValueError("cannot evaluate on an empty split")
+        per_class_n = conf.sum(1)
+        per_class = (conf.diag() / per_class_n.clamp(min=1)).tolist()
+        bins = self.bins.cpu()
+        ece = float(((bins[2] - bins[1]).abs()).sum() / n)
+        names = (
+            tuple(classes)
+            if len(classes) == self.num_classes
+            else tuple(str(i) for i in range(self.num_classes))
+        )
+        return EvalResult(
+            accuracy=float(conf.diag().sum() / n),
+            loss=float(self.loss_sum.cpu()) / n,
+            per_class_accuracy=[float(v) for v in per_class],
+            confusion_matrix=[[int(v) for v in row] for row in conf.long().tolist()],
+            ece=ece,
+            num_samples=int(n),
+            classes=names,
+            tta_flip=tta_flip,
+        )
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _batches(
+    data: EvalData,
+    model: nn.Module,
+    batch_size: int,
+    device: torch.device,
+    rank: int,
+    world_size: int,
+) -> tuple[Iterator[tuple[Tensor, Tensor]], Sequence[str]]:
+    classes: Sequence[str] = CIFAR10_CLASSES
+    if isinstance(data, DeviceLoader):
+        return iter(data.epoch_batches(0)), classes
+    if isinstance(data, CIFAR10Data):
+        classes = data.classes
+        split = data.test
+        images, labels = split.images, split.labels
+    elif isinstance(data, Split):
+        images, labels = data.images, data.labels
+    else:
+        images, labels = data
+    mean, std = model_mean_std(model)
+    loader = DeviceLoader(
+        images,
+        labels,
+        batch_size=batch_size * world_size,
+        train=False,
+        mean=mean,
+        std=std,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+    )
+    return iter(loader.epoch_batches(0)), classes
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: EvalData,
+    *,
+    tta_flip: bool = False,
+    batch_size: int = 1000,
+    device: torch.device | str | None = None,
+    amp: bool = False,
+    classes: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    distributed: bool | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` on ``data`` (a split, ``(images, labels)``, or a :class:`CIFAR10Data`,
+    whose ``test`` split is used).
+
+    Args:
+        tta_flip: average the logits of each image and its horizontal mirror.
+        amp: bf16 autocast.
+        distributed: shard over the initialized process group and all-reduce the sums
+            (default: when a process group of more than one rank is initialized).
+
+    The loss is the plain cross-entropy (no label smoothing). The expected calibration error
+    uses 15 equal-width confidence bins. The model's train/eval mode is restored afterwards.
+    """
+    import torch.distributed as dist
+
+    if distributed is None:
+        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    if device is None:
+        try:
+            dev = next(model.parameters()).device
+        except StopIteration:
+            dev = resolve_device(None)
+    else:
+        dev = resolve_device(device)
+    if num_classes is None:
+        num_classes = int(getattr(model, "num_classes", 10))
+    batches, default_classes = _batches(data, model, batch_size, dev, rank, world)
+    acc = _Accumulator(num_classes, dev)
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in batches:
+            if len(y) == 0:
+                continue
+            with _autocast(dev, amp):
+                logits = model(x).float()
+                if tta_flip:
+                    logits = (logits + model(x.flip(3)).float()) / 2
+            acc.update(logits, y)
+    finally:
+        model.train(was_training)
+    if distributed:
+        acc.all_reduce()
+    return acc.result(classes if classes is not None else default_classes, tta_flip)

@@ -1,0 +1,813 @@
+"""Training: :func:`fit`, its :class:`TrainConfig` recipe and the :class:`History` it returns.
+
+One process, or several under ``torchrun`` (DistributedDataParallel, detected from the
+``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` environment variables). Checkpoints are written atomically
+every epoch and on Ctrl-C; ``resume=True`` continues bit-identically on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_json
+from .data import CIFAR10Data, DeviceLoader, PadMode, Split
+from .metrics import EvalResult, evaluate, model_mean_std, resolve_device
+
+__all__ = [
+    "History",
+    "LRSchedule",
+    "ModelEma",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "fit",
+    "param_groups",
+]
+
+ScheduleKind = Literal["onecycle", "cosine", "constant"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; training stopped, the checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------------------------
+# Recipe
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a run (everything that changes the result; stored in checkpoints).
+
+    The defaults are the ResNet-20 recipe for 30 CPU epochs (see the README): SGD with Nesterov
+    momentum, batch 128, peak lr 0.1 reached after a 2-epoch linear warm-up then linear decay to
+    0 (``onecycle``), weight decay 5e-4 on conv/linear weights only, label smoothing 0.1, random
+    crops (reflect padding 4) and flips, EMA of the weights (0.999), flip TTA at evaluation.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    schedule: ScheduleKind = "onecycle"
+    warmup_epochs: float = 2.0
+    ema_decay: float = 0.999
+    crop_padding: int = 4
+    pad_mode: PadMode = "reflect"
+    flip: bool = True
+    cutout: int = 0
+    tta_flip: bool = True
+    amp: bool | None = None
+    channels_last: bool = True
+    compile: bool = False
+    grad_clip: float | None = None
+    sync_bn: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("ema_decay must be in [0, 1) (0 turns EMA off)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_D = TrainConfig()
+
+
+@dataclass
+class LRSchedule:
+    """Per-step multiplier of the peak learning rate: linear warm-up, then ``kind`` down to 0.
+
+    ``onecycle``: linear decay (a triangle); ``cosine``: half cosine; ``constant``: flat.
+    """
+
+    kind: ScheduleKind
+    warmup_steps: int
+    total_steps: int
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:  # the first step already has a positive rate
+            return (step + 1) / self.warmup_steps
+        t = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        if self.kind == "onecycle":
+            return 1.0 - t
+        if self.kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        return 1.0
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two SGD groups: weight decay on weights with ``ndim > 1``, none on norms and biases."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class ModelEma:
+    """Exponential moving average of a model's parameters and float buffers.
+
+    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so early
+    averages are not dominated by the random initialization.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_f, new_f = [], []
+        for e, m in zip(
+            self.module.state_dict().values(), model.state_dict().values(), strict=True
+        ):
+            if e.dtype.is_floating_point:
+                ema_f.append(e)
+                new_f.append(m.detach())
+            else:
+                e.copy_(m)
+        if ema_f:
+            torch._foreach_lerp_(ema_f, new_f, 1.0 - d)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"module": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.updates = int(state["updates"])
+
+
+# --------------------------------------------------------------------------------------------
+# History
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """Per-epoch curves of a run (plus the per-step training loss), saved as JSON.
+
+    ``eval_*`` are measured on ``eval_split`` (``"val"`` when the data has one, else ``"test"``),
+    with the EMA weights when EMA is on; ``None`` when there was nothing to evaluate.
+    ``lr`` is the learning rate of each epoch's first step. ``train_loss`` includes label smoothing.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    eval_loss: list[float | None] = field(default_factory=list)
+    eval_acc: list[float | None] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    step_loss: list[float] = field(default_factory=list)
+    eval_split: str = "val"
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> History:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: copy.deepcopy(v) for k, v in d.items() if k in names})
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        save_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> History:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# --------------------------------------------------------------------------------------------
+# Distributed helpers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Rank layout read from the ``torchrun`` environment variables."""
+
+    world_size: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> DistEnv:
+        return cls(
+            int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("RANK", "0")),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(env: DistEnv, device: torch.device) -> bool:
+    """Initialize the default process group if needed; returns whether this call created it."""
+    import torch.distributed as dist
+
+    if not env.distributed or dist.is_initialized():
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C
+# --------------------------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """SIGINT sets a flag checked between steps (a second Ctrl-C interrupts immediately)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            signal.signal(signal.SIGINT, self._previous)
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopRequest:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# --------------------------------------------------------------------------------------------
+# fit
+# --------------------------------------------------------------------------------------------
+
+TrainData = CIFAR10Data | Split | tuple[Tensor, Tensor]
+EvalData = Split | tuple[Tensor, Tensor]
+
+
+def _split_data(
+    data: TrainData, eval_data: EvalData | None
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None, str]:
+    if isinstance(data, CIFAR10Data):
+        train: tuple[Tensor, Tensor] = (data.train.images, data.train.labels)
+        if eval_data is None:
+            ev = data.eval_split
+            return train, (ev.images, ev.labels), data.eval_split_name
+    elif isinstance(data, Split):
+        train = (data.images, data.labels)
+    else:
+        train = (data[0], data[1])
+    if eval_data is None:
+        return train, None, "none"
+    if isinstance(eval_data, Split):
+        return train, (eval_data.images, eval_data.labels), "eval"
+    return train, (eval_data[0], eval_data[1]), "eval"
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+class _Progress:
+    """A tqdm bar per epoch (or nothing when quiet)."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, desc: str) -> None:
+        self.bar: Any = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=initial, desc=desc, leave=True, dynamic_ncols=True, unit="step"
+            )
+
+    def update(self, n: int, **postfix: str) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self, **postfix: str) -> None:
+        if self.bar is not None:
+            if postfix:
+                self.bar.set_postfix(postfix)
+            self.bar.close()
+
+
+def fit(
+    model: nn.Module,
+    data: TrainData,
+    *,
+    epochs: int = _D.epochs,
+    batch_size: int = _D.batch_size,
+    lr: float = _D.lr,
+    momentum: float = _D.momentum,
+    nesterov: bool = _D.nesterov,
+    weight_decay: float = _D.weight_decay,
+    label_smoothing: float = _D.label_smoothing,
+    schedule: ScheduleKind = _D.schedule,
+    warmup_epochs: float = _D.warmup_epochs,
+    ema_decay: float = _D.ema_decay,
+    crop_padding: int = _D.crop_padding,
+    pad_mode: PadMode = _D.pad_mode,
+    flip: bool = _D.flip,
+    cutout: int = _D.cutout,
+    tta_flip: bool = _D.tta_flip,
+    amp: bool | None = _D.amp,
+    channels_last: bool = _D.channels_last,
+    compile: bool = _D.compile,
+    grad_clip: float | None = _D.grad_clip,
+    sync_bn: bool = _D.sync_bn,
+    seed: int = _D.seed,
+    config: TrainConfig | None = None,
+    eval_data: EvalData | None = None,
+    device: torch.device | str | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    eval_every: int = 1,
+) -> History:
+    """Train ``model`` on CIFAR-10-style data and return its :class:`History`.
+
+    Args:
+        model: any classifier ``nn.Module`` (images normalized with its ``pretrained_cfg``
+            mean/std when it has one, else CIFAR-10's).
+        data: a :class:`~cifarzoo.data.CIFAR10Data` (trains on ``train``, evaluates on ``val``
+            if present, else ``test``), a :class:`~cifarzoo.data.Split`, or ``(images, labels)``
+            with uint8 images ``[N, 3, 32, 32]`` (or NHWC).
+        epochs ... seed: the recipe, see :class:`TrainConfig`. ``batch_size`` is global: under
+            ``torchrun`` each of the N processes takes ``batch_size // N`` per step.
+        config: a whole :class:`TrainConfig`; when given, it replaces the keyword recipe.
+        eval_data: evaluate on this instead of the split chosen from ``data``.
+        device: ``"cuda"``, ``"cpu"``...; default CUDA if available (``cuda:LOCAL_RANK`` under
+            torchrun). ``amp=None`` means bf16 autocast on CUDA and fp32 elsewhere.
+        checkpoint_dir: write ``checkpoint.pt`` here after every epoch (atomically) and on Ctrl-C.
+        resume: continue from ``checkpoint_dir/checkpoint.pt`` when it exists.
+
+    When training completes, ``model`` holds the EMA weights if EMA is on (the weights that
+    ``History.eval_*`` measured); the raw weights stay in the checkpoint (``"model"``).
+        quiet: no progress bars.
+        eval_every: evaluate every this many epochs (and always after the last).
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
+        KeyboardInterrupt: after Ctrl-C, once a checkpoint was written (if ``checkpoint_dir``).
+    """
+    cfg = (
+        config
+        if config is not None
+        else TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            label_smoothing=label_smoothing,
+            schedule=schedule,
+            warmup_epochs=warmup_epochs,
+            ema_decay=ema_decay,
+            crop_padding=crop_padding,
+            pad_mode=pad_mode,
+            flip=flip,
+            cutout=cutout,
+            tta_flip=tta_flip,
+            amp=amp,
+            channels_last=channels_last,
+            compile=compile,
+            grad_clip=grad_clip,
+            sync_bn=sync_bn,
+            seed=seed,
+        )
+    )
+    env = DistEnv.from_env()
+    if device is None and env.distributed and torch.cuda.is_available():
+        dev = torch.device("cuda", env.local_rank)
+    else:
+        dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        index = env.local_rank if env.distributed else torch.cuda.current_device()
+        dev = torch.device("cuda", index)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    created_group = _init_distributed(env, dev)
+    try:
+        return _Trainer(
+            model, data, cfg, eval_data, dev, env, checkpoint_dir, resume, quiet, eval_every
+        ).run()
+    finally:
+        if created_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+class _Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: TrainData,
+        cfg: TrainConfig,
+        eval_data: EvalData | None,
+        device: torch.device,
+        env: DistEnv,
+        checkpoint_dir: str | os.PathLike[str] | None,
+        resume: bool,
+        quiet: bool,
+        eval_every: int,
+    ) -> None:
+        self.cfg, self.device, self.env = cfg, device, env
+        self.quiet = quiet or not env.is_main
+        self.eval_every = max(1, eval_every)
+        self.ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+        self.resume = resume
+        self.amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+        train, ev, self.eval_split = _split_data(data, eval_data)
+        mean, std = model_mean_std(model)
+        self.loader = DeviceLoader(
+            train[0],
+            train[1],
+            batch_size=cfg.batch_size,
+            train=True,
+            drop_last=True,
+            crop_padding=cfg.crop_padding,
+            pad_mode=cfg.pad_mode,
+            flip=cfg.flip,
+            cutout=cfg.cutout,
+            mean=mean,
+            std=std,
+            device=device,
+            channels_last=cfg.channels_last,
+            seed=cfg.seed,
+            rank=env.rank,
+            world_size=env.world_size,
+        )
+        if len(self.loader) == 0:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is larger than the training set "
+                f"({self.loader.num_images} images)"
+            )
+        self.eval_loader = (
+            None
+            if ev is None
+            else DeviceLoader(
+                ev[0],
+                ev[1],
+                batch_size=1000 * env.world_size,
+                train=False,
+                mean=mean,
+                std=std,
+                device=device,
+                channels_last=cfg.channels_last,
+                rank=env.rank,
+                world_size=env.world_size,
+            )
+        )
+        model.to(device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and env.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
+        self.model = model
+        self.steps = len(self.loader)
+        total = cfg.epochs * self.steps
+        warmup = min(total // 2, round(cfg.warmup_epochs * self.steps))
+        self.opt = torch.optim.SGD(
+            param_groups(model, cfg.weight_decay),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+        )
+        self.schedule = LRSchedule(cfg.schedule, warmup, total)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
+        self.ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        train_model: nn.Module = model
+        if env.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            train_model = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        if cfg.compile:
+            train_model = torch.compile(train_model)  # type: ignore[assignment]
+        self.train_model = train_model
+        self.history = History(eval_split=self.eval_split)
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _state(self, epoch: int, step: int, partial: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "epoch": epoch,
+            "step": step,
+            "partial": partial,
+            "rng": _rng_state(self.device),
+            "loader": self.loader.state_dict(),
+            "history": self.history.to_dict(),
+            "config": self.cfg.to_dict(),
+            "world_size": self.env.world_size,
+        }
+
+    def _save(self, epoch: int, step: int, partial: dict[str, Any] | None = None) -> None:
+        if self.ckpt_path is None:
+            return
+        if self.env.is_main:
+            save_checkpoint(self._state(epoch, step, partial), self.ckpt_path)
+        if self.env.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def _load(self) -> tuple[int, int, dict[str, Any] | None]:
+        assert self.ckpt_path is not None
+        state = load_checkpoint(self.ckpt_path, map_location=self.device)
+        saved = state["config"]
+        diff = {
+            k: (saved.get(k), v)
+            for k, v in self.cfg.to_dict().items()
+            if saved.get(k) != v and not (isinstance(v, tuple) and list(v) == saved.get(k))
+        }
+        if diff:
+            details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"cannot resume {self.ckpt_path}: the recipe differs ({details})")
+        if state["world_size"] != self.env.world_size:
+            warnings.warn(
+                f"resuming a {state['world_size']}-process run with "
+                f"{self.env.world_size} processes; results will not be bit-identical",
+                stacklevel=3,
+            )
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        _set_rng_state(state["rng"], self.device)
+        self.loader.load_state_dict(state["loader"])
+        self.history = History.from_dict(state["history"])
+        return int(state["epoch"]), int(state["step"]), state["partial"]
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def _log(self, msg: str) -> None:
+        if not self.quiet:
+            from tqdm.auto import tqdm
+
+            tqdm.write(msg)
+
+    def _run(self) -> History:
+        cfg = self.cfg
+        start_epoch, start_step, partial = 0, 0, None
+        if self.resume and self.ckpt_path is not None and self.ckpt_path.is_file():
+            start_epoch, start_step, partial = self._load()
+            self._log(
+                f"resuming from {self.ckpt_path} at epoch {start_epoch + 1}, step {start_step}"
+            )
+        elif self.resume:
+            self._log(f"no checkpoint at {self.ckpt_path}; starting a new run")
+        sync_every = 1 if self.device.type == "cpu" else 25
+        with _StopRequest(enabled=not self.env.distributed) as stop:
+            for epoch in range(start_epoch, cfg.epochs):
+                self._run_epoch(
+                    epoch,
+                    start_step if epoch == start_epoch else 0,
+                    partial if epoch == start_epoch else None,
+                    stop,
+                    sync_every,
+                )
+        if self.ema is not None:  # leave the model with the weights that were evaluated
+            self.model.load_state_dict(self.ema.module.state_dict())
+        return self.history
+
+    def run(self) -> History:
+        """Train with the global RNG seeded from ``cfg.seed`` (or restored from the checkpoint),
+        then give the caller's RNG state back."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.cfg.seed)
+            return self._run()
+
+    def _run_epoch(
+        self,
+        epoch: int,
+        start: int,
+        partial: dict[str, Any] | None,
+        stop: _StopRequest,
+        sync_every: int,
+    ) -> None:
+        cfg, dev = self.cfg, self.device
+        t0 = time.perf_counter()
+        seconds = float(partial["seconds"]) if partial else 0.0
+        losses = torch.zeros(self.steps, dtype=torch.float32, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        seen = 0
+        if partial:
+            losses[:start] = partial["losses"].to(dev)
+            correct += int(partial["correct"])
+            seen = int(partial["seen"])
+        self.model.train()
+        bar = _Progress(not self.quiet, self.steps, start, f"epoch {epoch + 1}/{cfg.epochs}")
+        done = start
+        last_sync = start
+        try:
+            for step, (x, y) in enumerate(self.loader.epoch_batches(epoch, start), start=start):
+                with _autocast(dev, self.amp):
+                    out = self.train_model(x)
+                loss = self.criterion(out.float(), y)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.opt.step()
+                self.sched.step()
+                if self.ema is not None:
+                    self.ema.update(self.model)
+                losses[step] = loss.detach()
+                correct += (out.detach().argmax(1) == y).sum()
+                seen += len(y)
+                done = step + 1
+                if done - last_sync >= sync_every or done == self.steps:
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        self._non_finite(epoch, step, value)
+                    bar.update(
+                        done - last_sync,
+                        loss=f"{value:.3f}",
+                        acc=f"{100 * int(correct) / max(1, seen):.1f}%",
+                        lr=f"{self.sched.get_last_lr()[0]:.3g}",
+                    )
+                    last_sync = done
+                if stop.requested:
+                    self._interrupt(
+                        epoch, done, losses, correct, seen, seconds + time.perf_counter() - t0
+                    )
+        except KeyboardInterrupt:
+            bar.close()
+            if not stop.requested:
+                self._log(
+                    "interrupted; the last checkpoint is kept"
+                    + (f" at {self.ckpt_path}" if self.ckpt_path else "")
+                )
+            raise
+        loss_sum = losses.double().sum()
+        sums = torch.stack(
+            [loss_sum, correct.double(), torch.tensor(float(seen), device=dev, dtype=torch.float64)]
+        )
+        if self.env.distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(sums)
+            dist.all_reduce(losses)
+            losses /= self.env.world_size
+            sums[0] /= self.env.world_size
+        step_losses = losses.cpu().tolist()
+        bad = [i for i, v in enumerate(step_losses) if not math.isfinite(v)]
+        if bad:
+            self._non_finite(epoch, bad[0], step_losses[bad[0]])
+        train_loss = float(sums[0]) / self.steps
+        train_acc = float(sums[1]) / max(1.0, float(sums[2]))
+        result: EvalResult | None = None
+        last = epoch + 1 == cfg.epochs
+        if self.eval_loader is not None and ((epoch + 1) % self.eval_every == 0 or last):
+            eval_model = self.ema.module if self.ema is not None else self.model
+            result = evaluate(
+                eval_model,
+                self.eval_loader,
+                tta_flip=cfg.tta_flip,
+                amp=self.amp,
+                device=dev,
+                distributed=self.env.distributed,
+            )
+        seconds += time.perf_counter() - t0
+        h = self.history
+        h.epoch.append(epoch + 1)
+        h.train_loss.append(train_loss)
+        h.train_acc.append(train_acc)
+        h.eval_loss.append(result.loss if result else None)
+        h.eval_acc.append(result.accuracy if result else None)
+        h.lr.append(cfg.lr * self.schedule(epoch * self.steps))
+        h.seconds.append(seconds)
+        h.step_loss.extend(step_losses)
+        post = {"loss": f"{train_loss:.3f}", "acc": f"{100 * train_acc:.1f}%"}
+        if result is not None:
+            post[f"{self.eval_split}_acc"] = f"{100 * result.accuracy:.2f}%"
+        bar.close(**post)
+        self._save(epoch + 1, 0)
+        if stop.requested:
+            self._log(
+                "interrupted at the end of an epoch; checkpoint saved"
+                + (f" to {self.ckpt_path}" if self.ckpt_path else "")
+            )
+            raise KeyboardInterrupt
+
+    def _interrupt(
+        self, epoch: int, step: int, losses: Tensor, correct: Tensor, seen: int, seconds: float
+    ) -> None:
+        partial = {
+            "losses": losses[:step].cpu(),
+            "correct": int(correct),
+            "seen": seen,
+            "seconds": seconds,
+        }
+        self._save(epoch, step, partial)
+        where = f"; checkpoint saved to {self.ckpt_path}" if self.ckpt_path else ""
+        self._log(
+            f"interrupted at epoch {epoch + 1}, step {step}{where}; "
+            "resume with resume=True (CLI: --resume)"
+        )
+        raise KeyboardInterrupt
+
+    def _non_finite(self, epoch: int, step: int, value: float) -> None:
+        kept = (
+            f"the last good checkpoint is kept at {self.ckpt_path}"
+            if self.ckpt_path and self.ckpt_path.is_file()
+            else "no checkpoint was written"
+        )
+        raise NonFiniteLossError(
+            f"training loss became {value} at epoch {epoch + 1}, step {step + 1} "
+            f"(lr {self.sched.get_last_lr()[0]:.3g}); training stopped and {kept}. "
+            "Lower the learning rate, enable grad_clip, or check the data."
+        )
+
+
+def iter_epochs(history: History) -> Iterator[dict[str, Any]]:
+    """The history as one dict per epoch (handy for logging or pandas)."""
+    for i, e in enumerate(history.epoch):
+        yield {
+            "epoch": e,
+            "train_loss": history.train_loss[i],
+            "train_acc": history.train_acc[i],
+            "eval_loss": history.eval_loss[i],
+            "eval_acc": history.eval_acc[i],
+            "lr": history.lr[i],
+            "seconds": history.seconds[i],
+        }

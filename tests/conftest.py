@@ -1,0 +1,105 @@
+"""Shared fixtures: real CIFAR-10 (via $CIFARZOO_TEST_DATA) and a synthetic copy of its layout."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+
+@pytest.fixture(scope="session")
+def cifar10_root() -> Path:
+    """A root holding the real ``cifar-10-batches-py``; skips when CIFARZOO_TEST_DATA is unset."""
+    root = os.environ.get("CIFARZOO_TEST_DATA")
+    if not root:
+        pytest.skip("set CIFARZOO_TEST_DATA to a folder holding cifar-10-batches-py")
+    path = Path(root)
+    if not (path / "cifar-10-batches-py").is_dir():
+        pytest.fail(f"CIFARZOO_TEST_DATA={root} has no cifar-10-batches-py folder")
+    return path
+
+
+def write_batch(path: Path, data: np.ndarray, labels: list[int]) -> None:
+    with path.open("wb") as f:
+        pickle.dump(
+            {
+                "batch_label": "synthetic",
+                "data": data,
+                "labels": labels,
+                "filenames": [f"{i}.png" for i in range(len(labels))],
+            },
+            f,
+        )
+
+
+@pytest.fixture(scope="session")
+def fake_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete, valid folder in the standard layout with random pixels and balanced labels.
+
+    Image ``i`` of each split is class ``i % 10``, and its first pixel (red) is ``25 * class``,
+    so a model that reads that pixel can be perfect.
+    """
+    root = tmp_path_factory.mktemp("fakecifar")
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [i % 10 for i in range(10_000)]
+        data = rng.integers(0, 256, (10_000, 3072), dtype=np.uint8)
+        data[:, 0] = np.array(labels, dtype=np.uint8) * 25
+        write_batch(folder / name, data, labels)
+    with (folder / "batches.meta").open("wb") as f:
+        pickle.dump(
+            {
+                "label_names": [
+                    "airplane",
+                    "automobile",
+                    "bird",
+                    "cat",
+                    "deer",
+                    "dog",
+                    "frog",
+                    "horse",
+                    "ship",
+                    "truck",
+                ],
+                "num_cases_per_batch": 10_000,
+                "num_vis": 3072,
+            },
+            f,
+        )
+    return root
+
+
+class TinyNet(nn.Module):
+    """A small CNN with BatchNorm and dropout (exercises buffers and the RNG)."""
+
+    def __init__(self, num_classes: int = 10, bn: bool = True, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=not bn)
+        self.bn: nn.Module = nn.BatchNorm2d(8) if bn else nn.Identity()
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.conv(x)))
+        return self.fc(self.drop(x.mean((2, 3))))
+
+
+CLASS_TINTS = torch.tensor([[(c % 3) * 70, (c // 3 % 3) * 70, (c // 9) * 140] for c in range(10)])
+
+
+def synthetic_split(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable synthetic images, robust to crops and flips: noise in 0..99 plus a class colour
+    (``CLASS_TINTS``, levels 0/70/140 per channel)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    noise = torch.randint(0, 100, (n, 3, 32, 32), generator=g)
+    images = (noise + CLASS_TINTS[labels].view(n, 3, 1, 1)).to(torch.uint8)
+    return images, labels

@@ -1,0 +1,167 @@
+"""The comparison report (cifarzoo.compare) and its recording hooks (cifarzoo.instrument)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import cifarzoo
+from cifarzoo.compare import (
+    FIGURES,
+    REPORT_HTML,
+    REPORT_JSON,
+    ComparisonReport,
+    add_compare_parser,
+    compare,
+    count_macs,
+    count_params,
+    render_report,
+    synthetic_data,
+)
+from cifarzoo.instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder, stage_name
+
+pytest.importorskip("matplotlib")
+
+MODELS = ["lenet", "seresnet20"]
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    data = synthetic_data(128, 64, val_size=32, seed=0)
+    compare(MODELS, data, epochs=1, out=out, quiet=True, device="cpu", batch_size=64,
+            grad_every=1, gate_images=32)
+    return out
+
+
+def test_report_files(report_dir: Path) -> None:
+    for name in (REPORT_JSON, REPORT_HTML, *FIGURES.values()):
+        assert (report_dir / name).is_file(), name
+        assert (report_dir / name).stat().st_size > 0
+    page = (report_dir / REPORT_HTML).read_text()
+    assert page.count("data:image/png;base64,") == len(FIGURES)
+    assert "<script" not in page and "src=\"http" not in page  # self-contained
+    for name in MODELS:
+        assert name in page
+
+
+def test_report_json(report_dir: Path) -> None:
+    summary = json.loads((report_dir / REPORT_JSON).read_text())
+    assert summary["schema"] == "cifarzoo.compare/1"
+    assert summary["data"] == {"name": "synthetic", "train": 128, "val": 32, "test": 64,
+                               "eval_split": "val"}
+    assert summary["classes"] == list(cifarzoo.CIFAR10_CLASSES)
+    assert [m["name"] for m in summary["models"]] == MODELS
+    for m in summary["models"]:
+        model = cifarzoo.create_model(m["name"])
+        assert m["params"] == count_params(model)
+        assert m["macs"] == count_macs(model) > 0
+        assert m["seconds_per_epoch"] > 0
+        assert m["peak_memory_bytes"] >= 0 and m["memory_kind"] == "cpu_rss_growth"
+        h = m["history"]
+        assert h["epoch"] == [1] and len(h["train_loss"]) == 1 and len(h["eval_acc"]) == 1
+        assert all(math.isfinite(v) for v in h["train_loss"] + h["eval_loss"])
+        t = m["test"]
+        assert 0.0 <= t["accuracy"] <= 1.0 and t["num_samples"] == 64
+        assert len(t["per_class_accuracy"]) == 10
+        cm = torch.tensor(t["confusion_matrix"])
+        assert cm.shape == (10, 10) and int(cm.sum()) == 64
+        assert math.isclose(float(cm.diag().sum()) / 64, t["accuracy"])
+        flow = m["grad_flow"]
+        assert flow["steps"] == [0, 1]  # 128 images / batch 64, every step
+        assert len(flow["layers"]) > 0 and len(flow["norms"]) == 2
+        for row in flow["norms"]:
+            assert len(row) == len(flow["layers"])
+            assert all(math.isfinite(v) and v >= 0 for v in row)
+        assert any(v > 0 for row in flow["norms"] for v in row)
+    lenet, se = summary["models"]
+    assert lenet["se_gates"] is None
+    assert se["se_gates"]["num_images"] == 32
+    stages = se["se_gates"]["stages"]
+    assert list(stages) == ["layer1", "layer2", "layer3"]
+    for s in stages.values():
+        assert 0.0 < s["min"] <= s["mean"] <= s["max"] < 1.0
+        assert sum(s["histogram"]) == s["count"] > 0
+
+
+def test_rerender_from_json(report_dir: Path) -> None:
+    summary = json.loads((report_dir / REPORT_JSON).read_text())
+    page, pngs = render_report(summary)
+    assert set(pngs) == set(FIGURES.values())
+    assert all(p.startswith(b"\x89PNG") for p in pngs.values())
+    assert ComparisonReport.from_dict(summary).table().splitlines()[0].startswith("model")
+    assert "seresnet20" in page
+
+
+def test_gradient_flow_recorder_hooks_optimizer() -> None:
+    model = cifarzoo.resnet20()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    other = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.01)
+    with GradientFlowRecorder(model, every=2) as flow:
+        for _ in range(5):
+            opt.zero_grad()
+            model(torch.randn(2, 3, 32, 32)).sum().backward()
+            opt.step()
+            other.step()  # an unrelated optimizer is ignored
+    opt.step()  # after the block: not recorded
+    assert flow.steps == [0, 2, 4]
+    assert len(flow.layers) == 22 and flow.layers[0] == "conv1" and flow.layers[-1] == "fc"
+    assert all(math.isfinite(v) for row in flow.norms for v in row)
+
+
+def test_se_gate_recorder_and_stage_names() -> None:
+    assert stage_name("layer2.3.se") == "layer2"
+    assert stage_name("3.se") == "3"
+    assert stage_name("features.block.se") == "features.block"
+    model = cifarzoo.seresnet18().eval()
+    with SEGateRecorder(model) as rec, torch.no_grad():
+        model(torch.randn(3, 3, 32, 32))
+    model(torch.randn(1, 3, 32, 32))  # hooks removed: nothing more recorded
+    blocks = rec.by_block()
+    assert len(blocks) == 8 and blocks["layer4.1.se"].shape == (3, 512)
+    stages = rec.by_stage()
+    assert list(stages) == ["layer1", "layer2", "layer3", "layer4"]
+    values = torch.cat(list(stages.values()))
+    assert bool(((values > 0) & (values < 1)).all())
+
+
+def test_count_macs_on_meta_device() -> None:
+    with torch.device("meta"):
+        model = cifarzoo.create_model("resnet18")
+    assert count_params(model) == 11_173_962
+    assert 500e6 < count_macs(model) < 600e6  # ~556 M MACs at 32x32
+
+
+def test_peak_memory_cpu() -> None:
+    with PeakMemory("cpu") as mem:
+        x = torch.ones(64, 2**20 // 4)  # 64 MiB
+        del x
+    assert mem.kind == "cpu_rss_growth" and mem.peak_bytes >= 0
+
+
+def test_cli_parser() -> None:
+    parser = argparse.ArgumentParser(prog="cifarzoo")
+    add_compare_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compare", "lenet", "resnet20", "--epochs", "2", "--out", "x"])
+    assert args.models == ["lenet", "resnet20"] and args.epochs == 2 and args.out == "x"
+    assert args.func.__name__ == "run_compare"
+
+
+def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cifarzoo.compare import main
+
+    assert main(["lenet", "--synthetic", "128", "--epochs", "1", "--out", str(tmp_path),
+                 "--quiet", "--device", "cpu"]) == 0
+    assert (tmp_path / REPORT_HTML).is_file()
+    assert "lenet" in capsys.readouterr().out
+
+
+def test_compare_rejects_nothing() -> None:
+    with pytest.raises(ValueError, match="nothing to compare"):
+        compare([], None)

@@ -1,0 +1,394 @@
+"""cifarzoo.data: reading and validating the standard layout, splits, and the DeviceLoader."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import write_batch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cifarzoo.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from cifarzoo.data import (
+    CIFAR10Data,
+    DataFormatError,
+    DeviceLoader,
+    Split,
+    load_cifar10,
+    resolve_data_root,
+    stratified_split,
+)
+
+FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+
+
+def _copy_with(root: Path, tmp_path: Path, name: str, obj: object) -> Path:
+    """A copy of the fake folder (links) in which file ``name`` holds the pickled ``obj``."""
+    dest = tmp_path / "copy" / "cifar-10-batches-py"
+    dest.mkdir(parents=True)
+    for f in FILES:
+        if f != name:
+            os.symlink(root / "cifar-10-batches-py" / f, dest / f)
+    if obj is not None:
+        with (dest / name).open("wb") as fh:
+            pickle.dump(obj, fh)
+    return dest.parent
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def test_load_reads_layout(fake_cifar_root: Path) -> None:
+    data = load_cifar10(fake_cifar_root, name="synthetic CIFAR-10")
+    assert isinstance(data, CIFAR10Data)
+    assert data.train.images.shape == (50_000, 3, 32, 32)
+    assert data.train.images.dtype == torch.uint8
+    assert data.test.labels.dtype == torch.int64 and len(data.test) == 10_000
+    assert data.val is None and data.eval_split is data.test and data.eval_split_name == "test"
+    assert data.classes == CIFAR10_CLASSES
+    assert data.name == "synthetic CIFAR-10"
+    assert data.train.class_counts() == [5000] * 10
+    # rows are channel-major: the first byte of a row is the red value of pixel (0, 0)
+    assert int(data.train.images[3, 0, 0, 0]) == 75
+    assert "train 50,000" in data.describe()
+
+
+def test_load_accepts_the_batches_folder_itself(fake_cifar_root: Path) -> None:
+    data = load_cifar10(fake_cifar_root / "cifar-10-batches-py")
+    assert len(data.test) == 10_000
+
+
+def test_val_split_is_stratified_and_seeded(fake_cifar_root: Path) -> None:
+    a = load_cifar10(fake_cifar_root, val_size=5000, seed=1)
+    b = load_cifar10(fake_cifar_root, val_size=5000, seed=1)
+    c = load_cifar10(fake_cifar_root, val_size=5000, seed=2)
+    assert a.val is not None and b.val is not None and c.val is not None
+    assert len(a.train) == 45_000 and len(a.val) == 5000
+    assert a.val.class_counts() == [500] * 10
+    assert torch.equal(a.val.images, b.val.images)
+    assert not torch.equal(a.val.images, c.val.images)
+    assert a.eval_split is a.val and a.eval_split_name == "val"
+
+
+@given(st.lists(st.integers(0, 4), min_size=20, max_size=200), st.data())
+@settings(max_examples=40, deadline=None)
+def test_stratified_split_properties(labels_list: list[int], data: st.DataObject) -> None:
+    labels = torch.tensor(labels_list)
+    n = len(labels)
+    val_size = data.draw(st.integers(1, n - 1))
+    train, val = stratified_split(labels, val_size, seed=0)
+    assert len(val) == val_size and len(train) + len(val) == n
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert sorted(train.tolist() + val.tolist()) == list(range(n))
+    counts = torch.bincount(labels, minlength=5).double()
+    got = torch.bincount(labels[val], minlength=5).double()
+    assert torch.all((got - counts * val_size / n).abs() < 1.0 + 1e-9)
+
+
+def test_stratified_split_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="val_size"):
+        stratified_split(torch.arange(10) % 2, 10)
+
+
+def test_missing_folder_says_where_and_how(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as e:
+        load_cifar10(tmp_path / "nowhere")
+    msg = str(e.value)
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg
+    assert "does not exist" in msg and "download=True" in msg and "CIFARZOO_DATA" in msg
+
+
+def test_missing_file_is_named(fake_cifar_root: Path, tmp_path: Path) -> None:
+    root = _copy_with(fake_cifar_root, tmp_path, "data_batch_3", None)
+    with pytest.raises(FileNotFoundError, match="missing data_batch_3"):
+        load_cifar10(root)
+
+
+@pytest.mark.parametrize(
+    ("obj", "match"),
+    [
+        ({"data": np.zeros((10_000, 3000), np.uint8), "labels": [0] * 10_000}, r"\(N, 3072\)"),
+        ({"data": np.zeros((10_000, 3072), np.float32), "labels": [0] * 10_000}, "uint8"),
+        ({"data": np.zeros((10_000, 3072), np.uint8), "labels": [11] * 10_000}, "0..9"),
+        ({"data": np.zeros((10_000, 3072), np.uint8), "labels": [0] * 9_999}, "labels"),
+        ({"labels": [0] * 10_000}, "lacks the key"),
+        ([1, 2, 3], "expected a dict"),
+    ],
+)
+def test_malformed_batch_is_explained(
+    fake_cifar_root: Path, tmp_path: Path, obj: object, match: str
+) -> None:
+    root = _copy_with(fake_cifar_root, tmp_path, "data_batch_2", obj)
+    with pytest.raises(DataFormatError, match=match):
+        load_cifar10(root)
+
+
+def test_wrong_count_is_explained(fake_cifar_root: Path, tmp_path: Path) -> None:
+    root = _copy_with(fake_cifar_root, tmp_path, "test_batch", None)
+    write_batch(root / "cifar-10-batches-py" / "test_batch",
+                np.zeros((9000, 3072), np.uint8), [i % 10 for i in range(9000)])
+    with pytest.raises(DataFormatError, match="9,000 images, expected 10,000"):
+        load_cifar10(root)
+
+
+def test_unbalanced_labels_are_explained(fake_cifar_root: Path, tmp_path: Path) -> None:
+    root = _copy_with(fake_cifar_root, tmp_path, "test_batch", None)
+    write_batch(root / "cifar-10-batches-py" / "test_batch",
+                np.zeros((10_000, 3072), np.uint8), [0] * 10_000)
+    with pytest.raises(DataFormatError, match="per class"):
+        load_cifar10(root)
+
+
+def test_pickles_cannot_run_code(fake_cifar_root: Path, tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo pwned",))
+
+    root = _copy_with(fake_cifar_root, tmp_path, "data_batch_1", {"data": Evil()})
+    with pytest.raises(DataFormatError, match="refusing to load"):
+        load_cifar10(root)
+
+
+def test_garbage_file(fake_cifar_root: Path, tmp_path: Path) -> None:
+    root = _copy_with(fake_cifar_root, tmp_path, "data_batch_1", None)
+    (root / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle at all")
+    with pytest.raises(DataFormatError, match="not a CIFAR-10 python pickle"):
+        load_cifar10(root)
+
+
+def test_root_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CIFARZOO_DATA", str(tmp_path / "env"))
+    assert resolve_data_root(None) == tmp_path / "env"
+    assert resolve_data_root(tmp_path / "explicit") == tmp_path / "explicit"
+    monkeypatch.delenv("CIFARZOO_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert resolve_data_root(None) == tmp_path / "home" / ".cache" / "cifarzoo"
+
+
+def test_env_root_is_used(monkeypatch: pytest.MonkeyPatch, fake_cifar_root: Path) -> None:
+    monkeypatch.setenv("CIFARZOO_DATA", str(fake_cifar_root))
+    assert load_cifar10().root == fake_cifar_root
+
+
+def test_download_failure_is_clear(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torchvision
+
+    calls: list[tuple[str, bool]] = []
+
+    def fake(root: str, train: bool = True, download: bool = False) -> None:
+        calls.append((root, download))
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake)
+    with pytest.raises(RuntimeError, match=r"could not download CIFAR-10.*network unreachable"):
+        load_cifar10(tmp_path, download=True)
+    assert calls == [(str(tmp_path), True)]
+
+
+def test_split_validation() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        Split(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="int64"):
+        Split(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64))
+
+
+# -- DeviceLoader ----------------------------------------------------------------------------
+
+
+def _indexed_images(n: int) -> torch.Tensor:
+    """Image i has pixel (0, 0) = (i % 256, i // 256, 0): indices survive the loader."""
+    x = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
+    x[:, 0, 0, 0] = torch.arange(n) % 256
+    x[:, 1, 0, 0] = torch.arange(n) // 256
+    return x
+
+
+def _denorm(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1)
+    return (x * std + mean) * 255
+
+
+def _indexed_images_norm(n: int) -> torch.Tensor:
+    return torch.cat([x for x, _ in DeviceLoader(_indexed_images(n), torch.arange(n),
+                                                 batch_size=64)])
+
+
+def _decode_indices(x: torch.Tensor) -> list[int]:
+    px = _denorm(x)[:, :, 0, 0].round().long()
+    return (px[:, 0] + 256 * px[:, 1]).tolist()
+
+
+@given(n=st.integers(1, 300), batch=st.integers(1, 64), drop_last=st.booleans(),
+       nhwc=st.booleans())
+@settings(max_examples=30, deadline=None)
+def test_shapes_dtype_layout_and_len(n: int, batch: int, drop_last: bool, nhwc: bool) -> None:
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n,))
+    src = images.permute(0, 2, 3, 1).contiguous() if nhwc else images
+    loader = DeviceLoader(src, labels, batch_size=batch, train=True, drop_last=drop_last)
+    batches = list(loader)
+    assert len(batches) == len(loader) == (n // batch if drop_last else -(-n // batch))
+    for x, y in batches:
+        assert x.dtype == torch.float32 and y.dtype == torch.int64
+        assert x.shape[1:] == (3, 32, 32) and x.shape[0] == y.shape[0]
+        assert x.is_contiguous(memory_format=torch.channels_last)
+    total = sum(len(y) for _, y in batches)
+    assert total == (n // batch * batch if drop_last else n)
+
+
+@given(n=st.integers(1, 200), seed=st.integers(0, 2**31), batch=st.integers(1, 50))
+@settings(max_examples=30, deadline=None)
+def test_labels_follow_their_images(n: int, seed: int, batch: int) -> None:
+    """Constant images stay constant under reflect-padded crops and flips: the value names the
+    image, and its label must come with it."""
+    values = torch.randperm(256)[:n] if n <= 256 else torch.randint(0, 256, (n,))
+    images = values.view(-1, 1, 1, 1).expand(n, 3, 32, 32).to(torch.uint8).contiguous()
+    labels = torch.randint(0, 10, (n,))
+    loader = DeviceLoader(images, labels, batch_size=batch, train=True, drop_last=False,
+                          seed=seed, pad_mode="reflect")
+    lookup = {}
+    for v, lab in zip(values.tolist(), labels.tolist(), strict=True):
+        lookup.setdefault(v, set()).add(lab)
+    seen = 0
+    for x, y in loader:
+        px = _denorm(x).round()
+        assert torch.all(px == px[:, :1, :1, :1])  # still constant
+        for v, lab in zip(px[:, 0, 0, 0].long().tolist(), y.tolist(), strict=True):
+            assert lab in lookup[v]
+        seen += len(y)
+    assert seen == n
+
+
+@given(seed=st.integers(0, 10_000), mode=st.sampled_from(["zeros", "reflect"]))
+@settings(max_examples=15, deadline=None)
+def test_crop_and_flip_are_translations_and_mirrors(seed: int, mode: str) -> None:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(24)
+    loader = DeviceLoader(images, labels, batch_size=24, train=True, seed=seed,
+                          pad_mode=mode)  # type: ignore[arg-type]
+    x, y = next(iter(loader))
+    got = _denorm(x).round().to(torch.uint8)
+    fmode = "constant" if mode == "zeros" else "reflect"
+    padded = F.pad(images.float(), (4, 4, 4, 4), mode=fmode).to(torch.uint8)
+    for out, i in zip(got, y.tolist(), strict=True):
+        src = padded[i]
+        found = any(
+            torch.equal(out, cand) or torch.equal(out, cand.flip(2))
+            for dy in range(9) for dx in range(9)
+            for cand in [src[:, dy : dy + 32, dx : dx + 32]]
+        )
+        assert found
+
+
+def test_flips_and_shifts_actually_happen() -> None:
+    images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8)
+    loader = DeviceLoader(images, torch.zeros(512, dtype=torch.long), batch_size=512, train=True,
+                          shuffle=False)
+    x, _ = next(iter(loader))
+    got = _denorm(x).round().to(torch.uint8)
+    same = sum(torch.equal(a, b) for a, b in zip(got, images, strict=True))
+    assert same < 30  # identity (no shift, no flip) has probability 1/162
+
+
+def test_eval_loader_is_identity_plus_normalization() -> None:
+    images = torch.randint(0, 256, (100, 3, 32, 32), dtype=torch.uint8)
+    loader = DeviceLoader(images, torch.arange(100), batch_size=33)
+    xs = torch.cat([x for x, _ in loader])
+    ys = torch.cat([y for _, y in loader])
+    assert torch.equal(ys, torch.arange(100))
+    assert _decode_indices(_indexed_images_norm(100)) == list(range(100))
+    assert torch.allclose(_denorm(xs), images.float(), atol=1e-3)
+    mean = torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(CIFAR10_STD).view(1, 3, 1, 1) * 255
+    assert torch.allclose(xs, (images.float() - mean) / std, atol=1e-5)
+
+
+@given(size=st.integers(1, 16), seed=st.integers(0, 1000))
+@settings(max_examples=20, deadline=None)
+def test_cutout_zeroes_one_clipped_square(size: int, seed: int) -> None:
+    images = torch.full((16, 3, 32, 32), 255, dtype=torch.uint8)
+    loader = DeviceLoader(images, torch.zeros(16, dtype=torch.long), batch_size=16, train=True,
+                          cutout=size, crop_padding=0, flip=False, seed=seed)
+    x, _ = next(iter(loader))
+    hole = x[:, 0] == 0
+    assert torch.equal(hole, (x == 0).all(1))  # the same hole in every channel
+    for h in hole:
+        rows, cols = h.any(1).nonzero().flatten(), h.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= size and 1 <= len(cols) <= size
+        assert h.sum() == len(rows) * len(cols)  # a rectangle
+        assert rows.max() - rows.min() + 1 == len(rows)
+        if rows.min() > 0 and rows.max() < 31:
+            assert len(rows) == size
+
+
+def test_same_seed_same_batches_new_epoch_new_order() -> None:
+    images = _indexed_images(300)
+    a = DeviceLoader(images, torch.arange(300), batch_size=64, train=True, seed=5)
+    b = DeviceLoader(images, torch.arange(300), batch_size=64, train=True, seed=5)
+    e0 = [x for x, _ in a]
+    assert all(torch.equal(p, q) for p, q in zip(e0, [x for x, _ in b], strict=True))
+    e1 = [y for _, y in a]  # the next iteration is epoch 1
+    b.set_epoch(1)
+    assert all(torch.equal(p, q) for p, q in zip(e1, [y for _, y in b], strict=True))
+    b.set_epoch(0)
+    assert not torch.equal(next(iter(b))[1], e1[0])
+    # resuming mid-epoch gives the remaining batches
+    tail = list(a.epoch_batches(1, start=2))
+    assert torch.equal(tail[0][1], e1[2]) and len(tail) == len(e1) - 2
+
+
+@given(world=st.integers(1, 4), local=st.integers(1, 16), n=st.integers(1, 400),
+       seed=st.integers(0, 100), epoch=st.integers(0, 3))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_sharding_partitions_each_global_batch(world: int, local: int, n: int, seed: int,
+                                              epoch: int) -> None:
+    batch = world * local
+    images = _indexed_images(n)
+    labels = torch.arange(n)
+    kw = dict(batch_size=batch, train=True, seed=seed)
+    single = DeviceLoader(images, labels, **kw)  # type: ignore[arg-type]
+    ranks = [DeviceLoader(images, labels, rank=r, world_size=world, **kw)  # type: ignore[arg-type]
+             for r in range(world)]
+    assert all(len(r) == len(single) for r in ranks)
+    full = list(single.epoch_batches(epoch))
+    shards = [list(r.epoch_batches(epoch)) for r in ranks]
+    used: set[int] = set()
+    for step, (x, y) in enumerate(full):
+        parts = [shards[r][step] for r in range(world)]
+        assert all(len(p[1]) == local for p in parts)
+        ids = [i for p in parts for i in p[1].tolist()]
+        assert len(set(ids)) == len(ids)  # disjoint across ranks
+        assert ids == y.tolist()  # the union is the single-process batch, in order
+        assert torch.equal(torch.cat([p[0] for p in parts]), x)  # same augmentation too
+        assert set(ids).isdisjoint(used)
+        used.update(ids)
+
+
+def test_bad_arguments() -> None:
+    im = torch.zeros(10, 3, 32, 32, dtype=torch.uint8)
+    lab = torch.zeros(10, dtype=torch.long)
+    with pytest.raises(ValueError, match="divisible"):
+        DeviceLoader(im, lab, batch_size=5, world_size=2)
+    with pytest.raises(ValueError, match="uint8"):
+        DeviceLoader(im.float(), lab, batch_size=5)
+    with pytest.raises(ValueError, match="labels"):
+        DeviceLoader(im, lab[:5], batch_size=5)
+    with pytest.raises(ValueError, match="pad_mode"):
+        DeviceLoader(im, lab, batch_size=5, pad_mode="edge")  # type: ignore[arg-type]
+
+
+@pytest.mark.data
+def test_real_data_is_valid(cifar10_root: Path) -> None:
+    data = load_cifar10(cifar10_root, val_size=5000)
+    assert data.val is not None and len(data.val) == 5000 and len(data.train) == 45_000
+    mean = data.train.images.float().mean((0, 2, 3)) / 255
+    assert torch.allclose(mean, torch.tensor(CIFAR10_MEAN), atol=0.01)
+

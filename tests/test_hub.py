@@ -1,0 +1,371 @@
+"""Loading checks, Hub folders and publishing, through the real timm and huggingface_hub code.
+
+No network: every test runs with ``huggingface_hub.constants.HF_HUB_OFFLINE`` set, and Hub
+downloads resolve from a cache laid out in tmp_path as huggingface_hub lays it out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from huggingface_hub import ModelCard, constants, hf_hub_download
+from huggingface_hub.errors import LocalEntryNotFoundError
+from safetensors.torch import save_file
+from torch import nn
+
+import cifarzoo
+from cifarzoo import hub
+from cifarzoo.hub import PretrainedWeightsError
+
+DATA = "CIFAR-10 (JPEG mirror)"
+REPO = "cifarzoo-test/lenet"
+# A 1x1 PNG, to stand for a training curve.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cf000000030101005f1d4a8e0000000049454e44ae426082"
+)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    # huggingface_hub reads HF_HUB_OFFLINE at import; its own tests patch the constant.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def write_weights(model: nn.Module, path: Path) -> str:
+    """Save like `cifarzoo train`: safetensors plus a sha256sum-format sidecar."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def make_run(run_dir: Path, arch: str = "lenet", seed: int = 0, **metrics: object) -> nn.Module:
+    """A `cifarzoo train`-style output folder with a random-init model."""
+    torch.manual_seed(seed)
+    model = cifarzoo.create_model(arch).eval()
+    write_weights(model, run_dir / "model.safetensors")
+    record = {
+        "model": arch,
+        "test_accuracy": 0.6512,
+        "val_accuracy": 0.6431,
+        "per_class_accuracy": dict.fromkeys(cifarzoo.CIFAR10_CLASSES, 0.65),
+        "epochs": 12,
+        "seconds": 95.5,
+        "data": DATA,
+        "hardware": {"device": "NVIDIA H200"},
+        "recipe": {"optimizer": "sgd", "lr": 0.1, "batch_size": 512},
+        **metrics,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    (run_dir / "curves.png").write_bytes(PNG)
+    return model
+
+
+def make_hub_cache(cache: Path, repo_id: str, folder: Path) -> str:
+    """Lay out ``folder`` as huggingface_hub's cache holds a downloaded repository:
+    refs/main -> commit, snapshots/<commit>/<file> -> ../../blobs/<hash>."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for f in folder.iterdir():
+        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+        shutil.copyfile(f, blob)
+        (snapshot / f.name).symlink_to(Path("../../blobs") / blob.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return commit
+
+
+def same_params(a: nn.Module, b: nn.Module, skip: str = "") -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    keys = [k for k in sa if not (skip and k.startswith(skip))]
+    return all(torch.equal(sa[k], sb[k]) for k in keys)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
+    run_dir = tmp_path_factory.mktemp("run")
+    return run_dir, make_run(run_dir)
+
+
+@pytest.fixture(scope="module")
+def hub_folder(run: tuple[Path, nn.Module], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return hub.build_hub_folder(run[0], REPO, tmp_path_factory.mktemp("hub") / "out")
+
+
+# --- local files -----------------------------------------------------------------------------
+
+
+def test_weights_keyword_loads_the_file_everywhere(run: tuple[Path, nn.Module]) -> None:
+    run_dir, original = run
+    weights = run_dir / "model.safetensors"
+    assert not same_params(cifarzoo.lenet(), original)  # random init differs
+    loaded = [
+        cifarzoo.lenet(weights=weights),
+        cifarzoo.lenet(weights=run_dir),  # a folder holding model.safetensors
+        cifarzoo.create_model("lenet", weights=str(weights)),
+        timm.create_model("cifar_lenet", weights=weights),
+        timm.create_model(
+            "cifar_lenet", pretrained=True, pretrained_cfg_overlay=dict(file=str(weights))
+        ),
+    ]
+    for model in loaded:
+        assert same_params(model, original)
+        assert model.pretrained_cfg["file"] == str(weights)
+
+
+def test_sidecar_mismatch_is_refused(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    shutil.copyfile(run[0] / "model.safetensors", weights)
+    (tmp_path / "model.safetensors.sha256").write_text("0" * 64 + "  model.safetensors\n")
+    with pytest.raises(
+        PretrainedWeightsError, match=r"sha256 mismatch .*model\.safetensors\.sha256"
+    ):
+        cifarzoo.lenet(weights=weights)
+
+
+def test_tampered_file_is_refused(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    for name in ("model.safetensors", "model.safetensors.sha256"):
+        shutil.copyfile(run[0] / name, tmp_path / name)
+    data = bytearray((tmp_path / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF  # flip bits of the last weight
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(PretrainedWeightsError, match="corrupt"):
+        timm.create_model(
+            "cifar_lenet",
+            pretrained=True,
+            pretrained_cfg_overlay=dict(file=str(tmp_path / "model.safetensors")),
+        )
+
+
+def test_garbage_sidecar_is_refused(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    shutil.copyfile(run[0] / "model.safetensors", tmp_path / "w.safetensors")
+    (tmp_path / "w.safetensors.sha256").write_text("not a digest\n")
+    with pytest.raises(PretrainedWeightsError, match="does not hold a sha256"):
+        cifarzoo.lenet(weights=tmp_path / "w.safetensors")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(
+        PretrainedWeightsError, match=r"weights file not found: .*nope\.safetensors"
+    ):
+        cifarzoo.resnet20(weights=tmp_path / "nope.safetensors")
+
+
+def test_pickle_checkpoint_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    torch.save(cifarzoo.lenet().state_dict(), path)
+    with pytest.raises(PretrainedWeightsError, match="safetensors weights only, never pickle"):
+        cifarzoo.lenet(weights=path)
+
+
+def test_not_safetensors_content(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(PretrainedWeightsError, match="not a readable safetensors file"):
+        cifarzoo.lenet(weights=path)
+
+
+def test_no_published_weights() -> None:
+    for make in (
+        lambda: cifarzoo.resnet18(pretrained=True),
+        lambda: cifarzoo.create_model("resnet18", pretrained=True),
+        lambda: timm.create_model("cifar_resnet18", pretrained=True),
+    ):
+        with pytest.raises(PretrainedWeightsError) as info:
+            make()
+        message = str(info.value)
+        assert "cifar_resnet18 has no published pretrained weights" in message
+        assert "cifarzoo.resnet18(weights=PATH)" in message
+        assert "pretrained_cfg_overlay=dict(file=PATH)" in message
+
+
+def test_other_num_classes_keeps_backbone_resets_classifier(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    original = cifarzoo.resnet20()
+    write_weights(original, tmp_path / "model.safetensors")
+    model = cifarzoo.resnet20(weights=tmp_path / "model.safetensors", num_classes=4)
+    assert model.get_classifier().weight.shape == (4, 64)
+    assert same_params(model, original, skip="fc.")
+    assert not torch.equal(model.fc.weight[:4], original.fc.weight[:4])
+
+
+def test_loading_is_strict_for_the_wrong_architecture(tmp_path: Path) -> None:
+    write_weights(cifarzoo.resnet20(), tmp_path / "model.safetensors")
+    with pytest.raises(PretrainedWeightsError, match="do not fit this model"):
+        cifarzoo.resnet32(weights=tmp_path / "model.safetensors")
+    with pytest.raises(PretrainedWeightsError, match="do not fit this model"):
+        cifarzoo.seresnet20(weights=tmp_path / "model.safetensors")
+
+
+# --- Hub folder --------------------------------------------------------------------------------
+
+
+def test_hub_folder_contents(hub_folder: Path, run: tuple[Path, nn.Module]) -> None:
+    names = sorted(p.name for p in hub_folder.iterdir())
+    assert names == ["README.md", "config.json", "curves.png", "metrics.json", "model.safetensors"]
+    config = json.loads((hub_folder / "config.json").read_text())
+    assert config["architecture"] == "cifar_lenet"
+    assert config["num_classes"] == 10
+    assert config["label_names"] == list(cifarzoo.CIFAR10_CLASSES)
+    cfg = config["pretrained_cfg"]
+    assert cfg["input_size"] == [3, 32, 32]
+    assert cfg["mean"] == list(cifarzoo.CIFAR10_MEAN) and cfg["std"] == list(cifarzoo.CIFAR10_STD)
+    assert "file" not in cfg and "hf_hub_id" not in cfg
+    digest = hashlib.sha256((run[0] / "model.safetensors").read_bytes()).hexdigest()
+    assert cfg["notes"] == [f"sha256:{digest}"]
+
+
+def test_model_card(hub_folder: Path) -> None:
+    card = ModelCard.load(hub_folder / "README.md")
+    results = {r.dataset_split: r for r in card.data.eval_results}
+    assert set(results) == {"test", "validation"}
+    assert {r.dataset_name for r in results.values()} == {DATA}
+    assert results["test"].metric_type == "accuracy"
+    assert results["test"].metric_value == pytest.approx(65.12)
+    assert results["validation"].metric_value == pytest.approx(64.31)
+    assert card.data.library_name == "timm"
+    assert "model-index" in card.content
+    text = card.text
+    assert f'timm.create_model("hf-hub:{REPO}", pretrained=True)' in text
+    assert "import cifarzoo" in text
+    assert "| airplane | 65.00% |" in text  # per-class accuracy
+    assert '"batch_size": 512' in text  # recipe
+    assert "![curves](curves.png)" in text
+    assert "NVIDIA H200" in text
+
+
+def test_model_card_without_validation_split(tmp_path: Path) -> None:
+    make_run(tmp_path / "run", val_accuracy=None)
+    card = hub.build_model_card(hub.read_run(tmp_path / "run"), REPO)
+    assert [r.dataset_split for r in card.data.eval_results] == ["test"]
+    assert "| Validation accuracy (held-out split of the training set) | — |" in card.text
+
+
+def test_hub_folder_loads_through_local_dir(hub_folder: Path, run: tuple[Path, nn.Module]) -> None:
+    loaded = timm.create_model(f"local-dir:{hub_folder}", pretrained=True).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), run[1](x), rtol=0, atol=0)
+    assert loaded.pretrained_cfg["mean"] == cifarzoo.CIFAR10_MEAN
+
+
+def test_local_dir_with_tampered_weights(hub_folder: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(hub_folder, folder)
+    write_weights(cifarzoo.lenet(), folder / "model.safetensors")  # other weights, right shapes
+    (folder / "model.safetensors.sha256").unlink()
+    with pytest.raises(PretrainedWeightsError, match="recorded in the model's pretrained_cfg"):
+        timm.create_model(f"local-dir:{folder}", pretrained=True)
+
+
+def test_local_dir_with_only_a_pickle(hub_folder: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "pickle"
+    folder.mkdir()
+    shutil.copyfile(hub_folder / "config.json", folder / "config.json")
+    torch.save(cifarzoo.lenet().state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(PretrainedWeightsError, match=r"no model\.safetensors in the folder"):
+        timm.create_model(f"local-dir:{folder}", pretrained=True)
+
+
+def test_hf_hub_from_offline_cache(
+    hub_folder: Path, run: tuple[Path, nn.Module], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    commit = make_hub_cache(cache, REPO, hub_folder)
+    path = hf_hub_download(REPO, "model.safetensors", cache_dir=cache)
+    assert Path(path).read_bytes() == (hub_folder / "model.safetensors").read_bytes()
+
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = run[1](x)
+        for name in (f"hf-hub:{REPO}", f"hf-hub:{REPO}@{commit}"):
+            model = timm.create_model(name, pretrained=True, cache_dir=cache).eval()
+            torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+            assert model.pretrained_cfg["hf_hub_id"] == name.removeprefix("hf-hub:")
+
+        # The registry form: a cfg pinned to a commit, with the expected sha256 in its notes.
+        note = json.loads((hub_folder / "config.json").read_text())["pretrained_cfg"]["notes"]
+        overlay = dict(hf_hub_id=f"{REPO}@{commit}", notes=tuple(note))
+        model = cifarzoo.lenet(pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=cache)
+        torch.testing.assert_close(model.eval()(x), expected, rtol=0, atol=0)
+        assert model.pretrained_cfg["hf_hub_filename"] == "model.safetensors"
+
+    bad = dict(hf_hub_id=f"{REPO}@{commit}", notes=("sha256:" + "1" * 64,))
+    with pytest.raises(PretrainedWeightsError, match="sha256 mismatch"):
+        cifarzoo.lenet(pretrained=True, pretrained_cfg_overlay=bad, cache_dir=cache)
+
+
+def test_hf_hub_offline_empty_cache(tmp_path: Path) -> None:
+    overlay = dict(hf_hub_id=f"{REPO}@{'0' * 40}")
+    with pytest.raises(PretrainedWeightsError) as info:
+        cifarzoo.lenet(pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=tmp_path)
+    message = str(info.value)
+    assert f"repository {REPO}@{'0' * 40}" in message
+    assert "HF_HUB_OFFLINE=1" in message
+    assert str(tmp_path) in message
+    assert "weights=PATH" in message
+    # Plain timm, with the repository's config.json missing too: huggingface_hub's own error.
+    with pytest.raises(LocalEntryNotFoundError):
+        timm.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=tmp_path)
+
+
+# --- bad runs and publishing ----------------------------------------------------------------
+
+
+def test_bad_run_folders(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors not found"):
+        hub.read_run(tmp_path)
+    bad = tmp_path / "no-sidecar"
+    shutil.copytree(run[0], bad)
+    (bad / "model.safetensors.sha256").unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors\.sha256 not found"):
+        hub.read_run(bad)
+    bad = tmp_path / "no-data"
+    make_run(bad, data=None)
+    with pytest.raises(ValueError, match="lacks data"):
+        hub.read_run(bad)
+    bad = tmp_path / "percent"
+    make_run(bad, test_accuracy=65.1)
+    with pytest.raises(ValueError, match="fraction"):
+        hub.read_run(bad)
+    with pytest.raises(ValueError, match="org/name"):
+        hub.build_hub_folder(run[0], "no-slash", tmp_path / "x")
+    with pytest.raises(FileExistsError, match="not empty"):
+        hub.build_hub_folder(run[0], REPO, run[0])
+
+
+def test_publish_dry_run_and_offline_upload(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    result = hub.publish(run[0], REPO, out_dir=tmp_path / "dry", dry_run=True)
+    assert result.commit is None and result.pinned_id is None
+    assert (result.folder / "model.safetensors").is_file()
+    with pytest.raises(RuntimeError, match=r"cannot upload to .*offline mode is on"):
+        hub.publish(run[0], REPO, out_dir=tmp_path / "real")
+    assert (tmp_path / "real" / "README.md").is_file()  # built before the upload
+
+
+def test_publish_cli(
+    run: tuple[Path, nn.Module], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="cifarzoo")
+    hub.add_publish_parser(parser.add_subparsers(dest="command"))
+    out = tmp_path / "cli"
+    args = parser.parse_args(
+        ["publish", "--run", str(run[0]), "--repo-id", REPO, "--dry-run", "--out", str(out)]
+    )
+    assert args.func(args) == 0
+    assert f"built {out}" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["architecture"] == "cifar_lenet"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["publish", "--run", str(run[0])])  # --repo-id is required

@@ -1,0 +1,355 @@
+"""cifarzoo.train / metrics / checkpoint / plots: fit, resume, interrupts, NaN, evaluate, files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import CLASS_TINTS, TinyNet, synthetic_split
+from torch import nn
+
+from cifarzoo.checkpoint import (
+    CHECKPOINT_NAME,
+    ChecksumError,
+    atomic_write,
+    load_checkpoint,
+    load_weights,
+    save_weights,
+)
+from cifarzoo.constants import CIFAR10_MEAN, CIFAR10_STD
+from cifarzoo.data import Split, load_cifar10
+from cifarzoo.metrics import EvalResult, evaluate
+from cifarzoo.train import History, LRSchedule, NonFiniteLossError, TrainConfig, fit, param_groups
+
+SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True,
+                             device="cpu")
+
+
+def _data(n: int = 256) -> tuple[tuple[torch.Tensor, torch.Tensor], Split]:
+    train = synthetic_split(n, seed=0)
+    ev = synthetic_split(100, seed=1)
+    return train, Split(*ev)
+
+
+def test_fit_learns_and_returns_history(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    train, ev = _data(320)
+    model = TinyNet(dropout=0.0)
+    h = fit(model, train, eval_data=ev, epochs=4, ema_decay=0.0, tta_flip=False, **SMALL)
+    assert isinstance(h, History) and h.epoch == [1, 2, 3, 4]
+    assert len(h.step_loss) == 4 * (320 // 32)
+    assert len(h.train_loss) == len(h.eval_acc) == len(h.lr) == len(h.seconds) == 4
+    assert h.eval_split == "eval"
+    assert h.train_loss[-1] < h.train_loss[0]
+    assert h.eval_acc[-1] is not None and h.eval_acc[-1] > 0.5  # chance is 0.1
+    assert all(s > 0 for s in h.seconds)
+    h.save(tmp_path / "h.json")
+    assert History.load(tmp_path / "h.json") == h
+    assert json.loads((tmp_path / "h.json").read_text())["epoch"] == [1, 2, 3, 4]
+
+
+def test_schedule_shapes() -> None:
+    s = LRSchedule("onecycle", warmup_steps=10, total_steps=110)
+    assert s(0) == pytest.approx(0.1) and s(9) == pytest.approx(1.0)
+    assert s(60) == pytest.approx(0.5) and s(110) == 0.0
+    c = LRSchedule("cosine", warmup_steps=0, total_steps=100)
+    assert c(0) == pytest.approx(1.0) and c(50) == pytest.approx(0.5) and c(100) == 0.0
+
+
+def test_no_weight_decay_on_norms_and_biases() -> None:
+    groups = param_groups(TinyNet(), 5e-4)
+    assert groups[0]["weight_decay"] == 5e-4 and groups[1]["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in groups[0]["params"])
+    assert {p.ndim for p in groups[1]["params"]} == {1}
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+class _SigintAt(nn.Module):
+    """Wraps a model; sends this process SIGINT during the ``at``-th forward call (training)."""
+
+    def __init__(self, inner: nn.Module, at: int) -> None:
+        super().__init__()
+        self.inner, self.at, self.calls = inner, at, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                os.kill(os.getpid(), signal.SIGINT)
+        return self.inner(x)
+
+
+def test_interrupt_and_resume_is_bit_identical(tmp_path: Path) -> None:
+    train, ev = _data(256)
+    kw: dict[str, Any] = dict(eval_data=ev, epochs=3, ema_decay=0.9, **SMALL)
+    torch.manual_seed(0)
+    ref_model = _SigintAt(TinyNet(), at=-1)
+    init = _state(ref_model)
+    ref = fit(ref_model, train, checkpoint_dir=tmp_path / "ref", **kw)
+
+    # Interrupted in the middle of epoch 2 (step 3 of 8), by a real SIGINT.
+    torch.manual_seed(123)  # a different global RNG state must not matter after resuming
+    model = _SigintAt(TinyNet(), at=8 + 3)
+    model.load_state_dict(init)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, train, checkpoint_dir=tmp_path / "run", **kw)
+    ckpt = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 3)
+    assert len(ckpt["history"]["epoch"]) == 1
+
+    resumed_model = _SigintAt(TinyNet(), at=-1)  # fresh weights: all state comes from disk
+    got = fit(resumed_model, train, checkpoint_dir=tmp_path / "run", resume=True, **kw)
+    for k, v in ref_model.state_dict().items():
+        assert torch.equal(v, resumed_model.state_dict()[k]), k
+    a, b = ref.to_dict(), got.to_dict()
+    a.pop("seconds")
+    b.pop("seconds")
+    assert a == b
+    ck_a = load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)
+    ck_b = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    for part in ("model", "ema"):
+        sa = ck_a[part] if part == "model" else ck_a[part]["module"]
+        sb = ck_b[part] if part == "model" else ck_b[part]["module"]
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), part
+    # after training the model holds the EMA weights (what eval_acc measured)
+    assert all(torch.equal(v, ck_a["ema"]["module"][k]) for k, v in ref_model.state_dict().items())
+    assert not all(torch.equal(v, ck_a["model"][k]) for k, v in ref_model.state_dict().items()
+                   if v.is_floating_point())
+
+
+class _Stop(Exception):
+    pass
+
+
+class _StopAfter(nn.Module):
+    """Wraps a model; raises (like a crash) in training forward call number ``after + 1``."""
+
+    def __init__(self, inner: nn.Module, after: int) -> None:
+        super().__init__()
+        self.inner, self.after, self.calls = inner, after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls > self.after:
+                raise _Stop
+        return self.inner(x)
+
+
+def test_resume_after_a_crash_and_recipe_check(tmp_path: Path) -> None:
+    train, ev = _data(128)
+    kw: dict[str, Any] = dict(eval_data=ev, epochs=2, **SMALL)
+    torch.manual_seed(0)
+    model = _StopAfter(TinyNet(), after=10**9)
+    init = _state(model)
+    full = fit(model, train, checkpoint_dir=tmp_path / "a", **kw)
+    crashed = _StopAfter(TinyNet(), after=4 + 1)  # 4 steps per epoch: dies in epoch 2
+    crashed.load_state_dict(init)
+    with pytest.raises(_Stop):
+        fit(crashed, train, checkpoint_dir=tmp_path / "b", **kw)
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT_NAME)["epoch"] == 1
+    again = _StopAfter(TinyNet(), after=10**9)
+    got = fit(again, train, checkpoint_dir=tmp_path / "b", resume=True, **kw)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+    assert got.eval_acc == full.eval_acc and got.step_loss == full.step_loss
+    with pytest.raises(ValueError, match=r"recipe differs.*lr"):
+        fit(TinyNet(), train, checkpoint_dir=tmp_path / "b", resume=True, **{**kw, "lr": 0.5})
+
+
+class _InfAfter(nn.Module):
+    def __init__(self, inner: nn.Module, after: int) -> None:
+        super().__init__()
+        self.inner, self.after, self.calls = inner, after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.after:
+                out = out * float("inf")
+        return out
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    train, _ = _data(128)
+    model = _InfAfter(TinyNet(), after=4 + 2)  # 4 steps per epoch: breaks in epoch 2
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3.*last good checkpoint"):
+        fit(model, train, epochs=3, checkpoint_dir=tmp_path, **SMALL)
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_huge_lr_is_caught(tmp_path: Path) -> None:
+    train, _ = _data(128)
+    with pytest.raises(NonFiniteLossError, match="no checkpoint was written"):
+        fit(TinyNet(), train, epochs=2, checkpoint_dir=tmp_path,
+            **{**SMALL, "lr": 1e30, "warmup_epochs": 0})
+    assert not (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_config_replaces_keywords() -> None:
+    train, _ = _data(64)
+    cfg = TrainConfig(epochs=1, batch_size=64, ema_decay=0.0, tta_flip=False)
+    h = fit(TinyNet(), train, config=cfg, quiet=True, device="cpu")
+    assert len(h.step_loss) == 1 and h.eval_acc == [None]
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")  # type: ignore[arg-type]
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+class _Const(nn.Module):
+    """Logits that do not depend on the image."""
+
+    num_classes = 10
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), -1)
+
+
+class _Oracle(nn.Module):
+    """Nearest class colour (see ``CLASS_TINTS``); flip-invariant."""
+
+    num_classes = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        mean = torch.tensor(CIFAR10_MEAN) * 255
+        std = torch.tensor(CIFAR10_STD) * 255
+        self.register_buffer("centroids", (CLASS_TINTS.float() + 49.5 - mean) / std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean((2, 3))  # [B, 3]
+        return -10 * torch.cdist(m, self.centroids)
+
+
+def test_evaluate_perfect_and_constant_models() -> None:
+    ev = Split(*synthetic_split(200, seed=3))
+    perfect = evaluate(_Oracle(), ev, tta_flip=True, batch_size=64)
+    assert isinstance(perfect, EvalResult)
+    assert perfect.accuracy == 1.0 and perfect.per_class_accuracy == [1.0] * 10
+    cm = torch.tensor(perfect.confusion_matrix)
+    assert torch.equal(cm, torch.diag(torch.full((10,), 20)))
+    const = evaluate(_Const([5.0] + [0.0] * 9), ev)
+    assert const.accuracy == pytest.approx(0.1)
+    assert const.per_class_accuracy == [1.0] + [0.0] * 9
+    assert [row[0] for row in const.confusion_matrix] == [20] * 10
+    p0 = torch.softmax(torch.tensor([5.0] + [0.0] * 9), 0)[0].item()
+    assert const.ece == pytest.approx(abs(p0 - 0.1), abs=1e-6)  # one bin, conf p0, acc 0.1
+    lsm = torch.log_softmax(torch.tensor([5.0] + [0.0] * 9), 0)
+    assert const.loss == pytest.approx(-(0.1 * lsm[0] + 0.9 * lsm[1]).item(), rel=1e-5)
+    uniform = evaluate(_Const([0.0] * 10), ev)
+    assert uniform.ece == pytest.approx(0.0, abs=1e-6)
+    d = perfect.to_dict()
+    assert d["accuracy"] == 1.0 and d["per_class_accuracy"]["airplane"] == 1.0
+    assert d["tta_flip"] is True and len(d["confusion_matrix"]) == 10
+    assert "airplane" in perfect.table()
+
+
+def test_evaluate_restores_training_mode() -> None:
+    m = TinyNet()
+    m.train()
+    evaluate(m, synthetic_split(20))
+    assert m.training
+
+
+def test_tta_flip_averages_mirrored_logits() -> None:
+    class LeftRight(nn.Module):
+        num_classes = 2
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            left, right = x[..., :16].mean((1, 2, 3)), x[..., 16:].mean((1, 2, 3))
+            return torch.stack([left - right, right - left], 1)
+
+    images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    images[..., :16] = 255
+    labels = torch.zeros(4, dtype=torch.long)
+    plain = evaluate(LeftRight(), (images, labels), classes=["l", "r"])
+    tta = evaluate(LeftRight(), (images, labels), tta_flip=True, classes=["l", "r"])
+    assert plain.accuracy == 1.0 and plain.loss < 1e-3
+    assert tta.loss == pytest.approx(float(torch.log(torch.tensor(2.0))), rel=1e-5)
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_write(target) as f:
+        f.write(b"partial")
+        raise RuntimeError("boom")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["f.bin"]  # no temp file left behind
+    with atomic_write(target) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
+
+
+def test_weights_sha256_sidecar(tmp_path: Path) -> None:
+    model = TinyNet()
+    path = tmp_path / "model.safetensors"
+    digest = save_weights(model.state_dict(), path)
+    assert (tmp_path / "model.safetensors.sha256").read_text() == f"{digest}  model.safetensors\n"
+    loaded = load_weights(path)
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="does not match"):
+        load_weights(path)
+
+
+def test_plots_are_pngs(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from cifarzoo.plots import save_training_plots
+
+    h = History(epoch=[1, 2], train_loss=[2.0, 1.5], train_acc=[0.2, 0.4], eval_loss=[1.9, None],
+                eval_acc=[0.3, None], lr=[0.1, 0.05], seconds=[1.0, 1.0],
+                step_loss=[2.1, 1.9, 1.6, 1.4])
+    paths = save_training_plots(h, tmp_path, per_class=[0.5] * 10)
+    assert [p.name for p in paths] == ["loss.png", "accuracy.png", "per_class.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_plots_without_matplotlib(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from cifarzoo import plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'cifarzoo\[plot\]'"):
+        plots.plot_loss(History(), tmp_path / "x.png")
+
+
+# -- real data -------------------------------------------------------------------------------
+
+
+@pytest.mark.data
+def test_lenet_learns_cifar10_in_one_short_epoch(cifar10_root: Path) -> None:
+    from cifarzoo.models import create_model
+
+    data = load_cifar10(cifar10_root, name="CIFAR-10 (JPEG mirror)")
+    torch.manual_seed(0)
+    model = create_model("lenet")
+    h = fit(model, data, epochs=1, batch_size=128, lr=0.05, warmup_epochs=0.2,
+            ema_decay=0.0, tta_flip=False, quiet=True, device="cpu")
+    assert h.train_acc[0] > 0.2 and h.eval_split == "test"
+    result = evaluate(model, data.test)
+    assert result.accuracy == h.eval_acc[0]
+    assert result.accuracy > 0.35, result.table()

@@ -1,0 +1,247 @@
+"""Shipped weights (install, registry cfgs, offline loading) and the generated model table."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from huggingface_hub import constants
+from safetensors.torch import save_file
+from timm.models import generate_default_cfgs
+from torch import nn
+
+import cifarzoo
+from cifarzoo import hub
+from cifarzoo.hub import PretrainedWeightsError
+from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR, cfg_sha256, weight_cfgs
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = "CIFAR-10 (JPEG mirror)"
+HUB_ID = "cifarzoo-test/resnet20@" + "ab" * 20
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def make_run(run_dir: Path, arch: str = "lenet", weights_of: str | None = None) -> nn.Module:
+    """A `cifarzoo train`-style output folder (random-init weights of ``weights_of or arch``)."""
+    torch.manual_seed(0)
+    model = cifarzoo.create_model(weights_of or arch).eval()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (run_dir / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n")
+    metrics = {
+        "model": arch,
+        "test_accuracy": 0.6512,
+        "val_accuracy": 0.6431,
+        "per_class_accuracy": [0.65] * 10,
+        "epochs": 12,
+        "seconds": 95.5,
+        "data": DATA,
+        "hardware": "1x NVIDIA H200",
+        "config": {"lr": 0.1},
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return model
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
+    """lenet installed into a weights folder in tmp_path, as into the package."""
+    run_dir = tmp_path_factory.mktemp("run")
+    model = make_run(run_dir)
+    weights_dir = tmp_path_factory.mktemp("weights")
+    hub.install_weights(run_dir, weights_dir=weights_dir)
+    return weights_dir, model
+
+
+def lenet_cfg(weights_dir: Path) -> dict[str, object]:
+    cfgs = weight_cfgs(["lenet"], weights_dir=weights_dir, first_conv="conv1", classifier="fc3")
+    assert list(cfgs) == ["cifar_lenet.c10"]
+    generate_default_cfgs(cfgs)  # timm accepts them
+    cfg: dict[str, object] = cfgs["cifar_lenet.c10"]
+    return cfg
+
+
+def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) -> None:
+    weights_dir, _ = installed
+    assert sorted(p.name for p in weights_dir.iterdir()) == ["lenet.json", "lenet.safetensors"]
+    meta = json.loads((weights_dir / "lenet.json").read_text())
+    digest = hashlib.sha256((weights_dir / "lenet.safetensors").read_bytes()).hexdigest()
+    assert meta["sha256"] == digest
+    assert meta["file"] == "lenet.safetensors" and meta["hf_hub_id"] is None
+    assert meta["architecture"] == "cifar_lenet" and meta["tag"] == "c10"
+    assert meta["num_params"] == 62006
+    m = meta["metrics"]
+    assert (m["test_accuracy"], m["val_accuracy"], m["epochs"]) == (0.6512, 0.6431, 12)
+    assert (m["data"], m["hardware"], m["recipe"]) == (DATA, "1x NVIDIA H200", {"lr": 0.1})
+
+
+def test_packaged_weights_load_offline(installed: tuple[Path, nn.Module]) -> None:
+    weights_dir, original = installed
+    cfg = lenet_cfg(weights_dir)
+    assert cfg["file"] == str(weights_dir / "lenet.safetensors")
+    assert cfg_sha256(cfg) == json.loads((weights_dir / "lenet.json").read_text())["sha256"]
+    model = cifarzoo.lenet(pretrained=True, pretrained_cfg=cfg)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), original(x), rtol=0, atol=0)
+
+
+def test_packaged_weights_checked_against_recorded_sha(
+    installed: tuple[Path, nn.Module], tmp_path: Path
+) -> None:
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    (weights_dir / "lenet.json").write_text((installed[0] / "lenet.json").read_text())
+    torch.manual_seed(5)
+    other = cifarzoo.lenet().state_dict()
+    save_file(dict(other), str(weights_dir / "lenet.safetensors"))  # no sidecar: the JSON's sha
+    with pytest.raises(PretrainedWeightsError, match="recorded in the model's pretrained_cfg"):
+        cifarzoo.lenet(pretrained=True, pretrained_cfg=lenet_cfg(weights_dir))
+    # Overlaying one's own file drops the registry's digest: it is not the same file.
+    own = tmp_path / "own.safetensors"
+    save_file(dict(other), str(own))
+    model = cifarzoo.lenet(pretrained=True, pretrained_cfg=lenet_cfg(weights_dir), weights=own)
+    assert torch.equal(model.conv1.weight, other["conv1.weight"])
+    assert cfg_sha256(model.pretrained_cfg) is None
+
+
+def test_missing_packaged_file(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    (tmp_path / "lenet.json").write_text((installed[0] / "lenet.json").read_text())
+    with pytest.raises(PretrainedWeightsError, match="weights file not found"):
+        cifarzoo.lenet(pretrained=True, pretrained_cfg=lenet_cfg(tmp_path))
+
+
+def test_install_hub_weights(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir, "resnet20")
+    with pytest.raises(ValueError, match="must pin a commit"):
+        hub.install_weights(run_dir, weights_dir=tmp_path / "w", hf_hub_id="org/name")
+    with pytest.raises(ValueError, match=r"over the 0\.1 MB limit .*cifarzoo publish"):
+        hub.install_weights(run_dir, weights_dir=tmp_path / "w", max_mb=0.1)
+    hub.install_weights(run_dir, weights_dir=tmp_path / "w", hf_hub_id=HUB_ID)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.json"]
+    cfgs = weight_cfgs(["resnet20", "resnet32"], weights_dir=tmp_path / "w")
+    assert set(cfgs) == {"cifar_resnet20.c10", "cifar_resnet32"}
+    cfg = cfgs["cifar_resnet20.c10"]
+    assert (cfg["hf_hub_id"], cfg["hf_hub_filename"]) == (HUB_ID, "model.safetensors")
+    assert "file" not in cfg and "hf_hub_id" not in cfgs["cifar_resnet32"]
+    # Not in the (empty) Hub cache, offline: a clear error naming the pinned repository.
+    with pytest.raises(PretrainedWeightsError, match=re.escape(HUB_ID)):
+        cifarzoo.resnet20(pretrained=True, pretrained_cfg=cfg, cache_dir=tmp_path / "cache")
+
+
+def test_install_needs_a_validation_accuracy(tmp_path: Path) -> None:
+    make_run(tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({**metrics, "val_accuracy": None}))
+    with pytest.raises(ValueError, match=r"no val_accuracy.*--val-size"):
+        hub.install_weights(tmp_path / "run", weights_dir=tmp_path / "w")
+
+
+def test_install_refuses_weights_of_another_model(tmp_path: Path) -> None:
+    make_run(tmp_path / "run", "resnet32", weights_of="resnet20")
+    with pytest.raises(PretrainedWeightsError, match="do not fit"):
+        hub.install_weights(tmp_path / "run", weights_dir=tmp_path / "w")
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
+
+
+def test_model_table(installed: tuple[Path, nn.Module]) -> None:
+    rows = hub.model_table(["lenet", "cifar_resnet20"], weights_dir=installed[0])
+    lenet, resnet = rows
+    # LeNet by hand: conv 6x28x28x75 + conv 16x10x10x150 + fc 400x120 + 120x84 + 84x10.
+    assert (lenet.model, lenet.params, lenet.macs) == ("lenet", 62006, 651720)
+    assert (lenet.test_accuracy, lenet.val_accuracy, lenet.epochs) == (0.6512, 0.6431, 12)
+    assert (lenet.data, lenet.weights) == (DATA, "package")
+    assert resnet.model == "resnet20" and resnet.params == 272474
+    assert 40e6 < resnet.macs < 42e6  # the ~41 M of He et al.'s ResNet-20
+    assert resnet.test_accuracy is None and resnet.weights is None
+
+    md = hub.render_markdown(rows).splitlines()
+    assert md[0].startswith("| Model | Params | MACs (32x32) | Test acc. | Val acc. |")
+    assert md[2] == (
+        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | 12 | 96 s | 1x NVIDIA H200 | {DATA} |"
+    )
+    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — |"
+    rst = hub.render_rst(rows)
+    assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst
+
+
+def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    rows = hub.model_table(["lenet"], weights_dir=installed[0])
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{hub.TABLE_START}\nold\n{hub.TABLE_END}\n\nafter\n")
+    assert hub.update_table_in_file(readme, rows, check=True)
+    assert "old" in readme.read_text()  # --check writes nothing
+    assert hub.update_table_in_file(readme, rows)
+    text = readme.read_text()
+    assert "old" not in text and "| lenet | 62.01 K |" in text and text.endswith("after\n")
+    assert not hub.update_table_in_file(readme, rows, check=True)  # now current
+    (tmp_path / "bare.md").write_text("no markers\n")
+    with pytest.raises(ValueError, match="markers"):
+        hub.update_table_in_file(tmp_path / "bare.md", rows)
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    weights_dir = tmp_path / "weights"
+    install = load_script("install_weights")
+    assert install.main([str(run_dir), "--weights-dir", str(weights_dir)]) == 0
+    assert (weights_dir / "lenet.safetensors").is_file()
+
+    table = load_script("accuracy_table")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{hub.TABLE_START}\n{hub.TABLE_END}\n")
+    args = ["--file", str(readme), "--models", "lenet", "--weights-dir", str(weights_dir)]
+    assert table.main([*args, "--check"]) == 1
+    assert table.main(args) == 0
+    assert table.main([*args, "--check"]) == 0
+    assert "| lenet | 62.01 K | 651.72 K | 65.12% |" in readme.read_text()
+
+
+def test_shipped_weights_are_complete_and_verified() -> None:
+    """Every file in the package's weights folder is a pair <arch>.json + <arch>.safetensors (or
+    a Hub-only JSON), its sha256 matches, and the model's default cfg points at it."""
+    for path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.safetensors")):
+        assert path.with_suffix(".json").is_file(), f"{path.name} has no metadata JSON"
+    for meta_path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.json")):
+        meta = json.loads(meta_path.read_text())
+        arch = meta_path.stem
+        assert arch in cifarzoo.list_models(pretrained=True)
+        model = cifarzoo.create_model(arch)
+        assert cfg_sha256(model.pretrained_cfg) == meta["sha256"]
+        if meta.get("file"):
+            weights = PACKAGED_WEIGHTS_DIR / meta["file"]
+            assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
+            assert weights.stat().st_size <= hub.MAX_PACKAGED_MB * 2**20
+            cifarzoo.create_model(arch, pretrained=True)  # loads with no network
+        for key in ("test_accuracy", "val_accuracy", "epochs", "seconds", "hardware", "data"):
+            assert meta["metrics"].get(key) is not None, f"{meta_path.name}: no {key}"
+
+
+def test_readme_table_is_current() -> None:
+    readme = ROOT / "README.md"
+    if not readme.is_file() or hub.TABLE_START not in readme.read_text():
+        pytest.skip("README.md has no model-table markers yet")
+    stale = hub.update_table_in_file(readme, hub.model_table(), check=True)
+    assert not stale, "README model table is stale: run python scripts/accuracy_table.py"
