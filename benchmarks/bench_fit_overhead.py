@@ -22,14 +22,21 @@ from cifarzoo.models import create_model
 from cifarzoo.train import LRSchedule, fit, param_groups
 
 
-def bare_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int,
-              batch_size: int, lr: float) -> None:
+def bare_loop(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+) -> None:
     loader = DeviceLoader(images, labels, batch_size=batch_size, train=True, seed=0)
     model.train()
     opt = torch.optim.SGD(param_groups(model, 5e-4), lr=lr, momentum=0.9, nesterov=True)
     steps = len(loader)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, LRSchedule("onecycle", min(steps * epochs // 2, 2 * steps), steps * epochs))
+        opt, LRSchedule("onecycle", min(steps * epochs // 2, 2 * steps), steps * epochs)
+    )
     crit = nn.CrossEntropyLoss(label_smoothing=0.1)
     for epoch in range(epochs):
         for x, y in loader.epoch_batches(epoch):
@@ -41,8 +48,9 @@ def bare_loop(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epoc
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default="resnet20")
     ap.add_argument("--images", type=int, default=2560)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -58,8 +66,10 @@ def main() -> None:
     torch.manual_seed(0)
     init = create_model(args.model).to(memory_format=torch.channels_last).state_dict()
     steps = args.epochs * (args.images // args.batch_size)
-    print(f"{args.model}, {steps} steps of batch {args.batch_size} on the CPU, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"{args.model}, {steps} steps of batch {args.batch_size} on the CPU, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
 
     def run_bare() -> float:
         m = create_model(args.model).to(memory_format=torch.channels_last)
@@ -72,8 +82,16 @@ def main() -> None:
         m = create_model(args.model)
         m.load_state_dict(init)
         t0 = time.perf_counter()
-        fit(m, (images, labels), epochs=args.epochs, batch_size=args.batch_size, lr=0.1,
-            ema_decay=0.0, device="cpu", quiet=True)
+        fit(
+            m,
+            (images, labels),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=0.1,
+            ema_decay=0.0,
+            device="cpu",
+            quiet=True,
+        )
         return time.perf_counter() - t0
 
     run_bare()  # warm-up (allocator, oneDNN kernels)

@@ -30,14 +30,36 @@ from cifarzoo.train import DistEnv, TrainConfig, fit
 MODELS = ("resnet18", "seresnet18", "densenet121")
 
 
-def recipe(epochs: int, batch_size: int, lr: float, ema_decay: float, compile: bool,
-           amp: bool | None, seed: int) -> TrainConfig:
+def recipe(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    ema_decay: float,
+    compile: bool,
+    amp: bool | None,
+    seed: int,
+) -> TrainConfig:
     return TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True,
-        weight_decay=5e-4, label_smoothing=0.1, schedule="onecycle",
-        warmup_epochs=min(3.0, epochs / 4), ema_decay=ema_decay, crop_padding=4,
-        pad_mode="reflect", flip=True, cutout=0, tta_flip=True, amp=amp, channels_last=True,
-        compile=compile, seed=seed)
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        label_smoothing=0.1,
+        schedule="onecycle",
+        warmup_epochs=min(3.0, epochs / 4),
+        ema_decay=ema_decay,
+        crop_padding=4,
+        pad_mode="reflect",
+        flip=True,
+        cutout=0,
+        tta_flip=True,
+        amp=amp,
+        channels_last=True,
+        compile=compile,
+        seed=seed,
+    )
 
 
 def synthetic_data(n_train: int, n_test: int) -> CIFAR10Data:
@@ -53,8 +75,9 @@ def synthetic_data(n_train: int, n_test: int) -> CIFAR10Data:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", help="root holding cifar-10-batches-py ($CIFARZOO_DATA by default)")
     ap.add_argument("--data-name", default="CIFAR-10")
     ap.add_argument("--out", default="runs/gpu")
@@ -67,9 +90,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--smoke", action="store_true",
-                    help="CPU smoke run: 1 epoch on 256 images (real data if --data, else "
-                    "synthetic), batch 64, no compile; checks the whole path, not accuracy")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="CPU smoke run: 1 epoch on 256 images (real data if --data, else "
+        "synthetic), batch 64, no compile; checks the whole path, not accuracy",
+    )
     args = ap.parse_args()
 
     env = DistEnv.from_env()
@@ -82,8 +108,11 @@ def main() -> None:
             data = load_cifar10(args.data, name=args.data_name)
             _, keep = stratified_split(data.train.labels, 256, seed=0)
             _, tkeep = stratified_split(data.test.labels, 500, seed=0)
-            data = CIFAR10Data(train=data.train.subset(keep), test=data.test.subset(tkeep),
-                               name=data.name + " (smoke subset)")
+            data = CIFAR10Data(
+                train=data.train.subset(keep),
+                test=data.test.subset(tkeep),
+                name=data.name + " (smoke subset)",
+            )
         else:
             data = synthetic_data(256, 200)
     else:
@@ -94,30 +123,52 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
         data = load_cifar10(args.data, name=args.data_name)
 
-    cfg = recipe(args.epochs, args.batch_size, args.lr, args.ema_decay, args.compile, amp,
-                 args.seed)
+    cfg = recipe(
+        args.epochs, args.batch_size, args.lr, args.ema_decay, args.compile, amp, args.seed
+    )
     summary = []
     for name in args.models:
         out = Path(args.out) / name
         torch.manual_seed(args.seed)
         model = create_model(name)
         t0 = time.perf_counter()
-        history = fit(model, data, config=cfg, device=device, checkpoint_dir=out,
-                      resume=args.resume, quiet=args.quiet)
+        history = fit(
+            model,
+            data,
+            config=cfg,
+            device=device,
+            checkpoint_dir=out,
+            resume=args.resume,
+            quiet=args.quiet,
+        )
         wall = time.perf_counter() - t0
-        metrics = write_run(out, name, model, history, data, cfg, wall_seconds=wall,
-                            extra={"recipe_script": "benchmarks/gpu_recipe.py"}, quiet=True)
+        metrics = write_run(
+            out,
+            name,
+            model,
+            history,
+            data,
+            cfg,
+            wall_seconds=wall,
+            extra={"recipe_script": "benchmarks/gpu_recipe.py"},
+            quiet=True,
+        )
         if metrics is not None:
             summary.append((name, metrics["test_accuracy"], metrics["seconds"]))
     if env.is_main:
-        print(f"\n{'model':<14} {'test acc':>9} {'train s':>8}   ({data.name}, {cfg.epochs} "
-              f"epochs, batch {cfg.batch_size})")
+        print(
+            f"\n{'model':<14} {'test acc':>9} {'train s':>8}   ({data.name}, {cfg.epochs} "
+            f"epochs, batch {cfg.batch_size})"
+        )
         for name, acc, sec in summary:
             flag = "" if args.smoke or acc >= 0.94 else "  < 94%"
             print(f"{name:<14} {100 * acc:8.2f}% {sec:8.0f}{flag}")
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "summary.json").write_text(json.dumps(
-            [{"model": n, "test_accuracy": a, "seconds": s} for n, a, s in summary], indent=2))
+        (Path(args.out) / "summary.json").write_text(
+            json.dumps(
+                [{"model": n, "test_accuracy": a, "seconds": s} for n, a, s in summary], indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

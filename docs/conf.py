@@ -69,8 +69,11 @@ COMPARE_FIGURES = [
     ("curves.png", "Training and validation loss and accuracy, all models overlaid."),
     ("per_class_accuracy.png", "Test accuracy of each class."),
     ("confusion_matrices.png", "Confusion matrices (rows: true class; % of the row)."),
-    ("gradient_flow.png", "Gradient norm of each layer over training (dark: early, yellow: "
-     "late). Gaps are exact zeros, e.g. the zero-initialized residual branches at step 0."),
+    (
+        "gradient_flow.png",
+        "Gradient norm of each layer over training (dark: early, yellow: "
+        "late). Gaps are exact zeros, e.g. the zero-initialized residual branches at step 0.",
+    ),
     ("se_gates.png", "Distribution of the SE gate values of each stage over test images."),
 ]
 
@@ -94,13 +97,22 @@ def _model_table() -> str:
             return str(render_rst(model_table()))
     from cifarzoo.compare import count_macs, count_params
 
-    lines = [".. list-table::", "   :header-rows: 1", "", "   * - Model", "     - Params",
-             "     - MACs (32x32)"]
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - Model",
+        "     - Params",
+        "     - MACs (32x32)",
+    ]
     for name in cifarzoo.list_models():
         with torch.device("meta"):
             model = cifarzoo.create_model(name)
-        lines += [f"   * - {name}", f"     - {count_params(model) / 1e6:.2f} M",
-                  f"     - {count_macs(model) / 1e6:.1f} M"]
+        lines += [
+            f"   * - {name}",
+            f"     - {count_params(model) / 1e6:.2f} M",
+            f"     - {count_macs(model) / 1e6:.1f} M",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -113,15 +125,24 @@ def _families() -> str:
         fn = getattr(models, name)
         cls = fn.__annotations__.get("return", "")
         fams.setdefault(str(cls), []).append(f"``{name}``")
-    return "\n".join(f"* :class:`~cifarzoo.models.{cls}`: {', '.join(names)}"
-                     for cls, names in fams.items()) + "\n"
+    return (
+        "\n".join(
+            f"* :class:`~cifarzoo.models.{cls}`: {', '.join(names)}" for cls, names in fams.items()
+        )
+        + "\n"
+    )
 
 
 def _api() -> str:
-    out = ["API reference", "=============", "",
-           "Every public function and class, from the docstrings. ``import cifarzoo`` re-exports "
-           "the model factories (``cifarzoo.resnet20``...), ``create_model``, ``list_models`` "
-           "and the CIFAR-10 constants.", ""]
+    out = [
+        "API reference",
+        "=============",
+        "",
+        "Every public function and class, from the docstrings. ``import cifarzoo`` re-exports "
+        "the model factories (``cifarzoo.resnet20``...), ``create_model``, ``list_models`` "
+        "and the CIFAR-10 constants.",
+        "",
+    ]
     for module, title in API_MODULES:
         try:
             importlib.import_module(module)
@@ -136,16 +157,22 @@ def _compare_figures() -> str:
     folder = DOCS / "_static" / "compare"
     present = [(f, c) for f, c in COMPARE_FIGURES if (folder / f).is_file()]
     if not present:
-        return (".. note::\n\n   The example figures are not in this build yet: run the command "
-                "above and copy the PNG files into ``docs/_static/compare/``.\n")
+        return (
+            ".. note::\n\n   The example figures are not in this build yet: run the command "
+            "above and copy the PNG files into ``docs/_static/compare/``.\n"
+        )
     out = []
     summary = folder / "summary.txt"
     if summary.is_file():
-        out += ["The summary table of that run:", "", ".. literalinclude:: "
-                "/_static/compare/summary.txt", "   :language: text", ""]
+        out += [
+            "The summary table of that run:",
+            "",
+            ".. literalinclude:: /_static/compare/summary.txt",
+            "   :language: text",
+            "",
+        ]
     for name, caption in present:
-        out += [f".. figure:: /_static/compare/{name}", "   :width: 100%", "",
-                f"   {caption}", ""]
+        out += [f".. figure:: /_static/compare/{name}", "   :width: 100%", "", f"   {caption}", ""]
     return "\n".join(out)
 
 
@@ -157,18 +184,31 @@ def _changelog() -> str:
 
 
 def _examples() -> str:
-    out = ["Examples", "========", "",
-           "Runnable scripts in ``examples/`` of the repository. The test suite runs each of "
-           "them (``tests/test_examples.py``, with ``CIFARZOO_EXAMPLE_FAST=1``: tiny synthetic "
-           "data, one short epoch), so they keep working.", ""]
+    out = [
+        "Examples",
+        "========",
+        "",
+        "Runnable scripts in ``examples/`` of the repository. The test suite runs each of "
+        "them (``tests/test_examples.py``, with ``CIFARZOO_EXAMPLE_FAST=1``: tiny synthetic "
+        "data, one short epoch), so they keep working.",
+        "",
+    ]
     for path in sorted((ROOT / "examples").glob("*.py")):
         doc = ""
         text = path.read_text()
         if text.startswith('"""'):
-            doc = text[3:text.index('"""', 3)].strip().splitlines()[0]
+            doc = text[3 : text.index('"""', 3)].strip().splitlines()[0]
         title = f"``{path.name}``"
-        out += [title, "-" * len(title), "", doc, "",
-                f".. literalinclude:: /../examples/{path.name}", "   :language: python", ""]
+        out += [
+            title,
+            "-" * len(title),
+            "",
+            doc,
+            "",
+            f".. literalinclude:: /../examples/{path.name}",
+            "   :language: python",
+            "",
+        ]
     return "\n".join(out)
 
 

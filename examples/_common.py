@@ -20,11 +20,14 @@ def get_data(train_images: int | None = None) -> CIFAR10Data:
     or small synthetic data in fast mode or when CIFAR-10 is not found."""
     if not FAST:
         try:
-            data = load_cifar10(val_size=5000, name=os.environ.get("CIFARZOO_DATA_NAME",
-                                                                   "CIFAR-10"))
+            data = load_cifar10(
+                val_size=5000, name=os.environ.get("CIFARZOO_DATA_NAME", "CIFAR-10")
+            )
         except FileNotFoundError:
-            print("CIFAR-10 not found (set CIFARZOO_DATA to its root, or run `cifarzoo train "
-                  "... --download` once); using synthetic data instead.")
+            print(
+                "CIFAR-10 not found (set CIFARZOO_DATA to its root, or run `cifarzoo train "
+                "... --download` once); using synthetic data instead."
+            )
         else:
             return data if train_images is None else subset_train(data, train_images)
     return synthetic_data(256, 128, val_size=64)

@@ -20,14 +20,24 @@ def main(out: str | None = None) -> None:
     out = out or tempfile.mkdtemp(prefix="cifarzoo-compare-")
     models = ["lenet", "seresnet20"] if FAST else ["lenet", "resnet20", "seresnet20"]
     data = get_data(train_images=5_000)
-    report = compare(models, data, epochs=1, out=out, quiet=FAST, batch_size=64,
-                     device="cpu" if FAST else None, gate_images=64 if FAST else 1000)
+    report = compare(
+        models,
+        data,
+        epochs=1,
+        out=out,
+        quiet=FAST,
+        batch_size=64,
+        device="cpu" if FAST else None,
+        gate_images=64 if FAST else 1000,
+    )
     print(report.table())
     se = report.models[-1]
     if se.se_gates:
         for stage, s in se.se_gates["stages"].items():
-            print(f"{se.name} {stage}: gates mean {s['mean']:.3f}, 5-95% "
-                  f"[{s['quantiles']['q05']:.3f}, {s['quantiles']['q95']:.3f}]")
+            print(
+                f"{se.name} {stage}: gates mean {s['mean']:.3f}, 5-95% "
+                f"[{s['quantiles']['q05']:.3f}, {s['quantiles']['q95']:.3f}]"
+            )
     print(f"open {report.files['html']}")
 
 

@@ -1,6 +1,6 @@
 """Compose a network from cifarzoo's building blocks, count its cost and train it briefly.
 
-    python examples/custom_network.py
+python examples/custom_network.py
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ from cifarzoo.train import fit
 def build() -> nn.Module:
     """A hybrid: an SE-ResNet stage, a downsampling residual block, a dense block."""
     return nn.Sequential(
-        conv3x3(3, 32), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
-        BasicBlock(32, 32, attn_layer=SEBlock),              # SE-ResNet block
-        BasicBlock(32, 64, stride=2),                        # 16x16, 1x1 shortcut created
+        conv3x3(3, 32),
+        nn.BatchNorm2d(32),
+        nn.ReLU(inplace=True),
+        BasicBlock(32, 32, attn_layer=SEBlock),  # SE-ResNet block
+        BasicBlock(32, 64, stride=2),  # 16x16, 1x1 shortcut created
         DenseBlock(num_layers=4, in_channels=64, growth_rate=16),  # 64 + 4 * 16 = 128 channels
-        Transition(128, 64),                                 # 8x8, 64 channels
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+        Transition(128, 64),  # 8x8, 64 channels
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
     )
 
 
@@ -31,8 +35,15 @@ def main() -> None:
     net = build()
     print(f"{count_params(net):,} parameters, {count_macs(net) / 1e6:.1f} M MACs per image")
     data = get_data(train_images=5_000)
-    history = fit(net, data, epochs=1, batch_size=64, ema_decay=0.0, quiet=FAST,
-                  device="cpu" if FAST else None)
+    history = fit(
+        net,
+        data,
+        epochs=1,
+        batch_size=64,
+        ema_decay=0.0,
+        quiet=FAST,
+        device="cpu" if FAST else None,
+    )
     print(f"after 1 epoch: {history.eval_split} accuracy {100 * (history.eval_acc[-1] or 0):.2f}%")
     net.eval()
     with SEGateRecorder(net) as gates, torch.no_grad():

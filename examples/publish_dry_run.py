@@ -26,24 +26,43 @@ from cifarzoo.train import fit
 def main(repo_id: str = "your-org/cifar_lenet") -> None:
     data = get_data(train_images=5_000)
     model = cifarzoo.lenet()
-    history = fit(model, data, epochs=1, batch_size=64, ema_decay=0.0, quiet=FAST,
-                  device="cpu" if FAST else None)
+    history = fit(
+        model,
+        data,
+        epochs=1,
+        batch_size=64,
+        ema_decay=0.0,
+        quiet=FAST,
+        device="cpu" if FAST else None,
+    )
     test = evaluate(model, data.test)
     val = evaluate(model, data.val) if data.val is not None else test
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        save_weights(model.state_dict(), run / "model.safetensors",
-                     metadata={"model": "lenet", "data": data.name})
+        save_weights(
+            model.state_dict(),
+            run / "model.safetensors",
+            metadata={"model": "lenet", "data": data.name},
+        )
         history.save(run / "history.json")
-        save_json({
-            "model": "lenet", "data": data.name, "test_accuracy": test.accuracy,
-            "val_accuracy": val.accuracy, "epochs": len(history),
-            "seconds": history.total_seconds, "hardware": "example",
-            "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
-        }, run / "metrics.json")
+        save_json(
+            {
+                "model": "lenet",
+                "data": data.name,
+                "test_accuracy": test.accuracy,
+                "val_accuracy": val.accuracy,
+                "epochs": len(history),
+                "seconds": history.total_seconds,
+                "hardware": "example",
+                "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
+            },
+            run / "metrics.json",
+        )
         result = publish(run, repo_id, out_dir=Path(tmp) / "hub", dry_run=True)
-        print(f"dry run: built {result.folder.name}/ with "
-              f"{', '.join(sorted(p.name for p in result.folder.iterdir()))}; nothing uploaded")
+        print(
+            f"dry run: built {result.folder.name}/ with "
+            f"{', '.join(sorted(p.name for p in result.folder.iterdir()))}; nothing uploaded"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Train a small model for a short run, save its weights and load them back.
 
-    python examples/train_small.py [MODEL] [EPOCHS]
+python examples/train_small.py [MODEL] [EPOCHS]
 """
 
 from __future__ import annotations
@@ -23,18 +23,29 @@ def main(name: str = "resnet20", epochs: int = 2) -> None:
     data = get_data(train_images=10_000)
     print(data.describe())
     model = cifarzoo.create_model(name)
-    history = fit(model, data, epochs=epochs, batch_size=64 if FAST else 128, ema_decay=0.0,
-                  quiet=FAST, device="cpu" if FAST else None)
+    history = fit(
+        model,
+        data,
+        epochs=epochs,
+        batch_size=64 if FAST else 128,
+        ema_decay=0.0,
+        quiet=FAST,
+        device="cpu" if FAST else None,
+    )
     for e, loss, acc in zip(history.epoch, history.train_loss, history.eval_acc, strict=True):
-        print(f"epoch {e}: train loss {loss:.3f}, {history.eval_split} accuracy "
-              f"{100 * (acc or 0):.2f}%")
+        print(
+            f"epoch {e}: train loss {loss:.3f}, {history.eval_split} accuracy "
+            f"{100 * (acc or 0):.2f}%"
+        )
     print(evaluate(model, data.test).table())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.safetensors"
         save_weights(model.state_dict(), path)
         again = cifarzoo.create_model(name, weights=path)  # checked against path.sha256
-        print(f"reloaded {name} from {path.name}: "
-              f"{sum(p.numel() for p in again.parameters()):,} parameters")
+        print(
+            f"reloaded {name} from {path.name}: "
+            f"{sum(p.numel() for p in again.parameters()):,} parameters"
+        )
 
 
 if __name__ == "__main__":

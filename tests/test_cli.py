@@ -32,32 +32,77 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_module_entry_point() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, "-m", "cifarzoo", "list"], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cifarzoo", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "lenet" in proc.stdout.split()
 
 
 def test_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "lenet", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
-                 "--quiet"])
+    code = main(
+        ["train", "lenet", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "CIFAR-10 not found" in err and "cifar-10-batches-py" in err
 
 
-def test_train_then_eval(fake_cifar_root: Path, tmp_path: Path,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_then_eval(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
-    code = main(["train", "lenet", "--data", str(fake_cifar_root), "--epochs", "2",
-                 "--batch-size", "64", "--train-subset", "640", "--val-size", "1000",
-                 "--data-name", "synthetic", "--out", str(out), "--device", "cpu", "--quiet"])
+    code = main(
+        [
+            "train",
+            "lenet",
+            "--data",
+            str(fake_cifar_root),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--train-subset",
+            "640",
+            "--val-size",
+            "1000",
+            "--data-name",
+            "synthetic",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     names = {p.name for p in out.iterdir()}
-    assert {"model.safetensors", "model.safetensors.sha256", "history.json", "metrics.json",
-            "checkpoint.pt", "loss.png", "accuracy.png", "per_class.png"} <= names
+    assert {
+        "model.safetensors",
+        "model.safetensors.sha256",
+        "history.json",
+        "metrics.json",
+        "checkpoint.pt",
+        "loss.png",
+        "accuracy.png",
+        "per_class.png",
+    } <= names
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("test_accuracy", "val_accuracy", "per_class_accuracy", "epochs", "seconds",
-                "model", "data", "recipe", "hardware", "torch"):
+    for key in (
+        "test_accuracy",
+        "val_accuracy",
+        "per_class_accuracy",
+        "epochs",
+        "seconds",
+        "model",
+        "data",
+        "recipe",
+        "hardware",
+        "torch",
+    ):
         assert key in metrics, key
     assert metrics["model"] == "lenet" and metrics["data"] == "synthetic"
     assert metrics["epochs"] == 2 and metrics["train_images"] == 640
@@ -69,8 +114,24 @@ def test_train_then_eval(fake_cifar_root: Path, tmp_path: Path,
     capsys.readouterr()
 
     report = tmp_path / "eval.json"
-    assert main(["eval", "lenet", "--weights", str(out / "model.safetensors"), "--data",
-                 str(fake_cifar_root), "--json", str(report), "--device", "cpu", "--tta"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "lenet",
+                "--weights",
+                str(out / "model.safetensors"),
+                "--data",
+                str(fake_cifar_root),
+                "--json",
+                str(report),
+                "--device",
+                "cpu",
+                "--tta",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "airplane" in printed and "all" in printed
     result = json.loads(report.read_text())
@@ -83,15 +144,41 @@ def test_train_then_eval(fake_cifar_root: Path, tmp_path: Path,
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
-    assert main(["eval", "lenet", "--weights", str(weights), "--data",
-                 str(fake_cifar_root), "--device", "cpu"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "lenet",
+                "--weights",
+                str(weights),
+                "--data",
+                str(fake_cifar_root),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 2
+    )
     assert "sha256" in capsys.readouterr().err
 
 
 def test_resume_continues_in_the_same_folder(fake_cifar_root: Path, tmp_path: Path) -> None:
-    args = ["train", "lenet", "--data", str(fake_cifar_root), "--batch-size", "64",
-            "--train-subset", "320", "--out", str(tmp_path), "--device", "cpu", "--quiet",
-            "--no-tta"]
+    args = [
+        "train",
+        "lenet",
+        "--data",
+        str(fake_cifar_root),
+        "--batch-size",
+        "64",
+        "--train-subset",
+        "320",
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--no-tta",
+    ]
     assert main([*args, "--epochs", "1"]) == 0
     # a different epoch count is a different recipe: refused with a clear message
     assert main([*args, "--epochs", "2", "--resume"]) == 2

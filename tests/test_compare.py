@@ -35,8 +35,17 @@ MODELS = ["lenet", "seresnet20"]
 def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
     data = synthetic_data(128, 64, val_size=32, seed=0)
-    compare(MODELS, data, epochs=1, out=out, quiet=True, device="cpu", batch_size=64,
-            grad_every=1, gate_images=32)
+    compare(
+        MODELS,
+        data,
+        epochs=1,
+        out=out,
+        quiet=True,
+        device="cpu",
+        batch_size=64,
+        grad_every=1,
+        gate_images=32,
+    )
     return out
 
 
@@ -46,7 +55,7 @@ def test_report_files(report_dir: Path) -> None:
         assert (report_dir / name).stat().st_size > 0
     page = (report_dir / REPORT_HTML).read_text()
     assert page.count("data:image/png;base64,") == len(FIGURES)
-    assert "<script" not in page and "src=\"http" not in page  # self-contained
+    assert "<script" not in page and 'src="http' not in page  # self-contained
     for name in MODELS:
         assert name in page
 
@@ -54,8 +63,13 @@ def test_report_files(report_dir: Path) -> None:
 def test_report_json(report_dir: Path) -> None:
     summary = json.loads((report_dir / REPORT_JSON).read_text())
     assert summary["schema"] == "cifarzoo.compare/1"
-    assert summary["data"] == {"name": "synthetic", "train": 128, "val": 32, "test": 64,
-                               "eval_split": "val"}
+    assert summary["data"] == {
+        "name": "synthetic",
+        "train": 128,
+        "val": 32,
+        "test": 64,
+        "eval_split": "val",
+    }
     assert summary["classes"] == list(cifarzoo.CIFAR10_CLASSES)
     assert [m["name"] for m in summary["models"]] == MODELS
     for m in summary["models"]:
@@ -156,8 +170,23 @@ def test_cli_parser() -> None:
 def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from cifarzoo.compare import main
 
-    assert main(["lenet", "--synthetic", "128", "--epochs", "1", "--out", str(tmp_path),
-                 "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "lenet",
+                "--synthetic",
+                "128",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / REPORT_HTML).is_file()
     assert "lenet" in capsys.readouterr().out
 

@@ -131,16 +131,22 @@ def test_malformed_batch_is_explained(
 
 def test_wrong_count_is_explained(fake_cifar_root: Path, tmp_path: Path) -> None:
     root = _copy_with(fake_cifar_root, tmp_path, "test_batch", None)
-    write_batch(root / "cifar-10-batches-py" / "test_batch",
-                np.zeros((9000, 3072), np.uint8), [i % 10 for i in range(9000)])
+    write_batch(
+        root / "cifar-10-batches-py" / "test_batch",
+        np.zeros((9000, 3072), np.uint8),
+        [i % 10 for i in range(9000)],
+    )
     with pytest.raises(DataFormatError, match="9,000 images, expected 10,000"):
         load_cifar10(root)
 
 
 def test_unbalanced_labels_are_explained(fake_cifar_root: Path, tmp_path: Path) -> None:
     root = _copy_with(fake_cifar_root, tmp_path, "test_batch", None)
-    write_batch(root / "cifar-10-batches-py" / "test_batch",
-                np.zeros((10_000, 3072), np.uint8), [0] * 10_000)
+    write_batch(
+        root / "cifar-10-batches-py" / "test_batch",
+        np.zeros((10_000, 3072), np.uint8),
+        [0] * 10_000,
+    )
     with pytest.raises(DataFormatError, match="per class"):
         load_cifar10(root)
 
@@ -216,8 +222,9 @@ def _denorm(x: torch.Tensor) -> torch.Tensor:
 
 
 def _indexed_images_norm(n: int) -> torch.Tensor:
-    return torch.cat([x for x, _ in DeviceLoader(_indexed_images(n), torch.arange(n),
-                                                 batch_size=64)])
+    return torch.cat(
+        [x for x, _ in DeviceLoader(_indexed_images(n), torch.arange(n), batch_size=64)]
+    )
 
 
 def _decode_indices(x: torch.Tensor) -> list[int]:
@@ -225,8 +232,7 @@ def _decode_indices(x: torch.Tensor) -> list[int]:
     return (px[:, 0] + 256 * px[:, 1]).tolist()
 
 
-@given(n=st.integers(1, 300), batch=st.integers(1, 64), drop_last=st.booleans(),
-       nhwc=st.booleans())
+@given(n=st.integers(1, 300), batch=st.integers(1, 64), drop_last=st.booleans(), nhwc=st.booleans())
 @settings(max_examples=30, deadline=None)
 def test_shapes_dtype_layout_and_len(n: int, batch: int, drop_last: bool, nhwc: bool) -> None:
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
@@ -251,8 +257,9 @@ def test_labels_follow_their_images(n: int, seed: int, batch: int) -> None:
     values = torch.randperm(256)[:n] if n <= 256 else torch.randint(0, 256, (n,))
     images = values.view(-1, 1, 1, 1).expand(n, 3, 32, 32).to(torch.uint8).contiguous()
     labels = torch.randint(0, 10, (n,))
-    loader = DeviceLoader(images, labels, batch_size=batch, train=True, drop_last=False,
-                          seed=seed, pad_mode="reflect")
+    loader = DeviceLoader(
+        images, labels, batch_size=batch, train=True, drop_last=False, seed=seed, pad_mode="reflect"
+    )
     lookup = {}
     for v, lab in zip(values.tolist(), labels.tolist(), strict=True):
         lookup.setdefault(v, set()).add(lab)
@@ -272,8 +279,7 @@ def test_crop_and_flip_are_translations_and_mirrors(seed: int, mode: str) -> Non
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=g)
     labels = torch.arange(24)
-    loader = DeviceLoader(images, labels, batch_size=24, train=True, seed=seed,
-                          pad_mode=mode)  # type: ignore[arg-type]
+    loader = DeviceLoader(images, labels, batch_size=24, train=True, seed=seed, pad_mode=mode)  # type: ignore[arg-type]
     x, y = next(iter(loader))
     got = _denorm(x).round().to(torch.uint8)
     fmode = "constant" if mode == "zeros" else "reflect"
@@ -282,7 +288,8 @@ def test_crop_and_flip_are_translations_and_mirrors(seed: int, mode: str) -> Non
         src = padded[i]
         found = any(
             torch.equal(out, cand) or torch.equal(out, cand.flip(2))
-            for dy in range(9) for dx in range(9)
+            for dy in range(9)
+            for dx in range(9)
             for cand in [src[:, dy : dy + 32, dx : dx + 32]]
         )
         assert found
@@ -290,8 +297,9 @@ def test_crop_and_flip_are_translations_and_mirrors(seed: int, mode: str) -> Non
 
 def test_flips_and_shifts_actually_happen() -> None:
     images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8)
-    loader = DeviceLoader(images, torch.zeros(512, dtype=torch.long), batch_size=512, train=True,
-                          shuffle=False)
+    loader = DeviceLoader(
+        images, torch.zeros(512, dtype=torch.long), batch_size=512, train=True, shuffle=False
+    )
     x, _ = next(iter(loader))
     got = _denorm(x).round().to(torch.uint8)
     same = sum(torch.equal(a, b) for a, b in zip(got, images, strict=True))
@@ -315,8 +323,16 @@ def test_eval_loader_is_identity_plus_normalization() -> None:
 @settings(max_examples=20, deadline=None)
 def test_cutout_zeroes_one_clipped_square(size: int, seed: int) -> None:
     images = torch.full((16, 3, 32, 32), 255, dtype=torch.uint8)
-    loader = DeviceLoader(images, torch.zeros(16, dtype=torch.long), batch_size=16, train=True,
-                          cutout=size, crop_padding=0, flip=False, seed=seed)
+    loader = DeviceLoader(
+        images,
+        torch.zeros(16, dtype=torch.long),
+        batch_size=16,
+        train=True,
+        cutout=size,
+        crop_padding=0,
+        flip=False,
+        seed=seed,
+    )
     x, _ = next(iter(loader))
     hole = x[:, 0] == 0
     assert torch.equal(hole, (x == 0).all(1))  # the same hole in every channel
@@ -345,18 +361,26 @@ def test_same_seed_same_batches_new_epoch_new_order() -> None:
     assert torch.equal(tail[0][1], e1[2]) and len(tail) == len(e1) - 2
 
 
-@given(world=st.integers(1, 4), local=st.integers(1, 16), n=st.integers(1, 400),
-       seed=st.integers(0, 100), epoch=st.integers(0, 3))
+@given(
+    world=st.integers(1, 4),
+    local=st.integers(1, 16),
+    n=st.integers(1, 400),
+    seed=st.integers(0, 100),
+    epoch=st.integers(0, 3),
+)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_sharding_partitions_each_global_batch(world: int, local: int, n: int, seed: int,
-                                              epoch: int) -> None:
+def test_sharding_partitions_each_global_batch(
+    world: int, local: int, n: int, seed: int, epoch: int
+) -> None:
     batch = world * local
     images = _indexed_images(n)
     labels = torch.arange(n)
     kw = dict(batch_size=batch, train=True, seed=seed)
     single = DeviceLoader(images, labels, **kw)  # type: ignore[arg-type]
-    ranks = [DeviceLoader(images, labels, rank=r, world_size=world, **kw)  # type: ignore[arg-type]
-             for r in range(world)]
+    ranks = [
+        DeviceLoader(images, labels, rank=r, world_size=world, **kw)  # type: ignore[arg-type]
+        for r in range(world)
+    ]
     assert all(len(r) == len(single) for r in ranks)
     full = list(single.epoch_batches(epoch))
     shards = [list(r.epoch_batches(epoch)) for r in ranks]
@@ -391,4 +415,3 @@ def test_real_data_is_valid(cifar10_root: Path) -> None:
     assert data.val is not None and len(data.val) == 5000 and len(data.train) == 45_000
     mean = data.train.images.float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor(CIFAR10_MEAN), atol=0.01)
-

@@ -17,8 +17,16 @@ from cifarzoo.checkpoint import CHECKPOINT_NAME
 from cifarzoo.data import Split
 from cifarzoo.train import fit
 
-RECIPE = dict(epochs=2, batch_size=32, lr=0.05, warmup_epochs=0.5, ema_decay=0.9,
-              tta_flip=True, device="cpu", quiet=True)
+RECIPE = dict(
+    epochs=2,
+    batch_size=32,
+    lr=0.05,
+    warmup_epochs=0.5,
+    ema_decay=0.9,
+    tta_flip=True,
+    device="cpu",
+    quiet=True,
+)
 
 SCRIPT = """
 import json, os, sys
@@ -46,16 +54,28 @@ def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env.pop("WORLD_SIZE", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-           "--nproc_per_node=2", str(script), str(tmp_path), json.dumps(RECIPE)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path),
+        json.dumps(RECIPE),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     torch.manual_seed(0)
     single = TinyNet(bn=False, dropout=0.0)
-    h = fit(single, synthetic_split(192, seed=0), eval_data=Split(*synthetic_split(90, seed=1)),
-            **RECIPE)  # type: ignore[arg-type]
+    h = fit(
+        single,
+        synthetic_split(192, seed=0),
+        eval_data=Split(*synthetic_split(90, seed=1)),
+        **RECIPE,
+    )  # type: ignore[arg-type]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for k, v in single.state_dict().items():
         assert torch.equal(ranks[0][k], ranks[1][k]), k  # DDP keeps the replicas identical

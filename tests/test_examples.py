@@ -15,7 +15,10 @@ EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.star
 
 def test_examples_found() -> None:
     assert {p.stem for p in EXAMPLES} >= {
-        "pretrained_inference", "train_small", "custom_network", "compare_architectures",
+        "pretrained_inference",
+        "train_small",
+        "custom_network",
+        "compare_architectures",
         "publish_dry_run",
     }
 
@@ -28,12 +31,19 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
         "CIFARZOO_EXAMPLE_FAST": "1",
         "HF_HUB_OFFLINE": "1",
         "MPLBACKEND": "Agg",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
-                                                    os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+        ),
     }
     args = [str(tmp_path / "report")] if script.stem == "compare_architectures" else []
-    proc = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert proc.stdout.strip()
     if script.stem == "compare_architectures":

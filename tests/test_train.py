@@ -26,8 +26,7 @@ from cifarzoo.data import Split, load_cifar10
 from cifarzoo.metrics import EvalResult, evaluate
 from cifarzoo.train import History, LRSchedule, NonFiniteLossError, TrainConfig, fit, param_groups
 
-SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True,
-                             device="cpu")
+SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu")
 
 
 def _data(n: int = 256) -> tuple[tuple[torch.Tensor, torch.Tensor], Split]:
@@ -121,8 +120,11 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path: Path) -> None:
         assert all(torch.equal(sa[k], sb[k]) for k in sa), part
     # after training the model holds the EMA weights (what eval_acc measured)
     assert all(torch.equal(v, ck_a["ema"]["module"][k]) for k, v in ref_model.state_dict().items())
-    assert not all(torch.equal(v, ck_a["model"][k]) for k, v in ref_model.state_dict().items()
-                   if v.is_floating_point())
+    assert not all(
+        torch.equal(v, ck_a["model"][k])
+        for k, v in ref_model.state_dict().items()
+        if v.is_floating_point()
+    )
 
 
 class _Stop(Exception):
@@ -191,8 +193,13 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) ->
 def test_huge_lr_is_caught(tmp_path: Path) -> None:
     train, _ = _data(128)
     with pytest.raises(NonFiniteLossError, match="no checkpoint was written"):
-        fit(TinyNet(), train, epochs=2, checkpoint_dir=tmp_path,
-            **{**SMALL, "lr": 1e30, "warmup_epochs": 0})
+        fit(
+            TinyNet(),
+            train,
+            epochs=2,
+            checkpoint_dir=tmp_path,
+            **{**SMALL, "lr": 1e30, "warmup_epochs": 0},
+        )
     assert not (tmp_path / CHECKPOINT_NAME).exists()
 
 
@@ -318,9 +325,16 @@ def test_plots_are_pngs(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from cifarzoo.plots import save_training_plots
 
-    h = History(epoch=[1, 2], train_loss=[2.0, 1.5], train_acc=[0.2, 0.4], eval_loss=[1.9, None],
-                eval_acc=[0.3, None], lr=[0.1, 0.05], seconds=[1.0, 1.0],
-                step_loss=[2.1, 1.9, 1.6, 1.4])
+    h = History(
+        epoch=[1, 2],
+        train_loss=[2.0, 1.5],
+        train_acc=[0.2, 0.4],
+        eval_loss=[1.9, None],
+        eval_acc=[0.3, None],
+        lr=[0.1, 0.05],
+        seconds=[1.0, 1.0],
+        step_loss=[2.1, 1.9, 1.6, 1.4],
+    )
     paths = save_training_plots(h, tmp_path, per_class=[0.5] * 10)
     assert [p.name for p in paths] == ["loss.png", "accuracy.png", "per_class.png"]
     for p in paths:
@@ -347,8 +361,18 @@ def test_lenet_learns_cifar10_in_one_short_epoch(cifar10_root: Path) -> None:
     data = load_cifar10(cifar10_root, name="CIFAR-10 (JPEG mirror)")
     torch.manual_seed(0)
     model = create_model("lenet")
-    h = fit(model, data, epochs=1, batch_size=128, lr=0.05, warmup_epochs=0.2,
-            ema_decay=0.0, tta_flip=False, quiet=True, device="cpu")
+    h = fit(
+        model,
+        data,
+        epochs=1,
+        batch_size=128,
+        lr=0.05,
+        warmup_epochs=0.2,
+        ema_decay=0.0,
+        tta_flip=False,
+        quiet=True,
+        device="cpu",
+    )
     assert h.train_acc[0] > 0.2 and h.eval_split == "test"
     result = evaluate(model, data.test)
     assert result.accuracy == h.eval_acc[0]
