@@ -16,7 +16,13 @@ from cifarzoo.cli import SUBCOMMANDS, build_parser, main
 def test_parser_is_built_from_registered_subcommands() -> None:
     parser = build_parser()
     names = [f.__name__ for f in SUBCOMMANDS]
-    assert names == ["add_list_parser", "add_train_parser", "add_eval_parser"]
+    assert names == [
+        "add_list_parser",
+        "add_train_parser",
+        "add_eval_parser",
+        "add_compare_parser",
+        "add_publish_parser",
+    ]
     args = parser.parse_args(["train", "resnet20", "--epochs", "3", "--resume", "--quiet"])
     assert (args.model, args.epochs, args.resume, args.quiet) == ("resnet20", 3, True, True)
     assert args.batch_size == 128 and args.lr == 0.1 and args.weight_decay == 5e-4
@@ -44,7 +50,16 @@ def test_module_entry_point() -> None:
 
 def test_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["train", "lenet", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"]
+        [
+            "train",
+            "lenet",
+            "--data",
+            str(tmp_path),
+            "--no-download",
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
     )
     err = capsys.readouterr().err
     assert code == 2

@@ -96,10 +96,15 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("model", help="model name (see `cifarzoo list`)")
     p.add_argument(
         "--data",
-        help="data root holding cifar-10-batches-py "
-        "(default: $CIFARZOO_DATA, else ~/.cache/cifarzoo)",
+        help="data root holding cifar-10-batches-py; unset: $CIFARZOO_DATA, else "
+        "~/.cache/cifarzoo",
     )
-    p.add_argument("--download", action="store_true", help="download the data if missing")
+    p.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download CIFAR-10 through torchvision when the folder is missing",
+    )
     p.add_argument(
         "--data-name", default="CIFAR-10", help="how the data is described in metrics.json"
     )
@@ -139,10 +144,10 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="N",
         help="train on a stratified subset of N images (smoke runs); 0 = all",
     )
-    p.add_argument("--out", default=None, help="output folder (default: runs/MODEL)")
+    p.add_argument("--out", default=None, help="output folder; unset: runs/MODEL")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default: cuda if any)")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_train)
@@ -331,7 +336,12 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     src.add_argument("--weights", help="a model.safetensors file (or a folder holding one)")
     src.add_argument("--pretrained", action="store_true", help="the model's published weights")
     p.add_argument("--data", help="data root (default: $CIFARZOO_DATA, else ~/.cache/cifarzoo)")
-    p.add_argument("--download", action="store_true", help="download the data if missing")
+    p.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download CIFAR-10 through torchvision when the folder is missing",
+    )
     p.add_argument("--data-name", default="CIFAR-10")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     p.add_argument("--batch-size", type=int, default=1000)
