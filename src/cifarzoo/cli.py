@@ -96,8 +96,7 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("model", help="model name (see `cifarzoo list`)")
     p.add_argument(
         "--data",
-        help="data root holding cifar-10-batches-py; unset: $CIFARZOO_DATA, else "
-        "~/.cache/cifarzoo",
+        help="data root holding cifar-10-batches-py; unset: $CIFARZOO_DATA, else ~/.cache/cifarzoo",
     )
     p.add_argument(
         "--download",
