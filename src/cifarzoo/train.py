@@ -409,11 +409,11 @@ def fit(
             torchrun). ``amp=None`` means bf16 autocast on CUDA and fp32 elsewhere.
         checkpoint_dir: write ``checkpoint.pt`` here after every epoch (atomically) and on Ctrl-C.
         resume: continue from ``checkpoint_dir/checkpoint.pt`` when it exists.
+        quiet: no progress bars.
+        eval_every: evaluate every this many epochs (and always after the last).
 
     When training completes, ``model`` holds the EMA weights if EMA is on (the weights that
     ``History.eval_*`` measured); the raw weights stay in the checkpoint (``"model"``).
-        quiet: no progress bars.
-        eval_every: evaluate every this many epochs (and always after the last).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
