@@ -258,9 +258,13 @@ def _resolve_cfg(
     variant: str, pretrained_cfg: Any, overlay: dict[str, Any] | None
 ) -> dict[str, Any]:
     """timm's resolution of ``variant``'s pretrained_cfg (registry tag, dict or overlay), except
-    that a weights source given in ``overlay`` drops the registry's expected sha256: that
-    digest belongs to the registry's weights, not to the user's file."""
+    that a weights source given in ``overlay`` replaces the registry's sources (timm would still
+    prefer a registry ``file`` over an overlaid ``hf_hub_id``) and drops the registry's expected
+    sha256: that digest belongs to the registry's weights, not to the user's."""
     overlay = dict(overlay or {})
+    if any(overlay.get(k) is not None for k in _SOURCE_KEYS):
+        for key in _SOURCE_KEYS:
+            overlay.setdefault(key, None)
     resolved = resolve_pretrained_cfg(variant, pretrained_cfg, overlay)
     if any(overlay.get(k) is not None for k in _SOURCE_KEYS) and "notes" not in overlay:
         notes: Any = tuple(n for n in resolved.notes or () if not str(n).startswith(SHA256_NOTE))
