@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from cifarzoo.constants import CIFAR10_CLASSES
+
 
 @pytest.fixture(scope="session")
 def cifar10_root() -> Path:
@@ -56,18 +58,7 @@ def fake_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (folder / "batches.meta").open("wb") as f:
         pickle.dump(
             {
-                "label_names": [
-                    "airplane",
-                    "automobile",
-                    "bird",
-                    "cat",
-                    "deer",
-                    "dog",
-                    "frog",
-                    "horse",
-                    "ship",
-                    "truck",
-                ],
+                "label_names": list(CIFAR10_CLASSES),
                 "num_cases_per_batch": 10_000,
                 "num_vis": 3072,
             },

@@ -109,6 +109,7 @@ def load_checkpoint(
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 digest of a file."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -17,7 +17,6 @@ import dataclasses
 import difflib
 import fnmatch
 import functools
-import hashlib
 import json
 import os
 import re
@@ -30,6 +29,7 @@ import timm
 from timm.models import build_model_with_cfg, register_model, resolve_pretrained_cfg
 from torch import nn
 
+from ..checkpoint import sha256_file
 from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 
 __all__ = [
@@ -94,15 +94,6 @@ def cifar_cfg(**overrides: Any) -> dict[str, Any]:
 
 class PretrainedWeightsError(RuntimeError):
     """Pretrained weights could not be found, read or trusted. The message says how to fix it."""
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_sha256_sidecar(path: str | os.PathLike[str]) -> str | None:
