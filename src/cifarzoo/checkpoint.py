@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,22 +47,6 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_via(path: Path, writer: Callable[[str], None]) -> None:
-    """For writers that need a file name: write to a temp name in the same folder, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -126,12 +110,14 @@ def save_weights(
 
     The sidecar uses the ``sha256sum`` format (``<hex>  <name>``), so ``sha256sum -c`` works.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    _atomic_via(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    digest = sha256_file(path)
+    data = save(tensors, metadata=metadata)
+    with atomic_write(path) as f:
+        f.write(data)
+    digest = hashlib.sha256(data).hexdigest()
     with atomic_write(path.with_name(path.name + ".sha256"), "w") as f:
         f.write(f"{digest}  {path.name}\n")
     return digest
