@@ -23,7 +23,7 @@ from cifarzoo.checkpoint import (
 )
 from cifarzoo.constants import CIFAR10_MEAN, CIFAR10_STD
 from cifarzoo.data import Split, load_cifar10
-from cifarzoo.metrics import EvalResult, evaluate
+from cifarzoo.metrics import EvalResult, _tta_logits, evaluate
 from cifarzoo.train import History, LRSchedule, NonFiniteLossError, TrainConfig, fit, param_groups
 
 SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu")
@@ -289,6 +289,53 @@ def test_tta_flip_averages_mirrored_logits() -> None:
     tta = evaluate(LeftRight(), (images, labels), tta_flip=True, classes=["l", "r"])
     assert plain.accuracy == 1.0 and plain.loss < 1e-3
     assert tta.loss == pytest.approx(float(torch.log(torch.tensor(2.0))), rel=1e-5)
+
+
+def test_tta_translate_weighs_the_image_half_and_each_diagonal_shift_a_quarter() -> None:
+    class Probe(nn.Module):
+        """Logit 0 is the input pixel at (1, 1) of channel 0: it tells which view came in."""
+
+        num_classes = 2
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            v = x[:, 0, 1, 1]
+            return torch.stack([v, torch.zeros_like(v)], 1)
+
+    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32) / 1000
+    got = _tta_logits(Probe(), x, flip=False, translate=True)[:, 0]
+    # shifts by (-1, -1) and (+1, +1) move pixels (0, 0) and (2, 2) to (1, 1)
+    want = x[:, 0, 1, 1] / 2 + (x[:, 0, 0, 0] + x[:, 0, 2, 2]) / 4
+    torch.testing.assert_close(got, want)
+    mirror = x.flip(3)
+    got_flip = _tta_logits(Probe(), x, flip=True, translate=True)[:, 0]
+    want_mirror = mirror[:, 0, 1, 1] / 2 + (mirror[:, 0, 0, 0] + mirror[:, 0, 2, 2]) / 4
+    torch.testing.assert_close(got_flip, (want + want_mirror) / 2)
+    assert torch.equal(_tta_logits(Probe(), x, flip=False, translate=False)[:, 0], x[:, 0, 1, 1])
+
+
+def test_evaluate_with_translate_tta_reports_it() -> None:
+    torch.manual_seed(0)
+    ev = synthetic_split(40)
+    res = evaluate(TinyNet(), ev, tta_flip=True, tta_translate=True)
+    plain = evaluate(TinyNet(), ev)
+    assert res.tta_translate and res.to_dict()["tta_translate"] is True
+    assert "(flip + translate TTA)" in res.table() and "TTA" not in plain.table()
+    assert res.num_samples == 40
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_recipe_field_existed(tmp_path: Path) -> None:
+    train, ev = _data(64)
+    kw: dict[str, Any] = dict(eval_data=ev, epochs=2, checkpoint_dir=tmp_path, **SMALL)
+    torch.manual_seed(0)
+    fit(TinyNet(), train, **kw)
+    path = tmp_path / CHECKPOINT_NAME
+    state = load_checkpoint(path)
+    del state["config"]["tta_translate"]  # as written by cifarzoo 0.1's first checkpoints
+    torch.save(state, path)
+    h = fit(TinyNet(), train, resume=True, **kw)
+    assert h.epoch == [1, 2]
+    with pytest.raises(ValueError, match=r"recipe differs.*tta_translate"):
+        fit(TinyNet(), train, resume=True, **{**kw, "tta_translate": True})
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -116,12 +116,23 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=d.schedule)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="0 turns EMA off")
+    p.add_argument(
+        "--crop-padding",
+        type=int,
+        default=d.crop_padding,
+        help="random crops shift the image by up to this many pixels (reflect padding)",
+    )
     p.add_argument("--cutout", type=int, default=d.cutout, help="cutout size, 0 = off")
     p.add_argument(
         "--no-tta",
         dest="tta_flip",
         action="store_false",
         help="evaluate without flip test-time augmentation",
+    )
+    p.add_argument(
+        "--tta-translate",
+        action="store_true",
+        help="also average over copies shifted one pixel diagonally (test-time augmentation)",
     )
     p.add_argument(
         "--amp",
@@ -175,8 +186,10 @@ def run_train(args: argparse.Namespace) -> int:
         schedule=args.schedule,
         warmup_epochs=args.warmup_epochs,
         ema_decay=args.ema_decay,
+        crop_padding=args.crop_padding,
         cutout=args.cutout,
         tta_flip=args.tta_flip,
+        tta_translate=args.tta_translate,
         amp=amp,
         compile=args.compile,
         seed=args.seed,
@@ -262,9 +275,10 @@ def write_run(
     final = model
     device = next(final.parameters()).device
     amp_eval = cfg.amp if cfg.amp is not None else device.type == "cuda"
-    test = evaluate(final, data.test, tta_flip=cfg.tta_flip, amp=amp_eval, classes=data.classes)
+    tta = {"tta_flip": cfg.tta_flip, "tta_translate": cfg.tta_translate}
+    test = evaluate(final, data.test, amp=amp_eval, classes=data.classes, **tta)
     val = (
-        evaluate(final, data.val, tta_flip=cfg.tta_flip, amp=amp_eval, classes=data.classes)
+        evaluate(final, data.val, amp=amp_eval, classes=data.classes, **tta)
         if data.val is not None
         else None
     )
@@ -291,6 +305,7 @@ def write_run(
         "train_images": len(data.train),
         "eval_split_during_training": history.eval_split,
         "tta_flip": cfg.tta_flip,
+        "tta_translate": cfg.tta_translate,
         "bf16": amp_eval,
         "parameters": sum(p.numel() for p in final.parameters()),
         "hardware": hardware_string(str(device)),
@@ -343,6 +358,11 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--data-name", default="CIFAR-10")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument(
+        "--tta-translate",
+        action="store_true",
+        help="also average over copies shifted one pixel diagonally",
+    )
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default=None)
     p.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
@@ -367,6 +387,7 @@ def run_eval(args: argparse.Namespace) -> int:
         model,
         data.test,
         tta_flip=args.tta,
+        tta_translate=args.tta_translate,
         batch_size=args.batch_size,
         device=device,
         classes=data.classes,

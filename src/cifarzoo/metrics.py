@@ -48,6 +48,7 @@ class EvalResult:
     num_samples: int
     classes: tuple[str, ...] = CIFAR10_CLASSES
     tta_flip: bool = False
+    tta_translate: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class EvalResult:
             "ece": self.ece,
             "num_samples": self.num_samples,
             "tta_flip": self.tta_flip,
+            "tta_translate": self.tta_translate,
             "classes": list(self.classes),
             "per_class_accuracy": dict(zip(self.classes, self.per_class_accuracy, strict=True)),
             "confusion_matrix": self.confusion_matrix,
@@ -71,9 +73,11 @@ class EvalResult:
             lines.append(f"{name:<{width}}  {100 * acc:7.2f}%")
         lines.append(f"{'-' * width}  --------")
         lines.append(f"{'all':<{width}}  {100 * self.accuracy:7.2f}%")
+        views = (("flip", self.tta_flip), ("translate", self.tta_translate))
+        tta = [name for name, on in views if on]
         lines.append(
-            f"loss {self.loss:.4f}  ECE {100 * self.ece:.2f}%  "
-            f"n={self.num_samples:,}{'  (flip TTA)' if self.tta_flip else ''}"
+            f"loss {self.loss:.4f}  ECE {100 * self.ece:.2f}%  n={self.num_samples:,}"
+            + (f"  ({' + '.join(tta)} TTA)" if tta else "")
         )
         return "\n".join(lines)
 
@@ -106,7 +110,7 @@ class _Accumulator:
         for t in (self.confusion, self.loss_sum, self.bins):
             dist.all_reduce(t)
 
-    def result(self, classes: Sequence[str], tta_flip: bool) -> EvalResult:
+    def result(self, classes: Sequence[str], tta_flip: bool, tta_translate: bool) -> EvalResult:
         conf = self.confusion.cpu()
         n = float(conf.sum())
         if n == 0:
@@ -129,6 +133,7 @@ class _Accumulator:
             num_samples=int(n),
             classes=names,
             tta_flip=tta_flip,
+            tta_translate=tta_translate,
         )
 
 
@@ -136,6 +141,25 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
     if not amp:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> Tensor:
+    def mirrored(images: Tensor) -> Tensor:
+        logits = model(images).float()
+        return (logits + model(images.flip(3)).float()) / 2 if flip else logits
+
+    logits = mirrored(x)
+    if not translate:
+        return logits
+    # As in airbench: the image counts half, two copies shifted one pixel diagonally (reflect
+    # padding) a quarter each -- shifts the training crops produce, so the model knows them.
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [
+        padded[..., i : i + h, i : i + w].contiguous(memory_format=torch.channels_last)
+        for i in (0, 2)
+    ]
+    return logits / 2 + (mirrored(shifted[0]) + mirrored(shifted[1])) / 4
 
 
 def _batches(
@@ -178,6 +202,7 @@ def evaluate(
     data: EvalData,
     *,
     tta_flip: bool = False,
+    tta_translate: bool = False,
     batch_size: int = 1000,
     device: torch.device | str | None = None,
     amp: bool = False,
@@ -190,6 +215,8 @@ def evaluate(
 
     Args:
         tta_flip: average the logits of each image and its horizontal mirror.
+        tta_translate: also average over copies shifted one pixel diagonally both ways (the
+            image weighs 1/2, each shift 1/4; with ``tta_flip``, their mirrors too).
         amp: bf16 autocast.
         distributed: shard over the initialized process group and all-reduce the sums
             (default: when a process group of more than one rank is initialized).
@@ -221,12 +248,12 @@ def evaluate(
             if len(y) == 0:
                 continue
             with _autocast(dev, amp):
-                logits = model(x).float()
-                if tta_flip:
-                    logits = (logits + model(x.flip(3)).float()) / 2
+                logits = _tta_logits(model, x, tta_flip, tta_translate)
             acc.update(logits, y)
     finally:
         model.train(was_training)
     if distributed:
         acc.all_reduce()
-    return acc.result(classes if classes is not None else default_classes, tta_flip)
+    return acc.result(
+        classes if classes is not None else default_classes, tta_flip, tta_translate
+    )

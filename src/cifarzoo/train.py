@@ -77,6 +77,7 @@ class TrainConfig:
     flip: bool = True
     cutout: int = 0
     tta_flip: bool = True
+    tta_translate: bool = False
     amp: bool | None = None
     channels_last: bool = True
     compile: bool = False
@@ -379,6 +380,7 @@ def fit(
     flip: bool = _D.flip,
     cutout: int = _D.cutout,
     tta_flip: bool = _D.tta_flip,
+    tta_translate: bool = _D.tta_translate,
     amp: bool | None = _D.amp,
     channels_last: bool = _D.channels_last,
     compile: bool = _D.compile,
@@ -438,6 +440,7 @@ def fit(
             flip=flip,
             cutout=cutout,
             tta_flip=tta_flip,
+            tta_translate=tta_translate,
             amp=amp,
             channels_last=channels_last,
             compile=compile,
@@ -591,7 +594,8 @@ class _Trainer:
     def _load(self) -> tuple[int, int, dict[str, Any] | None]:
         assert self.ckpt_path is not None
         state = load_checkpoint(self.ckpt_path, map_location=self.device)
-        saved = state["config"]
+        # A field newer than the checkpoint counts as its default value.
+        saved = {**_D.to_dict(), **state["config"]}
         diff = {
             k: (saved.get(k), v)
             for k, v in self.cfg.to_dict().items()
@@ -743,6 +747,7 @@ class _Trainer:
                 eval_model,
                 self.eval_loader,
                 tta_flip=cfg.tta_flip,
+                tta_translate=cfg.tta_translate,
                 amp=self.amp,
                 device=dev,
                 distributed=self.env.distributed,
