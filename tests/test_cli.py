@@ -86,6 +86,8 @@ def test_train_then_eval(
             "1000",
             "--data-name",
             "synthetic",
+            "--crop-padding",
+            "2",
             "--out",
             str(out),
             "--device",
@@ -122,6 +124,7 @@ def test_train_then_eval(
     assert metrics["model"] == "lenet" and metrics["data"] == "synthetic"
     assert metrics["epochs"] == 2 and metrics["train_images"] == 640
     assert metrics["recipe"]["lr"] == 0.1 and len(metrics["per_class_accuracy"]) == 10
+    assert metrics["recipe"]["crop_padding"] == 2 and metrics["tta_translate"] is False
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2] and history["eval_split"] == "val"
     digest = (out / "model.safetensors.sha256").read_text().split()[0]
@@ -152,7 +155,28 @@ def test_train_then_eval(
     result = json.loads(report.read_text())
     # the saved weights (EMA) with flip TTA are exactly what train reported
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
-    assert result["num_samples"] == 10_000
+    assert result["num_samples"] == 10_000 and result["tta_translate"] is False
+    assert (
+        main(
+            [
+                "eval",
+                "lenet",
+                "--weights",
+                str(out),
+                "--data",
+                str(fake_cifar_root),
+                "--json",
+                str(report),
+                "--device",
+                "cpu",
+                "--tta",
+                "--tta-translate",
+            ]
+        )
+        == 0
+    )
+    assert "(flip + translate TTA)" in capsys.readouterr().out
+    assert json.loads(report.read_text())["tta_translate"] is True
 
     # a changed weights file is refused
     weights = out / "model.safetensors"

@@ -183,12 +183,15 @@ def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                 "--quiet",
                 "--device",
                 "cpu",
+                "--amp",
+                "bf16",
             ]
         )
         == 0
     )
     assert (tmp_path / REPORT_HTML).is_file()
     assert "lenet" in capsys.readouterr().out
+    assert json.loads((tmp_path / REPORT_JSON).read_text())["recipe"]["amp"] is True
 
 
 def test_compare_rejects_nothing() -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .compare import add_compare_parser
+from .compare import add_amp_argument, add_compare_parser
 from .hub import add_publish_parser
 
 __all__ = [
@@ -134,12 +134,7 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="also average over copies shifted one pixel diagonally (test-time augmentation)",
     )
-    p.add_argument(
-        "--amp",
-        choices=["auto", "bf16", "off"],
-        default="auto",
-        help="bf16 autocast: auto = on for CUDA, off for CPU",
-    )
+    add_amp_argument(p)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
         "--val-size",
@@ -169,13 +164,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     from .data import load_cifar10, stratified_split
     from .models import create_model
-    from .train import DistEnv, NonFiniteLossError, TrainConfig, fit
+    from .train import AMP_MODES, DistEnv, NonFiniteLossError, TrainConfig, fit
 
     if args.threads:
         torch.set_num_threads(args.threads)
     env = DistEnv.from_env()
     out = Path(args.out or Path("runs") / args.model)
-    amp = {"auto": None, "bf16": True, "off": False}[args.amp]
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -190,7 +184,7 @@ def run_train(args: argparse.Namespace) -> int:
         cutout=args.cutout,
         tta_flip=args.tta_flip,
         tta_translate=args.tta_translate,
-        amp=amp,
+        amp=AMP_MODES[args.amp],
         compile=args.compile,
         seed=args.seed,
     )

@@ -52,6 +52,7 @@ from .instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 from .layers import SEBlock
 from .metrics import evaluate, model_mean_std, resolve_device
 from .models import create_model
+from .train import AMP_MODES
 
 __all__ = [
     "COMPARE_RECIPE",
@@ -980,9 +981,20 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=1000,
         help="test images for the SE gate statistics (default 1000)",
     )
+    add_amp_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_compare)
     return p
+
+
+def add_amp_argument(p: argparse.ArgumentParser) -> None:
+    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`)."""
+    p.add_argument(
+        "--amp",
+        choices=list(AMP_MODES),
+        default="auto",
+        help="bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)",
+    )
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -1012,6 +1024,7 @@ def run_compare(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         batch_size=args.batch_size,
         lr=args.lr,
+        amp=AMP_MODES[args.amp],
     )
     print(report.table())
     print(f"report: {report.files['html']}")

@@ -145,7 +145,7 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
 
 def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> Tensor:
     def mirrored(images: Tensor) -> Tensor:
-        logits = model(images).float()
+        logits: Tensor = model(images).float()
         return (logits + model(images.flip(3)).float()) / 2 if flip else logits
 
     logits = mirrored(x)
@@ -254,6 +254,4 @@ def evaluate(
         model.train(was_training)
     if distributed:
         acc.all_reduce()
-    return acc.result(
-        classes if classes is not None else default_classes, tta_flip, tta_translate
-    )
+    return acc.result(classes if classes is not None else default_classes, tta_flip, tta_translate)

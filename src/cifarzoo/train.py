@@ -31,6 +31,7 @@ from .data import CIFAR10Data, DeviceLoader, PadMode, Split
 from .metrics import EvalResult, evaluate, model_mean_std, resolve_device
 
 __all__ = [
+    "AMP_MODES",
     "History",
     "LRSchedule",
     "ModelEma",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 ScheduleKind = Literal["onecycle", "cosine", "constant"]
+
+#: Command-line spellings of ``fit(amp=...)``: ``auto`` is bf16 autocast on CUDA only.
+AMP_MODES: dict[str, bool | None] = {"auto": None, "bf16": True, "off": False}
 
 
 class NonFiniteLossError(FloatingPointError):
