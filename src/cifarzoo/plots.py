@@ -40,6 +40,17 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _save_epoch_plot(
+    fig: Any, ax: Any, ylabel: str, title: str, path: str | os.PathLike[str]
+) -> Path:
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
 def plot_loss(history: History, path: str | os.PathLike[str]) -> Path:
     """Training loss per step (thin) and per epoch, with the evaluation loss per epoch."""
     plt = _pyplot()
@@ -52,12 +63,7 @@ def plot_loss(history: History, path: str | os.PathLike[str]) -> Path:
     ev = [(e, v) for e, v in zip(history.epoch, history.eval_loss, strict=True) if v is not None]
     if ev:
         ax.plot(*zip(*ev, strict=True), "s-", color="C1", label=history.eval_split)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy")
-    ax.set_title("Loss")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
+    return _save_epoch_plot(fig, ax, "cross-entropy", "Loss", path)
 
 
 def plot_accuracy(history: History, path: str | os.PathLike[str]) -> Path:
@@ -73,12 +79,7 @@ def plot_accuracy(history: History, path: str | os.PathLike[str]) -> Path:
         best = max(v for _, v in ev)
         ax.axhline(best, ls=":", color="gray", lw=0.8)
         ax.annotate(f"{best:.2f}%", (history.epoch[0], best), va="bottom", fontsize=8)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
+    return _save_epoch_plot(fig, ax, "accuracy (%)", "Accuracy", path)
 
 
 def plot_per_class_accuracy(
