@@ -235,7 +235,8 @@ def test_shipped_weights_are_complete_and_verified() -> None:
             assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
             assert weights.stat().st_size <= hub.MAX_PACKAGED_MB * 2**20
             cifarzoo.create_model(arch, pretrained=True)  # loads with no network
-        for key in ("test_accuracy", "val_accuracy", "epochs", "seconds", "hardware", "data"):
+        keys = ("test_accuracy", "val_accuracy", "epochs", "seconds", "train_images", "hardware")
+        for key in (*keys, "data"):
             assert meta["metrics"].get(key) is not None, f"{meta_path.name}: no {key}"
 
 
@@ -245,3 +246,23 @@ def test_readme_table_is_current() -> None:
         pytest.skip("README.md has no model-table markers yet")
     stale = hub.update_table_in_file(readme, hub.model_table(), check=True)
     assert not stale, "README model table is stale: run python scripts/accuracy_table.py"
+
+
+@pytest.mark.parametrize("arch", sorted(p.stem for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors")))
+def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_root: Path) -> None:
+    """On the data they were measured on, the shipped weights give the recorded test and
+    validation accuracy (same split seed, TTA and bf16 setting as the training run)."""
+    meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.json").read_text())
+    metrics = meta["metrics"]
+    recipe = metrics["recipe"]
+    val_size = 50_000 - metrics["train_images"]  # the rest of the training set was held out
+    data = cifarzoo.load_cifar10(cifar10_root, val_size=val_size, seed=recipe["seed"])
+    assert metrics["data"].startswith("CIFAR-10")
+    model = cifarzoo.create_model(arch, pretrained=True)
+    tta = {"tta_flip": recipe["tta_flip"], "tta_translate": recipe.get("tta_translate", False)}
+    amp = bool(recipe["amp"])
+    test = cifarzoo.evaluate(model, data.test, amp=amp, **tta)
+    val = cifarzoo.evaluate(model, data.val, amp=amp, **tta)
+    # bf16 kernels may round a borderline image differently on another CPU: 0.1 points slack
+    assert test.accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-3)
+    assert val.accuracy == pytest.approx(metrics["val_accuracy"], abs=2e-3)

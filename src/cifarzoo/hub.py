@@ -240,6 +240,7 @@ def install_weights(
             "per_class_accuracy": run.metrics.get("per_class_accuracy"),
             "epochs": run.metrics["epochs"],
             "seconds": float(run.metrics["seconds"]),
+            "train_images": run.metrics.get("train_images"),
             "hardware": _text(run.metrics.get("hardware")),
             "data": _text(run.metrics["data"]),
             "recipe": run.recipe,
