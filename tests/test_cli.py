@@ -132,49 +132,17 @@ def test_train_then_eval(
     capsys.readouterr()
 
     report = tmp_path / "eval.json"
-    assert (
-        main(
-            [
-                "eval",
-                "lenet",
-                "--weights",
-                str(out / "model.safetensors"),
-                "--data",
-                str(fake_cifar_root),
-                "--json",
-                str(report),
-                "--device",
-                "cpu",
-                "--tta",
-            ]
-        )
-        == 0
-    )
+    eval_args = ["eval", "lenet", "--data", str(fake_cifar_root), "--json", str(report)]
+    eval_args += ["--device", "cpu", "--tta"]
+    assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
     printed = capsys.readouterr().out
     assert "airplane" in printed and "all" in printed
     result = json.loads(report.read_text())
     # the saved weights (EMA) with flip TTA are exactly what train reported
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
     assert result["num_samples"] == 10_000 and result["tta_translate"] is False
-    assert (
-        main(
-            [
-                "eval",
-                "lenet",
-                "--weights",
-                str(out),
-                "--data",
-                str(fake_cifar_root),
-                "--json",
-                str(report),
-                "--device",
-                "cpu",
-                "--tta",
-                "--tta-translate",
-            ]
-        )
-        == 0
-    )
+    # a run folder works as --weights too
+    assert main([*eval_args, "--weights", str(out), "--tta-translate"]) == 0
     assert "(flip + translate TTA)" in capsys.readouterr().out
     assert json.loads(report.read_text())["tta_translate"] is True
 

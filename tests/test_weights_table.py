@@ -18,6 +18,7 @@ from torch import nn
 
 import cifarzoo
 from cifarzoo import hub
+from cifarzoo.data import NUM_TRAIN
 from cifarzoo.hub import PretrainedWeightsError
 from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR, cfg_sha256, weight_cfgs
 
@@ -255,7 +256,7 @@ def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_ro
     meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.json").read_text())
     metrics = meta["metrics"]
     recipe = metrics["recipe"]
-    val_size = 50_000 - metrics["train_images"]  # the rest of the training set was held out
+    val_size = NUM_TRAIN - metrics["train_images"]  # the rest of the training set was held out
     data = cifarzoo.load_cifar10(cifar10_root, val_size=val_size, seed=recipe["seed"])
     assert metrics["data"].startswith("CIFAR-10")
     model = cifarzoo.create_model(arch, pretrained=True)
