@@ -7,6 +7,7 @@ Small models are shipped in the package (``src/cifarzoo/weights/<arch>.safetenso
 
     python scripts/install_weights.py runs/resnet20
     python scripts/install_weights.py runs/resnet18 --hub-id ORG/cifarzoo-resnet18@<commit>
+    python scripts/install_weights.py runs/gpu/resnet18 --unpublished   # metrics only, for now
 
 Then regenerate the table: ``python scripts/accuracy_table.py``.
 """
@@ -28,6 +29,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="output folder of `cifarzoo train`")
     parser.add_argument("--hub-id", help="published weights, pinned: ORG/NAME@<40-hex commit>")
+    parser.add_argument(
+        "--unpublished",
+        action="store_true",
+        help="record the metrics alone (trained weights not uploaded yet): listed in the table, "
+        "not loadable with pretrained=True",
+    )
     parser.add_argument("--tag", default=DEFAULT_TAG, help=f"weights tag (default {DEFAULT_TAG})")
     parser.add_argument("--weights-dir", type=Path, help="default: src/cifarzoo/weights")
     parser.add_argument("--max-mb", type=float, default=MAX_PACKAGED_MB)
@@ -38,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tag=args.tag,
         hf_hub_id=args.hub_id,
         max_mb=args.max_mb,
+        unpublished=args.unpublished,
     )
     print(f"wrote {path}")
     return 0

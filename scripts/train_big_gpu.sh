@@ -5,7 +5,9 @@
 #
 # benchmarks/gpu_recipe.py writes a `cifarzoo train`-style run folder per model in runs/gpu/<model>
 # (model.safetensors + .sha256, metrics.json, curves); each is then built into hub/<model> and
-# loaded back through timm's local-dir: to check it. Upload and register afterwards:
+# loaded back through timm's local-dir: to check it. Until the upload, the measured metrics can go
+# into the model table alone (`python scripts/install_weights.py runs/gpu/<model> --unpublished`).
+# Upload and register afterwards:
 #
 #   cifarzoo publish --run runs/gpu/<model> --repo-id $ORG/cifarzoo-<model>
 #   python scripts/install_weights.py runs/gpu/<model> --hub-id $ORG/cifarzoo-<model>@<commit>

@@ -143,6 +143,36 @@ def test_install_hub_weights(tmp_path: Path) -> None:
         cifarzoo.resnet20(pretrained=True, pretrained_cfg=cfg, cache_dir=tmp_path / "cache")
 
 
+def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
+    """Weights trained on all 50k images and not uploaded yet: listed in the table (no val
+    accuracy, "not published yet"), no weights file, and pretrained=True still refuses."""
+    run_dir = tmp_path / "run"
+    make_run(run_dir, "resnet20")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics.update(val_accuracy=None, train_images=NUM_TRAIN)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="neither packaged nor on the Hub"):
+        hub.install_weights(run_dir, weights_dir=tmp_path / "w", unpublished=True, package=True)
+    with pytest.raises(ValueError, match="no val_accuracy"):  # packaging still needs one
+        hub.install_weights(run_dir, weights_dir=tmp_path / "w")
+    hub.install_weights(run_dir, weights_dir=tmp_path / "w", unpublished=True)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.json"]
+    meta = json.loads((tmp_path / "w" / "resnet20.json").read_text())
+    assert meta["file"] is None and meta["hf_hub_id"] is None
+    assert meta["metrics"]["val_accuracy"] is None and meta["metrics"]["test_accuracy"] == 0.6512
+    cfgs = weight_cfgs(["resnet20"], weights_dir=tmp_path / "w")
+    assert set(cfgs) == {"cifar_resnet20"} and cfg_sha256(cfgs["cifar_resnet20"]) is None
+    with pytest.raises(PretrainedWeightsError, match="no published pretrained weights"):
+        cifarzoo.resnet20(pretrained=True, pretrained_cfg=cfgs["cifar_resnet20"])
+    (row,) = hub.model_table(["resnet20"], weights_dir=tmp_path / "w")
+    assert (row.test_accuracy, row.val_accuracy, row.weights) == (0.6512, None, "unpublished")
+    assert (
+        hub.render_markdown([row])
+        .splitlines()[2]
+        .endswith(f"| 65.12% | — | 12 | 96 s | 1x NVIDIA H200 | {DATA} | not published yet |")
+    )
+
+
 def test_install_needs_a_validation_accuracy(tmp_path: Path) -> None:
     make_run(tmp_path / "run")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -171,10 +201,12 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
 
     md = hub.render_markdown(rows).splitlines()
     assert md[0].startswith("| Model | Params | MACs (32x32) | Test acc. | Val acc. |")
+    assert md[0].endswith("| Data | Weights |")
     assert md[2] == (
-        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | 12 | 96 s | 1x NVIDIA H200 | {DATA} |"
+        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | 12 | 96 s | 1x NVIDIA H200 | {DATA} "
+        "| in the package |"
     )
-    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — |"
+    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — | — |"
     rst = hub.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst
 
@@ -222,22 +254,29 @@ def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
 
 def test_shipped_weights_are_complete_and_verified() -> None:
     """Every file in the package's weights folder is a pair <arch>.json + <arch>.safetensors (or
-    a Hub-only JSON), its sha256 matches, and the model's default cfg points at it."""
+    a Hub-only or not-yet-published JSON), its sha256 matches, and the model's default cfg points
+    at it (at nothing for unpublished weights)."""
     for path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.safetensors")):
         assert path.with_suffix(".json").is_file(), f"{path.name} has no metadata JSON"
     for meta_path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.json")):
         meta = json.loads(meta_path.read_text())
         arch = meta_path.stem
-        assert arch in cifarzoo.list_models(pretrained=True)
+        published = bool(meta.get("file") or meta.get("hf_hub_id"))
+        assert (arch in cifarzoo.list_models(pretrained=True)) == published
         model = cifarzoo.create_model(arch)
-        assert cfg_sha256(model.pretrained_cfg) == meta["sha256"]
+        assert cfg_sha256(model.pretrained_cfg) == (meta["sha256"] if published else None)
+        if not published:
+            with pytest.raises(PretrainedWeightsError, match="no published pretrained weights"):
+                cifarzoo.create_model(arch, pretrained=True)
         if meta.get("file"):
             weights = PACKAGED_WEIGHTS_DIR / meta["file"]
             assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
             assert weights.stat().st_size <= hub.MAX_PACKAGED_MB * 2**20
             cifarzoo.create_model(arch, pretrained=True)  # loads with no network
-        keys = ("test_accuracy", "val_accuracy", "epochs", "seconds", "train_images", "hardware")
-        for key in (*keys, "data"):
+        keys = ("test_accuracy", "epochs", "seconds", "train_images", "hardware", "data")
+        if meta.get("file") or meta["metrics"].get("train_images", 0) < NUM_TRAIN:
+            keys += ("val_accuracy",)  # packaged weights and any run with a held-out split
+        for key in keys:
             assert meta["metrics"].get(key) is not None, f"{meta_path.name}: no {key}"
 
 

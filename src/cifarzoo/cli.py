@@ -253,10 +253,13 @@ def write_run(
     wall_seconds: float,
     extra: dict[str, Any] | None = None,
     quiet: bool = False,
+    weights_dtype: Any = None,
 ) -> dict[str, Any] | None:
     """Evaluate the final weights (fit leaves the EMA copy in the model) and write the run folder:
     ``model.safetensors`` (+ ``.sha256``), ``history.json``, ``metrics.json`` and PNG curves.
 
+    ``weights_dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that dtype;
+    the model is rounded to it first, so the accuracy written is that of the stored file.
     Returns the metrics (``None`` on ranks other than 0, which write nothing).
     """
     import torch
@@ -267,6 +270,11 @@ def write_run(
 
     env = DistEnv.from_env()
     final = model
+    if weights_dtype is not None:
+        with torch.no_grad():
+            for tensor in final.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.to(weights_dtype))
     device = next(final.parameters()).device
     amp_eval = cfg.amp if cfg.amp is not None else device.type == "cuda"
     tta = {"tta_flip": cfg.tta_flip, "tta_translate": cfg.tta_translate}
@@ -279,9 +287,10 @@ def write_run(
     if not env.is_main:
         return None
     weights = out / "model.safetensors"
-    digest = save_weights(
-        final.state_dict(), weights, metadata={"model": model_name, "data": data.name}
-    )
+    state = final.state_dict()
+    if weights_dtype is not None:
+        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
+    digest = save_weights(state, weights, metadata={"model": model_name, "data": data.name})
     history.save(out / "history.json")
     metrics: dict[str, Any] = {
         "model": model_name,
@@ -307,6 +316,7 @@ def write_run(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "weights": weights.name,
+        "weights_dtype": str(next(v.dtype for v in state.values() if v.is_floating_point()))[6:],
         "sha256": digest,
         **(extra or {}),
     }

@@ -189,6 +189,7 @@ def install_weights(
     hf_hub_id: str | None = None,
     package: bool | None = None,
     max_mb: float = MAX_PACKAGED_MB,
+    unpublished: bool = False,
 ) -> Path:
     """Install a training run's weights as the architecture's pretrained weights.
 
@@ -196,15 +197,24 @@ def install_weights(
     ``package`` (the default without ``hf_hub_id``), copies the weights to
     ``<weights_dir>/<arch>.safetensors`` so they load with no network. With ``hf_hub_id``
     (``org/name@<40-hex commit>``, as :func:`publish` prints) the weights are loaded from that
-    pinned Hub revision instead. Takes effect at the next ``import cifarzoo``.
+    pinned Hub revision instead. ``unpublished=True`` records the run's metrics alone, for
+    weights trained but not uploaded yet: the model table lists them as "not published" and
+    ``pretrained=True`` still says that the model has no weights. Takes effect at the next
+    ``import cifarzoo``.
 
-    Returns the metadata JSON's path.
+    Packaged weights must record a validation accuracy (train with a held-out split); others
+    may come from a run on all 50,000 training images. Returns the metadata JSON's path.
     """
     run = read_run(run_dir)
     folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
-    package = hf_hub_id is None if package is None else package
-    if not package and hf_hub_id is None:
-        raise ValueError("weights must be packaged or published: pass package=True or hf_hub_id")
+    if unpublished and (package or hf_hub_id is not None):
+        raise ValueError("unpublished weights are neither packaged nor on the Hub")
+    package = hf_hub_id is None and not unpublished if package is None else package
+    if not package and hf_hub_id is None and not unpublished:
+        raise ValueError(
+            "weights must be packaged or published: pass package=True or hf_hub_id "
+            "(or unpublished=True to record the metrics alone)"
+        )
     if hf_hub_id is not None and not _PINNED_HUB_ID.fullmatch(hf_hub_id):
         raise ValueError(
             f"hf_hub_id must pin a commit, as 'org/name@<40 hex digits>', got {hf_hub_id!r}: an "
@@ -214,7 +224,8 @@ def install_weights(
         raise ValueError(f"tag must be lowercase letters, digits and '_', got {tag!r}")
     if run.num_classes != NUM_CLASSES:
         raise ValueError(f"{run.run_dir}: only CIFAR-10 ({NUM_CLASSES}-class) weights are shipped")
-    if run.metrics.get("val_accuracy") is None:
+    val_accuracy = run.metrics.get("val_accuracy")
+    if package and val_accuracy is None:
         raise ValueError(
             f"{run.run_dir}/metrics.json has no val_accuracy: shipped weights record a validation "
             "accuracy; train with a held-out split (`cifarzoo train --val-size 5000`)."
@@ -236,7 +247,7 @@ def install_weights(
         "num_params": sum(p.numel() for p in model.parameters()),
         "metrics": {
             "test_accuracy": float(run.metrics["test_accuracy"]),
-            "val_accuracy": float(run.metrics["val_accuracy"]),
+            "val_accuracy": None if val_accuracy is None else float(val_accuracy),
             "per_class_accuracy": run.metrics.get("per_class_accuracy"),
             "epochs": run.metrics["epochs"],
             "seconds": float(run.metrics["seconds"]),
@@ -278,7 +289,7 @@ class ModelRow:
     seconds: float | None = None
     hardware: str | None = None
     data: str | None = None
-    weights: str | None = None  # "package", "hub" or None
+    weights: str | None = None  # "package", "hub", "unpublished" or None
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> int:
@@ -324,7 +335,13 @@ def model_table(
                 seconds=m.get("seconds"),
                 hardware=m.get("hardware"),
                 data=m.get("data"),
-                weights="package" if meta.get("file") else "hub" if meta.get("hf_hub_id") else None,
+                weights=(
+                    "package"
+                    if meta.get("file")
+                    else "hub"
+                    if meta.get("hf_hub_id")
+                    else "unpublished"
+                ),
             )
         rows.append(row)
     return rows
@@ -353,8 +370,9 @@ def _pct(x: float | None) -> str:
 
 _COLUMNS = (
     "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "Epochs", "Train time",
-    "Hardware", "Data",
+    "Hardware", "Data", "Weights",
 )  # fmt: skip
+_WEIGHTS_CELL = {"package": "in the package", "hub": "Hub", "unpublished": "not published yet"}
 
 
 def _cells(row: ModelRow) -> list[str]:
@@ -368,13 +386,14 @@ def _cells(row: ModelRow) -> list[str]:
         _duration(row.seconds),
         row.hardware or _DASH,
         row.data or _DASH,
+        _WEIGHTS_CELL.get(row.weights or "", _DASH),
     ]
 
 
 def render_markdown(rows: Sequence[ModelRow]) -> str:
     """A GitHub-flavoured markdown table of ``rows``."""
     lines = ["| " + " | ".join(_COLUMNS) + " |"]
-    lines.append("|" + "|".join(["---", *["---:"] * 6, "---", "---"]) + "|")
+    lines.append("|" + "|".join(["---", *["---:"] * 6, "---", "---", "---"]) + "|")
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,44 @@
+"""benchmarks/gpu_recipe.py end to end on the CPU (--smoke): run folder, half-size weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+import cifarzoo
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "gpu_recipe.py"
+
+
+def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, str(SCRIPT), "--smoke", "--models", "lenet", "--out", str(tmp_path)]
+    cmd += ["--tta-translate", "--eval-every", "2", "--weights-dtype", "float16", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "lenet"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["weights_dtype"] == "float16" and metrics["tta_translate"] is True
+    assert metrics["recipe"]["tta_translate"] is True and metrics["epochs"] == 1
+    assert json.loads((tmp_path / "summary.json").read_text())[0]["model"] == "lenet"
+
+    state = load_file(str(run / "model.safetensors"))
+    assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float16}
+    # The recorded accuracy is that of the stored half-size file, on the smoke run's test data.
+    spec = importlib.util.spec_from_file_location("gpu_recipe", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    data = recipe.synthetic_data(256, 200)
+    model = cifarzoo.create_model("lenet")
+    model.load_state_dict(state)
+    result = cifarzoo.evaluate(model, data.test, amp=False, tta_flip=True, tta_translate=True)
+    assert result.accuracy == metrics["test_accuracy"]
