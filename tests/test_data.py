@@ -306,6 +306,39 @@ def test_flips_and_shifts_actually_happen() -> None:
     assert same < 30  # identity (no shift, no flip) has probability 1/162
 
 
+@given(n=st.integers(2, 200), seed=st.integers(0, 2**31), batch=st.integers(1, 64))
+@settings(max_examples=20, deadline=None)
+def test_alternate_flip_mirrors_each_image_every_other_epoch(n: int, seed: int, batch: int) -> None:
+    """With alternate_flip (and no crops), every image comes out mirrored in exactly one of two
+    consecutive epochs, the same way two epochs later, and the order is still shuffled."""
+    images = torch.zeros(n, 3, 32, 32, dtype=torch.uint8)
+    images[:, 2, :, 0] = 255  # a bright left column tells a mirrored image (bright right column)
+    loader = DeviceLoader(
+        images,
+        torch.arange(n),
+        batch_size=batch,
+        train=True,
+        drop_last=False,
+        crop_padding=0,
+        alternate_flip=True,
+        seed=seed,
+    )
+
+    def flipped_by_image(epoch: int) -> tuple[torch.Tensor, list[int]]:
+        state = torch.zeros(n, dtype=torch.bool)
+        order = []
+        for x, y in loader.epoch_batches(epoch):
+            blue = _denorm(x)[:, 2].round()
+            assert torch.all((blue[:, :, 0] == 255) ^ (blue[:, :, -1] == 255))
+            state[y] = blue[:, 0, -1] == 255
+            order += y.tolist()
+        return state, order
+
+    (e0, order0), (e1, order1), (e2, _) = (flipped_by_image(e) for e in range(3))
+    assert torch.equal(e0, ~e1) and torch.equal(e0, e2)
+    assert sorted(order0) == list(range(n)) and (n < 8 or order0 != order1)
+
+
 def test_eval_loader_is_identity_plus_normalization() -> None:
     images = torch.randint(0, 256, (100, 3, 32, 32), dtype=torch.uint8)
     loader = DeviceLoader(images, torch.arange(100), batch_size=33)

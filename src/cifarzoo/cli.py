@@ -124,6 +124,11 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--cutout", type=int, default=d.cutout, help="cutout size, 0 = off")
     p.add_argument(
+        "--alternate-flip",
+        action="store_true",
+        help="mirror each image in every other epoch instead of at random (airbench)",
+    )
+    p.add_argument(
         "--no-tta",
         dest="tta_flip",
         action="store_false",
@@ -181,6 +186,7 @@ def run_train(args: argparse.Namespace) -> int:
         warmup_epochs=args.warmup_epochs,
         ema_decay=args.ema_decay,
         crop_padding=args.crop_padding,
+        alternate_flip=args.alternate_flip,
         cutout=args.cutout,
         tta_flip=args.tta_flip,
         tta_translate=args.tta_translate,

@@ -379,6 +379,9 @@ class DeviceLoader:
         crop_padding: random-crop padding in pixels (0 turns random crops off).
         pad_mode: ``"reflect"`` or ``"zeros"`` (the torchvision ``RandomCrop`` default).
         flip: random horizontal flips (when augmenting).
+        alternate_flip: with ``flip``, mirror each image in every other epoch instead of at
+            random (as airbench does): a random half of the images in even epochs, the other
+            half in odd ones, so every two epochs show each image both ways.
         cutout: side of a square zeroed (set to the mean) at a random place; 0 = off.
         rank, world_size: shard for distributed training. Every rank draws the same global
             permutation and augmentation; rank ``r`` takes the ``r``-th slice of every global batch,
@@ -399,6 +402,7 @@ class DeviceLoader:
         crop_padding: int = 4,
         pad_mode: PadMode = "reflect",
         flip: bool = True,
+        alternate_flip: bool = False,
         cutout: int = 0,
         mean: Sequence[float] = CIFAR10_MEAN,
         std: Sequence[float] = CIFAR10_STD,
@@ -435,6 +439,7 @@ class DeviceLoader:
         self.crop_padding = crop_padding if self.augment else 0
         self.pad_mode: PadMode = pad_mode
         self.flip = flip and self.augment
+        self.alternate_flip = alternate_flip and self.flip
         self.cutout = cutout if self.augment else 0
         self.dtype = dtype
         self.channels_last = channels_last
@@ -526,6 +531,9 @@ class DeviceLoader:
             if self.flip
             else torch.zeros(n, dtype=torch.bool)
         )
+        if self.alternate_flip:  # per image: one random draw for the run, inverted every epoch
+            first = torch.randint(0, 2, (n,), generator=self._generator(-1)).bool()
+            flips = (first ^ bool(epoch % 2))[perm]
         h, w = self.image_size
         centers = (
             torch.stack(

@@ -64,6 +64,7 @@ class TrainConfig:
     momentum, batch 128, peak lr 0.1 reached after a 2-epoch linear warm-up then linear decay to
     0 (``onecycle``), weight decay 5e-4 on conv/linear weights only, label smoothing 0.1, random
     crops (reflect padding 4) and flips, EMA of the weights (0.999), flip TTA at evaluation.
+    ``alternate_flip`` mirrors each image in every other epoch instead of at random (airbench).
     """
 
     epochs: int = 30
@@ -79,6 +80,7 @@ class TrainConfig:
     crop_padding: int = 4
     pad_mode: PadMode = "reflect"
     flip: bool = True
+    alternate_flip: bool = False
     cutout: int = 0
     tta_flip: bool = True
     tta_translate: bool = False
@@ -382,6 +384,7 @@ def fit(
     crop_padding: int = _D.crop_padding,
     pad_mode: PadMode = _D.pad_mode,
     flip: bool = _D.flip,
+    alternate_flip: bool = _D.alternate_flip,
     cutout: int = _D.cutout,
     tta_flip: bool = _D.tta_flip,
     tta_translate: bool = _D.tta_translate,
@@ -442,6 +445,7 @@ def fit(
             crop_padding=crop_padding,
             pad_mode=pad_mode,
             flip=flip,
+            alternate_flip=alternate_flip,
             cutout=cutout,
             tta_flip=tta_flip,
             tta_translate=tta_translate,
@@ -506,6 +510,7 @@ class _Trainer:
             crop_padding=cfg.crop_padding,
             pad_mode=cfg.pad_mode,
             flip=cfg.flip,
+            alternate_flip=cfg.alternate_flip,
             cutout=cfg.cutout,
             mean=mean,
             std=std,
