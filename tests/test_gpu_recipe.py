@@ -22,12 +22,16 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--models", "lenet", "--out", str(tmp_path)]
     cmd += ["--tta-translate", "--eval-every", "2", "--weights-dtype", "float16", "--quiet"]
+    cmd += ["--cutout", "8", "--alternate-flip", "--label-smoothing", "0.2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "lenet"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["weights_dtype"] == "float16" and metrics["tta_translate"] is True
     assert metrics["recipe"]["tta_translate"] is True and metrics["epochs"] == 1
+    recipe_used = metrics["recipe"]
+    assert (recipe_used["cutout"], recipe_used["alternate_flip"]) == (8, True)
+    assert (recipe_used["label_smoothing"], recipe_used["weight_decay"]) == (0.2, 5e-4)
     assert json.loads((tmp_path / "summary.json").read_text())[0]["model"] == "lenet"
 
     state = load_file(str(run / "model.safetensors"))
