@@ -88,6 +88,9 @@ def test_train_then_eval(
             "synthetic",
             "--crop-padding",
             "2",
+            "--alternate-flip",
+            "--eval-every",
+            "2",
             "--out",
             str(out),
             "--device",
@@ -127,6 +130,8 @@ def test_train_then_eval(
     assert metrics["recipe"]["crop_padding"] == 2 and metrics["tta_translate"] is False
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2] and history["eval_split"] == "val"
+    assert history["eval_acc"][0] is None and history["eval_acc"][1] is not None  # every 2nd
+    assert metrics["recipe"]["alternate_flip"] is True
     digest = (out / "model.safetensors.sha256").read_text().split()[0]
     assert digest == metrics["sha256"]
     capsys.readouterr()

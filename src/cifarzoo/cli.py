@@ -142,6 +142,12 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     add_amp_argument(p)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
+        "--eval-every",
+        type=int,
+        default=1,
+        help="evaluate every N epochs (and after the last); the curves get fewer points",
+    )
+    p.add_argument(
         "--val-size",
         type=int,
         default=0,
@@ -221,6 +227,7 @@ def run_train(args: argparse.Namespace) -> int:
             checkpoint_dir=out,
             resume=args.resume,
             quiet=args.quiet,
+            eval_every=args.eval_every,
         )
     except KeyboardInterrupt:
         if env.is_main:
