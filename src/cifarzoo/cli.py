@@ -283,11 +283,10 @@ def write_run(
 
     env = DistEnv.from_env()
     final = model
+    state = final.state_dict()
     if weights_dtype is not None:
-        with torch.no_grad():
-            for tensor in final.state_dict().values():
-                if tensor.is_floating_point():
-                    tensor.copy_(tensor.to(weights_dtype))
+        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
+        final.load_state_dict(state)  # round the model to what is stored, before evaluating it
     device = next(final.parameters()).device
     amp_eval = cfg.amp if cfg.amp is not None else device.type == "cuda"
     tta = {"tta_flip": cfg.tta_flip, "tta_translate": cfg.tta_translate}
@@ -300,9 +299,6 @@ def write_run(
     if not env.is_main:
         return None
     weights = out / "model.safetensors"
-    state = final.state_dict()
-    if weights_dtype is not None:
-        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
     digest = save_weights(state, weights, metadata={"model": model_name, "data": data.name})
     history.save(out / "history.json")
     metrics: dict[str, Any] = {
@@ -329,7 +325,9 @@ def write_run(
         "torch": torch.__version__,
         "python": platform.python_version(),
         "weights": weights.name,
-        "weights_dtype": str(next(v.dtype for v in state.values() if v.is_floating_point()))[6:],
+        "weights_dtype": str(
+            next(v.dtype for v in state.values() if v.is_floating_point())
+        ).removeprefix("torch."),
         "sha256": digest,
         **(extra or {}),
     }
