@@ -148,6 +148,27 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="evaluate every N epochs (and after the last); the curves get fewer points",
     )
     p.add_argument(
+        "--teacher",
+        metavar="MODEL[=WEIGHTS]",
+        action="append",
+        default=[],
+        help="distill from this trained model (its flip-TTA predictions on the training "
+        "images): its pretrained weights, or =WEIGHTS, a model.safetensors or run folder; "
+        "repeat for an ensemble (averaged probabilities)",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        default=None,
+        help="weight of the teacher's probabilities in the targets (default with --teacher: 0.5)",
+    )
+    p.add_argument(
+        "--distill-temperature",
+        type=float,
+        default=d.distill_temperature,
+        help="temperature that softens the teacher's probabilities",
+    )
+    p.add_argument(
         "--val-size",
         type=int,
         default=0,
@@ -181,6 +202,9 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     env = DistEnv.from_env()
     out = Path(args.out or Path("runs") / args.model)
+    distill_weight = args.distill_weight
+    if distill_weight is None:
+        distill_weight = 0.5 if args.teacher else 0.0
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -198,8 +222,15 @@ def run_train(args: argparse.Namespace) -> int:
         tta_translate=args.tta_translate,
         amp=AMP_MODES[args.amp],
         compile=args.compile,
+        distill_weight=distill_weight,
+        distill_temperature=args.distill_temperature,
         seed=args.seed,
     )
+    teachers = [_parse_teacher(spec) for spec in args.teacher]
+    teacher = [
+        create_model(name, weights=weights) if weights else create_model(name, pretrained=True)
+        for name, weights in teachers
+    ]
     data = load_cifar10(
         args.data,
         download=args.download,
@@ -228,6 +259,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             quiet=args.quiet,
             eval_every=args.eval_every,
+            teacher=teacher or None,
         )
     except KeyboardInterrupt:
         if env.is_main:
@@ -248,11 +280,32 @@ def run_train(args: argparse.Namespace) -> int:
         data,
         cfg,
         wall_seconds=wall,
-        extra={"val_size": args.val_size},
+        extra={
+            "val_size": args.val_size,
+            "teacher": [_teacher_description(name, weights) for name, weights in teachers] or None,
+        },
         quiet=args.quiet,
     )
     del metrics
     return 0
+
+
+def _parse_teacher(spec: str) -> tuple[str, str | None]:
+    """``MODEL`` or ``MODEL=WEIGHTS`` (a model.safetensors file or a run folder)."""
+    name, _, weights = spec.partition("=")
+    return name, weights or None
+
+
+def _teacher_description(model: str, weights: str | None) -> str:
+    """How metrics.json names a teacher: the model and the sha256 of its weights."""
+    if weights is None:
+        return f"{model} (pretrained)"
+    from .checkpoint import sha256_file
+
+    path = Path(weights)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    return f"{model} ({path.name}, sha256 {sha256_file(path)})"
 
 
 def write_run(

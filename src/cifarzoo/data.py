@@ -372,7 +372,8 @@ class DeviceLoader:
 
     Args:
         images: uint8 ``[N, 3, H, W]`` or ``[N, H, W, 3]``.
-        labels: integer ``[N]``.
+        labels: integer class indices ``[N]``, or float class probabilities ``[N, C]`` (soft
+            labels, e.g. a teacher's for distillation), which batches then carry as ``[B, C]``.
         batch_size: the **global** batch size; with ``world_size > 1`` each rank yields
             ``batch_size // world_size`` images per step (it must divide evenly).
         train: default for ``shuffle``, ``augment`` and ``drop_last``.
@@ -425,10 +426,17 @@ class DeviceLoader:
         if crop_padding < 0 or cutout < 0:
             raise ValueError("crop_padding and cutout must be >= 0")
         nhwc = _as_nhwc_uint8(images)
-        if labels.dim() != 1 or len(labels) != len(nhwc):
-            raise ValueError(f"labels must be [N] with N={len(nhwc)}, got {list(labels.shape)}")
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-            raise ValueError(f"labels must be integers, got {labels.dtype}")
+        soft = labels.dim() == 2
+        if labels.dim() not in (1, 2) or len(labels) != len(nhwc):
+            raise ValueError(
+                f"labels must be class indices [N] or class probabilities [N, C] with "
+                f"N={len(nhwc)}, got shape {list(labels.shape)}"
+            )
+        if soft != labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise ValueError(
+                f"labels must be integer class indices [N] or float probabilities [N, C], "
+                f"got {labels.dtype} {list(labels.shape)}"
+            )
         if len(nhwc) == 0:
             raise ValueError("cannot load an empty split")
         self.device = torch.device(device) if device is not None else nhwc.device
@@ -470,7 +478,7 @@ class DeviceLoader:
         flat = store.contiguous().view(-1)
         self._store = flat
         self._windows = flat.as_strided((flat.numel() // 3 - (int(w) - 1), int(w) * 3), (3, 1))
-        self._labels = labels.to(self.device, torch.int64)
+        self._labels = labels.to(self.device, torch.float32 if soft else torch.int64)
         # Normalization as one fused multiply-add over the flat [B, H*W*3] batch.
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device) * 255
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device) * 255

@@ -14,7 +14,14 @@ from torch import Tensor, nn
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, DeviceLoader, Split
 
-__all__ = ["ECE_BINS", "EvalResult", "evaluate", "model_mean_std", "resolve_device"]
+__all__ = [
+    "ECE_BINS",
+    "EvalResult",
+    "evaluate",
+    "model_mean_std",
+    "predict_logits",
+    "resolve_device",
+]
 
 ECE_BINS = 15
 
@@ -196,6 +203,36 @@ def _batches(
     return iter(loader.epoch_batches(0)), classes
 
 
+def _model_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return resolve_device(device)
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return resolve_device(None)
+
+
+def _predictions(
+    model: nn.Module,
+    batches: Iterator[tuple[Tensor, Tensor]],
+    device: torch.device,
+    amp: bool,
+    tta_flip: bool,
+    tta_translate: bool,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """``(logits, labels)`` per non-empty batch, in eval mode (the model's mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in batches:
+            if len(y) == 0:
+                continue
+            with _autocast(device, amp):
+                yield _tta_logits(model, x, tta_flip, tta_translate), y
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -230,28 +267,38 @@ def evaluate(
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
-    if device is None:
-        try:
-            dev = next(model.parameters()).device
-        except StopIteration:
-            dev = resolve_device(None)
-    else:
-        dev = resolve_device(device)
+    dev = _model_device(model, device)
     if num_classes is None:
         num_classes = int(getattr(model, "num_classes", 10))
     batches, default_classes = _batches(data, model, batch_size, dev, rank, world)
     acc = _Accumulator(num_classes, dev)
-    was_training = model.training
-    model.eval()
-    try:
-        for x, y in batches:
-            if len(y) == 0:
-                continue
-            with _autocast(dev, amp):
-                logits = _tta_logits(model, x, tta_flip, tta_translate)
-            acc.update(logits, y)
-    finally:
-        model.train(was_training)
+    for logits, y in _predictions(model, batches, dev, amp, tta_flip, tta_translate):
+        acc.update(logits, y)
     if distributed:
         acc.all_reduce()
     return acc.result(classes if classes is not None else default_classes, tta_flip, tta_translate)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    data: EvalData,
+    *,
+    tta_flip: bool = False,
+    tta_translate: bool = False,
+    batch_size: int = 1000,
+    device: torch.device | str | None = None,
+    amp: bool = False,
+) -> Tensor:
+    """The model's float32 logits ``[N, num_classes]`` for every image of ``data``, in order
+    (on the model's device), with the same test-time augmentation options as :func:`evaluate`.
+
+    A :class:`~cifarzoo.data.CIFAR10Data` means its ``test`` split; a
+    :class:`~cifarzoo.data.DeviceLoader` is read in its unshuffled order only.
+    """
+    if isinstance(data, DeviceLoader) and data.shuffle:
+        raise ValueError("predict_logits needs an unshuffled DeviceLoader (train=False)")
+    dev = _model_device(model, device)
+    batches, _ = _batches(data, model, batch_size, dev, 0, 1)
+    out = [logits for logits, _ in _predictions(model, batches, dev, amp, tta_flip, tta_translate)]
+    return torch.cat(out)

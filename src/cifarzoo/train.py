@@ -17,18 +17,19 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_json
 from .data import CIFAR10Data, DeviceLoader, PadMode, Split
-from .metrics import EvalResult, evaluate, model_mean_std, resolve_device
+from .metrics import EvalResult, evaluate, model_mean_std, predict_logits, resolve_device
 
 __all__ = [
     "AMP_MODES",
@@ -36,6 +37,7 @@ __all__ = [
     "LRSchedule",
     "ModelEma",
     "NonFiniteLossError",
+    "Teacher",
     "TrainConfig",
     "fit",
     "param_groups",
@@ -65,6 +67,9 @@ class TrainConfig:
     0 (``onecycle``), weight decay 5e-4 on conv/linear weights only, label smoothing 0.1, random
     crops (reflect padding 4) and flips, EMA of the weights (0.999), flip TTA at evaluation.
     ``alternate_flip`` mirrors each image in every other epoch instead of at random (airbench).
+    With a teacher (``fit(teacher=...)``), the training targets become
+    ``(1 - distill_weight) * one_hot(label) + distill_weight * softmax(teacher_logits / T)``
+    with ``T = distill_temperature`` (knowledge distillation with soft targets).
     """
 
     epochs: int = 30
@@ -89,6 +94,8 @@ class TrainConfig:
     compile: bool = False
     grad_clip: float | None = None
     sync_bn: bool = False
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -98,6 +105,11 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError("ema_decay must be in [0, 1) (0 turns EMA off)")
+        if not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
+            raise ValueError(
+                "distill_weight must be in [0, 1] and distill_temperature > 0, got "
+                f"{self.distill_weight} and {self.distill_temperature}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -301,6 +313,8 @@ class _StopRequest:
 # --------------------------------------------------------------------------------------------
 
 TrainData = CIFAR10Data | Split | tuple[Tensor, Tensor]
+#: A teacher for distillation: a model, an ensemble of models, or logits for the training images.
+Teacher = nn.Module | Sequence[nn.Module] | Tensor
 EvalData = Split | tuple[Tensor, Tensor]
 
 
@@ -393,8 +407,11 @@ def fit(
     compile: bool = _D.compile,
     grad_clip: float | None = _D.grad_clip,
     sync_bn: bool = _D.sync_bn,
+    distill_weight: float = _D.distill_weight,
+    distill_temperature: float = _D.distill_temperature,
     seed: int = _D.seed,
     config: TrainConfig | None = None,
+    teacher: Teacher | None = None,
     eval_data: EvalData | None = None,
     device: torch.device | str | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -413,6 +430,10 @@ def fit(
         epochs ... seed: the recipe, see :class:`TrainConfig`. ``batch_size`` is global: under
             ``torchrun`` each of the N processes takes ``batch_size // N`` per step.
         config: a whole :class:`TrainConfig`; when given, it replaces the keyword recipe.
+        teacher: distill from this model (its flip-TTA logits on the training images, computed
+            once before training), from a list of models (an ensemble: their averaged
+            probabilities), or from precomputed logits ``[N_train, C]``. Needs
+            ``distill_weight > 0``, which in turn needs a teacher.
         eval_data: evaluate on this instead of the split chosen from ``data``.
         device: ``"cuda"``, ``"cpu"``...; default CUDA if available (``cuda:LOCAL_RANK`` under
             torchrun). ``amp=None`` means bf16 autocast on CUDA and fp32 elsewhere.
@@ -454,9 +475,17 @@ def fit(
             compile=compile,
             grad_clip=grad_clip,
             sync_bn=sync_bn,
+            distill_weight=distill_weight,
+            distill_temperature=distill_temperature,
             seed=seed,
         )
     )
+    if (teacher is None) != (cfg.distill_weight == 0):
+        raise ValueError(
+            "distillation needs both a teacher and distill_weight > 0: got "
+            f"teacher={'None' if teacher is None else type(teacher).__name__} and "
+            f"distill_weight={cfg.distill_weight}"
+        )
     env = DistEnv.from_env()
     if device is None and env.distributed and torch.cuda.is_available():
         dev = torch.device("cuda", env.local_rank)
@@ -470,7 +499,17 @@ def fit(
     created_group = _init_distributed(env, dev)
     try:
         return _Trainer(
-            model, data, cfg, eval_data, dev, env, checkpoint_dir, resume, quiet, eval_every
+            model,
+            data,
+            cfg,
+            eval_data,
+            dev,
+            env,
+            checkpoint_dir,
+            resume,
+            quiet,
+            eval_every,
+            teacher,
         ).run()
     finally:
         if created_group:
@@ -492,6 +531,7 @@ class _Trainer:
         resume: bool,
         quiet: bool,
         eval_every: int,
+        teacher: Teacher | None = None,
     ) -> None:
         self.cfg, self.device, self.env = cfg, device, env
         self.quiet = quiet or not env.is_main
@@ -501,9 +541,12 @@ class _Trainer:
         self.amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
         train, ev, self.eval_split = _split_data(data, eval_data)
         mean, std = model_mean_std(model)
+        targets = train[1]
+        if teacher is not None:
+            targets = self._soft_targets(teacher, train, device)
         self.loader = DeviceLoader(
             train[0],
-            train[1],
+            targets,
             batch_size=cfg.batch_size,
             train=True,
             drop_last=True,
@@ -571,6 +614,36 @@ class _Trainer:
             train_model = torch.compile(train_model)  # type: ignore[assignment]
         self.train_model = train_model
         self.history = History(eval_split=self.eval_split)
+
+    def _soft_targets(
+        self, teacher: Teacher, train: tuple[Tensor, Tensor], device: torch.device
+    ) -> Tensor:
+        labels = train[1].to(device, torch.int64)
+        if isinstance(teacher, Tensor):
+            logits = teacher.to(device, torch.float32)
+        else:
+            members = [teacher] if isinstance(teacher, nn.Module) else list(teacher)
+            self._log(
+                f"computing the predictions of {len(members)} teacher model(s) on "
+                f"{len(labels)} training images"
+            )
+            log_probs = [
+                torch.log_softmax(
+                    predict_logits(m.to(device), train, tta_flip=True, device=device, amp=self.amp),
+                    dim=1,
+                )
+                for m in members
+            ]
+            # the log of the members' mean probability: softmax(logits) is that mean
+            logits = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(members))
+        if logits.dim() != 2 or len(logits) != len(labels):
+            raise ValueError(
+                f"teacher logits must be [{len(labels)}, num_classes] (one row per training "
+                f"image), got {list(logits.shape)}"
+            )
+        probs = torch.softmax(logits / self.cfg.distill_temperature, dim=1)
+        one_hot = F.one_hot(labels, probs.shape[1]).float()
+        return torch.lerp(one_hot, probs, self.cfg.distill_weight)
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -705,7 +778,8 @@ class _Trainer:
                 if self.ema is not None:
                     self.ema.update(self.model)
                 losses[step] = loss.detach()
-                correct += (out.detach().argmax(1) == y).sum()
+                hard = y.argmax(1) if y.dim() == 2 else y
+                correct += (out.detach().argmax(1) == hard).sum()
                 seen += len(y)
                 done = step + 1
                 if done - last_sync >= sync_every or done == self.steps:
