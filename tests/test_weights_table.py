@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -209,6 +210,23 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — | — |"
     rst = hub.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst
+
+
+def test_distilled_weights_say_so_in_the_table(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    teacher = ["resnet20 (model.safetensors, sha256 " + "ab" * 32 + ")"]
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "teacher": teacher}))
+    meta_path = hub.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    assert json.loads(meta_path.read_text())["metrics"]["teacher"] == teacher
+    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.distilled
+    md = hub.render_markdown([row])
+    assert "| 12, distilled |" in md and md.rstrip().endswith("names them).")
+    assert "*distilled*: trained on a mix of the labels" in hub.render_rst([row])
+    plain = dataclasses.replace(row, distilled=False)
+    assert "distilled" not in hub.render_markdown([plain])
 
 
 def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:

@@ -255,6 +255,7 @@ def install_weights(
             "hardware": _text(run.metrics.get("hardware")),
             "data": _text(run.metrics["data"]),
             "recipe": run.recipe,
+            "teacher": run.metrics.get("teacher"),
         },
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -290,6 +291,7 @@ class ModelRow:
     hardware: str | None = None
     data: str | None = None
     weights: str | None = None  # "package", "hub", "unpublished" or None
+    distilled: bool = False  # trained on a teacher's predictions too
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> int:
@@ -342,6 +344,7 @@ def model_table(
                     if meta.get("hf_hub_id")
                     else "unpublished"
                 ),
+                distilled=bool(m.get("teacher")),
             )
         rows.append(row)
     return rows
@@ -382,7 +385,9 @@ def _cells(row: ModelRow) -> list[str]:
         _count(row.macs),
         _pct(row.test_accuracy),
         _pct(row.val_accuracy),
-        _DASH if row.epochs is None else f"{row.epochs:g}",
+        _DASH
+        if row.epochs is None
+        else f"{row.epochs:g}" + (", distilled" if row.distilled else ""),
         _duration(row.seconds),
         row.hardware or _DASH,
         row.data or _DASH,
@@ -390,12 +395,23 @@ def _cells(row: ModelRow) -> list[str]:
     ]
 
 
+_DISTILLED_NOTE = (
+    "*distilled*: trained on a mix of the labels and the averaged predictions of other trained "
+    "models on the training images (their training time is not counted; the weights' metadata "
+    "names them)."
+)
+
+
+def _notes(rows: Sequence[ModelRow]) -> str:
+    return f"\n{_DISTILLED_NOTE}\n" if any(r.distilled for r in rows) else ""
+
+
 def render_markdown(rows: Sequence[ModelRow]) -> str:
-    """A GitHub-flavoured markdown table of ``rows``."""
+    """A GitHub-flavoured markdown table of ``rows`` (and a note on distilled rows, if any)."""
     lines = ["| " + " | ".join(_COLUMNS) + " |"]
     lines.append("|" + "|".join(["---", *["---:"] * 6, "---", "---", "---"]) + "|")
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _notes(rows)
 
 
 def render_rst(rows: Sequence[ModelRow]) -> str:
@@ -404,7 +420,7 @@ def render_rst(rows: Sequence[ModelRow]) -> str:
     for cells in [list(_COLUMNS), *(_cells(r) for r in rows)]:
         lines.append(f"   * - {cells[0]}")
         lines += [f"     - {c}" for c in cells[1:]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _notes(rows)
 
 
 def replace_between_markers(text: str, block: str, start: str, end: str) -> str:
