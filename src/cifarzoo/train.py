@@ -202,7 +202,9 @@ class History:
 
     ``eval_*`` are measured on ``eval_split`` (``"val"`` when the data has one, else ``"test"``),
     with the EMA weights when EMA is on; ``None`` when there was nothing to evaluate.
-    ``lr`` is the learning rate of each epoch's first step. ``train_loss`` includes label smoothing.
+    ``lr`` is the learning rate of each epoch's first step. ``train_loss`` includes label smoothing
+    (and is measured against the soft targets when distilling); ``train_acc`` counts the
+    predictions that match the label, or the soft target's most likely class.
     """
 
     epoch: list[int] = field(default_factory=list)
