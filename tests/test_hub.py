@@ -251,6 +251,15 @@ def test_model_card_without_validation_split(tmp_path: Path) -> None:
     card = hub.build_model_card(hub.read_run(tmp_path / "run"), REPO)
     assert [r.dataset_split for r in card.data.eval_results] == ["test"]
     assert "| Validation accuracy (held-out split of the training set) | — |" in card.text
+    assert "Distilled" not in card.text
+
+
+def test_model_card_names_the_teachers_of_a_distilled_run(tmp_path: Path) -> None:
+    teachers = ["resnet20 (model.safetensors, sha256 " + "cd" * 32 + ")", "seresnet20 (pretrained)"]
+    make_run(tmp_path / "run", teacher=teachers)
+    card = hub.build_model_card(hub.read_run(tmp_path / "run"), REPO)
+    assert "Distilled: the targets mixed the labels" in card.text
+    assert all(f"- {t}" in card.text for t in teachers)
 
 
 def test_hub_folder_loads_through_local_dir(hub_folder: Path, run: tuple[Path, nn.Module]) -> None:

@@ -561,6 +561,15 @@ def build_model_card(run: RunInfo, repo_id: str) -> Any:
         lines.append("")
     if run.recipe is not None:
         lines += ["## Training recipe", "", "```json", json.dumps(run.recipe, indent=2), "```", ""]
+    teachers = run.metrics.get("teacher")
+    if teachers:
+        lines += [
+            "Distilled: the targets mixed the labels with the averaged predictions of these "
+            "trained models on the training images (their training time is not counted above):",
+            "",
+            *[f"- {_text(t)}" for t in teachers],
+            "",
+        ]
     if run.curves:
         lines += ["## Training curves", ""]
         lines += [f"![{p.stem}]({p.name})" for p in run.curves]
