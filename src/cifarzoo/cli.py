@@ -151,7 +151,7 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--teacher",
         metavar="MODEL[=WEIGHTS]",
         action="append",
-        default=[],
+        default=argparse.SUPPRESS,
         help="distill from this trained model (its flip-TTA predictions on the training "
         "images): its pretrained weights, or =WEIGHTS, a model.safetensors or run folder; "
         "repeat for an ensemble (averaged probabilities)",
@@ -159,8 +159,8 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--distill-weight",
         type=float,
-        default=None,
-        help="weight of the teacher's probabilities in the targets (default with --teacher: 0.5)",
+        default=argparse.SUPPRESS,
+        help="weight of the teacher's probabilities in the targets (default: 0.5 with --teacher)",
     )
     p.add_argument(
         "--distill-temperature",
@@ -202,9 +202,8 @@ def run_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     env = DistEnv.from_env()
     out = Path(args.out or Path("runs") / args.model)
-    distill_weight = args.distill_weight
-    if distill_weight is None:
-        distill_weight = 0.5 if args.teacher else 0.0
+    teacher_specs: list[str] = getattr(args, "teacher", [])
+    distill_weight = getattr(args, "distill_weight", 0.5 if teacher_specs else 0.0)
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -226,7 +225,7 @@ def run_train(args: argparse.Namespace) -> int:
         distill_temperature=args.distill_temperature,
         seed=args.seed,
     )
-    teachers = [_parse_teacher(spec) for spec in args.teacher]
+    teachers = [_parse_teacher(spec) for spec in teacher_specs]
     teacher = [
         create_model(name, weights=weights) if weights else create_model(name, pretrained=True)
         for name, weights in teachers
