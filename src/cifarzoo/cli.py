@@ -226,7 +226,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     teachers = [_parse_teacher(spec) for spec in teacher_specs]
-    teacher = [
+    teacher_models = [
         create_model(name, weights=weights) if weights else create_model(name, pretrained=True)
         for name, weights in teachers
     ]
@@ -258,7 +258,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             quiet=args.quiet,
             eval_every=args.eval_every,
-            teacher=teacher or None,
+            teacher=teacher_models or None,
         )
     except KeyboardInterrupt:
         if env.is_main:
@@ -281,7 +281,11 @@ def run_train(args: argparse.Namespace) -> int:
         wall_seconds=wall,
         extra={
             "val_size": args.val_size,
-            "teacher": [_teacher_description(name, weights) for name, weights in teachers] or None,
+            "teacher": [
+                _teacher_description(name, model, from_file=weights is not None)
+                for (name, weights), model in zip(teachers, teacher_models, strict=True)
+            ]
+            or None,
         },
         quiet=args.quiet,
     )
@@ -295,16 +299,15 @@ def _parse_teacher(spec: str) -> tuple[str, str | None]:
     return name, weights or None
 
 
-def _teacher_description(model: str, weights: str | None) -> str:
-    """How metrics.json names a teacher: the model and the sha256 of its weights."""
-    if weights is None:
-        return f"{model} (pretrained)"
+def _teacher_description(name: str, model: Any, *, from_file: bool) -> str:
+    """How metrics.json names a teacher: the model and the file (with its sha256) that its
+    pretrained_cfg says it was loaded from, a run folder already resolved to its weights."""
+    if not from_file:
+        return f"{name} (pretrained)"
     from .checkpoint import sha256_file
 
-    path = Path(weights)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    return f"{model} ({path.name}, sha256 {sha256_file(path)})"
+    path = Path(model.pretrained_cfg["file"])
+    return f"{name} ({path.name}, sha256 {sha256_file(path)})"
 
 
 def write_run(
