@@ -15,8 +15,8 @@ epochs then linear decay to 0), weight decay 5e-4 (not on BN/bias), label smooth
 of the weights (0.996 per step, about 2.5 epochs at 97 steps/epoch) and flip TTA at evaluation
 (--tta-translate adds 1-pixel shifted views; --eval-every N evaluates less often;
 --weights-dtype float16 stores half-size weights, measured as stored; --cutout, --weight-decay,
---label-smoothing and --alternate-flip change the recipe: the runs above over-fit, train accuracy
-ending near 98%, so stronger regularization is the next thing to try).
+--label-smoothing, --sam-rho and --alternate-flip change the recipe: the runs above over-fit,
+train accuracy ending near 98%, so stronger regularization is the next thing to try).
 Each model gets a `cifarzoo train`-style folder OUT/MODEL: model.safetensors (+ .sha256),
 history.json, metrics.json, loss/accuracy/per-class PNGs. A summary table is printed at the end.
 """
@@ -105,6 +105,9 @@ def main() -> None:
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--cutout", type=int, default=0, help="cutout size, 0 = off")
     ap.add_argument(
+        "--sam-rho", type=float, default=0.0, help="sharpness-aware minimization radius, 0 = off"
+    )
+    ap.add_argument(
         "--alternate-flip", action="store_true", help="mirror each image every other epoch"
     )
     ap.add_argument("--seed", type=int, default=0)
@@ -170,6 +173,7 @@ def main() -> None:
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         cutout=args.cutout,
+        sam_rho=args.sam_rho,
         alternate_flip=args.alternate_flip,
     )
     summary = []

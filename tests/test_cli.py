@@ -89,6 +89,8 @@ def test_train_then_eval(
             "--crop-padding",
             "2",
             "--alternate-flip",
+            "--sam-rho",
+            "0.05",
             "--eval-every",
             "2",
             "--out",
@@ -131,7 +133,7 @@ def test_train_then_eval(
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2] and history["eval_split"] == "val"
     assert history["eval_acc"][0] is None and history["eval_acc"][1] is not None  # every 2nd
-    assert metrics["recipe"]["alternate_flip"] is True
+    assert metrics["recipe"]["alternate_flip"] is True and metrics["recipe"]["sam_rho"] == 0.05
     digest = (out / "model.safetensors.sha256").read_text().split()[0]
     assert digest == metrics["sha256"]
     capsys.readouterr()

@@ -124,6 +124,13 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--cutout", type=int, default=d.cutout, help="cutout size, 0 = off")
     p.add_argument(
+        "--sam-rho",
+        type=float,
+        default=d.sam_rho,
+        help="sharpness-aware minimization with this radius (0.05 is usual); 0 = off. "
+        "Each step costs two forward and backward passes",
+    )
+    p.add_argument(
         "--alternate-flip",
         action="store_true",
         help="mirror each image in every other epoch instead of at random (airbench)",
@@ -217,6 +224,7 @@ def run_train(args: argparse.Namespace) -> int:
         crop_padding=args.crop_padding,
         alternate_flip=args.alternate_flip,
         cutout=args.cutout,
+        sam_rho=args.sam_rho,
         tta_flip=args.tta_flip,
         tta_translate=args.tta_translate,
         amp=AMP_MODES[args.amp],

@@ -40,7 +40,9 @@ __all__ = [
     "Teacher",
     "TrainConfig",
     "fit",
+    "frozen_norm_statistics",
     "param_groups",
+    "sam_ascent",
 ]
 
 ScheduleKind = Literal["onecycle", "cosine", "constant"]
@@ -70,6 +72,9 @@ class TrainConfig:
     With a teacher (``fit(teacher=...)``), the training targets become
     ``(1 - distill_weight) * one_hot(label) + distill_weight * softmax(teacher_logits / T)``
     with ``T = distill_temperature`` (knowledge distillation with soft targets).
+    ``sam_rho > 0`` turns on sharpness-aware minimization (SAM, Foret et al. 2021): each step
+    takes its gradient at the weights moved ``sam_rho`` along the normalized gradient, which
+    costs a second forward and backward pass per step.
     """
 
     epochs: int = 30
@@ -93,6 +98,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     grad_clip: float | None = None
+    sam_rho: float = 0.0
     sync_bn: bool = False
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
@@ -105,6 +111,8 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError("ema_decay must be in [0, 1) (0 turns EMA off)")
+        if self.sam_rho < 0:
+            raise ValueError(f"sam_rho must be >= 0 (0 turns SAM off), got {self.sam_rho}")
         if not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
             raise ValueError(
                 "distill_weight must be in [0, 1] and distill_temperature > 0, got "
@@ -151,6 +159,46 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+@torch.no_grad()
+def sam_ascent(model: nn.Module, rho: float) -> list[tuple[Tensor, Tensor]]:
+    """Move every parameter that has a gradient by ``rho * grad / ||grad||`` (the global norm
+    over all of them): SAM's step to the worst nearby weights. Returns ``(param, move)`` pairs so
+    that the caller can step back."""
+    params: list[Tensor] = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return []
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = rho / (norm + 1e-12)
+    moves = [g * scale for g in grads]
+    torch._foreach_add_(params, moves)
+    return list(zip(params, moves, strict=True))
+
+
+@contextlib.contextmanager
+def frozen_norm_statistics(model: nn.Module) -> Iterator[None]:
+    """Batch norms keep their running statistics during a forward pass in training mode (SAM's
+    second pass must not count the batch twice); they still normalize with the batch's own."""
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    saved = [
+        (m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+        for m in norms
+    ]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, tracked) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            if tracked is not None and m.num_batches_tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
 
 
 class ModelEma:
@@ -408,6 +456,7 @@ def fit(
     channels_last: bool = _D.channels_last,
     compile: bool = _D.compile,
     grad_clip: float | None = _D.grad_clip,
+    sam_rho: float = _D.sam_rho,
     sync_bn: bool = _D.sync_bn,
     distill_weight: float = _D.distill_weight,
     distill_temperature: float = _D.distill_temperature,
@@ -476,6 +525,7 @@ def fit(
             channels_last=channels_last,
             compile=compile,
             grad_clip=grad_clip,
+            sam_rho=sam_rho,
             sync_bn=sync_bn,
             distill_weight=distill_weight,
             distill_temperature=distill_temperature,
@@ -744,6 +794,17 @@ class _Trainer:
             torch.manual_seed(self.cfg.seed)
             return self._run()
 
+    def _sharpness_aware_gradient(self, x: Tensor, y: Tensor) -> None:
+        """Replace the gradients with those at the SAM ascent point; the weights are unchanged."""
+        moves = sam_ascent(self.model, self.cfg.sam_rho)
+        self.opt.zero_grad(set_to_none=True)
+        with frozen_norm_statistics(self.model), _autocast(self.device, self.amp):
+            out = self.train_model(x)
+        self.criterion(out.float(), y).backward()
+        with torch.no_grad():
+            for p, move in moves:
+                p.sub_(move)
+
     def _run_epoch(
         self,
         epoch: int,
@@ -773,6 +834,8 @@ class _Trainer:
                 loss = self.criterion(out.float(), y)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.sam_rho > 0:
+                    self._sharpness_aware_gradient(x, y)
                 if cfg.grad_clip is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.opt.step()
