@@ -19,13 +19,13 @@ import io
 import pickle
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-FOLDER = "cifar-10-batches-py"
-IMAGE_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+from cifarzoo.data import FOLDER, TEST_FILE, TRAIN_FILES, _read_pickle
+
+IMAGE_FILES = (*TRAIN_FILES, TEST_FILE)
 
 
 def reencode(images: np.ndarray, quality: int, shift: int) -> np.ndarray:
@@ -55,12 +55,10 @@ def main() -> None:
         if path.name not in IMAGE_FILES:
             shutil.copyfile(path, dst / path.name)
             continue
-        with open(path, "rb") as f:
-            batch: dict[Any, Any] = pickle.load(f, encoding="latin1")
-        key = "data" if "data" in batch else b"data"
-        images = np.asarray(batch[key]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        batch = _read_pickle(path)  # the library's reader: numpy arrays only, str keys
+        images = np.asarray(batch["data"]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         again = reencode(images, args.quality, args.shift)
-        batch[key] = again.transpose(0, 3, 1, 2).reshape(len(again), -1)
+        batch["data"] = again.transpose(0, 3, 1, 2).reshape(len(again), -1)
         with open(dst / path.name, "wb") as f:
             pickle.dump(batch, f)
         change = np.abs(again.astype(np.int16) - images).mean()

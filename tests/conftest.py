@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,6 +26,15 @@ def cifar10_root() -> Path:
     if not (path / "cifar-10-batches-py").is_dir():
         pytest.fail(f"CIFARZOO_TEST_DATA={root} has no cifar-10-batches-py folder")
     return path
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import a script of the repository (benchmarks/, scripts/) as a module, by its path."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_batch(path: Path, data: np.ndarray, labels: list[int]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import load_script
 from safetensors.torch import load_file
 
 import cifarzoo
@@ -37,10 +37,7 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     state = load_file(str(run / "model.safetensors"))
     assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float16}
     # The recorded accuracy is that of the stored half-size file, on the smoke run's test data.
-    spec = importlib.util.spec_from_file_location("gpu_recipe", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = load_script(SCRIPT)
     data = recipe.synthetic_data(256, 200)
     model = cifarzoo.create_model("lenet")
     model.load_state_dict(state)

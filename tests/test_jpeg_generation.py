@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_batch
+from conftest import load_script, write_batch
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "jpeg_generation.py"
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("jpeg_generation", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _photo_like(n: int, seed: int) -> np.ndarray:
@@ -37,7 +27,7 @@ def _photo_like(n: int, seed: int) -> np.ndarray:
 
 
 def test_a_moved_block_grid_changes_an_encoded_image_more_than_re_encoding_in_place() -> None:
-    jpeg = _module()
+    jpeg = load_script(SCRIPT)
     first = jpeg.reencode(_photo_like(16, seed=0), quality=75, shift=0)
     in_place = jpeg.reencode(first, quality=75, shift=0)
     moved = jpeg.reencode(first, quality=75, shift=4)

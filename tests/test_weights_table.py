@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
+from conftest import load_script
 from huggingface_hub import constants
 from safetensors.torch import save_file
 from timm.models import generate_default_cfgs
@@ -244,23 +243,15 @@ def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Pat
         hub.update_table_in_file(tmp_path / "bare.md", rows)
 
 
-def load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     make_run(run_dir)
     weights_dir = tmp_path / "weights"
-    install = load_script("install_weights")
+    install = load_script(ROOT / "scripts" / "install_weights.py")
     assert install.main([str(run_dir), "--weights-dir", str(weights_dir)]) == 0
     assert (weights_dir / "lenet.safetensors").is_file()
 
-    table = load_script("accuracy_table")
+    table = load_script(ROOT / "scripts" / "accuracy_table.py")
     readme = tmp_path / "README.md"
     readme.write_text(f"{hub.TABLE_START}\n{hub.TABLE_END}\n")
     args = ["--file", str(readme), "--models", "lenet", "--weights-dir", str(weights_dir)]
