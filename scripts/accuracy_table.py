@@ -40,8 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = model_table(names, weights_dir=args.weights_dir)
     stale = []
     for path in args.file or [ROOT / "README.md"]:
-        if update_table_in_file(path, rows, check=args.check):
-            stale.append(path)
+        try:
+            if update_table_in_file(path, rows, check=args.check):
+                stale.append(path)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {path}: {err}", file=sys.stderr)
+            return 1
     for path in stale:
         print(f"{path}: {'out of date' if args.check else 'updated'}")
     if args.check and stale:

@@ -22,7 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from cifarzoo.hub import DEFAULT_TAG, MAX_PACKAGED_MB, install_weights  # noqa: E402
+from cifarzoo.hub import (  # noqa: E402
+    DEFAULT_TAG,
+    MAX_PACKAGED_MB,
+    PretrainedWeightsError,
+    install_weights,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,14 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights-dir", type=Path, help="default: src/cifarzoo/weights")
     parser.add_argument("--max-mb", type=float, default=MAX_PACKAGED_MB)
     args = parser.parse_args(argv)
-    path = install_weights(
-        args.run,
-        weights_dir=args.weights_dir,
-        tag=args.tag,
-        hf_hub_id=args.hub_id,
-        max_mb=args.max_mb,
-        unpublished=args.unpublished,
-    )
+    try:
+        path = install_weights(
+            args.run,
+            weights_dir=args.weights_dir,
+            tag=args.tag,
+            hf_hub_id=args.hub_id,
+            max_mb=args.max_mb,
+            unpublished=args.unpublished,
+        )
+    except (FileNotFoundError, ValueError, PretrainedWeightsError) as err:
+        print(f"error: {err}\nNothing was installed or changed.", file=sys.stderr)
+        return 1
     print(f"wrote {path}")
     return 0
 

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import pickle
 from pathlib import Path
+from signal import SIGINT
 from types import ModuleType
 
 import numpy as np
@@ -76,6 +77,27 @@ def fake_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f,
         )
     return root
+
+
+class InterruptAt(nn.Module):
+    """Wraps a model; its ``at``-th training forward call is interrupted like Ctrl-C: by a real
+    SIGINT to this process (``signal=True``, what a terminal sends) or by raising
+    KeyboardInterrupt directly. ``at=-1`` never interrupts."""
+
+    def __init__(self, inner: nn.Module, at: int, *, signal: bool = False) -> None:
+        super().__init__()
+        self.inner, self.at, self.signal, self.calls = inner, at, signal, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                if self.signal:
+                    os.kill(os.getpid(), SIGINT)
+                else:
+                    raise KeyboardInterrupt
+        out: torch.Tensor = self.inner(x)
+        return out
 
 
 class TinyNet(nn.Module):

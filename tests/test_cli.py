@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import InterruptAt
+from torch import nn
 
-from cifarzoo.cli import SUBCOMMANDS, build_parser, main
+from cifarzoo import cli
+from cifarzoo.cli import RECIPE_FLAGS, SUBCOMMANDS, _train_config, build_parser, main
+from cifarzoo.train import TrainConfig
 
 
 def test_parser_is_built_from_registered_subcommands() -> None:
@@ -25,7 +33,11 @@ def test_parser_is_built_from_registered_subcommands() -> None:
     ]
     args = parser.parse_args(["train", "resnet20", "--epochs", "3", "--resume", "--quiet"])
     assert (args.model, args.epochs, args.resume, args.quiet) == ("resnet20", 3, True, True)
-    assert args.batch_size == 128 and args.lr == 0.1 and args.weight_decay == 5e-4
+    # recipe options not given stay unset (--resume takes them from the checkpoint)
+    assert not any(hasattr(args, k) for k in ("batch_size", "lr", "tta_flip", "amp", "seed"))
+    cfg = _train_config(args, None, Path("unused"))
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay) == (3, 128, 0.1, 5e-4)
+    assert set(RECIPE_FLAGS) <= {f.name for f in dataclasses.fields(TrainConfig)}
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "resnet20"])  # --weights or --pretrained is required
 
@@ -140,14 +152,22 @@ def test_train_then_eval(
 
     report = tmp_path / "eval.json"
     eval_args = ["eval", "lenet", "--data", str(fake_cifar_root), "--json", str(report)]
-    eval_args += ["--device", "cpu", "--tta"]
+    eval_args += ["--device", "cpu"]
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
     printed = capsys.readouterr().out
     assert "airplane" in printed and "all" in printed
+    assert "(10,000 images; flip TTA)" in printed  # eval's default is train's
     result = json.loads(report.read_text())
     # the saved weights (EMA) with flip TTA are exactly what train reported
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
     assert result["num_samples"] == 10_000 and result["tta_translate"] is False
+    assert result["tta_flip"] is True and result["bf16"] is False
+    assert main([*eval_args, "--weights", str(out), "--no-tta"]) == 0
+    assert "(10,000 images; no TTA)" in capsys.readouterr().out
+    assert json.loads(report.read_text())["tta_flip"] is False
+    assert main([*eval_args, "--weights", str(out), "--tta"]) == 0  # still accepted
+    assert json.loads(report.read_text())["accuracy"] == result["accuracy"]
+    capsys.readouterr()
     # a run folder works as --weights too
     assert main([*eval_args, "--weights", str(out), "--tta-translate"]) == 0
     assert "(flip + translate TTA)" in capsys.readouterr().out
@@ -176,7 +196,9 @@ def test_train_then_eval(
     assert "sha256" in capsys.readouterr().err
 
 
-def test_resume_continues_in_the_same_folder(fake_cifar_root: Path, tmp_path: Path) -> None:
+def test_resume_continues_in_the_same_folder(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = [
         "train",
         "lenet",
@@ -193,8 +215,100 @@ def test_resume_continues_in_the_same_folder(fake_cifar_root: Path, tmp_path: Pa
         "--quiet",
         "--no-tta",
     ]
-    assert main([*args, "--epochs", "1"]) == 0
-    # a different epoch count is a different recipe: refused with a clear message
+    assert main([*args, "--epochs", "1", "--lr", "0.05"]) == 0
+    capsys.readouterr()
+    # a different epoch count is a different recipe: refused, naming the flag and its value
     assert main([*args, "--epochs", "2", "--resume"]) == 2
-    assert main([*args, "--epochs", "1", "--resume"]) == 0  # already complete: nothing to do
+    err = capsys.readouterr().err
+    assert "--epochs 2 (checkpoint: --epochs 1)" in err and "Resume with --epochs 1" in err
+    assert "another --out" in err
+    # the options left out come from the checkpoint: already complete, nothing to do
+    assert main([*args, "--resume"]) == 0
     assert json.loads((tmp_path / "history.json").read_text())["epoch"] == [1]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["recipe"]["lr"] == 0.05 and metrics["recipe"]["epochs"] == 1
+    capsys.readouterr()
+    # other data is refused: the checkpoint records what it was trained on
+    assert main([*[a if a != "320" else "640" for a in args], "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "the data differs" in err and "training images: checkpoint 320 vs now 640" in err
+    assert main([*args, "--val-size", "1000", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation split: checkpoint test (10,000 images) vs now val (1,000 images)" in err
+
+
+def test_ctrl_c_hint_resumes_the_run(
+    fake_cifar_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cifarzoo.models
+    from cifarzoo.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+    create = cifarzoo.models.create_model
+    at = [5 + 2]  # 320 images / batch 64: 5 steps per epoch, so in epoch 2
+
+    def interrupted(name: str, **kwargs: Any) -> nn.Module:
+        return InterruptAt(create(name, **kwargs), at[0])
+
+    monkeypatch.setattr(cifarzoo.models, "create_model", interrupted)
+    out = tmp_path / "my run"  # a space: the hint must quote it
+    args = ["train", "lenet", "--data", str(fake_cifar_root), "--epochs", "2", "--lr", "0.05"]
+    args += ["--batch-size", "64", "--train-subset", "320", "--out", str(out), "--device", "cpu"]
+    args += ["--quiet", "--no-tta"]
+    assert main(args) == 130
+    hint = capsys.readouterr().err.split("resume with: ", 1)[1].strip()
+    assert hint == shlex.join(["cifarzoo", *args, "--resume"])
+    assert load_checkpoint(out / CHECKPOINT_NAME)["epoch"] == 1
+    at[0] = -1
+    assert main(shlex.split(hint)[1:]) == 0  # the hint works as printed
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2]
+
+
+def test_bad_options_are_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodata = ["--data", str(tmp_path / "nodata"), "--no-download"]  # never read
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+
+    def error(*argv: str) -> str:
+        assert main(list(argv)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        return err
+
+    err = error("train", "lenet", *nodata, "--out", str(taken))
+    assert f"--out {taken}: {taken} is a file, not a folder" in err
+    err = error("train", "lenet", *nodata, "--out", str(taken / "run"))
+    assert f"{taken} is a file, so no folder can be created in it" in err
+    err = error("eval", "lenet", "--weights", str(taken), *nodata, "--json", str(tmp_path))
+    assert f"--json {tmp_path} is a folder; pass a file path" in err
+    err = error("train", "lenet", *nodata, "--out", str(tmp_path / "o"), "--train-subset", "60000")
+    assert "--train-subset must be between 1 and 50,000" in err and "got 60,000" in err
+    err = error("train", "lenet", *nodata, "--val-size", "5000", "--train-subset", "45001")
+    assert "--train-subset must be between 1 and 45,000" in err
+    err = error("train", "lenet", *nodata, "--val-size", "50000")
+    assert "--val-size must be between 0 (no validation split) and 49,999" in err
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    err = error("train", "lenet", *nodata, "--out", str(run), "--resume")
+    assert f"cannot resume from {run / 'checkpoint.pt'}" in err and "Delete it" in err
+    err = error("train", "lenet", *nodata, "--out", str(tmp_path / "o"), "--epochs", "0")
+    assert "epochs must be >= 1, got 0" in err
+    err = error("train", "lenet", *nodata, "--out", str(tmp_path / "o"), "--crop-padding", "32")
+    assert "CIFAR-10 not found" in err  # padding is checked against the images, once read
+
+
+def test_os_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def disk_full(args: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/model.safetensors")
+
+    monkeypatch.setattr(cli, "run_list", disk_full)
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert err == "cifarzoo list: error: No space left on device: /runs/x/model.safetensors\n"

@@ -197,3 +197,68 @@ def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_compare_rejects_nothing() -> None:
     with pytest.raises(ValueError, match="nothing to compare"):
         compare([], None)
+
+
+def test_write_report_is_atomic_and_strict_json(
+    report_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cifarzoo.compare as compare_module
+    from cifarzoo.compare import write_report
+
+    summary = json.loads((report_dir / REPORT_JSON).read_text())
+    report = ComparisonReport.from_dict(summary)
+    report.models[0].history["eval_loss"] = [float("nan")]  # e.g. a diverged run
+    report.meta["path"] = tmp_path  # a Path: written as a string
+    out = tmp_path / "report"
+    files = write_report(report, out)
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} in report.json")
+
+    written = json.loads(files["json"].read_text(), parse_constant=no_constants)
+    assert written["models"][0]["history"]["eval_loss"] == [None]
+    assert written["path"] == str(tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [REPORT_JSON, REPORT_HTML, "summary.txt", *FIGURES.values()]
+    )  # no temporary files left
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(report: object) -> object:
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(compare_module, "render_report", broken)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        write_report(ComparisonReport.from_dict(summary), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old report is whole
+
+
+def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
+    from cifarzoo.checkpoint import save_weights
+    from cifarzoo.models import create_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_weights(create_model("lenet").state_dict(), run / "model.safetensors")
+    metrics = {
+        "model": "lenet",
+        "test_accuracy": 0.5,
+        "per_class_accuracy": [0.5] * 10,
+        "confusion_matrix": [[1] * 10] * 10,
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    report = compare([], None, runs=[run], quiet=True, device="cpu")
+    assert report.models[0].name == "lenet" and report.models[0].source == str(run)
+    weights = run / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(cifarzoo.PretrainedWeightsError, match="sha256 mismatch"):
+        compare([], None, runs=[run], quiet=True, device="cpu")
+
+
+def test_compare_reuses_the_plots_matplotlib_helper() -> None:
+    import cifarzoo.compare
+    import cifarzoo.plots
+
+    assert cifarzoo.compare._pyplot is cifarzoo.plots._pyplot

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_missing_file_is_named(fake_cifar_root: Path, tmp_path: Path) -> None:
     ("obj", "match"),
     [
         ({"data": np.zeros((10_000, 3000), np.uint8), "labels": [0] * 10_000}, r"\(N, 3072\)"),
-        ({"data": np.zeros((10_000, 3072), np.float32), "labels": [0] * 10_000}, "uint8"),
+        ({"data": np.zeros((10_000, 3072), np.int8), "labels": [0] * 10_000}, "uint8"),
         ({"data": np.zeros((10_000, 3072), np.uint8), "labels": [11] * 10_000}, "0..9"),
         ({"data": np.zeros((10_000, 3072), np.uint8), "labels": [0] * 9_999}, "labels"),
         ({"labels": [0] * 10_000}, "lacks the key"),
@@ -448,3 +449,112 @@ def test_real_data_is_valid(cifar10_root: Path) -> None:
     assert data.val is not None and len(data.val) == 5000 and len(data.train) == 45_000
     mean = data.train.images.float().mean((0, 2, 3)) / 255
     assert torch.allclose(mean, torch.tensor(CIFAR10_MEAN), atol=0.01)
+
+
+# -- damaged files ---------------------------------------------------------------------------
+
+
+def _damaged_copy(root: Path, tmp_path: Path, name: str, edit: Callable[[bytes], bytes]) -> Path:
+    """A copy of the folder (links) in which ``name`` is a damaged copy of the real file."""
+    original = (root / "cifar-10-batches-py" / name).read_bytes()
+    copy = _copy_with(root, tmp_path, name, None)
+    (copy / "cifar-10-batches-py" / name).write_bytes(edit(original))
+    return copy
+
+
+def _set_byte(pos: int, value: int) -> Callable[[bytes], bytes]:
+    def edit(data: bytes) -> bytes:
+        return data[:pos] + bytes([value]) + data[pos + 1 :]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda data: data[: len(data) // 2],  # truncated
+        lambda data: data[:100],
+        _set_byte(10, 0xFF),  # frame length beyond any size: was an OverflowError
+        _set_byte(7, 0x7F),  # a frame of ~500 GB: was a MemoryError
+        _set_byte(2, 0xFF),  # not an opcode
+    ],
+    ids=["half", "100-bytes", "frame-overflow", "frame-huge", "bad-opcode"],
+)
+def test_damaged_batch_file_is_a_data_format_error(
+    fake_cifar_root: Path, tmp_path: Path, edit: Callable[[bytes], bytes]
+) -> None:
+    root = _damaged_copy(fake_cifar_root, tmp_path, "test_batch", edit)
+    with pytest.raises(DataFormatError) as e:
+        load_cifar10(root, download=True)  # download only fetches missing files: not called
+    msg = str(e.value)
+    assert "test_batch is not a CIFAR-10 python pickle file" in msg
+    assert "delete (or replace) the whole cifar-10-batches-py folder" in msg
+
+
+def test_every_damaged_header_byte_is_a_data_format_error(tmp_path: Path) -> None:
+    """Whatever byte of the header is damaged, reading either works or raises DataFormatError
+    (never OverflowError, MemoryError, IndexError...)."""
+    from cifarzoo.data import _read_batch
+
+    good = tmp_path / "good"
+    write_batch(good, np.zeros((20, 3072), np.uint8), [i % 10 for i in range(20)])
+    original = good.read_bytes()
+    bad = tmp_path / "bad"
+    outcomes = {"ok": 0, "error": 0}
+    for pos in range(64):
+        for value in (0x00, 0x7F, 0xFF):
+            bad.write_bytes(_set_byte(pos, value)(original))
+            try:
+                _read_batch(bad)
+                outcomes["ok"] += 1
+            except DataFormatError:
+                outcomes["error"] += 1
+    assert outcomes["error"] > 50 and outcomes["ok"] > 0  # both kinds happen
+
+
+def test_huge_file_is_refused_before_reading(fake_cifar_root: Path, tmp_path: Path) -> None:
+    root = _copy_with(fake_cifar_root, tmp_path, "data_batch_1", None)
+    with (root / "cifar-10-batches-py" / "data_batch_1").open("wb") as f:
+        f.truncate(200 * 2**20)  # sparse: costs no disk
+    with pytest.raises(DataFormatError, match=r"data_batch_1 is 210 MB, far more than"):
+        load_cifar10(root)
+
+
+def test_malformed_content_says_to_replace_the_folder(
+    fake_cifar_root: Path, tmp_path: Path
+) -> None:
+    bad = {"data": np.zeros((10_000, 3072), np.uint8), "labels": [12] * 10_000}
+    root = _copy_with(fake_cifar_root, tmp_path, "data_batch_4", bad)
+    with pytest.raises(DataFormatError) as e:
+        load_cifar10(root)
+    msg = str(e.value)
+    assert "labels must lie in 0..9, found 12..12" in msg
+    assert "delete (or replace) the whole cifar-10-batches-py folder" in msg
+    assert "cs.toronto.edu" in msg  # and where to get the data
+
+
+# -- label and padding checks ----------------------------------------------------------------
+
+
+def test_labels_are_checked_against_the_classes() -> None:
+    im = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"class indices in 0\.\.9 .*found values from 0 to 10"):
+        DeviceLoader(im, torch.tensor([0, 1, 2, 10]), batch_size=2, num_classes=10)
+    with pytest.raises(ValueError, match=r"class indices 0 or more.*from -1 to 2"):
+        DeviceLoader(im, torch.tensor([0, 1, 2, -1]), batch_size=2)
+    with pytest.raises(ValueError, match=r"probabilities for 5 classes .* the model has 10"):
+        DeviceLoader(im, torch.full((4, 5), 0.2), batch_size=2, num_classes=10)
+    ok = DeviceLoader(im, torch.tensor([0, 1, 2, 7]), batch_size=2, num_classes=10)
+    assert ok.label_classes == 8 and not ok.soft_labels
+    soft = DeviceLoader(im, torch.full((4, 10), 0.1), batch_size=2, num_classes=10)
+    assert soft.label_classes == 10 and soft.soft_labels
+
+
+def test_reflect_padding_must_be_smaller_than_the_image() -> None:
+    im = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    lab = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"crop_padding 32 must be smaller than the image size"):
+        DeviceLoader(im, lab, batch_size=2, train=True, crop_padding=32)
+    DeviceLoader(im, lab, batch_size=2, train=True, crop_padding=31)  # the most reflect can add
+    DeviceLoader(im, lab, batch_size=2, train=True, crop_padding=40, pad_mode="zeros")
+    DeviceLoader(im, lab, batch_size=2, train=False, crop_padding=40)  # no crops: unused

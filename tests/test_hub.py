@@ -9,20 +9,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import timm
 import torch
-from huggingface_hub import ModelCard, constants, hf_hub_download
+from huggingface_hub import CommitInfo, HfApi, ModelCard, constants, errors, hf_hub_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors.torch import save_file
 from torch import nn
 
 import cifarzoo
 from cifarzoo import hub
+from cifarzoo.checkpoint import ChecksumError, load_weights
 from cifarzoo.hub import PretrainedWeightsError
+from cifarzoo.models import _registry
 
 DATA = "CIFAR-10 (JPEG mirror)"
 REPO = "cifarzoo-test/lenet"
@@ -141,7 +146,7 @@ def test_tampered_file_is_refused(run: tuple[Path, nn.Module], tmp_path: Path) -
     data = bytearray((tmp_path / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF  # flip bits of the last weight
     (tmp_path / "model.safetensors").write_bytes(bytes(data))
-    with pytest.raises(PretrainedWeightsError, match="corrupt"):
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
         timm.create_model(
             "cifar_lenet",
             pretrained=True,
@@ -154,6 +159,25 @@ def test_garbage_sidecar_is_refused(run: tuple[Path, nn.Module], tmp_path: Path)
     (tmp_path / "w.safetensors.sha256").write_text("not a digest\n")
     with pytest.raises(PretrainedWeightsError, match="does not hold a sha256"):
         cifarzoo.lenet(weights=tmp_path / "w.safetensors")
+
+
+def test_load_weights_shares_the_checks(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
+    """checkpoint.load_weights: the same sha256 checks and errors as pretrained loading, and
+    safetensors only."""
+    state = load_weights(run[0] / "model.safetensors")
+    assert all(torch.equal(state[k], v) for k, v in run[1].state_dict().items())
+    weights = tmp_path / "w.safetensors"
+    shutil.copyfile(run[0] / "model.safetensors", weights)
+    with pytest.raises(ChecksumError, match=r"sha256 mismatch .*does not match 1{64}"):
+        load_weights(weights, expected_sha256="1" * 64)
+    (tmp_path / "w.safetensors.sha256").write_text("garbage\n")
+    with pytest.raises(ChecksumError, match="does not hold a sha256 digest"):
+        load_weights(weights)
+    assert set(load_weights(weights, verify=False)) == set(state)
+    assert issubclass(ChecksumError, PretrainedWeightsError)
+    torch.save(run[1].state_dict(), tmp_path / "model.pt")
+    with pytest.raises(PretrainedWeightsError, match="safetensors weights only"):
+        load_weights(tmp_path / "model.pt")
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -246,6 +270,33 @@ def test_model_card(hub_folder: Path) -> None:
     assert "NVIDIA H200" in text
 
 
+def test_model_card_links_the_official_dataset_only_for_official_data(tmp_path: Path) -> None:
+    card = hub.build_model_card(hub.read_run(make_run_dir(tmp_path / "mirror")), REPO)
+    assert {r.dataset_type for r in card.data.eval_results} == {"cifar-10-jpeg-mirror"}
+    assert {r.dataset_name for r in card.data.eval_results} == {DATA}
+    assert card.data.datasets is None
+    assert f"{DATA} is a JPEG re-encoding of CIFAR-10's images, not the official" in card.text
+
+    card = hub.build_model_card(
+        hub.read_run(make_run_dir(tmp_path / "official", data="CIFAR-10")), REPO
+    )
+    assert {r.dataset_type for r in card.data.eval_results} == {"cifar10"}
+    assert {r.dataset_name for r in card.data.eval_results} == {"CIFAR-10"}
+    assert card.data.datasets == ["cifar10"]
+    assert "not the official" not in card.text
+
+    card = hub.build_model_card(
+        hub.read_run(make_run_dir(tmp_path / "other", data="CIFAR-10 (re-labelled)")), REPO
+    )
+    assert card.data.datasets is None
+    assert "a copy of CIFAR-10 other than its official release" in card.text
+
+
+def make_run_dir(run_dir: Path, **metrics: object) -> Path:
+    make_run(run_dir, **metrics)
+    return run_dir
+
+
 def test_model_card_without_validation_split(tmp_path: Path) -> None:
     make_run(tmp_path / "run", val_accuracy=None)
     card = hub.build_model_card(hub.read_run(tmp_path / "run"), REPO)
@@ -288,6 +339,65 @@ def test_local_dir_with_only_a_pickle(hub_folder: Path, tmp_path: Path) -> None:
         timm.create_model(f"local-dir:{folder}", pretrained=True)
 
 
+def test_weights_keyword_with_a_hub_folder(
+    hub_folder: Path, run: tuple[Path, nn.Module], tmp_path: Path
+) -> None:
+    """weights=FOLDER with a config.json is read as timm's local-dir: its recorded sha256 is
+    checked and its num_classes applies."""
+    for model in (
+        cifarzoo.lenet(weights=hub_folder),
+        cifarzoo.create_model("lenet", weights=str(hub_folder)),
+        cifarzoo.create_model(f"local-dir:{hub_folder}", pretrained=True),
+    ):
+        assert same_params(model, run[1])
+        assert model.pretrained_cfg["source"] == "local-dir"
+        assert model.pretrained_cfg["label_names"] == list(cifarzoo.CIFAR10_CLASSES)
+    four = cifarzoo.lenet(weights=hub_folder, num_classes=4)
+    assert four.fc3.weight.shape == (4, 84)
+    assert same_params(four, run[1], skip="fc3.")
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(hub_folder, tampered)
+    data = bytearray((tampered / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF  # same shapes, other values: only the digest can tell
+    (tampered / "model.safetensors").write_bytes(bytes(data))
+    for load in (
+        lambda: cifarzoo.lenet(weights=tampered),
+        lambda: cifarzoo.create_model(f"local-dir:{tampered}", pretrained=True),
+    ):
+        with pytest.raises(ChecksumError, match=r"sha256 mismatch .*recorded in the model's"):
+            load()
+    with pytest.raises(PretrainedWeightsError, match="holds weights for cifar_lenet"):
+        cifarzoo.resnet20(weights=hub_folder)
+
+
+def test_hub_folder_of_another_num_classes(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    original = cifarzoo.lenet(num_classes=4).eval()
+    run_dir = tmp_path / "run"
+    write_weights(original, run_dir / "model.safetensors")
+    metrics = {"model": "lenet", "test_accuracy": 0.5, "epochs": 1, "seconds": 1.0, "data": DATA}
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "num_classes": 4}))
+    folder = hub.build_hub_folder(run_dir, REPO, tmp_path / "hub")
+    model = cifarzoo.lenet(weights=folder)
+    assert model.num_classes == 4 and same_params(model, original)
+    ten = cifarzoo.lenet(weights=folder, num_classes=10)  # 10 != the weights' 4: fresh head
+    assert ten.fc3.weight.shape == (10, 84) and same_params(ten, original, skip="fc3.")
+
+
+def test_create_model_refuses_bad_sources(hub_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(PretrainedWeightsError, match=r"no config\.json in .*publish --dry-run"):
+        cifarzoo.create_model(f"local-dir:{tmp_path}", pretrained=True)
+    timm_model = tmp_path / "timm"
+    shutil.copytree(hub_folder, timm_model)
+    config = json.loads((timm_model / "config.json").read_text())
+    (timm_model / "config.json").write_text(json.dumps({**config, "architecture": "resnet18"}))
+    with pytest.raises(PretrainedWeightsError, match="'resnet18', which is not a cifarzoo model"):
+        cifarzoo.create_model(f"local-dir:{timm_model}")
+    with pytest.raises(ValueError, match="drop weights="):
+        cifarzoo.create_model(f"local-dir:{hub_folder}", weights=hub_folder)
+
+
 def test_hf_hub_from_offline_cache(
     hub_folder: Path, run: tuple[Path, nn.Module], tmp_path: Path
 ) -> None:
@@ -311,9 +421,31 @@ def test_hf_hub_from_offline_cache(
         torch.testing.assert_close(model.eval()(x), expected, rtol=0, atol=0)
         assert model.pretrained_cfg["hf_hub_filename"] == "model.safetensors"
 
+        for model in (
+            cifarzoo.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=cache),
+            cifarzoo.create_model(f"hf-hub:{REPO}@{commit}", pretrained=True, cache_dir=cache),
+        ):
+            torch.testing.assert_close(model.eval()(x), expected, rtol=0, atol=0)
+
     bad = dict(hf_hub_id=f"{REPO}@{commit}", notes=("sha256:" + "1" * 64,))
-    with pytest.raises(PretrainedWeightsError, match="sha256 mismatch"):
+    with pytest.raises(ChecksumError, match=r"sha256 mismatch .*hf cache rm model/"):
         cifarzoo.lenet(pretrained=True, pretrained_cfg_overlay=bad, cache_dir=cache)
+
+
+def test_hub_file_is_checked_before_timm_reads_it(hub_folder: Path, tmp_path: Path) -> None:
+    """A cached model.safetensors that is not even safetensors: checked first, the sha256
+    mismatch is reported (timm reading it first would fail on the format instead)."""
+    folder = tmp_path / "repo"
+    shutil.copytree(hub_folder, folder)
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    cache = tmp_path / "cache"
+    make_hub_cache(cache, REPO, folder)
+    for make in (
+        lambda: timm.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=cache),
+        lambda: cifarzoo.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=cache),
+    ):
+        with pytest.raises(ChecksumError, match=r"sha256 mismatch .*recorded in the model's"):
+            make()
 
 
 def test_hf_hub_offline_empty_cache(tmp_path: Path) -> None:
@@ -325,9 +457,46 @@ def test_hf_hub_offline_empty_cache(tmp_path: Path) -> None:
     assert "HF_HUB_OFFLINE=1" in message
     assert str(tmp_path) in message
     assert "weights=PATH" in message
-    # Plain timm, with the repository's config.json missing too: huggingface_hub's own error.
+    # Plain timm fetches the repository's config.json before any cifarzoo code runs, so the
+    # error is huggingface_hub's own; cifarzoo.create_model reads it first and explains.
     with pytest.raises(LocalEntryNotFoundError):
         timm.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=tmp_path)
+    with pytest.raises(PretrainedWeightsError) as info:
+        cifarzoo.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=tmp_path)
+    message = str(info.value)
+    assert f"could not get config.json from the Hugging Face Hub repository {REPO}" in message
+    assert "HF_HUB_OFFLINE=1" in message and str(tmp_path) in message
+    assert isinstance(info.value.__cause__, LocalEntryNotFoundError)
+
+
+def http_error(cls: type[errors.HfHubHTTPError], status: int) -> errors.HfHubHTTPError:
+    """A huggingface_hub HTTP error as hf_hub_download raises it for a Hub answer."""
+    httpx2 = pytest.importorskip("httpx2")  # the HTTP client of huggingface_hub 2.x
+    url = f"https://huggingface.co/{REPO}/resolve/main/model.safetensors"
+    response = httpx2.Response(status, request=httpx2.Request("GET", url))
+    return cls(f"{status} Client Error for url: {url}", response=response)
+
+
+@pytest.mark.parametrize(
+    ("cls", "status", "says"),
+    [
+        (errors.RepositoryNotFoundError, 404, f"no repository '{REPO}' on the Hub, or it is priv"),
+        (errors.GatedRepoError, 403, f"gated: accept its access conditions at .*/{REPO} and log"),
+        (errors.RevisionNotFoundError, 404, f"{REPO} has no revision 'v9'"),
+        (errors.RemoteEntryNotFoundError, 404, "The repository has no model.safetensors"),
+        (errors.HfHubHTTPError, 500, "The Hub request failed"),
+    ],
+)
+def test_hub_errors_get_their_own_message(
+    cls: type[errors.HfHubHTTPError], status: int, says: str
+) -> None:
+    err = http_error(cls, status)
+    message = str(
+        _registry._explain_hub_error(err, "cifar_lenet", f"{REPO}@v9", "model.safetensors", None)
+    )
+    assert re.search(says, message), message
+    assert cls.__name__ in message
+    assert "not in the cache" not in message and "Connect once" not in message
 
 
 # --- bad runs and publishing ----------------------------------------------------------------
@@ -353,6 +522,116 @@ def test_bad_run_folders(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
         hub.build_hub_folder(run[0], "no-slash", tmp_path / "x")
     with pytest.raises(FileExistsError, match="not empty"):
         hub.build_hub_folder(run[0], REPO, run[0])
+
+
+def test_failed_build_leaves_nothing_and_can_be_rerun(
+    run: tuple[Path, nn.Module], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object) -> None:
+        # after model.safetensors and config.json are written
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(hub, "build_model_card", fail)
+        with pytest.raises(RuntimeError, match="disk full"):
+            hub.build_hub_folder(run[0], REPO, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "out").mkdir()  # an empty folder is fine
+    hub.build_hub_folder(run[0], REPO, tmp_path / "out")
+    assert (tmp_path / "out" / "README.md").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.fixture
+def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where tempfile makes its folders during the test."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+@pytest.fixture
+def fake_upload(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """HfApi's two network calls of an upload, recorded; the folder's files are read at the
+    time of the call, as the real upload reads them."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def create_repo(self: HfApi, repo_id: str, **kwargs: Any) -> None:
+        calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+
+    def upload_folder(self: HfApi, **kwargs: Any) -> CommitInfo:
+        folder = Path(kwargs["folder_path"])
+        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+        calls.append(("upload_folder", {**kwargs, "files": files}))
+        return CommitInfo(
+            commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/{'c' * 40}",
+            commit_message=kwargs["commit_message"],
+            commit_description="",
+            oid="c" * 40,
+        )
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return calls
+
+
+def test_publish_uploads_and_pins_the_commit(
+    run: tuple[Path, nn.Module],
+    tmp_root: Path,
+    fake_upload: list[tuple[str, dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = hub.publish(run[0], REPO, private=True)
+    assert result.commit == "c" * 40 and result.pinned_id == f"{REPO}@{'c' * 40}"
+    assert result.url == f"https://huggingface.co/{REPO}/commit/{'c' * 40}"
+    (create, create_kw), (upload, upload_kw) = fake_upload
+    assert (create, create_kw) == (
+        "create_repo",
+        {"repo_id": REPO, "exist_ok": True, "private": True},
+    )
+    assert upload == "upload_folder" and upload_kw["repo_id"] == REPO
+    assert upload_kw["commit_message"] == "Upload cifar_lenet weights"
+    digest = hashlib.sha256((run[0] / "model.safetensors").read_bytes()).hexdigest()
+    assert upload_kw["files"]["model.safetensors"] == digest
+    assert set(upload_kw["files"]) == {
+        "README.md",
+        "config.json",
+        "curves.png",
+        "metrics.json",
+        "model.safetensors",
+    }
+    assert list(tmp_root.iterdir()) == []  # the temporary folder is gone after the upload
+
+    parser = argparse.ArgumentParser(prog="cifarzoo")
+    hub.add_publish_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["publish", "--run", str(run[0]), "--repo-id", REPO])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert f"pinned revision: {REPO}@{'c' * 40}" in out
+    assert f"--hub-id {REPO}@{'c' * 40}" in out and "built" not in out
+    assert list(tmp_root.iterdir()) == []
+
+
+def test_publish_with_out_keeps_the_folder(
+    run: tuple[Path, nn.Module], tmp_path: Path, fake_upload: list[tuple[str, dict[str, Any]]]
+) -> None:
+    result = hub.publish(run[0], REPO, out_dir=tmp_path / "out", commit_message="v1")
+    assert result.folder == tmp_path / "out" and (result.folder / "config.json").is_file()
+    assert fake_upload[1][1]["folder_path"] == tmp_path / "out"
+    assert fake_upload[1][1]["commit_message"] == "v1"
+
+
+def test_publish_failures_leave_no_temporary_folder(
+    run: tuple[Path, nn.Module], tmp_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(RuntimeError, match=r"offline mode is on.*pass --out FOLDER to keep it"):
+        hub.publish(run[0], REPO)
+    assert list(tmp_root.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        hub.publish(tmp_root / "no-run", REPO)
+    assert list(tmp_root.iterdir()) == []
 
 
 def test_publish_dry_run_and_offline_upload(run: tuple[Path, nn.Module], tmp_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import subprocess
+import sys
 import warnings
+from typing import Any
 
 import pytest
 import timm
@@ -10,12 +14,17 @@ import torch
 import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from timm.models import FeatureListNet, checkpoint_seq, group_parameters
+from timm.optim import create_optimizer_v2
 from torch import nn
 
 import cifarzoo
-from cifarzoo.layers import SEBlock
+from cifarzoo.layers import BasicBlock, Bottleneck, DenseLayer, SEBlock
+from cifarzoo.models import cifar_densenet, cifar_resnet
 
 SMALL = ["lenet", "resnet20", "seresnet20", "densenet_bc_100_k12"]
+# Families with timm's feature extraction and gradient checkpointing.
+PYRAMIDS = ["resnet20", "seresnet20", "densenet_bc_100_k12"]
 ALL = cifarzoo.list_models()
 
 # At 10 classes: torchvision's model with a 3x3 stride-1 conv1 and no max-pool.
@@ -101,13 +110,34 @@ def test_forward_shapes_big_models(name: str, num_classes: int, size: int) -> No
 
 @pytest.mark.parametrize("name", [*SMALL, "resnet50"])
 def test_backward_reaches_every_parameter(name: str) -> None:
-    model = cifarzoo.create_model(name).train()
+    torch.manual_seed(0)
+    # zero_init_residual would leave exact zero gradients behind the zeroed BNs.
+    kwargs = {"zero_init_residual": False} if "resnet" in name else {}
+    model = cifarzoo.create_model(name, **kwargs).train()
     loss = nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.arange(4))
     loss.backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, pname
         assert torch.isfinite(p.grad).all(), pname
-    assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.grad is not None)
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", ["resnet20", "seresnet20", "resnet50"])
+def test_zero_init_residual_starts_every_block_as_its_shortcut(name: str) -> None:
+    model = cifarzoo.create_model(name).eval()
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock | Bottleneck)]
+    assert len(blocks) == {"resnet50": 16}.get(name, 9)
+    for block in blocks:
+        x = torch.randn(2, block.conv1.in_channels, 8, 8)
+        shortcut = x if block.downsample is None else block.downsample(x)
+        with torch.no_grad():
+            torch.testing.assert_close(block(x), torch.relu(shortcut), rtol=0, atol=0)
+    # Without it, the residual branch contributes from the start.
+    block = cifarzoo.create_model(name, zero_init_residual=False).eval().layer1[0]
+    x = torch.randn(2, block.conv1.in_channels, 8, 8)
+    shortcut = x if block.downsample is None else block.downsample(x)
+    with torch.no_grad():
+        assert not torch.equal(block(x), torch.relu(shortcut))
 
 
 @pytest.mark.parametrize("name", SMALL)
@@ -126,10 +156,59 @@ def test_reset_classifier_follows_timm() -> None:
     model.reset_classifier(0)
     assert isinstance(model.get_classifier(), nn.Identity)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, model.num_features)
+    model.reset_classifier(4, "avg")
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
     lenet = cifarzoo.lenet()
-    lenet.reset_classifier(3)
+    lenet.reset_classifier(3, global_pool=None)
     assert lenet.get_classifier() is lenet.fc3
     assert lenet(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+@pytest.mark.parametrize("global_pool", ["", "max", "avgmax", "token"])
+def test_reset_classifier_only_average_pooling(global_pool: str) -> None:
+    model = cifarzoo.seresnet20()
+    with pytest.raises(ValueError, match=r"only supports average pooling.*forward_features\(x\)"):
+        model.reset_classifier(5, global_pool)
+    assert model.num_classes == 10 and model.get_classifier().out_features == 10
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_reset_classifier_follows_the_model_dtype_and_device(name: str) -> None:
+    model = cifarzoo.create_model(name).double()
+    model.reset_classifier(0)
+    model.reset_classifier(5)
+    assert model.get_classifier().weight.dtype == torch.float64
+    assert model.eval()(torch.randn(2, 3, 32, 32, dtype=torch.float64)).shape == (2, 5)
+    model.to("meta").reset_classifier(3)
+    assert model.get_classifier().weight.device.type == "meta"
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_num_classes_zero_builds_a_backbone(name: str) -> None:
+    model = timm.create_model(f"cifar_{name}", num_classes=0).eval()
+    assert model.num_classes == 0
+    assert isinstance(model.get_classifier(), nn.Identity)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (3, model.head_hidden_size)
+        torch.testing.assert_close(
+            out, model.forward_head(model.forward_features(x), pre_logits=True)
+        )
+
+
+def test_pretrained_backbone_with_num_classes_zero() -> None:
+    full = cifarzoo.resnet20(pretrained=True).eval()
+    backbone = cifarzoo.resnet20(pretrained=True, num_classes=0).eval()
+    assert isinstance(backbone.fc, nn.Identity)
+    expected = {k: v for k, v in full.state_dict().items() if not k.startswith("fc.")}
+    assert backbone.state_dict().keys() == expected.keys()
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = backbone(x)
+        torch.testing.assert_close(full.fc(features), full(x))
 
 
 def test_lenet_is_the_lab_network() -> None:
@@ -140,8 +219,10 @@ def test_lenet_is_the_lab_network() -> None:
         "conv2",
         "fc1",
         "fc2",
+        "head_drop",
         "fc3",
     ]
+    assert model.head_drop.p == 0.0
     assert (model.conv1.in_channels, model.conv1.out_channels) == (3, 6)
     assert model.conv1.kernel_size == (5, 5)
     assert (model.fc1.in_features, model.fc1.out_features) == (400, 120)
@@ -183,16 +264,71 @@ def test_wrong_channels_give_clear_error(name: str, bad: torch.Tensor, match: st
         cifarzoo.create_model(name)(bad)
 
 
+def test_errors_name_the_registered_architecture() -> None:
+    bad = torch.randn(2, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"^cifar_seresnet20 expects a batch"):
+        cifarzoo.seresnet20()(bad)
+    with pytest.raises(ValueError, match=r"^cifar_densenet_bc_100_k12 expects a batch"):
+        timm.create_model("cifar_densenet_bc_100_k12")(bad)
+    # A model built without timm has no pretrained_cfg: the class names it.
+    with pytest.raises(ValueError, match=r"^ResNet expects a batch"):
+        cifarzoo.ResNet(BasicBlock, [1, 1, 1], widths=(8, 16, 32))(bad)
+
+
 @pytest.mark.parametrize("size", [28, 64])
 def test_lenet_rejects_other_sizes(size: int) -> None:
     with pytest.raises(ValueError, match=f"32x32 images.*got {size}x{size}"):
         cifarzoo.lenet()(torch.randn(1, 3, size, size))
 
 
-@pytest.mark.parametrize("num_classes", [0, -1, 2.5, True])
-def test_bad_num_classes(num_classes: object) -> None:
-    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
-        cifarzoo.resnet20(num_classes=num_classes)
+@pytest.mark.parametrize("num_classes", [-1, 2.5, True, "10"])
+@pytest.mark.parametrize("name", SMALL)
+def test_bad_num_classes(name: str, num_classes: object) -> None:
+    with pytest.raises(ValueError, match="num_classes must be a non-negative integer"):
+        cifarzoo.create_model(name, num_classes=num_classes)
+
+
+@pytest.mark.parametrize("drop_rate", [-0.1, 1.0, 1.5, float("nan"), True, "0.2"])
+@pytest.mark.parametrize("name", SMALL)
+def test_bad_drop_rate_fails_at_build_time(name: str, drop_rate: object) -> None:
+    with pytest.raises(ValueError, match=r"drop_rate .* must be in \[0, 1\)"):
+        cifarzoo.create_model(name, drop_rate=drop_rate)
+
+
+@settings(max_examples=8, deadline=None)
+@given(name=st.sampled_from(SMALL), p=st.floats(0.1, 0.9), seed=st.integers(0, 2**16))
+def test_drop_rate_is_classifier_dropout_in_train_mode_only(name: str, p: float, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = cifarzoo.create_model(name, drop_rate=p, num_classes=3)
+    assert model.drop_rate == p
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        features = model.eval().forward_features(x)
+        pooled = model.forward_head(features, pre_logits=True)
+        torch.testing.assert_close(model.forward_head(features), model.get_classifier()(pooled))
+        assert torch.equal(model.forward_head(features, pre_logits=True), pooled)
+        dropped = model.train().forward_head(features, pre_logits=True)
+        logits = model.forward_head(features)
+    # Inverted dropout on the pre-logit features: each one is zeroed or scaled by 1 / (1 - p).
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], pooled[kept] / (1 - p))
+    assert (~kept & (pooled != 0)).any()
+    assert logits.shape == (4, 3)
+
+
+def test_densenet_drop_rate_is_the_classifier_dropout() -> None:
+    model = timm.create_model("cifar_densenet_bc_100_k12", drop_rate=0.2)
+    names = [name for name, _ in model.named_children()]
+    assert names == ["features", "head_drop", "classifier"]
+    assert isinstance(model.head_drop, nn.Dropout) and model.head_drop.p == 0.2
+    layers = [m for m in model.modules() if isinstance(m, DenseLayer)]
+    assert len(layers) == 48
+    assert all(layer.drop_rate == 0.0 for layer in layers)
+    assert not any(isinstance(m, nn.Dropout) for m in model.features.modules())
+    # torchvision's per-layer dropout is timm's proj_drop_rate.
+    model = timm.create_model("cifar_densenet_bc_100_k12", proj_drop_rate=0.1)
+    assert all(m.drop_rate == 0.1 for m in model.modules() if isinstance(m, DenseLayer))
+    assert model.head_drop.p == 0.0
 
 
 def test_unknown_name_lists_close_matches() -> None:
@@ -252,6 +388,33 @@ def test_torchvision_state_dict_round_trip(name: str) -> None:
         torch.testing.assert_close(ours(x), reference(x))
 
 
+@pytest.mark.parametrize(
+    ("name", "stem", "classifier", "deep_weight"),
+    [
+        ("resnet18", "conv1", "fc", "layer4.1.conv2.weight"),
+        (
+            "densenet121",
+            "features.conv0",
+            "classifier",
+            "features.denseblock4.denselayer16.conv2.weight",
+        ),
+    ],
+)
+def test_imagenet_torchvision_backbone_transfers(
+    name: str, stem: str, classifier: str, deep_weight: str
+) -> None:
+    imagenet = getattr(torchvision.models, name)().state_dict()  # 7x7 stem, 1000 classes
+    dropped = {f"{stem}.weight", f"{classifier}.weight", f"{classifier}.bias"}
+    backbone = {k: v for k, v in imagenet.items() if k not in dropped}
+    model = cifarzoo.create_model(name)
+    result = model.load_state_dict(backbone, strict=False)
+    assert set(result.missing_keys) == dropped
+    assert result.unexpected_keys == []
+    assert torch.equal(model.state_dict()[deep_weight], imagenet[deep_weight])
+    with pytest.raises(RuntimeError, match=rf"size mismatch for {stem}.weight"):
+        model.load_state_dict(imagenet, strict=True)
+
+
 # --- timm -----------------------------------------------------------------------------------
 
 
@@ -297,12 +460,128 @@ def test_timm_transforms_are_cifar_transforms() -> None:
     assert transform(Image.new("RGB", (64, 64))).shape == (3, 32, 32)
 
 
-def test_no_registry_overwrite_warnings_on_reimport() -> None:
-    import importlib
+def test_import_emits_no_warnings() -> None:
+    # A fresh interpreter: in this one cifarzoo is already imported and registered.
+    code = "import cifarzoo, timm; timm.create_model('cifar_resnet20'); import cifarzoo.models"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        importlib.import_module("cifarzoo")
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "channels", "reductions"),
+    [
+        ("resnet18", {}, [64, 64, 128, 256, 512], [1, 1, 2, 4, 8]),
+        ("resnet20", {}, [16, 16, 32, 64], [1, 1, 2, 4]),
+        ("resnet20", {"out_indices": (1, 2)}, [16, 32], [1, 2]),
+        ("seresnet50", {"out_indices": (0, 4)}, [64, 2048], [1, 8]),
+        ("densenet121", {}, [64, 256, 512, 1024, 1024], [1, 1, 2, 4, 8]),
+        ("densenet_bc_100_k12", {}, [24, 216, 300, 342], [1, 1, 2, 4]),
+    ],
+)
+def test_timm_features_only(
+    name: str, kwargs: dict[str, Any], channels: list[int], reductions: list[int]
+) -> None:
+    extractor = timm.create_model(f"cifar_{name}", features_only=True, **kwargs).eval()
+    assert isinstance(extractor, FeatureListNet)
+    assert extractor.feature_info.channels() == channels
+    assert extractor.feature_info.reduction() == reductions
+    with torch.no_grad():
+        outs = extractor(torch.randn(2, 3, 32, 32))
+    expected = [(2, c, 32 // r, 32 // r) for c, r in zip(channels, reductions, strict=True)]
+    assert [o.shape for o in outs] == expected
+
+
+@pytest.mark.parametrize("name", PYRAMIDS)
+def test_feature_points_are_the_models_own_activations(name: str) -> None:
+    model = cifarzoo.create_model(name).eval()
+    info = model.feature_info
+    extractor = FeatureListNet(
+        copy.deepcopy(model),
+        out_indices=tuple(range(len(info))),
+        flatten_sequential=name.startswith("densenet"),
+    ).eval()
+    captured: dict[str, torch.Tensor] = {}
+    for point in info:
+        module = model.get_submodule(point["module"])
+        module.register_forward_hook(
+            lambda m, i, o, key=point["module"]: captured.__setitem__(key, o.clone())
+        )
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        outs = extractor(x)
+        torch.testing.assert_close(outs[-1], model.forward_features(x))
+    assert len(outs) == len(info)
+    for out, point in zip(outs, info, strict=True):
+        torch.testing.assert_close(out, captured[point["module"]])
+
+
+def test_lenet_has_no_features_only() -> None:
+    with pytest.raises(ValueError, match=r"cifar_lenet does not support features_only"):
+        timm.create_model("cifar_lenet", features_only=True)
+
+
+@pytest.mark.parametrize("name", PYRAMIDS)
+def test_grad_checkpointing_same_outputs_and_gradients(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    kwargs = {"zero_init_residual": False} if "resnet" in name else {}
+    plain = cifarzoo.create_model(name, **kwargs)
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.set_grad_checkpointing()
+    assert checkpointed.grad_checkpointing and not plain.grad_checkpointing
+    calls: list[int] = []
+
+    def counting_checkpoint_seq(*args: Any, **kw: Any) -> torch.Tensor:
+        calls.append(1)
+        out: torch.Tensor = checkpoint_seq(*args, **kw)
+        return out
+
+    family = cifar_resnet if "resnet" in name else cifar_densenet
+    monkeypatch.setattr(family, "checkpoint_seq", counting_checkpoint_seq)
+    x = torch.randn(4, 3, 32, 32)
+    outs = []
+    for model in (plain, checkpointed):
+        out = model.train()(x)
+        nn.functional.cross_entropy(out, torch.arange(4)).backward()
+        outs.append(out.detach())
+    assert calls, "checkpoint_seq was not used"
+    torch.testing.assert_close(outs[1], outs[0])
+    for (pname, p), q in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        assert p.grad is not None and q.grad is not None, pname
+        torch.testing.assert_close(q.grad, p.grad, msg=pname)
+    checkpointed.set_grad_checkpointing(False)
+    assert not checkpointed.grad_checkpointing
+
+
+def test_lenet_has_no_grad_checkpointing() -> None:
+    model = cifarzoo.lenet()
+    with pytest.raises(ValueError, match=r"cifar_lenet does not support gradient checkpointing"):
+        model.set_grad_checkpointing()
+    model.set_grad_checkpointing(False)
+
+
+@pytest.mark.parametrize(
+    ("name", "n_blocks", "first", "last"),
+    [
+        ("resnet20", 9, "conv1.weight", "fc.weight"),
+        ("densenet_bc_100_k12", 48, "features.conv0.weight", "classifier.weight"),
+    ],
+)
+def test_layer_decay_optimizer(name: str, n_blocks: int, first: str, last: str) -> None:
+    model = cifarzoo.create_model(name)
+    optimizer = create_optimizer_v2(model, "sgd", lr=0.1, layer_decay=0.7)
+    scales = {id(p): g["lr_scale"] for g in optimizer.param_groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert len(scales) == len(params)
+    n_groups = n_blocks + 2  # the stem, each block, the head
+    assert len(set(scales.values())) == n_groups
+    assert scales[id(params[first])] == pytest.approx(0.7 ** (n_groups - 1))
+    assert scales[id(params[last])] == 1.0
+    coarse = group_parameters(model, model.group_matcher(coarse=True))
+    assert len(coarse) == len(model.feature_info) + 1  # the stem, each stage, the head
 
 
 # --- compilers ------------------------------------------------------------------------------
@@ -349,3 +628,35 @@ def test_torch_compile_inductor_trains() -> None:
     loss = nn.functional.cross_entropy(compiled(x), torch.arange(4))
     loss.backward()
     assert model.conv1.weight.grad is not None
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_torch_fx_symbolic_trace(name: str) -> None:
+    model = cifarzoo.create_model(name, drop_rate=0.5).eval()
+    traced = torch.fx.symbolic_trace(model)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model(x))
+    # The input check is one node of the graph, run on every call.
+    with pytest.raises(ValueError, match=rf"^cifar_{name} expects a batch of shape"):
+        traced(torch.randn(2, 1, 32, 32))
+    # The classifier dropout is a module, so the traced graph follows train() like the model.
+    with torch.no_grad():
+        evaluated = model(x)
+        torch.manual_seed(0)
+        trained = traced.train()(x)
+        torch.manual_seed(0)
+        torch.testing.assert_close(trained, model.train()(x))
+    assert not torch.allclose(trained, evaluated)
+
+
+def test_torchvision_create_feature_extractor() -> None:
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    model = cifarzoo.resnet20().eval()
+    extractor = create_feature_extractor(model, {"layer2": "mid", "fc": "logits"}).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = extractor(x)
+        torch.testing.assert_close(out["logits"], model(x))
+    assert out["mid"].shape == (2, 32, 16, 16)

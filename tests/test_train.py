@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import CLASS_TINTS, TinyNet, synthetic_split
+from conftest import CLASS_TINTS, InterruptAt, TinyNet, synthetic_split
 from torch import nn
 
 from cifarzoo.checkpoint import (
@@ -24,7 +24,15 @@ from cifarzoo.checkpoint import (
 from cifarzoo.constants import CIFAR10_MEAN, CIFAR10_STD
 from cifarzoo.data import Split, load_cifar10
 from cifarzoo.metrics import EvalResult, _tta_logits, evaluate
-from cifarzoo.train import History, LRSchedule, NonFiniteLossError, TrainConfig, fit, param_groups
+from cifarzoo.train import (
+    DataMismatchError,
+    History,
+    LRSchedule,
+    NonFiniteLossError,
+    TrainConfig,
+    fit,
+    param_groups,
+)
 
 SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu")
 
@@ -71,32 +79,17 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-class _SigintAt(nn.Module):
-    """Wraps a model; sends this process SIGINT during the ``at``-th forward call (training)."""
-
-    def __init__(self, inner: nn.Module, at: int) -> None:
-        super().__init__()
-        self.inner, self.at, self.calls = inner, at, 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            self.calls += 1
-            if self.calls == self.at:
-                os.kill(os.getpid(), signal.SIGINT)
-        return self.inner(x)
-
-
 def test_interrupt_and_resume_is_bit_identical(tmp_path: Path) -> None:
     train, ev = _data(256)
     kw: dict[str, Any] = dict(eval_data=ev, epochs=3, ema_decay=0.9, **SMALL)
     torch.manual_seed(0)
-    ref_model = _SigintAt(TinyNet(), at=-1)
+    ref_model = InterruptAt(TinyNet(), at=-1, signal=True)
     init = _state(ref_model)
     ref = fit(ref_model, train, checkpoint_dir=tmp_path / "ref", **kw)
 
     # Interrupted in the middle of epoch 2 (step 3 of 8), by a real SIGINT.
     torch.manual_seed(123)  # a different global RNG state must not matter after resuming
-    model = _SigintAt(TinyNet(), at=8 + 3)
+    model = InterruptAt(TinyNet(), at=8 + 3, signal=True)
     model.load_state_dict(init)
     with pytest.raises(KeyboardInterrupt):
         fit(model, train, checkpoint_dir=tmp_path / "run", **kw)
@@ -104,7 +97,8 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path: Path) -> None:
     assert (ckpt["epoch"], ckpt["step"]) == (1, 3)
     assert len(ckpt["history"]["epoch"]) == 1
 
-    resumed_model = _SigintAt(TinyNet(), at=-1)  # fresh weights: all state comes from disk
+    # fresh weights: all state comes from disk
+    resumed_model = InterruptAt(TinyNet(), at=-1, signal=True)
     got = fit(resumed_model, train, checkpoint_dir=tmp_path / "run", resume=True, **kw)
     for k, v in ref_model.state_dict().items():
         assert torch.equal(v, resumed_model.state_dict()[k]), k
@@ -424,3 +418,155 @@ def test_lenet_learns_cifar10_in_one_short_epoch(cifar10_root: Path) -> None:
     result = evaluate(model, data.test)
     assert result.accuracy == h.eval_acc[0]
     assert result.accuracy > 0.35, result.table()
+
+
+# -- bad input and resuming safely -----------------------------------------------------------
+
+
+def test_config_errors_name_the_value() -> None:
+    with pytest.raises(ValueError, match=r"^epochs must be >= 1, got 0$"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match=r"^lr must be > 0, got -0.1$"):
+        TrainConfig(lr=-0.1)
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0$"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match=r"^label_smoothing must be in \[0, 1\], got 1.5$"):
+        TrainConfig(label_smoothing=1.5)
+
+
+def test_labels_out_of_range_are_a_clear_error() -> None:
+    im = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    bad = torch.tensor([0, 1, 2, 10])
+    with pytest.raises(ValueError, match=r"class indices in 0\.\.9 \(the model has 10 classes\)"):
+        evaluate(TinyNet(), (im, bad))
+    with pytest.raises(ValueError, match=r"training labels must be class indices in 0\.\.9"):
+        fit(TinyNet(), (im, bad), epochs=1, **{**SMALL, "batch_size": 2})
+    with pytest.raises(ValueError, match=r"eval labels must be class indices in 0\.\.9"):
+        fit(TinyNet(), (im, bad % 10), eval_data=(im, bad), epochs=1, **{**SMALL, "batch_size": 2})
+    soft = torch.full((4, 5), 0.2)
+    with pytest.raises(ValueError, match=r"probabilities for 5 classes .* the model has 10"):
+        fit(TinyNet(), (im, soft), epochs=1, **{**SMALL, "batch_size": 2})
+
+    class Anonymous(nn.Module):  # no num_classes attribute: checked against its outputs
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.mean((2, 3)))
+
+    with pytest.raises(ValueError, match=r"logits with at least 8 .*largest label is 7"):
+        fit(Anonymous(), (im, torch.tensor([0, 1, 2, 7])), epochs=1, **{**SMALL, "batch_size": 2})
+    with pytest.raises(ValueError, match=r"logits of shape \[4, 4\], but 10 classes"):
+        evaluate(Anonymous(), (im, torch.tensor([0, 1, 2, 3])))
+    assert evaluate(Anonymous(), (im, torch.tensor([0, 1, 2, 3])), num_classes=4).num_samples == 4
+
+
+def test_train_and_metrics_share_one_autocast() -> None:
+    import cifarzoo.metrics
+    import cifarzoo.train
+
+    assert cifarzoo.train._autocast is cifarzoo.metrics._autocast
+
+
+def test_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    train, _ = _data(64)
+    kw: dict[str, Any] = dict(epochs=1, checkpoint_dir=tmp_path, **SMALL)
+    fit(TinyNet(), train, **kw)
+    path = tmp_path / CHECKPOINT_NAME
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    with pytest.raises(ValueError) as e:
+        fit(TinyNet(), train, resume=True, **kw)
+    msg = str(e.value)
+    assert str(path) in msg and "not a readable cifarzoo training checkpoint" in msg
+    assert "Delete it" in msg and "without resume=True / --resume" in msg
+
+
+def test_resume_refuses_other_data(tmp_path: Path) -> None:
+    train, ev = _data(128)
+    kw: dict[str, Any] = dict(eval_data=ev, epochs=2, checkpoint_dir=tmp_path, **SMALL)
+    fit(TinyNet(), train, **{**kw, "epochs": 1})  # a checkpoint after epoch 1 of ... 1
+    path = tmp_path / CHECKPOINT_NAME
+    state = load_checkpoint(path)
+    state["config"]["epochs"] = 2  # as if interrupted after epoch 1 of 2
+    torch.save(state, path)
+    assert state["data"]["train_images"] == 128 and state["data"]["eval_images"] == 100
+
+    more = synthetic_split(160, seed=0)
+    with pytest.raises(DataMismatchError, match=r"training images: checkpoint 128 vs now 160"):
+        fit(TinyNet(), more, resume=True, **kw)
+    other = synthetic_split(128, seed=5)  # same size, other images
+    with pytest.raises(DataMismatchError, match="training images or labels differ"):
+        fit(TinyNet(), other, resume=True, **kw)
+    with pytest.raises(DataMismatchError, match=r"eval \(100 images\) vs now none \(no images\)"):
+        fit(TinyNet(), train, resume=True, **{**kw, "eval_data": None})
+    nhwc = (train[0].permute(0, 2, 3, 1).contiguous(), train[1])  # the same data, other layout
+    h = fit(TinyNet(), nhwc, resume=True, **kw)
+    assert h.epoch == [1, 2]
+
+
+def test_checkpoint_without_data_fingerprint_still_resumes(tmp_path: Path) -> None:
+    train, ev = _data(64)
+    kw: dict[str, Any] = dict(eval_data=ev, epochs=2, checkpoint_dir=tmp_path, **SMALL)
+    fit(TinyNet(), train, **{**kw, "epochs": 1})
+    path = tmp_path / CHECKPOINT_NAME
+    state = load_checkpoint(path)
+    del state["data"]  # as written before the fingerprint existed
+    state["config"]["epochs"] = 2
+    torch.save(state, path)
+    assert fit(TinyNet(), synthetic_split(96, seed=3), resume=True, **kw).epoch == [1, 2]
+
+
+class _InfAndSigint(nn.Module):
+    """Logits become inf from training call ``bad`` on; SIGINT arrives during that call."""
+
+    def __init__(self, inner: nn.Module, bad: int) -> None:
+        super().__init__()
+        self.inner, self.bad, self.calls = inner, bad, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.bad:
+                out = out * float("inf")
+            if self.calls == self.bad:
+                os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+
+def test_ctrl_c_after_an_unchecked_nan_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cifarzoo import train as train_module
+
+    bars: list[Any] = []
+
+    class Recorded(train_module._Progress):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(train_module, "_Progress", Recorded)
+    train, _ = _data(128)  # 4 steps per epoch
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.5)
+    trainer = train_module._Trainer(
+        _InfAndSigint(TinyNet(), bad=4 + 2),
+        train,
+        cfg,
+        None,
+        torch.device("cpu"),
+        train_module.DistEnv(),
+        tmp_path,
+        False,
+        False,  # not quiet: progress bars are drawn
+        1,
+    )
+    trainer.sync_every = 100  # as on a GPU: the loss is not looked at after every step
+    with pytest.raises(NonFiniteLossError, match=r"interrupted, but nothing was saved") as e:
+        trainer.run()
+    assert "epoch 2, step 2" in str(e.value) and "last good checkpoint is kept" in str(e.value)
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 0)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert len(bars) == 2 and all(b.bar is None for b in bars)  # every bar was closed

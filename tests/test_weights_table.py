@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from torch import nn
 
 import cifarzoo
 from cifarzoo import hub
+from cifarzoo.checkpoint import ChecksumError, atomic_write, save_json, save_weights
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.hub import PretrainedWeightsError
 from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR, cfg_sha256, weight_cfgs
@@ -122,6 +126,50 @@ def test_missing_packaged_file(installed: tuple[Path, nn.Module], tmp_path: Path
     (tmp_path / "lenet.json").write_text((installed[0] / "lenet.json").read_text())
     with pytest.raises(PretrainedWeightsError, match="weights file not found"):
         cifarzoo.lenet(pretrained=True, pretrained_cfg=lenet_cfg(tmp_path))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_failed_install_keeps_the_installed_weights(
+    installed: tuple[Path, nn.Module],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+) -> None:
+    """The source changes after it was checked (truncated or gone when it is copied): the weights
+    and JSON installed before stay byte-identical, and no temporary file is left."""
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    before = {}
+    for name in ("lenet.json", "lenet.safetensors"):
+        before[name] = (installed[0] / name).read_bytes()
+        (weights_dir / name).write_bytes(before[name])
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    torch.manual_seed(9)  # other weights than the installed ones
+    save_file(dict(cifarzoo.lenet().state_dict()), str(run_dir / "model.safetensors"))
+    digest = hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest()
+    (run_dir / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n")
+    load_run_model = hub._load_run_model
+
+    def then_damage(run: hub.RunInfo) -> nn.Module:
+        model = load_run_model(run)
+        if damage == "truncate":
+            data = run.weights.read_bytes()
+            run.weights.write_bytes(data[: len(data) // 2])
+        else:
+            run.weights.unlink()
+        return model
+
+    monkeypatch.setattr(hub, "_load_run_model", then_damage)
+    if damage == "truncate":
+        with pytest.raises(ChecksumError, match="sha256 mismatch copying"):
+            hub.install_weights(run_dir, weights_dir=weights_dir)
+    else:
+        with pytest.raises(FileNotFoundError, match=r"model\.safetensors"):
+            hub.install_weights(run_dir, weights_dir=weights_dir)
+    assert sorted(os.listdir(weights_dir)) == sorted(before)
+    for name, data in before.items():
+        assert (weights_dir / name).read_bytes() == data
 
 
 def test_install_hub_weights(tmp_path: Path) -> None:
@@ -238,6 +286,7 @@ def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Pat
     text = readme.read_text()
     assert "old" not in text and "| lenet | 62.01 K |" in text and text.endswith("after\n")
     assert not hub.update_table_in_file(readme, rows, check=True)  # now current
+    assert sorted(os.listdir(tmp_path)) == ["README.md"]  # no temporary file left
     (tmp_path / "bare.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
         hub.update_table_in_file(tmp_path / "bare.md", rows)
@@ -259,6 +308,17 @@ def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     assert table.main(args) == 0
     assert table.main([*args, "--check"]) == 0
     assert "| lenet | 62.01 K | 651.72 K | 65.12% |" in readme.read_text()
+
+
+def test_scripts_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    install = load_script(ROOT / "scripts" / "install_weights.py")
+    assert install.main([str(tmp_path / "nope"), "--weights-dir", str(tmp_path / "w")]) == 1
+    assert "model.safetensors not found in" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+    table = load_script(ROOT / "scripts" / "accuracy_table.py")
+    (tmp_path / "bare.md").write_text("no markers\n")
+    assert table.main(["--file", str(tmp_path / "bare.md"), "--models", "lenet"]) == 1
+    assert "markers" in capsys.readouterr().err
 
 
 def test_shipped_weights_are_complete_and_verified() -> None:
@@ -291,10 +351,45 @@ def test_shipped_weights_are_complete_and_verified() -> None:
 
 def test_readme_table_is_current() -> None:
     readme = ROOT / "README.md"
-    if not readme.is_file() or hub.TABLE_START not in readme.read_text():
-        pytest.skip("README.md has no model-table markers yet")
+    text = readme.read_text(encoding="utf-8")
+    assert hub.TABLE_START in text and hub.TABLE_END in text, "README.md lost its table markers"
     stale = hub.update_table_in_file(readme, hub.model_table(), check=True)
     assert not stale, "README model table is stale: run python scripts/accuracy_table.py"
+
+
+@pytest.fixture
+def umask() -> Iterator[int]:
+    """Run the test under umask 027 (not the usual 022, so the test tells them apart)."""
+    old = os.umask(0o027)
+    try:
+        yield 0o027
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> None:
+    """Atomic writes create files as open() would (0o666 & ~umask), not mkstemp's 0600, so
+    weights, metrics and installed files are readable by the group."""
+    with atomic_write(tmp_path / "a.bin") as f:
+        f.write(b"x")
+    save_json({"a": 1}, tmp_path / "metrics.json")
+    save_weights(cifarzoo.lenet().state_dict(), tmp_path / "run" / "model.safetensors")
+    make_run(tmp_path / "run2")
+    hub.install_weights(tmp_path / "run2", weights_dir=tmp_path / "weights")
+    folder = hub.build_hub_folder(tmp_path / "run2", "org/lenet", tmp_path / "hub")
+    files = [
+        tmp_path / "a.bin",
+        tmp_path / "metrics.json",
+        tmp_path / "run" / "model.safetensors",
+        tmp_path / "run" / "model.safetensors.sha256",
+        tmp_path / "weights" / "lenet.json",
+        tmp_path / "weights" / "lenet.safetensors",
+        *folder.iterdir(),
+    ]
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask == 0o640, path
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask == 0o750
 
 
 @pytest.mark.parametrize("arch", sorted(p.stem for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors")))

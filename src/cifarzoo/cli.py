@@ -11,16 +11,21 @@ import argparse
 import dataclasses
 import os
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compare import add_amp_argument, add_compare_parser
 from .hub import add_publish_parser
 
+if TYPE_CHECKING:
+    from .train import TrainConfig
+
 __all__ = [
+    "RECIPE_FLAGS",
     "SUBCOMMANDS",
     "add_eval_parser",
     "add_list_parser",
@@ -80,6 +85,31 @@ def run_list(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+#: Command-line flag of each TrainConfig field that ``cifarzoo train`` exposes.
+RECIPE_FLAGS: dict[str, str] = {
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "momentum": "--momentum",
+    "weight_decay": "--weight-decay",
+    "label_smoothing": "--label-smoothing",
+    "schedule": "--schedule",
+    "warmup_epochs": "--warmup-epochs",
+    "ema_decay": "--ema-decay",
+    "crop_padding": "--crop-padding",
+    "cutout": "--cutout",
+    "sam_rho": "--sam-rho",
+    "alternate_flip": "--alternate-flip",
+    "tta_flip": "--no-tta",
+    "tta_translate": "--tta-translate",
+    "amp": "--amp",
+    "compile": "--compile",
+    "distill_weight": "--distill-weight",
+    "distill_temperature": "--distill-temperature",
+    "seed": "--seed",
+}
+
+
 def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -93,6 +123,9 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "smoothing 0.1, crop+flip, EMA 0.999, flip TTA). Works under torchrun too.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    # Recipe options default to SUPPRESS, so that the namespace holds only those given: with
+    # --resume, the others come from the checkpoint (see _train_config).
+    unset = argparse.SUPPRESS
     p.add_argument("model", help="model name (see `cifarzoo list`)")
     p.add_argument(
         "--data",
@@ -107,47 +140,90 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--data-name", default="CIFAR-10", help="how the data is described in metrics.json"
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=d.schedule)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="0 turns EMA off")
+    p.add_argument(
+        "--epochs", type=int, default=unset, help=f"training epochs (default: {d.epochs})"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=unset,
+        help=f"global batch size (default: {d.batch_size})",
+    )
+    p.add_argument("--lr", type=float, default=unset, help=f"peak learning rate (default: {d.lr})")
+    p.add_argument(
+        "--momentum",
+        type=float,
+        default=unset,
+        help=f"SGD momentum, Nesterov (default: {d.momentum})",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=unset,
+        help=f"on conv/linear weights only (default: {d.weight_decay})",
+    )
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=unset,
+        help=f"of the training loss (default: {d.label_smoothing})",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["onecycle", "cosine", "constant"],
+        default=unset,
+        help=f"learning-rate decay after the warm-up (default: {d.schedule})",
+    )
+    p.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=unset,
+        help=f"linear learning-rate warm-up (default: {d.warmup_epochs})",
+    )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=unset,
+        help=f"0 turns EMA off (default: {d.ema_decay})",
+    )
     p.add_argument(
         "--crop-padding",
         type=int,
-        default=d.crop_padding,
-        help="random crops shift the image by up to this many pixels (reflect padding)",
+        default=unset,
+        help="random crops shift the image by up to this many pixels (reflect padding; "
+        f"less than the image size) (default: {d.crop_padding})",
     )
-    p.add_argument("--cutout", type=int, default=d.cutout, help="cutout size, 0 = off")
+    p.add_argument(
+        "--cutout", type=int, default=unset, help=f"cutout size, 0 = off (default: {d.cutout})"
+    )
     p.add_argument(
         "--sam-rho",
         type=float,
-        default=d.sam_rho,
+        default=unset,
         help="sharpness-aware minimization with this radius (0.05 is usual); 0 = off. "
-        "Each step costs two forward and backward passes",
+        f"Each step costs two forward and backward passes (default: {d.sam_rho})",
     )
     p.add_argument(
         "--alternate-flip",
         action="store_true",
+        default=unset,
         help="mirror each image in every other epoch instead of at random (airbench)",
     )
     p.add_argument(
         "--no-tta",
         dest="tta_flip",
         action="store_false",
+        default=unset,
         help="evaluate without flip test-time augmentation",
     )
     p.add_argument(
         "--tta-translate",
         action="store_true",
+        default=unset,
         help="also average over copies shifted one pixel diagonally (test-time augmentation)",
     )
-    add_amp_argument(p)
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_amp_argument(p, default=unset)
+    p.add_argument("--compile", action="store_true", default=unset, help="torch.compile the model")
     p.add_argument(
         "--eval-every",
         type=int,
@@ -158,7 +234,7 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--teacher",
         metavar="MODEL[=WEIGHTS]",
         action="append",
-        default=argparse.SUPPRESS,
+        default=unset,
         help="distill from this trained model (its flip-TTA predictions on the training "
         "images): its pretrained weights, or =WEIGHTS, a model.safetensors or run folder; "
         "repeat for an ensemble (averaged probabilities)",
@@ -166,14 +242,15 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--distill-weight",
         type=float,
-        default=argparse.SUPPRESS,
+        default=unset,
         help="weight of the teacher's probabilities in the targets (default: 0.5 with --teacher)",
     )
     p.add_argument(
         "--distill-temperature",
         type=float,
-        default=d.distill_temperature,
-        help="temperature that softens the teacher's probabilities",
+        default=unset,
+        help="temperature that softens the teacher's probabilities "
+        f"(default: {d.distill_temperature})",
     )
     p.add_argument(
         "--val-size",
@@ -189,8 +266,21 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="train on a stratified subset of N images (smoke runs); 0 = all",
     )
     p.add_argument("--out", default=None, help="output folder; unset: runs/MODEL")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/checkpoint.pt (a new run if there is none). Recipe options "
+        "left out (--epochs, --lr, --seed...) are taken from the checkpoint; those given must "
+        "match it. The data is not stored, only checked: give the same --data, --val-size, "
+        "--train-subset and --teacher options (other data is refused)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=unset,
+        help=f"seed of the initialization, augmentation and --val-size/--train-subset splits "
+        f"(default: {d.seed})",
+    )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -198,42 +288,140 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _flag(field: str, value: Any) -> str:
+    """How the command line spells ``field = value`` (TrainConfig field names otherwise)."""
+    from .train import AMP_MODES
+
+    flag = RECIPE_FLAGS.get(field)
+    if flag is None:
+        return f"{field}={value!r}"
+    if field == "amp":
+        return f"--amp {next((k for k, v in AMP_MODES.items() if v is value), value)}"
+    if field == "tta_flip":
+        return "without --no-tta" if value else "--no-tta"
+    if isinstance(value, bool):
+        return flag if value else f"without {flag}"
+    return f"{flag} {value}"
+
+
+def _recipe_mismatch(path: Path, differences: dict[str, tuple[Any, Any]]) -> str:
+    given = "; ".join(
+        f"{_flag(k, b)} (checkpoint: {_flag(k, a)})" for k, (a, b) in differences.items()
+    )
+    wanted = ", ".join(_flag(k, a) for k, (a, _) in differences.items())
+    return (
+        f"cannot resume {path}: the recipe differs from the checkpoint's: {given}. Resume with "
+        f"{wanted}, or leave these options out (--resume takes them from the checkpoint), or "
+        "start a new run with another --out"
+    )
+
+
+def _train_config(
+    args: argparse.Namespace, saved: dict[str, Any] | None, checkpoint: Path
+) -> TrainConfig:
+    """The run's TrainConfig: the options given, the rest from ``saved`` (the checkpoint's
+    recipe, when resuming) or the defaults."""
+    from .train import AMP_MODES, TrainConfig
+
+    given = {field: getattr(args, field) for field in RECIPE_FLAGS if hasattr(args, field)}
+    if "amp" in given:
+        given["amp"] = AMP_MODES[given["amp"]]
+    teachers = bool(getattr(args, "teacher", None))
+    if saved is None:
+        if teachers:
+            given.setdefault("distill_weight", 0.5)
+        return TrainConfig(**given)
+    differences = {k: (saved[k], v) for k, v in given.items() if saved[k] != v}
+    if differences:
+        raise ValueError(_recipe_mismatch(checkpoint, differences))
+    distilled = saved["distill_weight"] > 0
+    if distilled and not teachers:
+        raise ValueError(
+            f"cannot resume {checkpoint}: that run distilled from a teacher (distill_weight "
+            f"{saved['distill_weight']}); give the same --teacher options again, or start a new "
+            "run with another --out"
+        )
+    if teachers and not distilled:
+        raise ValueError(
+            f"cannot resume {checkpoint}: that run trained without a teacher; drop --teacher, "
+            "or start a new run with another --out"
+        )
+    return TrainConfig(**{**saved, **given})
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (created if missing), or ``None``."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, so no folder can be created in it"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"there is no permission to write in {existing}"
+    return None
+
+
+def _check_out_folder(folder: Path, flag: str) -> None:
+    problem = _folder_problem(folder)
+    if problem is not None:
+        raise ValueError(f"{flag} {folder}: {problem}; pass a folder that can be written to")
+
+
+def _check_data_sizes(val_size: int, train_subset: int) -> None:
+    from .data import NUM_TRAIN
+
+    if not 0 <= val_size < NUM_TRAIN:
+        raise ValueError(
+            f"--val-size must be between 0 (no validation split) and {NUM_TRAIN - 1:,}, got "
+            f"{val_size:,}"
+        )
+    left = NUM_TRAIN - val_size
+    if not 0 <= train_subset <= left:
+        raise ValueError(
+            f"--train-subset must be between 1 and {left:,} (the {NUM_TRAIN:,} training images "
+            f"less --val-size {val_size:,}) or 0 for all of them, got {train_subset:,}"
+        )
+
+
+def _resume_hint(args: argparse.Namespace, out: Path) -> str:
+    """The command that resumes this run: the original command line plus ``--resume``."""
+    words: list[str] | None = getattr(args, "command_line", None)
+    if words is None:  # not called through main(): the data options are unknown
+        return (
+            f"cifarzoo train {shlex.quote(args.model)} --out {shlex.quote(str(out))} --resume "
+            "(with the same data options)"
+        )
+    return shlex.join(["cifarzoo", *words, *([] if "--resume" in words else ["--resume"])])
+
+
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
+    from .checkpoint import CHECKPOINT_NAME
     from .data import load_cifar10, stratified_split
     from .models import create_model
-    from .train import AMP_MODES, DistEnv, NonFiniteLossError, TrainConfig, fit
+    from .train import (
+        DistEnv,
+        NonFiniteLossError,
+        RecipeMismatchError,
+        fit,
+        read_checkpoint,
+        recipe_of,
+    )
 
+    out = Path(args.out or Path("runs") / args.model)
+    _check_out_folder(out, "--out")
+    _check_data_sizes(args.val_size, args.train_subset)
+    checkpoint = out / CHECKPOINT_NAME
+    resuming = args.resume and checkpoint.is_file()
+    saved = recipe_of(read_checkpoint(checkpoint)) if resuming else None
+    cfg = _train_config(args, saved, checkpoint)
     if args.threads:
         torch.set_num_threads(args.threads)
     env = DistEnv.from_env()
-    out = Path(args.out or Path("runs") / args.model)
-    teacher_specs: list[str] = getattr(args, "teacher", [])
-    distill_weight = getattr(args, "distill_weight", 0.5 if teacher_specs else 0.0)
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        ema_decay=args.ema_decay,
-        crop_padding=args.crop_padding,
-        alternate_flip=args.alternate_flip,
-        cutout=args.cutout,
-        sam_rho=args.sam_rho,
-        tta_flip=args.tta_flip,
-        tta_translate=args.tta_translate,
-        amp=AMP_MODES[args.amp],
-        compile=args.compile,
-        distill_weight=distill_weight,
-        distill_temperature=args.distill_temperature,
-        seed=args.seed,
-    )
-    teachers = [_parse_teacher(spec) for spec in teacher_specs]
+    teachers = [_parse_teacher(spec) for spec in getattr(args, "teacher", [])]
     teacher_models = [
         create_model(name, weights=weights) if weights else create_model(name, pretrained=True)
         for name, weights in teachers
@@ -242,18 +430,19 @@ def run_train(args: argparse.Namespace) -> int:
         args.data,
         download=args.download,
         val_size=args.val_size,
-        seed=args.seed,
+        seed=cfg.seed,
         name=args.data_name,
     )
-    if args.train_subset:
-        _, keep = stratified_split(data.train.labels, args.train_subset, seed=args.seed)
+    if 0 < args.train_subset < len(data.train):
+        _, keep = stratified_split(data.train.labels, args.train_subset, seed=cfg.seed)
         data = dataclasses.replace(data, train=data.train.subset(keep))
-    torch.manual_seed(args.seed)
+    torch.manual_seed(cfg.seed)
     model = create_model(args.model)
     if env.is_main and not args.quiet:
         print(
             f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
             f"{data.describe()}; output {out}"
+            + (" (resuming: the recipe not given comes from the checkpoint)" if resuming else "")
         )
     t0 = time.perf_counter()
     try:
@@ -270,16 +459,15 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         if env.is_main:
-            print(
-                f"\ninterrupted; resume with: cifarzoo train {args.model} --out {out} --resume",
-                file=sys.stderr,
-            )
+            print(f"\ninterrupted; resume with: {_resume_hint(args, out)}", file=sys.stderr)
         return 130
+    except RecipeMismatchError as e:
+        raise ValueError(_recipe_mismatch(e.path, e.differences)) from e
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - t0
-    metrics = write_run(
+    write_run(
         out,
         args.model,
         model,
@@ -297,7 +485,6 @@ def run_train(args: argparse.Namespace) -> int:
         },
         quiet=args.quiet,
     )
-    del metrics
     return 0
 
 
@@ -435,17 +622,31 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="download CIFAR-10 through torchvision when the folder is missing",
     )
     p.add_argument("--data-name", default="CIFAR-10")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="flip test-time augmentation, as `cifarzoo train` uses for the test accuracy in "
+        "metrics.json (default: on; --no-tta turns it off)",
+    )
     p.add_argument(
         "--tta-translate",
         action="store_true",
         help="also average over copies shifted one pixel diagonally",
     )
+    add_amp_argument(p)
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default=None)
-    p.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
+    p.add_argument(
+        "--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file"
+    )
     p.set_defaults(func=run_eval)
     return p
+
+
+def _tta_description(flip: bool, translate: bool) -> str:
+    views = [name for name, on in (("flip", flip), ("translate", translate)) if on]
+    return f"{' + '.join(views)} TTA" if views else "no TTA"
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -453,13 +654,25 @@ def run_eval(args: argparse.Namespace) -> int:
     from .data import load_cifar10
     from .metrics import evaluate, resolve_device
     from .models import create_model
+    from .train import AMP_MODES
 
+    if args.json_path:
+        json_path = Path(args.json_path)
+        if json_path.is_dir():
+            raise ValueError(
+                f"--json {json_path} is a folder; pass a file path, e.g. {json_path / 'eval.json'}"
+            )
+        problem = _folder_problem(json_path.parent)
+        if problem is not None:
+            raise ValueError(f"--json {json_path}: {problem}; pass a file path that can be written")
     if args.weights:
         model = create_model(args.model, weights=args.weights)
     else:
         model = create_model(args.model, pretrained=True)
     device = resolve_device(args.device)
     model.to(device)
+    amp = AMP_MODES[args.amp]
+    bf16 = amp if amp is not None else device.type == "cuda"  # as `cifarzoo train` evaluates
     data = load_cifar10(args.data, download=args.download, name=args.data_name)
     result = evaluate(
         model,
@@ -468,9 +681,13 @@ def run_eval(args: argparse.Namespace) -> int:
         tta_translate=args.tta_translate,
         batch_size=args.batch_size,
         device=device,
+        amp=bf16,
         classes=data.classes,
     )
-    print(f"{args.model} on {data.name} test ({result.num_samples:,} images)")
+    print(
+        f"{args.model} on {data.name} test ({result.num_samples:,} images; "
+        f"{_tta_description(args.tta, args.tta_translate)}{'; bf16' if bf16 else ''})"
+    )
     print(result.table())
     if args.json_path:
         save_json(
@@ -478,6 +695,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 "model": args.model,
                 "data": data.name,
                 "weights": args.weights or "pretrained",
+                "bf16": bf16,
                 **result.to_dict(),
             },
             args.json_path,
@@ -514,7 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cifarzoo`` console script and ``python -m cifarzoo``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    args.command_line = words  # for the resume hint after Ctrl-C
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
@@ -527,6 +747,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"cifarzoo {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permissions...: one line, not a traceback
+        print(f"cifarzoo {args.command}: error: {_os_error_text(e)}", file=sys.stderr)
+        return 2
+
+
+def _os_error_text(e: OSError) -> str:
+    if e.strerror and e.filename is not None:
+        where = str(e.filename) + (f" -> {e.filename2}" if e.filename2 is not None else "")
+        text = f"{e.strerror}: {where}"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

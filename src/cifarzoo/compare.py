@@ -46,12 +46,14 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__
+from .checkpoint import atomic_write, save_json
 from .constants import CIFAR10_CLASSES, NUM_CLASSES
 from .data import CIFAR10Data, DeviceLoader, Split, load_cifar10, stratified_split
 from .instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 from .layers import SEBlock
 from .metrics import evaluate, model_mean_std, resolve_device
 from .models import create_model
+from .plots import _pyplot
 from .train import AMP_MODES
 
 __all__ = [
@@ -369,8 +371,9 @@ def _train_one(
 def _read_run(
     folder: Path, data: CIFAR10Data | None, device: torch.device, gate_images: int
 ) -> ModelReport:
-    """A :class:`ModelReport` from a ``cifarzoo train`` output folder."""
-    from safetensors.torch import load_file
+    """A :class:`ModelReport` from a ``cifarzoo train`` output folder. Its
+    ``model.safetensors`` is loaded as ``cifarzoo eval --weights`` loads it: checked against
+    the ``.sha256`` sidecar first."""
 
     def read(name: str) -> dict[str, Any]:
         path = folder / name
@@ -378,10 +381,8 @@ def _read_run(
 
     history, metrics = read("history.json"), read("metrics.json")
     name = str(metrics.get("model") or folder.name)
-    model = create_model(name)
     weights = folder / "model.safetensors"
-    if weights.is_file():
-        model.load_state_dict(load_file(str(weights)))
+    model = create_model(name, weights=str(weights)) if weights.is_file() else create_model(name)
     model.to(device)
     if data is not None:
         test = _test_dict(model, data, device, False)
@@ -543,19 +544,6 @@ def _memory_note(dev: torch.device) -> str:
 # --------------------------------------------------------------------------------------------
 # Figures and HTML
 # --------------------------------------------------------------------------------------------
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the comparison figures need matplotlib: pip install 'cifarzoo[plot]'"
-        ) from e
-    return plt
 
 
 def _colors(n: int) -> list[Any]:
@@ -870,21 +858,27 @@ created {e(str(meta.get("created")))}.<br>Recipe (cifarzoo.train.fit): {e(recipe
 def write_report(report: ComparisonReport, out: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``report.json``, the PNG figures, the self-contained ``report.html`` and the
     plain-text ``summary.txt`` into ``out`` (created if needed); returns ``{role: path}``
-    and stores it in ``report.files``."""
+    and stores it in ``report.files``.
+
+    Everything is rendered before anything is written, and each file is replaced atomically,
+    so a failure leaves an earlier report whole. NaN and infinities are written as ``null``.
+    """
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    summary = report.to_dict()
-    path = folder / REPORT_JSON
-    path.write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
-    files["json"] = path
+    # Through JSON once: Paths, tensors and dtypes become plain values before save_json.
+    summary = json.loads(json.dumps(report.to_dict(), default=_json_default))
     page, pngs = render_report(report)
+    texts = {REPORT_HTML: page, REPORT_TXT: report.table() + "\n"}
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {"json": folder / REPORT_JSON}
+    save_json(summary, files["json"])
     for name, data in pngs.items():
-        (folder / name).write_bytes(data)
+        with atomic_write(folder / name) as f:
+            f.write(data)
         files[name.removesuffix(".png")] = folder / name
-    (folder / REPORT_HTML).write_text(page)
+    for name, text in texts.items():
+        with atomic_write(folder / name, "w") as f:
+            f.write(text)
     files["html"] = folder / REPORT_HTML
-    (folder / REPORT_TXT).write_text(report.table() + "\n")
     files["summary"] = folder / REPORT_TXT
     report.files = files
     return files
@@ -987,13 +981,15 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def add_amp_argument(p: argparse.ArgumentParser) -> None:
-    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`)."""
+def add_amp_argument(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`); ``default`` may be
+    ``argparse.SUPPRESS`` (the namespace then has ``amp`` only when it was given)."""
     p.add_argument(
         "--amp",
         choices=list(AMP_MODES),
-        default="auto",
-        help="bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)",
+        default=default,
+        help="bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX) "
+        "(default: auto)",
     )
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
@@ -27,6 +28,7 @@ __all__ = [
     "DataFormatError",
     "DeviceLoader",
     "Split",
+    "check_labels",
     "default_data_root",
     "load_cifar10",
     "resolve_data_root",
@@ -47,6 +49,19 @@ _HOW_TO_GET = (
     "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html into ROOT so that "
     f"ROOT/{FOLDER}/ holds {', '.join(TRAIN_FILES)}, {TEST_FILE} and {META_FILE}."
 )
+
+
+#: A batch file is about 31 MB; a much larger file is not one, and is not unpickled.
+MAX_FILE_BYTES = 64 * 2**20
+
+
+def _how_to_replace(folder: Path) -> str:
+    # --download only fetches missing files, so a damaged copy has to go first.
+    return (
+        f"The copy in {folder} is damaged or not the official CIFAR-10 python release: delete "
+        f"(or replace) the whole {FOLDER} folder, then get the data again; --download and "
+        f"download=True only fetch missing files. {_HOW_TO_GET}"
+    )
 
 
 class DataFormatError(ValueError):
@@ -165,16 +180,25 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _read_pickle(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            obj = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
         raise DataFormatError(
-            f"{path} is not a CIFAR-10 python pickle file ({e}). {_HOW_TO_GET}"
+            f"{path} is {size / 1e6:,.0f} MB, far more than a CIFAR-10 batch file (about 31 MB); "
+            f"it was not read. {_how_to_replace(path.parent)}"
+        )
+    # Unpickling from memory bounds every read by the file's size: a damaged length field
+    # cannot make the unpickler allocate gigabytes.
+    raw = path.read_bytes()
+    try:
+        obj = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as e:  # damaged pickles fail in many ways: Overflow-, Memory-, IndexError...
+        raise DataFormatError(
+            f"{path} is not a CIFAR-10 python pickle file ({type(e).__name__}: {e}). "
+            f"{_how_to_replace(path.parent)}"
         ) from e
     if not isinstance(obj, dict):
         raise DataFormatError(
-            f"{path} holds a {type(obj).__name__}, expected a dict. {_HOW_TO_GET}"
+            f"{path} holds a {type(obj).__name__}, expected a dict. {_how_to_replace(path.parent)}"
         )
     return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
 
@@ -183,9 +207,10 @@ def _read_batch(path: Path) -> tuple[Tensor, Tensor]:
     import numpy as np
 
     d = _read_pickle(path)
+    how = _how_to_replace(path.parent)
     missing = [k for k in ("data", "labels") if k not in d]
     if missing:
-        raise DataFormatError(f"{path} lacks the key(s) {missing} (has {sorted(d)}). {_HOW_TO_GET}")
+        raise DataFormatError(f"{path} lacks the key(s) {missing} (has {sorted(d)}). {how}")
     data = d["data"]
     if (
         not isinstance(data, np.ndarray)
@@ -199,16 +224,21 @@ def _read_batch(path: Path) -> tuple[Tensor, Tensor]:
             else type(data).__name__
         )
         raise DataFormatError(
-            f"{path}: 'data' must be a uint8 array of shape (N, 3072), got {desc}"
+            f"{path}: 'data' must be a uint8 array of shape (N, 3072), got {desc}. {how}"
         )
-    labels = np.asarray(d["labels"])
+    try:
+        labels = np.asarray(d["labels"])
+    except (ValueError, TypeError) as e:  # e.g. a ragged list
+        raise DataFormatError(f"{path}: 'labels' is not a list of integers ({e}). {how}") from e
     if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
         raise DataFormatError(
-            f"{path}: 'labels' must be {len(data)} integers, got {labels.dtype} {labels.shape}"
+            f"{path}: 'labels' must be {len(data)} integers, got {labels.dtype} {labels.shape}. "
+            f"{how}"
         )
     if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise DataFormatError(
-            f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found {labels.min()}..{labels.max()}"
+            f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found "
+            f"{labels.min()}..{labels.max()}. {how}"
         )
     images = torch.from_numpy(np.ascontiguousarray(data)).view(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
     return images, torch.from_numpy(labels.astype(np.int64))
@@ -232,13 +262,13 @@ def _check_split(images: Tensor, labels: Tensor, expected: int, what: str, folde
     if len(labels) != expected:
         raise DataFormatError(
             f"{folder}: the {what} split has {len(labels):,} images, expected {expected:,}. "
-            f"The folder is incomplete or not CIFAR-10. {_HOW_TO_GET}"
+            f"{_how_to_replace(folder)}"
         )
     counts = torch.bincount(labels, minlength=NUM_CLASSES)
     if int(counts.min()) != expected // NUM_CLASSES or int(counts.max()) != expected // NUM_CLASSES:
         raise DataFormatError(
             f"{folder}: the {what} split should have {expected // NUM_CLASSES:,} images per class, "
-            f"found {counts.tolist()}"
+            f"found {counts.tolist()}. {_how_to_replace(folder)}"
         )
 
 
@@ -336,6 +366,35 @@ def stratified_split(labels: Tensor, val_size: int, *, seed: int = 0) -> tuple[T
 PadMode = Literal["reflect", "zeros"]
 
 
+def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") -> None:
+    """Raise a ``ValueError`` unless ``labels`` fit ``num_classes`` classes.
+
+    Class indices ``[N]`` must lie in ``0..num_classes - 1`` (only ``>= 0`` is checked when
+    ``num_classes`` is ``None``); class probabilities ``[N, C]`` must have ``C == num_classes``.
+    Checking up front turns what would be an ``IndexError`` in the loss (a device-side assert
+    on CUDA) into an error that says what is wrong.
+    """
+    if labels.dim() == 2:
+        if num_classes is not None and labels.shape[1] != num_classes:
+            raise ValueError(
+                f"{what} are class probabilities for {labels.shape[1]} classes "
+                f"({list(labels.shape)}), but the model has {num_classes}; give one column per "
+                "class of the model"
+            )
+        return
+    if labels.numel() == 0:
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or (num_classes is not None and hi >= num_classes):
+        valid = "0 or more" if num_classes is None else f"in 0..{num_classes - 1}"
+        raise ValueError(
+            f"{what} must be class indices {valid}"
+            + ("" if num_classes is None else f" (the model has {num_classes} classes)")
+            + f", found values from {lo} to {hi}; fix the labels or use a model with "
+            "num_classes large enough"
+        )
+
+
 def _as_nhwc_uint8(images: Tensor) -> Tensor:
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise ValueError(
@@ -388,6 +447,11 @@ class DeviceLoader:
             permutation and augmentation; rank ``r`` takes the ``r``-th slice of every global batch,
             so the union over ranks of one step is exactly the single-process batch.
         seed: base seed; epoch ``e`` uses a generator seeded from ``(seed, e)``.
+        num_classes: when given, the labels are checked against it (see :func:`check_labels`);
+            negative class indices are always refused.
+
+    ``label_classes`` is the number of classes the labels need: the largest class index + 1,
+    or ``C`` for probabilities ``[N, C]``.
     """
 
     def __init__(
@@ -413,6 +477,7 @@ class DeviceLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        num_classes: int | None = None,
     ) -> None:
         if batch_size <= 0 or batch_size % world_size:
             raise ValueError(
@@ -424,7 +489,10 @@ class DeviceLoader:
         if pad_mode not in ("reflect", "zeros"):
             raise ValueError(f"pad_mode must be 'reflect' or 'zeros', got {pad_mode!r}")
         if crop_padding < 0 or cutout < 0:
-            raise ValueError("crop_padding and cutout must be >= 0")
+            raise ValueError(
+                f"crop_padding and cutout must be >= 0 (0 turns them off), got {crop_padding} "
+                f"and {cutout}"
+            )
         nhwc = _as_nhwc_uint8(images)
         soft = labels.dim() == 2
         if labels.dim() not in (1, 2) or len(labels) != len(nhwc):
@@ -439,6 +507,9 @@ class DeviceLoader:
             )
         if len(nhwc) == 0:
             raise ValueError("cannot load an empty split")
+        check_labels(labels, num_classes)
+        self.soft_labels = soft
+        self.label_classes = int(labels.shape[1]) if soft else int(labels.max()) + 1
         self.device = torch.device(device) if device is not None else nhwc.device
         self.batch_size = batch_size
         self.shuffle = train if shuffle is None else shuffle
@@ -456,6 +527,12 @@ class DeviceLoader:
         self.world_size = world_size
         self.epoch = 0
         n, h, w, _ = nhwc.shape
+        if self.augment and pad_mode == "reflect" and crop_padding >= min(h, w):
+            raise ValueError(
+                f"crop_padding {crop_padding} must be smaller than the image size ({h}x{w}) with "
+                "pad_mode='reflect': a reflection cannot add more pixels than the image has. "
+                "Use a smaller crop_padding (4 is usual for 32x32) or pad_mode='zeros'"
+            )
         self.num_images = int(n)
         self.image_size = (int(h), int(w))
         p = self.crop_padding

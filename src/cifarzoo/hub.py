@@ -29,6 +29,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint import (
+    PretrainedWeightsError,
+    StagedFiles,
+    atomic_dir,
+    atomic_write,
+    json_text,
+    read_sha256_sidecar,
+    sha256_file,
+    verify_sha256,
+)
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 from .models._registry import (
     _FACTORIES,
@@ -37,13 +47,9 @@ from .models._registry import (
     PACKAGED_WEIGHTS_DIR,
     SHA256_NOTE,
     TIMM_PREFIX,
-    PretrainedWeightsError,
     create_model,
     list_models,
-    read_sha256_sidecar,
     read_weights_meta,
-    sha256_file,
-    verify_sha256,
 )
 
 __all__ = [
@@ -81,6 +87,9 @@ RST_TABLE_START = ".. model-table:start"
 RST_TABLE_END = ".. model-table:end"
 _REQUIRED_METRICS = ("model", "test_accuracy", "epochs", "seconds", "data")
 _PINNED_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
+#: The data name (``--data-name``) of the official CIFAR-10 release, and its Hub dataset id.
+OFFICIAL_DATA_NAME = "CIFAR-10"
+OFFICIAL_DATASET_ID = "cifar10"
 _DASH = "\u2014"
 
 
@@ -202,6 +211,10 @@ def install_weights(
     ``pretrained=True`` still says that the model has no weights. Takes effect at the next
     ``import cifarzoo``.
 
+    Nothing is replaced until everything is checked: the weights are copied to a temporary file
+    next to the target and their sha256 verified before they and the JSON are moved into place,
+    so a failure leaves the previously installed weights and JSON as they were.
+
     Packaged weights must record a validation accuracy (train with a held-out split); others
     may come from a run on all 50,000 training images. Returns the metadata JSON's path.
     """
@@ -258,17 +271,15 @@ def install_weights(
             "teacher": run.metrics.get("teacher"),
         },
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    if package:
-        target = folder / f"{run.arch}.safetensors"
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(run.weights, tmp)
-        os.replace(tmp, target)
-        verify_sha256(target, run.sha256)
-    else:
-        (folder / f"{run.arch}.safetensors").unlink(missing_ok=True)
+    target = folder / f"{run.arch}.safetensors"
     meta_path = folder / f"{run.arch}.json"
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    with StagedFiles() as staged:
+        if package:
+            staged.copy(run.weights, target, sha256=run.sha256)
+        staged.write(meta_path, json_text(meta))
+        staged.commit()
+    if not package:
+        target.unlink(missing_ok=True)  # only now that the JSON no longer names it
     return meta_path
 
 
@@ -439,7 +450,7 @@ def update_table_in_file(
     (``.. model-table:start``/``end``) file. Returns whether the file was (or, with ``check``,
     would be) changed; with ``check`` nothing is written."""
     path = Path(path)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     if path.suffix == ".rst":
         new = replace_between_markers(text, render_rst(rows), RST_TABLE_START, RST_TABLE_END)
     else:
@@ -447,7 +458,8 @@ def update_table_in_file(
     if new == text:
         return False
     if not check:
-        path.write_text(new)
+        with atomic_write(path) as f:
+            f.write(new.encode("utf-8"))
     return True
 
 
@@ -492,10 +504,19 @@ def _per_class(run: RunInfo) -> list[tuple[str, float]]:
 def build_model_card(run: RunInfo, repo_id: str) -> Any:
     """The Hub model card (``huggingface_hub.ModelCard``) of a run: ``model-index`` results for
     test and validation accuracy on the data set named exactly as measured, the recipe,
-    per-class accuracy and the curves."""
+    per-class accuracy and the curves.
+
+    Only a run on data named exactly ``"CIFAR-10"`` (``--data-name``'s default, the official
+    release) links the Hub's CIFAR-10 dataset; for any other data the results carry an id made
+    from its name, and the card says that the data is not the official release.
+    """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     data = _text(run.metrics["data"])
+    official = data == OFFICIAL_DATA_NAME
+    dataset_type = (
+        OFFICIAL_DATASET_ID if official else re.sub(r"[^a-z0-9]+", "-", data.lower()).strip("-")
+    )
     val_acc = run.metrics.get("val_accuracy")
     summary = (_FACTORIES[run.arch].__doc__ or run.arch).strip().splitlines()[0].rstrip(".")
     test = float(run.metrics["test_accuracy"])
@@ -504,7 +525,7 @@ def build_model_card(run: RunInfo, repo_id: str) -> Any:
         return EvalResult(
             task_type="image-classification",
             task_name="Image Classification",
-            dataset_type="cifar10",
+            dataset_type=dataset_type or "unnamed-data",
             dataset_name=data,
             dataset_split=split,
             metric_type="accuracy",
@@ -518,7 +539,7 @@ def build_model_card(run: RunInfo, repo_id: str) -> Any:
         license="apache-2.0",
         pipeline_tag="image-classification",
         tags=["image-classification", "timm", "cifarzoo", "cifar10"],
-        datasets=["cifar10"],
+        datasets=[OFFICIAL_DATASET_ID] if official else None,
         metrics=["accuracy"],
         eval_results=[result("test", "Test accuracy (%)", test)]
         + ([] if val_acc is None else [result("validation", "Validation accuracy (%)", val_acc)]),
@@ -529,6 +550,7 @@ def build_model_card(run: RunInfo, repo_id: str) -> Any:
         f"`{run.timm_name}` from [cifarzoo](https://pypi.org/project/cifarzoo/): {summary}. "
         f"Built for 32x32 images and trained from scratch on {data}.",
         "",
+        *([] if official else [_data_note(data), ""]),
         "| Metric | Value |",
         "|---|---:|",
         f"| Test accuracy ({data}, test split) | {100 * test:.2f}% |",
@@ -585,6 +607,18 @@ def build_model_card(run: RunInfo, repo_id: str) -> Any:
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
+def _data_note(data: str) -> str:
+    if "jpeg" in data.lower():
+        kind = "a JPEG re-encoding of CIFAR-10's images"
+    else:
+        kind = "a copy of CIFAR-10 other than its official release"
+    return (
+        f"**Data:** {data} is {kind}, not the official CIFAR-10 files: the accuracies below were "
+        "measured on its test split and are not directly comparable with results on the "
+        "official CIFAR-10 test set."
+    )
+
+
 def build_hub_folder(
     run_dir: str | os.PathLike[str],
     repo_id: str,
@@ -592,35 +626,35 @@ def build_hub_folder(
     *,
     verify: bool = True,
 ) -> Path:
-    """Build the Hub repository folder of a training run in ``out_dir``: ``model.safetensors``,
-    timm's ``config.json``, the model card ``README.md``, ``metrics.json`` and the curves.
+    """Build the Hub repository folder of a training run in ``out_dir`` (which must not exist
+    or be empty): ``model.safetensors``, timm's ``config.json``, the model card ``README.md``,
+    ``metrics.json`` and the curves.
 
-    With ``verify`` the folder is loaded back through ``timm.create_model('local-dir:...')`` and
-    must give the same outputs as the run's weights.
+    The folder is built in a hidden sibling and renamed to ``out_dir`` only when complete, so a
+    failure leaves nothing behind. With ``verify`` it is first loaded back through
+    ``timm.create_model('local-dir:...')`` and must give the same outputs as the run's weights.
     """
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
         raise ValueError(f"repo_id must be 'org/name', got {repo_id!r}")
     run = read_run(run_dir)
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty; pick a new --out folder")
-    out.mkdir(parents=True, exist_ok=True)
-    model = _load_run_model(run)
-    shutil.copyfile(run.weights, out / HF_WEIGHTS_FILE)
-    verify_sha256(out / HF_WEIGHTS_FILE, run.sha256)
-    (out / "config.json").write_text(json.dumps(_hub_config(run, model), indent=2) + "\n")
-    shutil.copyfile(run.run_dir / "metrics.json", out / "metrics.json")
-    for curve in run.curves:
-        shutil.copyfile(curve, out / curve.name)
-    build_model_card(run, repo_id).save(out / "README.md")
-    if verify:
-        import timm
+    with atomic_dir(out) as tmp:
+        model = _load_run_model(run)
+        shutil.copyfile(run.weights, tmp / HF_WEIGHTS_FILE)
+        verify_sha256(tmp / HF_WEIGHTS_FILE, run.sha256)
+        (tmp / "config.json").write_text(json_text(_hub_config(run, model)))
+        shutil.copyfile(run.run_dir / "metrics.json", tmp / "metrics.json")
+        for curve in run.curves:
+            shutil.copyfile(curve, tmp / curve.name)
+        build_model_card(run, repo_id).save(tmp / "README.md")
+        if verify:
+            import timm
 
-        loaded = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
-        x = torch.randn(2, *_input_size(model), generator=torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            if not torch.equal(model(x), loaded(x)):
-                raise RuntimeError(f"{out} does not load back to the same model")
+            loaded = timm.create_model(f"local-dir:{tmp}", pretrained=True).eval()
+            x = torch.randn(2, *_input_size(model), generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                if not torch.equal(model(x), loaded(x)):
+                    raise RuntimeError(f"{out} does not load back to the same model")
     return out
 
 
@@ -632,7 +666,8 @@ def _input_size(model: nn.Module) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What :func:`publish` did: the folder, and after an upload the pinned revision."""
+    """What :func:`publish` did: where the folder was built (removed after an upload when
+    :func:`publish` built it in a temporary folder), and after an upload the pinned revision."""
 
     folder: Path
     repo_id: str
@@ -656,30 +691,57 @@ def publish(
     commit_message: str | None = None,
 ) -> PublishResult:
     """Build the Hub folder of a run (:func:`build_hub_folder`) and, unless ``dry_run``, create
-    the repository if needed and upload it with ``huggingface_hub.upload_folder`` (token from
-    ``huggingface-cli login`` or ``HF_TOKEN``)."""
-    folder = Path(out_dir or tempfile.mkdtemp(prefix="cifarzoo-hub-"))
-    build_hub_folder(run_dir, repo_id, folder)
-    if dry_run:
-        return PublishResult(folder, repo_id)
+    the repository if needed and upload it with ``HfApi.upload_folder`` (token from
+    ``hf auth login`` or ``HF_TOKEN``).
+
+    Without ``out_dir`` the folder is built in a new temporary folder, removed after the upload
+    and on any failure; a dry run keeps it, for inspection. With ``out_dir`` the folder is kept.
+    """
+    temp_parent: Path | None = None
+    if out_dir is None:
+        temp_parent = Path(tempfile.mkdtemp(prefix="cifarzoo-hub-"))
+        folder = temp_parent / "hub"
+    else:
+        folder = Path(out_dir)
+    keep = False
+    try:
+        build_hub_folder(run_dir, repo_id, folder)
+        if dry_run:
+            keep = True
+            return PublishResult(folder, repo_id)
+        return _upload(folder, repo_id, private, commit_message, kept=temp_parent is None)
+    finally:
+        if temp_parent is not None and not keep:
+            shutil.rmtree(temp_parent, ignore_errors=True)
+
+
+def _upload(
+    folder: Path, repo_id: str, private: bool, commit_message: str | None, *, kept: bool
+) -> PublishResult:
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import OfflineModeIsEnabled
 
+    later = (
+        f"The folder is built in {folder}; upload it later"
+        if kept
+        else "The folder was built and checked (pass --out FOLDER to keep it); upload it later"
+    )
     if constants.HF_HUB_OFFLINE:
         raise RuntimeError(
-            f"cannot upload to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1). The folder is "
-            f"built in {folder}; upload it later, or rerun without HF_HUB_OFFLINE."
+            f"cannot upload to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1). {later}, or "
+            "rerun without HF_HUB_OFFLINE."
         )
+    arch = json.loads((folder / "config.json").read_text())["architecture"]
     api = HfApi()
     try:
         api.create_repo(repo_id, exist_ok=True, private=private)
         info = api.upload_folder(
             repo_id=repo_id,
             folder_path=folder,
-            commit_message=commit_message or f"Upload {read_run(run_dir).timm_name} weights",
+            commit_message=commit_message or f"Upload {arch} weights",
         )
     except OfflineModeIsEnabled as err:
-        raise RuntimeError(f"cannot upload to {repo_id}: {err}") from err
+        raise RuntimeError(f"cannot upload to {repo_id}: {err}. {later}.") from err
     return PublishResult(folder, repo_id, commit=info.oid, url=info.commit_url)
 
 
@@ -696,7 +758,11 @@ def add_publish_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--run", required=True, type=Path, help="output folder of cifarzoo train")
     parser.add_argument("--repo-id", required=True, help="Hub repository, as ORG/NAME")
-    parser.add_argument("--out", type=Path, help="where to build the folder (default: a temp dir)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to build the folder, kept (default: a temporary folder, removed after upload)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="build and check, don't upload")
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.set_defaults(func=run_publish_command)
@@ -708,7 +774,8 @@ def run_publish_command(args: argparse.Namespace) -> int:
     result = publish(
         args.run, args.repo_id, out_dir=args.out, dry_run=args.dry_run, private=args.private
     )
-    print(f"built {result.folder}")
+    if result.folder.exists():
+        print(f"built {result.folder}")
     if result.commit is None:
         print("dry run: nothing uploaded")
     else:

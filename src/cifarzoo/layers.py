@@ -16,7 +16,8 @@ The blocks are public so that new networks can be composed from them in a few li
 torch.Size([2, 10])
 
 Module and attribute names follow torchvision (``conv1``, ``bn1``, ``downsample``,
-``denselayer1``, ``norm``...), so torchvision state_dicts load into cifarzoo models unchanged.
+``denselayer1``, ``norm``...), so a torchvision ResNet or DenseNet state_dict loads into the
+cifarzoo model once its stem conv is 3x3 and its classifier matches ``num_classes``.
 """
 
 from __future__ import annotations
@@ -185,7 +186,9 @@ class DenseLayer(nn.Module):
     """DenseNet-BC layer: BN-ReLU-1x1 conv to ``bn_size * growth_rate``, BN-ReLU-3x3 conv to
     ``growth_rate``, optional dropout; returns its input concatenated with the new features.
 
-    The output has ``in_channels + growth_rate`` channels.
+    The output has ``in_channels + growth_rate`` channels. ``drop_rate`` (torchvision's name) is
+    the dropout on the new features, which :class:`~cifarzoo.models.DenseNet` calls
+    ``proj_drop_rate``.
     """
 
     def __init__(

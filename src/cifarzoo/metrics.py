@@ -100,6 +100,11 @@ class _Accumulator:
         self.num_classes = num_classes
 
     def update(self, logits: Tensor, labels: Tensor) -> None:
+        if logits.dim() != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"the model gives logits of shape {list(logits.shape)}, but {self.num_classes} "
+                "classes were expected; pass num_classes= to match the model's outputs"
+            )
         logits = logits.float()
         self.loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
         probs = logits.softmax(1)
@@ -145,6 +150,7 @@ class _Accumulator:
 
 
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` when ``amp``, else nothing (shared with cifarzoo.train)."""
     if not amp:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -176,9 +182,21 @@ def _batches(
     device: torch.device,
     rank: int,
     world_size: int,
+    num_classes: int | None,
 ) -> tuple[Iterator[tuple[Tensor, Tensor]], Sequence[str]]:
     classes: Sequence[str] = CIFAR10_CLASSES
     if isinstance(data, DeviceLoader):
+        if data.soft_labels:
+            raise ValueError(
+                "evaluation needs class-index labels [N], but the DeviceLoader holds class "
+                "probabilities [N, C]; build it from the hard labels"
+            )
+        if num_classes is not None and data.label_classes > num_classes:
+            raise ValueError(
+                f"the labels go up to class {data.label_classes - 1}, but the model has "
+                f"{num_classes} classes (0..{num_classes - 1}); fix the labels or pass the "
+                "right num_classes"
+            )
         return iter(data.epoch_batches(0)), classes
     if isinstance(data, CIFAR10Data):
         classes = data.classes
@@ -199,6 +217,7 @@ def _batches(
         device=device,
         rank=rank,
         world_size=world_size,
+        num_classes=num_classes,
     )
     return iter(loader.epoch_batches(0)), classes
 
@@ -255,6 +274,8 @@ def evaluate(
         tta_translate: also average over copies shifted one pixel diagonally both ways (the
             image weighs 1/2, each shift 1/4; with ``tta_flip``, their mirrors too).
         amp: bf16 autocast.
+        num_classes: the model's number of outputs (default: its ``num_classes`` attribute, else
+            10); labels outside ``0..num_classes - 1`` are refused with a ``ValueError``.
         distributed: shard over the initialized process group and all-reduce the sums
             (default: when a process group of more than one rank is initialized).
 
@@ -270,7 +291,7 @@ def evaluate(
     dev = _model_device(model, device)
     if num_classes is None:
         num_classes = int(getattr(model, "num_classes", 10))
-    batches, default_classes = _batches(data, model, batch_size, dev, rank, world)
+    batches, default_classes = _batches(data, model, batch_size, dev, rank, world, num_classes)
     acc = _Accumulator(num_classes, dev)
     for logits, y in _predictions(model, batches, dev, amp, tta_flip, tta_translate):
         acc.update(logits, y)
@@ -299,6 +320,6 @@ def predict_logits(
     if isinstance(data, DeviceLoader) and data.shuffle:
         raise ValueError("predict_logits needs an unshuffled DeviceLoader (train=False)")
     dev = _model_device(model, device)
-    batches, _ = _batches(data, model, batch_size, dev, 0, 1)
+    batches, _ = _batches(data, model, batch_size, dev, 0, 1, None)
     out = [logits for logits, _ in _predictions(model, batches, dev, amp, tta_flip, tta_translate)]
     return torch.cat(out)

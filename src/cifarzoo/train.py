@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -21,27 +22,33 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_json
-from .data import CIFAR10Data, DeviceLoader, PadMode, Split
-from .metrics import EvalResult, evaluate, model_mean_std, predict_logits, resolve_device
+from .data import CIFAR10Data, DeviceLoader, PadMode, Split, check_labels
+from .metrics import EvalResult, _autocast, evaluate, model_mean_std, predict_logits, resolve_device
 
 __all__ = [
     "AMP_MODES",
+    "DataMismatchError",
     "History",
     "LRSchedule",
     "ModelEma",
     "NonFiniteLossError",
+    "RecipeMismatchError",
     "Teacher",
     "TrainConfig",
+    "data_fingerprint",
     "fit",
     "frozen_norm_statistics",
     "param_groups",
+    "read_checkpoint",
+    "recipe_of",
     "sam_ascent",
 ]
 
@@ -53,6 +60,43 @@ AMP_MODES: dict[str, bool | None] = {"auto": None, "bf16": True, "off": False}
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; training stopped, the checkpoint is kept."""
+
+
+class RecipeMismatchError(ValueError):
+    """``resume=True`` with a recipe other than the checkpoint's.
+
+    ``differences`` maps each differing :class:`TrainConfig` field to
+    ``(checkpoint value, requested value)``.
+    """
+
+    def __init__(self, path: Path, differences: dict[str, tuple[Any, Any]]) -> None:
+        self.path = path
+        self.differences = differences
+        details = ", ".join(
+            f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in differences.items()
+        )
+        wanted = ", ".join(f"{k}={a!r}" for k, (a, _) in differences.items())
+        super().__init__(
+            f"cannot resume {path}: the recipe differs ({details}). Resume with the checkpoint's "
+            f"values ({wanted}), or start a new run in another checkpoint_dir (CLI: --out)"
+        )
+
+
+class DataMismatchError(ValueError):
+    """``resume=True`` with other training or evaluation data than the checkpoint was trained on.
+
+    ``differences`` lists what differs, in words.
+    """
+
+    def __init__(self, path: Path, differences: list[str]) -> None:
+        self.path = path
+        self.differences = differences
+        super().__init__(
+            f"cannot resume {path}: the data differs from the checkpoint's "
+            f"({'; '.join(differences)}). Resume with the same data (CLI: the same --data, "
+            "--val-size and --train-subset; --seed also picks the split), or start a new run in "
+            "another checkpoint_dir (CLI: --out)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,19 +149,51 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1", self.epochs),
+            (self.batch_size >= 1, "batch_size must be >= 1", self.batch_size),
+            (self.lr > 0 and math.isfinite(self.lr), "lr must be > 0", self.lr),
+            (self.momentum >= 0, "momentum must be >= 0", self.momentum),
+            (self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay),
+            (
+                0 <= self.label_smoothing <= 1,
+                "label_smoothing must be in [0, 1]",
+                self.label_smoothing,
+            ),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0", self.warmup_epochs),
+            (
+                0 <= self.ema_decay < 1,
+                "ema_decay must be in [0, 1) (0 turns EMA off)",
+                self.ema_decay,
+            ),
+            (self.crop_padding >= 0, "crop_padding must be >= 0 (0 = no crops)", self.crop_padding),
+            (self.cutout >= 0, "cutout must be >= 0 (0 = off)", self.cutout),
+            (
+                self.grad_clip is None or self.grad_clip > 0,
+                "grad_clip must be > 0 (or None for no clipping)",
+                self.grad_clip,
+            ),
+            (self.sam_rho >= 0, "sam_rho must be >= 0 (0 turns SAM off)", self.sam_rho),
+            (
+                0 <= self.distill_weight <= 1,
+                "distill_weight must be in [0, 1]",
+                self.distill_weight,
+            ),
+            (
+                self.distill_temperature > 0,
+                "distill_temperature must be > 0",
+                self.distill_temperature,
+            ),
+        ]
+        for ok, rule, value in checks:
+            if not ok:
+                raise ValueError(f"{rule}, got {value!r}")
         if self.schedule not in ("onecycle", "cosine", "constant"):
-            raise ValueError(f"unknown schedule {self.schedule!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError("ema_decay must be in [0, 1) (0 turns EMA off)")
-        if self.sam_rho < 0:
-            raise ValueError(f"sam_rho must be >= 0 (0 turns SAM off), got {self.sam_rho}")
-        if not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
             raise ValueError(
-                "distill_weight must be in [0, 1] and distill_temperature > 0, got "
-                f"{self.distill_weight} and {self.distill_temperature}"
+                f"schedule must be 'onecycle', 'cosine' or 'constant', got {self.schedule!r}"
             )
+        if self.pad_mode not in ("reflect", "zeros"):
+            raise ValueError(f"pad_mode must be 'reflect' or 'zeros', got {self.pad_mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -387,10 +463,101 @@ def _split_data(
     return train, (eval_data[0], eval_data[1]), "eval"
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+def _digest(images: Tensor, labels: Tensor) -> str:
+    # Per-image pixel sums (exact, whatever the layout) and the labels: any other split, subset
+    # or copy changes them. numpy sums uint8 in buffered chunks: ~0.1 s and no int64 copy of
+    # the images (torch's sum(dtype=int64) would make one, over 1 GB for 50,000 images).
+    pixels = images.detach().cpu().numpy()
+    sums = pixels.sum(axis=tuple(range(1, pixels.ndim)), dtype=np.int64)
+    canonical = labels.detach().float() if labels.dtype.is_floating_point else labels.long()
+    h = hashlib.sha256(canonical.cpu().contiguous().numpy().tobytes())
+    h.update(np.ascontiguousarray(sums).tobytes())
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(
+    train: tuple[Tensor, Tensor], evaluation: tuple[Tensor, Tensor] | None, eval_split: str
+) -> dict[str, Any]:
+    """What identifies the data of a run (stored in checkpoints, checked on resume): the number
+    of training and evaluation images, the evaluation split's name, and a short hash of each
+    split's labels and per-image pixel sums."""
+    return {
+        "train_images": len(train[1]),
+        "train_sha256": _digest(*train),
+        "eval_split": eval_split,
+        "eval_images": None if evaluation is None else len(evaluation[1]),
+        "eval_sha256": None if evaluation is None else _digest(*evaluation),
+    }
+
+
+def _data_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    diffs = []
+    if saved.get("train_images") != now["train_images"]:
+        diffs.append(
+            f"training images: checkpoint {saved.get('train_images')!r} vs now "
+            f"{now['train_images']:,}"
+        )
+    elif saved.get("train_sha256") != now["train_sha256"]:
+        diffs.append(
+            "the training images or labels differ (the same number: another data folder, "
+            "split seed or subset)"
+        )
+
+    def split(fp: dict[str, Any]) -> str:
+        n = fp.get("eval_images")
+        return f"{fp.get('eval_split')} ({'no' if n is None else f'{n:,}'} images)"
+
+    if (saved.get("eval_split"), saved.get("eval_images")) != (
+        now["eval_split"],
+        now["eval_images"],
+    ):
+        diffs.append(f"evaluation split: checkpoint {split(saved)} vs now {split(now)}")
+    elif saved.get("eval_sha256") != now["eval_sha256"]:
+        diffs.append("the evaluation images or labels differ (the same number)")
+    return diffs
+
+
+def _first_line(e: BaseException) -> str:
+    """The informative line of an exception's message: torch.load's run to many lines and
+    suggest ``weights_only=False``, which is not the fix for a damaged file."""
+    text = str(e)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].split("Check the documentation", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "config", "history")
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str], map_location: torch.device | str | None = "cpu"
+) -> dict[str, Any]:
+    """Load a training checkpoint to resume from; any failure (truncated, corrupt, not a
+    checkpoint, keys missing) is a ``ValueError`` that names the file and what to do."""
+    path = Path(path)
+    try:
+        state = load_checkpoint(path, map_location=map_location)
+        missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+    except Exception as e:
+        raise ValueError(
+            f"cannot resume from {path}: it is not a readable cifarzoo training checkpoint "
+            f"({type(e).__name__}: {_first_line(e)}). Delete it (or use another checkpoint_dir "
+            "/ --out) to start a new run, or train without resume=True / --resume to start over "
+            "in place (the new run overwrites it after its first epoch)"
+        ) from e
+    return state
+
+
+def recipe_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of a checkpoint, a field newer than the checkpoint
+    counting as its default value."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    saved = {k: v for k, v in state["config"].items() if k in names}
+    return {**_D.to_dict(), **saved}
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -425,10 +592,12 @@ class _Progress:
                 self.bar.set_postfix(postfix, refresh=False)
 
     def close(self, **postfix: str) -> None:
+        """Close the bar (later calls do nothing)."""
         if self.bar is not None:
             if postfix:
                 self.bar.set_postfix(postfix)
             self.bar.close()
+            self.bar = None
 
 
 def fit(
@@ -489,7 +658,11 @@ def fit(
         device: ``"cuda"``, ``"cpu"``...; default CUDA if available (``cuda:LOCAL_RANK`` under
             torchrun). ``amp=None`` means bf16 autocast on CUDA and fp32 elsewhere.
         checkpoint_dir: write ``checkpoint.pt`` here after every epoch (atomically) and on Ctrl-C.
-        resume: continue from ``checkpoint_dir/checkpoint.pt`` when it exists.
+        resume: continue from ``checkpoint_dir/checkpoint.pt`` when it exists. The recipe must
+            be the checkpoint's (:class:`RecipeMismatchError` otherwise) and so must the data:
+            checkpoints record the number of training and evaluation images and a hash of each
+            split (:func:`data_fingerprint`); other data raises :class:`DataMismatchError`.
+            Checkpoints written before the fingerprint existed resume without that check.
         quiet: no progress bars.
         eval_every: evaluate every this many epochs (and always after the last).
 
@@ -497,8 +670,11 @@ def fit(
     ``History.eval_*`` measured); the raw weights stay in the checkpoint (``"model"``).
 
     Raises:
-        NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
+        NonFiniteLossError: the loss (or the weights) became NaN/inf; the last good checkpoint
+            is kept (also when Ctrl-C comes after such a step: nothing is saved then).
         KeyboardInterrupt: after Ctrl-C, once a checkpoint was written (if ``checkpoint_dir``).
+        ValueError: bad input, e.g. labels outside ``0..num_classes - 1`` or a checkpoint that
+            cannot be read (the message names the file and what to do).
     """
     cfg = (
         config
@@ -591,7 +767,14 @@ class _Trainer:
         self.ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
         self.resume = resume
         self.amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
+        # Steps between loss checks (each one waits for the device).
+        self.sync_every = 1 if device.type == "cpu" else 25
         train, ev, self.eval_split = _split_data(data, eval_data)
+        declared = getattr(model, "num_classes", None)
+        num_classes = declared if isinstance(declared, int) else None
+        check_labels(train[1], num_classes, "training labels")
+        if ev is not None:
+            check_labels(ev[1], num_classes, f"{self.eval_split} labels")
         mean, std = model_mean_std(model)
         targets = train[1]
         if teacher is not None:
@@ -614,6 +797,7 @@ class _Trainer:
             seed=cfg.seed,
             rank=env.rank,
             world_size=env.world_size,
+            num_classes=num_classes,
         )
         if len(self.loader) == 0:
             raise ValueError(
@@ -634,7 +818,11 @@ class _Trainer:
                 channels_last=cfg.channels_last,
                 rank=env.rank,
                 world_size=env.world_size,
+                num_classes=num_classes,
             )
+        )
+        self.fingerprint = (
+            data_fingerprint(train, ev, self.eval_split) if self.ckpt_path is not None else None
         )
         model.to(device)
         if cfg.channels_last:
@@ -693,6 +881,7 @@ class _Trainer:
                 f"teacher logits must be [{len(labels)}, num_classes] (one row per training "
                 f"image), got {list(logits.shape)}"
             )
+        check_labels(labels, logits.shape[1], "training labels (for the teacher's classes)")
         probs = torch.softmax(logits / self.cfg.distill_temperature, dim=1)
         one_hot = F.one_hot(labels, probs.shape[1]).float()
         return torch.lerp(one_hot, probs, self.cfg.distill_weight)
@@ -713,6 +902,7 @@ class _Trainer:
             "history": self.history.to_dict(),
             "config": self.cfg.to_dict(),
             "world_size": self.env.world_size,
+            "data": self.fingerprint,
         }
 
     def _save(self, epoch: int, step: int, partial: dict[str, Any] | None = None) -> None:
@@ -727,24 +917,40 @@ class _Trainer:
 
     def _load(self) -> tuple[int, int, dict[str, Any] | None]:
         assert self.ckpt_path is not None
-        state = load_checkpoint(self.ckpt_path, map_location=self.device)
-        # A field newer than the checkpoint counts as its default value.
-        saved = {**_D.to_dict(), **state["config"]}
+        state = read_checkpoint(self.ckpt_path, map_location=self.device)
+        saved = recipe_of(state)
         diff = {
             k: (saved.get(k), v)
             for k, v in self.cfg.to_dict().items()
             if saved.get(k) != v and not (isinstance(v, tuple) and list(v) == saved.get(k))
         }
         if diff:
-            details = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"cannot resume {self.ckpt_path}: the recipe differs ({details})")
-        if state["world_size"] != self.env.world_size:
+            raise RecipeMismatchError(self.ckpt_path, diff)
+        saved_data = state.get("data")
+        if saved_data is None:  # written before cifarzoo recorded it: nothing to compare
+            self._log(
+                f"note: {self.ckpt_path} does not record its data (an older checkpoint); make "
+                "sure this run uses the same data and split"
+            )
+        elif self.fingerprint is not None:
+            differences = _data_differences(saved_data, self.fingerprint)
+            if differences:
+                raise DataMismatchError(self.ckpt_path, differences)
+        if state.get("world_size", 1) != self.env.world_size:
             warnings.warn(
-                f"resuming a {state['world_size']}-process run with "
+                f"resuming a {state.get('world_size', 1)}-process run with "
                 f"{self.env.world_size} processes; results will not be bit-identical",
                 stacklevel=3,
             )
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ValueError(
+                f"cannot resume {self.ckpt_path}: it holds the weights of another model "
+                f"({first}). Resume with the model that wrote it, or start a new run in "
+                "another checkpoint_dir (CLI: --out)"
+            ) from e
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         if self.ema is not None:
@@ -772,7 +978,6 @@ class _Trainer:
             )
         elif self.resume:
             self._log(f"no checkpoint at {self.ckpt_path}; starting a new run")
-        sync_every = 1 if self.device.type == "cpu" else 25
         with _StopRequest(enabled=not self.env.distributed) as stop:
             for epoch in range(start_epoch, cfg.epochs):
                 self._run_epoch(
@@ -780,7 +985,6 @@ class _Trainer:
                     start_step if epoch == start_epoch else 0,
                     partial if epoch == start_epoch else None,
                     stop,
-                    sync_every,
                 )
         if self.ema is not None:  # leave the model with the weights that were evaluated
             self.model.load_state_dict(self.ema.module.state_dict())
@@ -805,13 +1009,53 @@ class _Trainer:
             for p, move in moves:
                 p.sub_(move)
 
+    def _check_outputs(self, out: Tensor) -> None:
+        """Refuse logits that the labels do not fit (only shapes: no device sync)."""
+        loader = self.loader
+        classes = out.shape[1] if out.dim() == 2 else None
+        fits = classes is not None and (
+            classes == loader.label_classes
+            if loader.soft_labels
+            else classes >= loader.label_classes
+        )
+        if not fits:
+            need = (
+                f"exactly {loader.label_classes} (one per column of the soft labels)"
+                if loader.soft_labels
+                else f"at least {loader.label_classes} (the largest label is "
+                f"{loader.label_classes - 1})"
+            )
+            raise ValueError(
+                f"the model's output has shape {list(out.shape)}, but the training labels need "
+                f"[batch, classes] logits with {need} classes; build the model with the right "
+                "num_classes or fix the labels"
+            )
+
+    def _train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """One optimizer step on the batch ``(x, y)``; returns its (detached) loss and logits."""
+        cfg = self.cfg
+        with _autocast(self.device, self.amp):
+            out = self.train_model(x)
+        self._check_outputs(out)
+        loss = self.criterion(out.float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.sam_rho > 0:
+            self._sharpness_aware_gradient(x, y)
+        if cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return loss.detach(), out.detach()
+
     def _run_epoch(
         self,
         epoch: int,
         start: int,
         partial: dict[str, Any] | None,
         stop: _StopRequest,
-        sync_every: int,
     ) -> None:
         cfg, dev = self.cfg, self.device
         t0 = time.perf_counter()
@@ -825,30 +1069,17 @@ class _Trainer:
             seen = int(partial["seen"])
         self.model.train()
         bar = _Progress(not self.quiet, self.steps, start, f"epoch {epoch + 1}/{cfg.epochs}")
-        done = start
-        last_sync = start
         try:
+            done = last_sync = start
             for step, (x, y) in enumerate(self.loader.epoch_batches(epoch, start), start=start):
-                with _autocast(dev, self.amp):
-                    out = self.train_model(x)
-                loss = self.criterion(out.float(), y)
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.sam_rho > 0:
-                    self._sharpness_aware_gradient(x, y)
-                if cfg.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.opt.step()
-                self.sched.step()
-                if self.ema is not None:
-                    self.ema.update(self.model)
-                losses[step] = loss.detach()
+                loss, out = self._train_step(x, y)
+                losses[step] = loss
                 hard = y.argmax(1) if y.dim() == 2 else y
-                correct += (out.detach().argmax(1) == hard).sum()
+                correct += (out.argmax(1) == hard).sum()
                 seen += len(y)
                 done = step + 1
-                if done - last_sync >= sync_every or done == self.steps:
-                    value = float(loss.detach())
+                if done - last_sync >= self.sync_every or done == self.steps:
+                    value = float(loss)
                     if not math.isfinite(value):
                         self._non_finite(epoch, step, value)
                     bar.update(
@@ -862,6 +1093,14 @@ class _Trainer:
                     self._interrupt(
                         epoch, done, losses, correct, seen, seconds + time.perf_counter() - t0
                     )
+            train_loss, train_acc, step_losses = self._epoch_totals(epoch, losses, correct, seen)
+            result = self._evaluate_epoch(epoch)
+            seconds += time.perf_counter() - t0
+            self._record(epoch, train_loss, train_acc, result, seconds, step_losses)
+            post = {"loss": f"{train_loss:.3f}", "acc": f"{100 * train_acc:.1f}%"}
+            if result is not None:
+                post[f"{self.eval_split}_acc"] = f"{100 * result.accuracy:.2f}%"
+            bar.close(**post)
         except KeyboardInterrupt:
             bar.close()
             if not stop.requested:
@@ -870,6 +1109,23 @@ class _Trainer:
                     + (f" at {self.ckpt_path}" if self.ckpt_path else "")
                 )
             raise
+        finally:
+            bar.close()
+        self._check_weights(epoch, self.steps - 1)
+        self._save(epoch + 1, 0)
+        if stop.requested:
+            self._log(
+                "interrupted at the end of an epoch; checkpoint saved"
+                + (f" to {self.ckpt_path}" if self.ckpt_path else "")
+            )
+            raise KeyboardInterrupt
+
+    def _epoch_totals(
+        self, epoch: int, losses: Tensor, correct: Tensor, seen: int
+    ) -> tuple[float, float, list[float]]:
+        """Mean loss, accuracy and per-step losses of the epoch (over all ranks); stops on a
+        loss that is not finite."""
+        dev = self.device
         loss_sum = losses.double().sum()
         sums = torch.stack(
             [loss_sum, correct.double(), torch.tensor(float(seen), device=dev, dtype=torch.float64)]
@@ -885,48 +1141,60 @@ class _Trainer:
         bad = [i for i, v in enumerate(step_losses) if not math.isfinite(v)]
         if bad:
             self._non_finite(epoch, bad[0], step_losses[bad[0]])
-        train_loss = float(sums[0]) / self.steps
-        train_acc = float(sums[1]) / max(1.0, float(sums[2]))
-        result: EvalResult | None = None
-        last = epoch + 1 == cfg.epochs
-        if self.eval_loader is not None and ((epoch + 1) % self.eval_every == 0 or last):
-            eval_model = self.ema.module if self.ema is not None else self.model
-            result = evaluate(
-                eval_model,
-                self.eval_loader,
-                tta_flip=cfg.tta_flip,
-                tta_translate=cfg.tta_translate,
-                amp=self.amp,
-                device=dev,
-                distributed=self.env.distributed,
-            )
-        seconds += time.perf_counter() - t0
+        return (float(sums[0]) / self.steps, float(sums[1]) / max(1.0, float(sums[2])), step_losses)
+
+    def _evaluate_epoch(self, epoch: int) -> EvalResult | None:
+        last = epoch + 1 == self.cfg.epochs
+        if self.eval_loader is None or not ((epoch + 1) % self.eval_every == 0 or last):
+            return None
+        return evaluate(
+            self.ema.module if self.ema is not None else self.model,
+            self.eval_loader,
+            tta_flip=self.cfg.tta_flip,
+            tta_translate=self.cfg.tta_translate,
+            amp=self.amp,
+            device=self.device,
+            distributed=self.env.distributed,
+        )
+
+    def _record(
+        self,
+        epoch: int,
+        train_loss: float,
+        train_acc: float,
+        result: EvalResult | None,
+        seconds: float,
+        step_losses: list[float],
+    ) -> None:
         h = self.history
         h.epoch.append(epoch + 1)
         h.train_loss.append(train_loss)
         h.train_acc.append(train_acc)
         h.eval_loss.append(result.loss if result else None)
         h.eval_acc.append(result.accuracy if result else None)
-        h.lr.append(cfg.lr * self.schedule(epoch * self.steps))
+        h.lr.append(self.cfg.lr * self.schedule(epoch * self.steps))
         h.seconds.append(seconds)
         h.step_loss.extend(step_losses)
-        post = {"loss": f"{train_loss:.3f}", "acc": f"{100 * train_acc:.1f}%"}
-        if result is not None:
-            post[f"{self.eval_split}_acc"] = f"{100 * result.accuracy:.2f}%"
-        bar.close(**post)
-        self._save(epoch + 1, 0)
-        if stop.requested:
-            self._log(
-                "interrupted at the end of an epoch; checkpoint saved"
-                + (f" to {self.ckpt_path}" if self.ckpt_path else "")
-            )
-            raise KeyboardInterrupt
+
+    def _check_weights(self, epoch: int, step: int) -> None:
+        """Stop (keeping the last checkpoint) if the weights are no longer finite: the last
+        step's update can break them after its loss was checked."""
+        params = [p.detach() for p in self.model.parameters()]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            self._non_finite(epoch, step, float("nan"), what="weights")
 
     def _interrupt(
         self, epoch: int, step: int, losses: Tensor, correct: Tensor, seen: int, seconds: float
     ) -> None:
+        # The loss is only synced every few steps on a GPU: a NaN since the last sync must not
+        # overwrite the last good checkpoint.
+        pending = losses[:step]
+        if not bool(torch.isfinite(pending).all()):
+            bad = int(torch.nonzero(~torch.isfinite(pending))[0])
+            self._non_finite(epoch, bad, float(pending[bad]), interrupted=True)
+        self._check_weights(epoch, step - 1)
         partial = {
-            "losses": losses[:step].cpu(),
+            "losses": pending.cpu(),
             "correct": int(correct),
             "seen": seen,
             "seconds": seconds,
@@ -939,15 +1207,21 @@ class _Trainer:
         )
         raise KeyboardInterrupt
 
-    def _non_finite(self, epoch: int, step: int, value: float) -> None:
+    def _non_finite(
+        self, epoch: int, step: int, value: float, *, what: str = "loss", interrupted: bool = False
+    ) -> NoReturn:
         kept = (
             f"the last good checkpoint is kept at {self.ckpt_path}"
             if self.ckpt_path and self.ckpt_path.is_file()
             else "no checkpoint was written"
         )
+        became = f"training loss became {value}" if what == "loss" else "the weights became NaN/inf"
+        saved = (
+            " (interrupted, but nothing was saved: the state is not finite)" if interrupted else ""
+        )
         raise NonFiniteLossError(
-            f"training loss became {value} at epoch {epoch + 1}, step {step + 1} "
-            f"(lr {self.sched.get_last_lr()[0]:.3g}); training stopped and {kept}. "
+            f"{became} at epoch {epoch + 1}, step {step + 1} "
+            f"(lr {self.sched.get_last_lr()[0]:.3g}){saved}; training stopped and {kept}. "
             "Lower the learning rate, enable grad_clip, or check the data."
         )
 

@@ -5,46 +5,120 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CifarModel", "check_num_classes"]
+__all__ = ["CifarModel", "check_input", "check_num_classes", "make_classifier"]
 
 
 def check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
+    """``num_classes`` if it is a valid classifier size: a non-negative int, ``0`` meaning no
+    classifier (timm's convention for a backbone)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(
-            f"num_classes must be a positive integer, got {num_classes!r}. For features without "
-            "a classifier, use model.forward_features(x) or model.forward_head(x, pre_logits=True)."
+            f"num_classes must be a non-negative integer, got {num_classes!r}. Use 0 for a "
+            "backbone without classifier: the model then returns its pooled pre-logit features."
         )
     return num_classes
 
 
-class CifarModel(nn.Module):
-    """Base of cifarzoo models: timm's ``num_classes``, ``num_features``, ``head_hidden_size``,
-    ``forward_features``, ``forward_head(x, pre_logits=False)``, ``get_classifier`` and
-    ``reset_classifier``, plus a readable error for inputs of the wrong shape.
+def make_classifier(
+    in_features: int,
+    num_classes: int,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
+    """The classifier of a cifarzoo model: ``nn.Linear(in_features, num_classes)``, or
+    ``nn.Identity()`` for ``num_classes=0``."""
+    if check_num_classes(num_classes) == 0:
+        return nn.Identity()
+    return nn.Linear(in_features, num_classes, device=device, dtype=dtype)
 
-    Subclasses build their layers, name their classifier attribute in ``classifier_name`` and
-    implement ``forward_features`` and ``forward_head``.
+
+# Wrapped so that torch.fx records the check as one call instead of tracing into its control
+# flow on the input's shape (which symbolic tracing cannot do).
+@torch.fx.wrap
+def check_input(x: Tensor, in_chans: int, arch: str, size: tuple[int, int] | None = None) -> None:
+    """Raise a readable error unless ``x`` is a batch ``(N, in_chans, H, W)``, with
+    ``(H, W) == size`` when the model has a fixed input size."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise ValueError(
+            f"{arch} expects a batch of shape (N, {in_chans}, H, W), got "
+            f"{list(x.shape)}. Add a batch dimension with x.unsqueeze(0) for a single image, "
+            "or build the model with in_chans matching your images' channels."
+        )
+    if size is not None and (x.shape[2] != size[0] or x.shape[3] != size[1]):
+        raise ValueError(
+            f"{arch} needs {size[0]}x{size[1]} images (its layers are sized for them), got "
+            f"{x.shape[2]}x{x.shape[3]}. Resize or crop the input to {size[0]}x{size[1]}."
+        )
+
+
+class CifarModel(nn.Module):
+    """Base of cifarzoo models: timm's ``num_classes`` (``0``: no classifier), ``drop_rate``
+    (dropout on the pooled features before the classifier), ``num_features``,
+    ``head_hidden_size``, ``forward_features``, ``forward_head(x, pre_logits=False)``,
+    ``get_classifier``, ``reset_classifier`` and ``set_grad_checkpointing``, plus a readable
+    error for inputs of the wrong shape.
+
+    Subclasses build their layers, name their classifier attribute in ``classifier_name``, create
+    it with :meth:`_make_head`, apply ``self.head_drop`` before it in ``forward_head``, and
+    implement ``forward_features`` (starting with ``self._check_input(x)``).
     """
 
     classifier_name: str = "fc"
+    #: Whether ``forward_features`` honours ``grad_checkpointing``.
+    supports_grad_checkpointing: bool = False
+    # TorchScript cannot compile arch_name (it reads the pretrained_cfg dict).
+    __jit_unused_properties__ = ("arch_name",)
 
-    def __init__(self, num_classes: int, in_chans: int) -> None:
+    def __init__(self, num_classes: int, in_chans: int, drop_rate: float = 0.0) -> None:
         super().__init__()
         if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans <= 0:
             raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+        if (
+            isinstance(drop_rate, bool)
+            or not isinstance(drop_rate, int | float)
+            or not 0.0 <= drop_rate < 1.0
+        ):
+            raise ValueError(
+                f"drop_rate (the dropout probability before the classifier) must be in [0, 1), "
+                f"got {drop_rate!r}"
+            )
         self.num_classes = check_num_classes(num_classes)
         self.in_chans = in_chans
-        self.arch_name: str = type(self).__name__
+        self.drop_rate = float(drop_rate)
         self.num_features = 0
         self.head_hidden_size = 0
+        #: ``(H, W)`` the model only accepts, or ``None`` for any size.
+        self.fixed_input_size: tuple[int, int] | None = None
+        self.grad_checkpointing = False
+        self._script_arch_name = type(self).__name__
+
+    @property
+    def arch_name(self) -> str:
+        """The registered architecture (``cifar_seresnet20``) when built through timm, which sets
+        ``pretrained_cfg`` after construction; otherwise the class name."""
+        cfg = getattr(self, "pretrained_cfg", None)
+        arch = cfg.get("architecture") if isinstance(cfg, dict) else None
+        return str(arch) if arch else type(self).__name__
+
+    def __prepare_scriptable__(self) -> CifarModel:
+        self._script_arch_name = self.arch_name
+        return self
+
+    def _make_head(self, head_hidden_size: int) -> nn.Module:
+        """Set ``head_hidden_size``, create the classifier dropout ``head_drop`` and return a
+        classifier for ``num_classes``. Call it where the classifier is created."""
+        self.head_hidden_size = head_hidden_size
+        self.head_drop = nn.Dropout(self.drop_rate)
+        return make_classifier(head_hidden_size, self.num_classes)
 
     def _check_input(self, x: Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"{self.arch_name} expects a batch of shape (N, {self.in_chans}, H, W), got "
-                f"{list(x.shape)}. Add a batch dimension with x.unsqueeze(0) for a single image, "
-                "or build the model with in_chans matching your images' channels."
-            )
+        # TorchScript cannot read pretrained_cfg; __prepare_scriptable__ saved the name.
+        arch = (
+            self._script_arch_name
+            if torch.jit.is_scripting()  # type: ignore[attr-defined]
+            else self.arch_name
+        )
+        check_input(x, self.in_chans, arch, self.fixed_input_size)
 
     def forward_features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -62,16 +136,25 @@ class CifarModel(nn.Module):
         return classifier
 
     @torch.jit.ignore  # type: ignore[untyped-decorator]
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh one for ``num_classes`` classes; ``0`` removes it
-        (the model then returns pre-logit features), as in timm."""
-        if num_classes != 0:
-            check_num_classes(num_classes)
-        self.num_classes = num_classes
-        old = self.get_classifier()
-        new: nn.Module = (
-            nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
-        )
-        if isinstance(old, nn.Linear):
-            new.to(device=old.weight.device, dtype=old.weight.dtype)
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace the classifier with a fresh one for ``num_classes`` classes, on the model's
+        device and dtype; ``0`` removes it (the model then returns its pooled pre-logit
+        features), as in timm. ``global_pool`` can only be ``None`` or ``'avg'``."""
+        if global_pool not in (None, "avg"):
+            raise ValueError(
+                f"{self.arch_name} only supports average pooling (global_pool='avg' or None), "
+                f"got global_pool={global_pool!r}. For the unpooled feature map, use "
+                "model.forward_features(x)."
+            )
+        like = next(self.parameters())
+        new = make_classifier(self.head_hidden_size, num_classes, like.device, like.dtype)
         setattr(self, self.classifier_name, new)
+        self.num_classes = num_classes
+
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations during the backward pass instead of storing
+        them (timm's gradient checkpointing): less memory, more compute, same results."""
+        if enable and not self.supports_grad_checkpointing:
+            raise ValueError(f"{self.arch_name} does not support gradient checkpointing")
+        self.grad_checkpointing = enable

@@ -6,9 +6,11 @@ timm's registry under ``cifar_<name>`` (``timm.create_model('cifar_resnet18')``)
 required: timm already owns ``resnet18``, ``densenet121`` and ``seresnet18`` (ImageNet models).
 
 Weights are safetensors only. timm resolves the source and does the download and caching; before
-that, :func:`build` refuses what cifarzoo can tell is wrong (no weights, a missing or pickle file,
-a sha256 mismatch) with an error that says how to fix it, and it turns the Hub's errors (offline,
-empty cache, missing repository) into the same kind of error.
+it reads any weights, :func:`build` refuses what cifarzoo can tell is wrong (no weights, a
+missing or pickle file, a sha256 mismatch, also for a file from the Hub, which is fetched into
+the cache and checked first) with an error that says how to fix it, and it turns the Hub's
+errors (offline, empty cache, missing repository or revision, gated repository) into the same
+kind of error.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ import timm
 from timm.models import build_model_with_cfg, register_model, resolve_pretrained_cfg
 from torch import nn
 
-from ..checkpoint import sha256_file
+from ..checkpoint import (
+    ChecksumError,
+    PretrainedWeightsError,
+    read_sha256_sidecar,
+    sha256_file,
+    verify_sha256,
+)
 from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "PACKAGED_WEIGHTS_DIR",
     "SHA256_NOTE",
     "TIMM_PREFIX",
+    "ChecksumError",
     "PretrainedWeightsError",
     "build",
     "cfg_sha256",
@@ -63,9 +72,11 @@ DEFAULT_TAG = "c10"
 SHA256_NOTE = "sha256:"
 #: The only weights file cifarzoo loads from a Hub repository or a Hub-format folder.
 HF_WEIGHTS_FILE = "model.safetensors"
+#: The timm config of a Hub repository or Hub-format folder.
+HF_CONFIG_FILE = "config.json"
 
 _SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename", "state_dict")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_MODEL_SOURCES = {"hf-hub": "hf-hub", "hf_hub": "hf-hub", "local-dir": "local-dir"}
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 Factory = Callable[..., nn.Module]
@@ -90,46 +101,6 @@ def cifar_cfg(**overrides: Any) -> dict[str, Any]:
     }
     cfg.update(overrides)
     return cfg
-
-
-class PretrainedWeightsError(RuntimeError):
-    """Pretrained weights could not be found, read or trusted. The message says how to fix it."""
-
-
-def read_sha256_sidecar(path: str | os.PathLike[str]) -> str | None:
-    """The digest in ``PATH.sha256`` (``sha256sum`` format, ``<hex>  <name>``, as written by
-    ``cifarzoo train``), or ``None`` when there is no sidecar."""
-    path = Path(path)
-    sidecar = path.with_name(path.name + ".sha256")
-    if not sidecar.is_file():
-        return None
-    text = sidecar.read_text().strip()
-    digest = text.split()[0].lower() if text else ""
-    if not _HEX64.fullmatch(digest):
-        raise PretrainedWeightsError(
-            f"{sidecar} does not hold a sha256 digest (expected '<64 hex digits>  {path.name}', "
-            f"got {text[:80]!r}). Recreate it with `sha256sum {path.name} > {sidecar.name}` if "
-            "you trust the file."
-        )
-    return digest
-
-
-def verify_sha256(path: str | os.PathLike[str], expected: str | None = None) -> str:
-    """Check ``path`` against its ``PATH.sha256`` sidecar (if any) and ``expected`` (if given);
-    return the file's digest. Raises :class:`PretrainedWeightsError` on a mismatch."""
-    path = Path(path)
-    actual = sha256_file(path)
-    checks = [(read_sha256_sidecar(path), f"its sidecar {path.name}.sha256")]
-    if expected:
-        checks.append((expected.lower(), "the sha256 recorded in the model's pretrained_cfg"))
-    for want, where in checks:
-        if want is not None and want != actual:
-            raise PretrainedWeightsError(
-                f"sha256 mismatch for {path}: the file hashes to {actual}, but {where} says "
-                f"{want}. The file is corrupt, truncated or not the weights it claims to be; "
-                "download or copy it again (or delete the cached copy so it is fetched anew)."
-            )
-    return actual
 
 
 def cfg_sha256(cfg: dict[str, Any]) -> str | None:
@@ -212,37 +183,75 @@ def build(
     """Build ``model_cls`` through timm, which resolves the pretrained_cfg of ``variant``
     (``cifar_<name>[.tag]``), passes ``num_classes``/``in_chans`` and loads the weights.
 
-    ``weights=PATH`` (a ``.safetensors`` file, or a folder holding ``model.safetensors``) loads
-    local weights: it is short for ``pretrained=True, pretrained_cfg_overlay=dict(file=PATH)``.
+    ``weights=PATH`` loads local weights: a ``.safetensors`` file, a run folder holding
+    ``model.safetensors`` (both checked against a ``.sha256`` sidecar if there is one), or a
+    Hub-format folder (``config.json`` + ``model.safetensors``), which is read as timm reads
+    ``local-dir:PATH``: its config is the pretrained_cfg, and the sha256 recorded there is checked.
     With weights to load, the source is checked first (see :func:`_check_source`); loading is
     strict, except that a ``num_classes`` other than the weights' drops their classifier.
     """
     weights = kwargs.pop("weights", None)
     if weights is not None:
-        path = Path(weights)
-        if path.is_dir():
-            path = path / HF_WEIGHTS_FILE
-        overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
-        overlay["file"] = str(path)
-        kwargs["pretrained_cfg_overlay"] = overlay
+        _use_local_weights(Path(weights), variant, kwargs)
         pretrained = True
     if not pretrained:
         return build_model_with_cfg(model_cls, variant, False, **kwargs)
 
+    cache_dir = kwargs.get("cache_dir")
     cfg = _resolve_cfg(
         variant, kwargs.pop("pretrained_cfg", None), kwargs.pop("pretrained_cfg_overlay", None)
     )
     name = _cfg_name(cfg, variant)
     load_from = _check_source(cfg, name)
+    if load_from == "hf-hub":
+        _fetch_and_verify_hub_file(cfg, name, cache_dir)
     try:
         model = build_model_with_cfg(model_cls, variant, True, pretrained_cfg=cfg, **kwargs)
     except PretrainedWeightsError:
         raise
     except Exception as err:
-        raise _explain_load_error(err, cfg, name, load_from, kwargs.get("cache_dir")) from err
-    if load_from == "hf-hub":
-        _verify_hub_file(cfg, name, kwargs.get("cache_dir"))
+        raise _explain_load_error(err, cfg, name, load_from, cache_dir) from err
     return model
+
+
+def _use_local_weights(path: Path, variant: str, kwargs: dict[str, Any]) -> None:
+    """Turn ``weights=PATH`` into timm arguments in ``kwargs``: a ``file`` overlay, or for a
+    Hub-format folder its config as the pretrained_cfg (as ``local-dir:PATH`` does)."""
+    overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
+    if path.is_dir() and (path / HF_CONFIG_FILE).is_file():
+        kwargs["pretrained_cfg"] = _hub_folder_cfg(path, variant, kwargs)
+        for key in (*_SOURCE_KEYS, "source"):
+            overlay.pop(key, None)  # weights= names the source
+    else:
+        if path.is_dir():
+            path = path / HF_WEIGHTS_FILE
+        overlay["file"] = str(path)
+    kwargs["pretrained_cfg_overlay"] = overlay
+
+
+def _hub_folder_cfg(folder: Path, variant: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The pretrained_cfg of a Hub-format folder, parsed by timm's ``local-dir:`` reader; its
+    ``model_args`` become defaults in ``kwargs``, as ``timm.create_model`` makes them."""
+    from timm.models._hub import load_model_config_from_path
+
+    try:
+        cfg, arch, model_args = load_model_config_from_path(folder)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise PretrainedWeightsError(
+            f"{folder / HF_CONFIG_FILE} is not a timm model config ({type(err).__name__}: {err}). "
+            "`cifarzoo publish --dry-run --out FOLDER` builds a valid Hub-format folder."
+        ) from err
+    base = variant.split(".")[0]
+    if arch != base:
+        raise PretrainedWeightsError(
+            f"{folder} holds weights for {arch} (its {HF_CONFIG_FILE} says so), not {base}. "
+            f"Load it as the model it is: cifarzoo.create_model('local-dir:{folder}', "
+            "pretrained=True)."
+        )
+    for key, value in (model_args or {}).items():
+        kwargs.setdefault(key, value)
+    result: dict[str, Any] = cfg
+    return result
 
 
 def _resolve_cfg(
@@ -279,9 +288,9 @@ def _how_to_load_local(arch: str) -> str:
         f"To use weights you have, pass a local safetensors file: cifarzoo.{short}(weights=PATH), "
         f"cifarzoo.create_model({short!r}, weights=PATH) or timm.create_model("
         f"{arch.split('.')[0]!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH)); "
-        "or a Hub-format folder: "
-        "timm.create_model('local-dir:FOLDER'). `cifarzoo train` writes such a file "
-        "(model.safetensors)."
+        f"or a Hub-format folder (config.json + model.safetensors): cifarzoo.{short}("
+        "weights=FOLDER) or timm.create_model('local-dir:FOLDER', pretrained=True). "
+        "`cifarzoo train` writes such a file (model.safetensors)."
     )
 
 
@@ -352,6 +361,28 @@ def _check_source(cfg: dict[str, Any], name: str) -> str:
     )
 
 
+def _fetch_and_verify_hub_file(cfg: dict[str, Any], name: str, cache_dir: Any) -> None:
+    """Download (or find in the cache) the cfg's Hub weights file and check it against the cfg's
+    sha256 before timm loads it: timm's own download then finds the same cached file."""
+    from huggingface_hub import hf_hub_download
+
+    repo_id, _, revision = str(cfg["hf_hub_id"]).partition("@")
+    filename = str(cfg["hf_hub_filename"])
+    try:
+        path = str(
+            hf_hub_download(repo_id, filename, revision=revision or None, cache_dir=cache_dir)
+        )
+    except _hub_errors() as err:
+        raise _explain_hub_error(err, name, str(cfg["hf_hub_id"]), filename, cache_dir) from err
+    try:
+        verify_sha256(path, cfg_sha256(cfg))
+    except ChecksumError as err:
+        raise ChecksumError(
+            f"{name}: {err} Remove the cached copy ({path}; `hf cache rm model/{repo_id}` removes "
+            "the repository's) so that it is fetched anew."
+        ) from None
+
+
 def _hub_errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub import errors
 
@@ -360,29 +391,69 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(e for e in found if isinstance(e, type))
 
 
+def _explain_hub_error(
+    err: BaseException, name: str, repo: str, filename: str, cache_dir: Any
+) -> PretrainedWeightsError:
+    """What a huggingface_hub error means for ``repo`` (``org/name[@revision]``), and the fix."""
+    from huggingface_hub import constants, errors
+
+    repo_id, _, revision = repo.partition("@")
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    what = (
+        f"{name}: could not get {filename} from the Hugging Face Hub repository {repo} "
+        f"({type(err).__name__}: {first_line})."
+    )
+    login = "log in with `hf auth login` (or set HF_TOKEN)"
+    if isinstance(err, errors.GatedRepoError):
+        fix = (
+            f"The repository is gated: accept its access conditions at "
+            f"https://huggingface.co/{repo_id} and {login}."
+        )
+    elif isinstance(err, errors.RepositoryNotFoundError):
+        fix = (
+            f"There is no repository {repo_id!r} on the Hub, or it is private: check the "
+            f"repository id (ORG/NAME), or {login} with an account that can read it."
+        )
+    elif isinstance(err, errors.RevisionNotFoundError):
+        fix = (
+            f"The repository {repo_id} has no revision {revision or 'main'!r}: check the commit "
+            "or branch after '@' (`cifarzoo publish` prints the pinned ORG/NAME@<commit>)."
+        )
+    elif isinstance(err, errors.HFValidationError):
+        fix = f"{repo!r} is not a repository id: write ORG/NAME, optionally with @<commit>."
+    elif isinstance(err, errors.LocalEntryNotFoundError | errors.OfflineModeIsEnabled):
+        cache = cache_dir or constants.HF_HUB_CACHE
+        offline = (
+            " Offline mode is on (HF_HUB_OFFLINE=1), so only the local cache is searched."
+            if constants.HF_HUB_OFFLINE
+            else " The Hub could not be reached."
+        )
+        fix = (
+            f"It is not in the cache {cache}.{offline} Connect once to download it (it is cached "
+            f"after), or copy {HF_WEIGHTS_FILE} from a machine that has it and load it locally. "
+            + _how_to_load_local(name)
+        )
+    elif isinstance(err, errors.EntryNotFoundError):
+        fix = (
+            f"The repository has no {filename}: a cifarzoo Hub repository holds config.json and "
+            f"{HF_WEIGHTS_FILE} (cifarzoo loads safetensors weights only). Check the repository "
+            "and revision."
+        )
+    else:
+        fix = (
+            "The Hub request failed: check your connection and token (`hf auth whoami`) and try "
+            "again; once downloaded, the file is cached and loads offline."
+        )
+    return PretrainedWeightsError(f"{what} {fix}")
+
+
 def _explain_load_error(
     err: Exception, cfg: dict[str, Any], name: str, load_from: str, cache_dir: Any
 ) -> Exception:
     """A :class:`PretrainedWeightsError` for the errors users hit; other errors unchanged."""
     if load_from == "hf-hub" and isinstance(err, _hub_errors()):
-        from huggingface_hub import constants
-
-        repo = cfg.get("hf_hub_id")
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        cache = cache_dir or constants.HF_HUB_CACHE
-        where = f"the cache {cache}"
-        offline = (
-            " Offline mode is on (HF_HUB_OFFLINE=1), so only the local cache is searched."
-            if constants.HF_HUB_OFFLINE
-            else ""
-        )
-        return PretrainedWeightsError(
-            f"{name}: could not get {cfg.get('hf_hub_filename', HF_WEIGHTS_FILE)} from the Hugging "
-            f"Face Hub repository {repo} ({type(err).__name__}: {first_line}). "
-            f"It is not in {where}.{offline} Connect once to download it (it is cached after), "
-            "or copy model.safetensors from a machine that has it and load it locally. "
-            + _how_to_load_local(name)
-        )
+        filename = str(cfg.get("hf_hub_filename") or HF_WEIGHTS_FILE)
+        return _explain_hub_error(err, name, str(cfg.get("hf_hub_id")), filename, cache_dir)
     if isinstance(err, RuntimeError) and "Error(s) in loading state_dict" in str(err):
         return PretrainedWeightsError(
             f"{name}: the weights do not fit this model (were they trained for another "
@@ -394,30 +465,6 @@ def _explain_load_error(
             "corrupt or not safetensors; copy or export it again."
         )
     return err
-
-
-def _verify_hub_file(cfg: dict[str, Any], name: str, cache_dir: Any) -> None:
-    """Check the file timm just loaded from the Hub cache against the cfg's sha256."""
-    expected = cfg_sha256(cfg)
-    if not expected:
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    repo_id, _, revision = str(cfg["hf_hub_id"]).partition("@")
-    path = try_to_load_from_cache(
-        repo_id, str(cfg["hf_hub_filename"]), cache_dir=cache_dir, revision=revision or None
-    )
-    if not isinstance(path, str):
-        raise PretrainedWeightsError(
-            f"{name}: loaded weights from {cfg['hf_hub_id']} but could not find the cached file "
-            "to check its sha256; clear the cache entry and try again."
-        )
-    try:
-        verify_sha256(path, expected)
-    except PretrainedWeightsError as err:
-        raise PretrainedWeightsError(
-            f"{name}: {err} Remove the cached copy (huggingface-cli delete-cache) to fetch it anew."
-        ) from None
 
 
 def _strip_prefix(name: str) -> str:
@@ -450,7 +497,14 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
     optional weights tag (``resnet20.tag``). Keyword arguments go to the model (``num_classes``,
     ``in_chans``, ``drop_rate``...), to timm (``pretrained_cfg_overlay``, ``cache_dir``...) and
     to cifarzoo: ``weights=PATH`` loads a local safetensors file or Hub-format folder.
+
+    ``hf-hub:ORG/NAME[@revision]`` and ``local-dir:FOLDER`` name a Hub repository or Hub-format
+    folder, as in ``timm.create_model``: their ``config.json`` gives the architecture, which must
+    be a cifarzoo one, and with ``pretrained=True`` their ``model.safetensors`` is loaded.
     """
+    source, sep, ident = name.partition(":")
+    if sep and source.lower() in _MODEL_SOURCES:
+        return _create_from_source(_MODEL_SOURCES[source.lower()], ident, pretrained, kwargs)
     arch, _, tag = _strip_prefix(name).partition(".")
     if arch not in _FACTORIES:
         close = difflib.get_close_matches(arch, list(_FACTORIES), n=5, cutoff=0.5)
@@ -461,3 +515,57 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
         )
     timm_name = TIMM_PREFIX + arch + (f".{tag}" if tag else "")
     return timm.create_model(timm_name, pretrained=pretrained, **kwargs)
+
+
+def _create_from_source(
+    source: str, ident: str, pretrained: bool, kwargs: dict[str, Any]
+) -> nn.Module:
+    """``create_model`` for ``hf-hub:``/``local-dir:`` names: read the config first, so that a
+    missing one (an empty cache offline, a wrong folder) or a non-cifarzoo architecture gets a
+    clear error, then let timm build from the same (now cached) config."""
+    name = f"{source}:{ident}"
+    for key in ("weights", "pretrained_cfg"):
+        if kwargs.get(key) is not None:
+            raise ValueError(
+                f"{name!r} names its weights and config itself; drop {key}= (or create the "
+                "model by its architecture name to pass one)."
+            )
+    if not ident:
+        raise ValueError(f"{name!r} has nothing after {source + ':'!r}")
+    if source == "local-dir":
+        config_path = Path(ident) / HF_CONFIG_FILE
+        if not config_path.is_file():
+            raise PretrainedWeightsError(
+                f"{name}: no {HF_CONFIG_FILE} in {ident}. A Hub-format folder holds "
+                f"{HF_CONFIG_FILE} and {HF_WEIGHTS_FILE}; `cifarzoo publish --dry-run --out "
+                "FOLDER` builds one. For a bare safetensors file or a `cifarzoo train` run "
+                "folder, use create_model(ARCH, weights=PATH)."
+            )
+    else:
+        from huggingface_hub import hf_hub_download
+
+        repo_id, _, revision = ident.partition("@")
+        cache_dir = kwargs.get("cache_dir")
+        try:
+            config_path = Path(
+                str(
+                    hf_hub_download(
+                        repo_id, HF_CONFIG_FILE, revision=revision or None, cache_dir=cache_dir
+                    )
+                )
+            )
+        except _hub_errors() as err:
+            raise _explain_hub_error(err, name, ident, HF_CONFIG_FILE, cache_dir) from err
+    try:
+        config = json.loads(config_path.read_text())
+        arch = str(config["architecture"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise PretrainedWeightsError(
+            f"{name}: {config_path} is not a timm model config ({type(err).__name__}: {err})."
+        ) from err
+    if not arch.startswith(TIMM_PREFIX) or _strip_prefix(arch) not in _FACTORIES:
+        raise PretrainedWeightsError(
+            f"{name}: its {HF_CONFIG_FILE} names the architecture {arch!r}, which is not a "
+            "cifarzoo model (cifar_*). Load it with timm.create_model if it is a timm model."
+        )
+    return timm.create_model(name, pretrained=pretrained, **kwargs)

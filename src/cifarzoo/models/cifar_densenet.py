@@ -2,8 +2,9 @@
 
 Parameter names follow torchvision (``features.conv0``, ``features.denseblock1.denselayer1``,
 ``features.transition1``, ``features.norm5``, ``classifier``), so torchvision's densenet121/169/201
-weights for a 3x3 stem load unchanged. ``densenet_bc_100_k12`` is the CIFAR network of Huang et
-al. 2017 (3 blocks of 16 layers, growth rate 12).
+state_dicts load once their stem conv is 3x3 and their classifier matches ``num_classes``.
+``densenet_bc_100_k12`` is the CIFAR network of Huang et al. 2017 (3 blocks of 16 layers, growth
+rate 12).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from timm.models import generate_default_cfgs
+import torch
+from timm.models import checkpoint_seq, generate_default_cfgs
+from timm.models._manipulate import MATCH_PREV_GROUP
 from torch import Tensor, nn
 
 from ..layers import DenseBlock, Transition, conv3x3
@@ -30,12 +33,18 @@ class DenseNet(CifarModel):
         num_init_features: channels of the stem convolution.
         bn_size: bottleneck width of each layer, in multiples of ``growth_rate``.
         compression: channel factor of each transition (0.5 halves the channels).
-        drop_rate: dropout after each dense layer.
-        num_classes: classifier outputs.
+        proj_drop_rate: dropout on each dense layer's new features (torchvision's ``drop_rate``,
+            timm's ``proj_drop_rate``).
+        num_classes: classifier outputs; ``0`` for no classifier.
         in_chans: input channels.
+        drop_rate: dropout on the pooled features, before the classifier (as in timm).
+
+    ``feature_info`` lists timm's feature points (``features_only=True``): the stem's output,
+    each dense block's but the last, and the final ``norm5``/``relu5`` output.
     """
 
     classifier_name = "classifier"
+    supports_grad_checkpointing = True
 
     def __init__(
         self,
@@ -44,30 +53,41 @@ class DenseNet(CifarModel):
         num_init_features: int = 64,
         bn_size: int = 4,
         compression: float = 0.5,
-        drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
         num_classes: int = 10,
         in_chans: int = 3,
+        drop_rate: float = 0.0,
     ) -> None:
-        super().__init__(num_classes, in_chans)
+        super().__init__(num_classes, in_chans, drop_rate)
         if not 0.0 < compression <= 1.0:
             raise ValueError(f"compression must be in (0, 1], got {compression}")
         self.features = nn.Sequential()
         self.features.add_module("conv0", conv3x3(in_chans, num_init_features))
         self.features.add_module("norm0", nn.BatchNorm2d(num_init_features))
         self.features.add_module("relu0", nn.ReLU(inplace=True))
+        feature_info: list[dict[str, Any]] = [
+            dict(num_chs=num_init_features, reduction=1, module="features.relu0")
+        ]
         channels = num_init_features
         for i, num_layers in enumerate(block_config):
-            block = DenseBlock(num_layers, channels, growth_rate, bn_size, drop_rate)
+            block = DenseBlock(num_layers, channels, growth_rate, bn_size, proj_drop_rate)
             self.features.add_module(f"denseblock{i + 1}", block)
             channels = block.out_channels
             if i != len(block_config) - 1:
+                feature_info.append(
+                    dict(num_chs=channels, reduction=2**i, module=f"features.denseblock{i + 1}")
+                )
                 out_channels = int(channels * compression)
                 self.features.add_module(f"transition{i + 1}", Transition(channels, out_channels))
                 channels = out_channels
         self.features.add_module("norm5", nn.BatchNorm2d(channels))
         self.features.add_module("relu5", nn.ReLU(inplace=True))
-        self.num_features = self.head_hidden_size = channels
-        self.classifier: nn.Module = nn.Linear(channels, num_classes)
+        feature_info.append(
+            dict(num_chs=channels, reduction=2 ** (len(block_config) - 1), module="features.relu5")
+        )
+        self.feature_info = feature_info
+        self.num_features = channels
+        self.classifier: nn.Module = self._make_head(channels)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
@@ -77,13 +97,31 @@ class DenseNet(CifarModel):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """timm's parameter groups (layer-wise lr decay): the stem, then each dense block with
+        its transition (``coarse``) or each dense layer, a transition joining the layer before."""
+        blocks: Any = (
+            r"^features\.(?:denseblock|transition)(\d+)"
+            if coarse
+            else [
+                (r"^features\.denseblock(\d+)\.denselayer(\d+)", None),
+                (r"^features\.transition(\d+)", MATCH_PREV_GROUP),
+            ]
+        )
+        return dict(stem=r"^features\.(?:conv0|norm0)\.", blocks=blocks)
+
     def forward_features(self, x: Tensor) -> Tensor:
         self._check_input(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():  # type: ignore[attr-defined]
+            for module in self.features:
+                x = checkpoint_seq(module, x) if isinstance(module, DenseBlock) else module(x)
+            return x
         x = self.features(x)
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = x.mean((2, 3))
+        x = self.head_drop(x.mean((2, 3)))
         return x if pre_logits else self.classifier(x)
 
 
@@ -102,7 +140,16 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create_densenet(name: str, pretrained: bool, **kwargs: Any) -> DenseNet:
-    return build(DenseNet, f"cifar_{name}", pretrained, **{**_ARCHS[name], **kwargs})
+    model_args = _ARCHS[name]
+    # Feature points live inside ``features``, which timm's extractor must flatten; the default
+    # out_indices are all of them (timm's default assumes five).
+    feature_cfg: dict[str, Any] = dict(
+        flatten_sequential=True, out_indices=tuple(range(len(model_args["block_config"]) + 1))
+    )
+    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    return build(
+        DenseNet, f"cifar_{name}", pretrained, feature_cfg=feature_cfg, **{**model_args, **kwargs}
+    )
 
 
 @register

@@ -12,7 +12,8 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from timm.models import generate_default_cfgs
+import torch
+from timm.models import checkpoint_seq, generate_default_cfgs
 from torch import Tensor, nn
 
 from ..layers import AttnFactory, BasicBlock, Bottleneck, SEBlock, conv3x3
@@ -29,13 +30,18 @@ class ResNet(CifarModel):
         block: :class:`~cifarzoo.layers.BasicBlock` or :class:`~cifarzoo.layers.Bottleneck`.
         layers: blocks per stage (3 or 4 stages); each stage after the first halves the size.
         widths: block width of each stage (the output is ``width * block.expansion``).
-        num_classes: classifier outputs.
+        num_classes: classifier outputs; ``0`` for no classifier.
         in_chans: input channels.
         attn_layer: optional attention factory for every block (e.g. ``SEBlock``).
-        drop_rate: dropout before the classifier.
+        drop_rate: dropout on the pooled features, before the classifier.
         zero_init_residual: start each residual branch's last BN at zero, so every block begins as
             the identity (Goyal et al. 2017); it helps training from scratch.
+
+    ``feature_info`` lists timm's feature points (``features_only=True``): the stem's output and
+    each stage's.
     """
+
+    supports_grad_checkpointing = True
 
     def __init__(
         self,
@@ -48,7 +54,7 @@ class ResNet(CifarModel):
         drop_rate: float = 0.0,
         zero_init_residual: bool = True,
     ) -> None:
-        super().__init__(num_classes, in_chans)
+        super().__init__(num_classes, in_chans, drop_rate)
         if len(layers) not in (3, 4) or len(widths) != len(layers) or min(layers) < 1:
             raise ValueError(
                 f"ResNet needs 3 or 4 stages with at least one block each and one width per "
@@ -58,6 +64,7 @@ class ResNet(CifarModel):
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
         channels = widths[0]
+        feature_info: list[dict[str, Any]] = [dict(num_chs=channels, reduction=1, module="relu")]
         stages: list[nn.Sequential] = []
         for i, (width, depth) in enumerate(zip(widths, layers, strict=True)):
             blocks: list[nn.Module] = []
@@ -66,11 +73,12 @@ class ResNet(CifarModel):
                 blocks.append(block(channels, width, stride, attn_layer=attn_layer))
                 channels = width * block.expansion
             stages.append(nn.Sequential(*blocks))
+            feature_info.append(dict(num_chs=channels, reduction=2**i, module=f"layer{i + 1}"))
         self.layer1, self.layer2, self.layer3 = stages[:3]
         self.layer4 = stages[3] if len(stages) == 4 else None
-        self.num_features = self.head_hidden_size = channels
-        self.drop_rate = float(drop_rate)
-        self.fc: nn.Module = nn.Linear(channels, num_classes)
+        self.feature_info = feature_info
+        self.num_features = channels
+        self.fc: nn.Module = self._make_head(channels)
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
@@ -87,18 +95,30 @@ class ResNet(CifarModel):
                 elif isinstance(m, BasicBlock):
                     nn.init.zeros_(m.bn2.weight)
 
+    @torch.jit.ignore  # type: ignore[untyped-decorator]
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        """timm's parameter groups (layer-wise lr decay): the stem, then each stage (``coarse``)
+        or each block."""
+        return dict(
+            stem=r"^(?:conv1|bn1)\.", blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)"
+        )
+
     def forward_features(self, x: Tensor) -> Tensor:
         self._check_input(x)
         x = self.relu(self.bn1(self.conv1(x)))
+        if self.grad_checkpointing and not torch.jit.is_scripting():  # type: ignore[attr-defined]
+            stages = [self.layer1, self.layer2, self.layer3]
+            if self.layer4 is not None:
+                stages.append(self.layer4)
+            out: Tensor = checkpoint_seq(stages, x, flatten=True)
+            return out
         x = self.layer3(self.layer2(self.layer1(x)))
         if self.layer4 is not None:
             x = self.layer4(x)
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = x.mean((2, 3))
-        if self.drop_rate > 0.0:
-            x = nn.functional.dropout(x, p=self.drop_rate, training=self.training)
+        x = self.head_drop(x.mean((2, 3)))
         return x if pre_logits else self.fc(x)
 
 
@@ -135,7 +155,12 @@ def _create_resnet(name: str, pretrained: bool, **kwargs: Any) -> ResNet:
     model_args = dict(_ARCHS[name.removeprefix("se")])
     if se:
         model_args["attn_layer"] = functools.partial(SEBlock, reduction=16)
-    return build(ResNet, f"cifar_{name}", pretrained, **{**model_args, **kwargs})
+    # Default out_indices: every feature point (timm's default assumes five).
+    feature_cfg = dict(out_indices=tuple(range(len(model_args["layers"]) + 1)))
+    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    return build(
+        ResNet, f"cifar_{name}", pretrained, feature_cfg=feature_cfg, **{**model_args, **kwargs}
+    )
 
 
 @register
