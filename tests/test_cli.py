@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import errno
 import json
@@ -37,9 +38,58 @@ def test_parser_is_built_from_registered_subcommands() -> None:
     assert not any(hasattr(args, k) for k in ("batch_size", "lr", "tta_flip", "amp", "seed"))
     cfg = _train_config(args, None, Path("unused"))
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay) == (3, 128, 0.1, 5e-4)
-    assert set(RECIPE_FLAGS) <= {f.name for f in dataclasses.fields(TrainConfig)}
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "resnet20"])  # --weights or --pretrained is required
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = argparse.ArgumentParser()
+    return cli.add_train_parser(parser.add_subparsers())
+
+
+def test_recipe_flags_are_the_parsers_recipe_options() -> None:
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    exposed = {a.dest: a.option_strings[0] for a in _train_parser()._actions if a.dest in fields}
+    assert len(exposed) >= 20 and exposed == RECIPE_FLAGS
+    assert RECIPE_FLAGS["tta_flip"] == "--no-tta" and RECIPE_FLAGS["batch_size"] == "--batch-size"
+    # Left out, every recipe option is TrainConfig's default (a resume takes the checkpoint's).
+    args = build_parser().parse_args(["train", "resnet20"])
+    assert not any(hasattr(args, field) for field in RECIPE_FLAGS)
+    assert _train_config(args, None, Path("unused")) == TrainConfig()
+    args = build_parser().parse_args(["train", "resnet20", "--teacher", "resnet20"])
+    assert _train_config(args, None, Path("unused")) == TrainConfig(distill_weight=0.5)
+
+
+def test_train_help_shows_the_recipe_defaults() -> None:
+    text = " ".join(_train_parser().format_help().split())
+    d = TrainConfig()
+    for says in (
+        f"training epochs (default: {d.epochs})",
+        f"peak learning rate (default: {d.lr})",
+        f"(default: {d.schedule})",
+        "(default: auto)",  # --amp by its name, not None
+        "(default: 0.5 with --teacher)",
+        "--no-tta evaluate without flip test-time augmentation --tta-translate",  # no default
+    ):
+        assert says in text, says
+
+
+def test_recipe_mismatch_says_what_to_pass_and_what_to_drop() -> None:
+    differences: dict[str, tuple[Any, Any]] = {
+        "epochs": (30, 2),
+        "amp": (None, True),
+        "tta_flip": (True, False),
+        "compile": (False, True),
+    }
+    message = cli._recipe_mismatch(Path("run/checkpoint.pt"), differences)
+    assert "--epochs 2 (checkpoint: --epochs 30); --amp bf16 (checkpoint: --amp auto); " in message
+    assert "--no-tta (checkpoint: without --no-tta); --compile (checkpoint: without --compile)" in (
+        message
+    )
+    assert "To resume, pass --epochs 30 and --amp auto; drop --no-tta and --compile (" in message
+    assert "without --" not in message.split("To resume")[1] and "another --out" in message
+    only = cli._recipe_mismatch(Path("c.pt"), {"alternate_flip": (True, False)})
+    assert "To resume, pass --alternate-flip (" in only
 
 
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
@@ -220,7 +270,7 @@ def test_resume_continues_in_the_same_folder(
     # a different epoch count is a different recipe: refused, naming the flag and its value
     assert main([*args, "--epochs", "2", "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "--epochs 2 (checkpoint: --epochs 1)" in err and "Resume with --epochs 1" in err
+    assert "--epochs 2 (checkpoint: --epochs 1)" in err and "To resume, pass --epochs 1 (" in err
     assert "another --out" in err
     # the options left out come from the checkpoint: already complete, nothing to do
     assert main([*args, "--resume"]) == 0

@@ -255,10 +255,3 @@ def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
     weights.write_bytes(bytes(data))
     with pytest.raises(cifarzoo.PretrainedWeightsError, match="sha256 mismatch"):
         compare([], None, runs=[run], quiet=True, device="cpu")
-
-
-def test_compare_reuses_the_plots_matplotlib_helper() -> None:
-    import cifarzoo.compare
-    import cifarzoo.plots
-
-    assert cifarzoo.compare._pyplot is cifarzoo.plots._pyplot

@@ -544,6 +544,11 @@ def test_labels_are_checked_against_the_classes() -> None:
         DeviceLoader(im, torch.tensor([0, 1, 2, -1]), batch_size=2)
     with pytest.raises(ValueError, match=r"probabilities for 5 classes .* the model has 10"):
         DeviceLoader(im, torch.full((4, 5), 0.2), batch_size=2, num_classes=10)
+    no_classifier = r"no classifier \(num_classes=0.*reset_classifier\(10\)"
+    with pytest.raises(ValueError, match=no_classifier):
+        DeviceLoader(im, torch.tensor([0, 1, 2, 7]), batch_size=2, num_classes=0)
+    with pytest.raises(ValueError, match=no_classifier):
+        DeviceLoader(im, torch.full((4, 10), 0.1), batch_size=2, num_classes=0)
     ok = DeviceLoader(im, torch.tensor([0, 1, 2, 7]), batch_size=2, num_classes=10)
     assert ok.label_classes == 8 and not ok.soft_labels
     soft = DeviceLoader(im, torch.full((4, 10), 0.1), batch_size=2, num_classes=10)

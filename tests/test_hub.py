@@ -412,7 +412,8 @@ def test_hf_hub_from_offline_cache(
         for name in (f"hf-hub:{REPO}", f"hf-hub:{REPO}@{commit}"):
             model = timm.create_model(name, pretrained=True, cache_dir=cache).eval()
             torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
-            assert model.pretrained_cfg["hf_hub_id"] == name.removeprefix("hf-hub:")
+            # pinned to the commit of the file checked, which timm then read
+            assert model.pretrained_cfg["hf_hub_id"] == f"{REPO}@{commit}"
 
         # The registry form: a cfg pinned to a commit, with the expected sha256 in its notes.
         note = json.loads((hub_folder / "config.json").read_text())["pretrained_cfg"]["notes"]
@@ -426,10 +427,36 @@ def test_hf_hub_from_offline_cache(
             cifarzoo.create_model(f"hf-hub:{REPO}@{commit}", pretrained=True, cache_dir=cache),
         ):
             torch.testing.assert_close(model.eval()(x), expected, rtol=0, atol=0)
+            assert model.pretrained_cfg["hf_hub_id"] == f"{REPO}@{commit}"
 
     bad = dict(hf_hub_id=f"{REPO}@{commit}", notes=("sha256:" + "1" * 64,))
     with pytest.raises(ChecksumError, match=r"sha256 mismatch .*hf cache rm model/"):
         cifarzoo.lenet(pretrained=True, pretrained_cfg_overlay=bad, cache_dir=cache)
+
+
+def test_timm_loads_the_commit_that_was_checked(
+    hub_folder: Path, run: tuple[Path, nn.Module], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``main`` moves to a commit with other weights right after cifarzoo checked the file:
+    timm still loads the checked file, from the commit it was pinned to."""
+    cache = tmp_path / "cache"
+    make_hub_cache(cache, REPO, hub_folder)
+    repo = cache / f"models--{REPO.replace('/', '--')}"
+    moved_to = repo / "snapshots" / ("f" * 40)
+    shutil.copytree(hub_folder, moved_to)
+    torch.manual_seed(5)
+    save_file(dict(cifarzoo.lenet().state_dict()), str(moved_to / "model.safetensors"))
+    verify = _registry.verify_sha256
+
+    def verify_then_move_main(*args: Any, **kwargs: Any) -> str:
+        digest = verify(*args, **kwargs)
+        (repo / "refs" / "main").write_text(moved_to.name)
+        return digest
+
+    monkeypatch.setattr(_registry, "verify_sha256", verify_then_move_main)
+    model = cifarzoo.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=cache)
+    assert (repo / "refs" / "main").read_text() == moved_to.name
+    assert same_params(model, run[1])
 
 
 def test_hub_file_is_checked_before_timm_reads_it(hub_folder: Path, tmp_path: Path) -> None:

@@ -270,6 +270,8 @@ def test_errors_name_the_registered_architecture() -> None:
         cifarzoo.seresnet20()(bad)
     with pytest.raises(ValueError, match=r"^cifar_densenet_bc_100_k12 expects a batch"):
         timm.create_model("cifar_densenet_bc_100_k12")(bad)
+    with pytest.raises(ValueError, match=r"^cifar_resnet20 expects a batch"):
+        cifarzoo.resnet20(pretrained=True)(bad)  # the shipped weights
     # A model built without timm has no pretrained_cfg: the class names it.
     with pytest.raises(ValueError, match=r"^ResNet expects a batch"):
         cifarzoo.ResNet(BasicBlock, [1, 1, 1], widths=(8, 16, 32))(bad)

@@ -22,7 +22,7 @@ from cifarzoo.checkpoint import (
     save_weights,
 )
 from cifarzoo.constants import CIFAR10_MEAN, CIFAR10_STD
-from cifarzoo.data import Split, load_cifar10
+from cifarzoo.data import DeviceLoader, Split, load_cifar10
 from cifarzoo.metrics import EvalResult, _tta_logits, evaluate
 from cifarzoo.train import (
     DataMismatchError,
@@ -462,24 +462,85 @@ def test_labels_out_of_range_are_a_clear_error() -> None:
     assert evaluate(Anonymous(), (im, torch.tensor([0, 1, 2, 3])), num_classes=4).num_samples == 4
 
 
-def test_train_and_metrics_share_one_autocast() -> None:
-    import cifarzoo.metrics
-    import cifarzoo.train
+def test_a_model_without_classifier_is_named_as_such() -> None:
+    import cifarzoo
 
-    assert cifarzoo.train._autocast is cifarzoo.metrics._autocast
+    im = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 9])
+    backbone = cifarzoo.lenet(num_classes=0)
+    fix = r"no classifier \(num_classes=0.*num_classes=10 or call model\.reset_classifier\(10\)"
+    with pytest.raises(ValueError, match="^training labels need class logits, but .*" + fix):
+        fit(backbone, (im, labels), epochs=1, **{**SMALL, "batch_size": 2})
+    with pytest.raises(ValueError, match=fix):
+        evaluate(backbone, (im, labels))
+    with pytest.raises(ValueError, match=fix):
+        evaluate(backbone, DeviceLoader(im, labels, batch_size=2))
 
 
-def test_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path: Path) -> None:
+def _checkpoint(tmp_path: Path) -> tuple[tuple[torch.Tensor, torch.Tensor], dict[str, Any]]:
+    """Training data and fit keywords whose checkpoint is in tmp_path (after 1 epoch)."""
     train, _ = _data(64)
     kw: dict[str, Any] = dict(epochs=1, checkpoint_dir=tmp_path, **SMALL)
     fit(TinyNet(), train, **kw)
+    return train, kw
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:1000],  # truncated: torch's zip reader fails
+        lambda data: b"not a checkpoint",  # the unpickler fails
+        lambda data: b"",  # EOFError
+    ],
+    ids=["truncated", "garbage", "empty"],
+)
+def test_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path: Path, damage: Any) -> None:
+    train, kw = _checkpoint(tmp_path)
     path = tmp_path / CHECKPOINT_NAME
-    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(ValueError) as e:
         fit(TinyNet(), train, resume=True, **kw)
     msg = str(e.value)
     assert str(path) in msg and "not a readable cifarzoo training checkpoint" in msg
     assert "Delete it" in msg and "without resume=True / --resume" in msg
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_checkpoint_is_not_called_corrupt(tmp_path: Path) -> None:
+    train, kw = _checkpoint(tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    path.chmod(0)
+    try:
+        with pytest.raises(PermissionError):
+            fit(TinyNet(), train, resume=True, **kw)
+    finally:
+        path.chmod(0o644)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermissionError(13, "Permission denied", "checkpoint.pt"),
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory"),
+    ],
+)
+def test_errors_other_than_the_format_pass_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """A valid checkpoint that cannot be read now (no permission, no memory on the device) is
+    not called corrupt: the user must not be told to delete it."""
+    from cifarzoo import train as train_module
+
+    train, kw = _checkpoint(tmp_path)
+
+    def fail(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise error
+
+    monkeypatch.setattr(train_module, "load_checkpoint", fail)
+    with pytest.raises(type(error)) as e:
+        fit(TinyNet(), train, resume=True, **kw)
+    assert e.value is error
 
 
 def test_resume_refuses_other_data(tmp_path: Path) -> None:
@@ -491,6 +552,7 @@ def test_resume_refuses_other_data(tmp_path: Path) -> None:
     state["config"]["epochs"] = 2  # as if interrupted after epoch 1 of 2
     torch.save(state, path)
     assert state["data"]["train_images"] == 128 and state["data"]["eval_images"] == 100
+    assert len(state["data"]["train_digest"]) == len(state["data"]["eval_digest"]) == 16
 
     more = synthetic_split(160, seed=0)
     with pytest.raises(DataMismatchError, match=r"training images: checkpoint 128 vs now 160"):
@@ -548,23 +610,12 @@ def test_ctrl_c_after_an_unchecked_nan_keeps_the_last_good_checkpoint(
             bars.append(self)
 
     monkeypatch.setattr(train_module, "_Progress", Recorded)
+    # As on a GPU: the loss is not looked at after every step.
+    monkeypatch.setattr(train_module, "_SYNC_EVERY_CPU", 100)
     train, _ = _data(128)  # 4 steps per epoch
-    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.5)
-    trainer = train_module._Trainer(
-        _InfAndSigint(TinyNet(), bad=4 + 2),
-        train,
-        cfg,
-        None,
-        torch.device("cpu"),
-        train_module.DistEnv(),
-        tmp_path,
-        False,
-        False,  # not quiet: progress bars are drawn
-        1,
-    )
-    trainer.sync_every = 100  # as on a GPU: the loss is not looked at after every step
+    model = _InfAndSigint(TinyNet(), bad=4 + 2)
     with pytest.raises(NonFiniteLossError, match=r"interrupted, but nothing was saved") as e:
-        trainer.run()
+        fit(model, train, epochs=3, checkpoint_dir=tmp_path, **{**SMALL, "quiet": False})
     assert "epoch 2, step 2" in str(e.value) and "last good checkpoint is kept" in str(e.value)
     ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert (ckpt["epoch"], ckpt["step"]) == (1, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import platform
 import shlex
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .compare import add_amp_argument, add_compare_parser
+from .compare import AMP_HELP, add_amp_argument, add_compare_parser
 from .hub import add_publish_parser
 
 if TYPE_CHECKING:
@@ -85,35 +86,48 @@ def run_list(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-#: Command-line flag of each TrainConfig field that ``cifarzoo train`` exposes.
-RECIPE_FLAGS: dict[str, str] = {
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "momentum": "--momentum",
-    "weight_decay": "--weight-decay",
-    "label_smoothing": "--label-smoothing",
-    "schedule": "--schedule",
-    "warmup_epochs": "--warmup-epochs",
-    "ema_decay": "--ema-decay",
-    "crop_padding": "--crop-padding",
-    "cutout": "--cutout",
-    "sam_rho": "--sam-rho",
-    "alternate_flip": "--alternate-flip",
-    "tta_flip": "--no-tta",
-    "tta_translate": "--tta-translate",
-    "amp": "--amp",
-    "compile": "--compile",
-    "distill_weight": "--distill-weight",
-    "distill_temperature": "--distill-temperature",
-    "seed": "--seed",
-}
+#: Command-line flag of each TrainConfig field that ``cifarzoo train`` exposes, recorded by
+#: :func:`add_train_parser` as it adds them.
+RECIPE_FLAGS: dict[str, str] = {}
+#: The value that each on/off flag among them sets (``--no-tta``: ``tta_flip = False``).
+_SWITCHES: dict[str, bool] = {}
+#: ``distill_weight`` when ``--teacher`` is given without ``--distill-weight``.
+_TEACHER_DISTILL_WEIGHT = 0.5
+
+
+def _cli_value(field: str, value: Any) -> str:
+    """How the command line writes a recipe value (``--amp`` names its modes)."""
+    from .train import AMP_MODES
+
+    if field == "amp":
+        return next((k for k, v in AMP_MODES.items() if v is value), str(value))
+    return str(value)
+
+
+def _recipe_option(
+    p: argparse.ArgumentParser, field: str, *flags: str, shown: str | None = None, **kwargs: Any
+) -> None:
+    """Add the option ``flags`` for the TrainConfig ``field`` and record it in RECIPE_FLAGS.
+
+    It is left out of the namespace unless given (with --resume the checkpoint's recipe fills
+    in), so its TrainConfig default goes into the help instead: ``shown`` when given, nothing
+    for an on/off flag.
+    """
+    from .train import TrainConfig
+
+    action = kwargs.get("action")
+    if action in ("store_true", "store_false"):
+        _SWITCHES[field] = action == "store_true"
+    else:
+        default = shown or _cli_value(field, getattr(TrainConfig(), field))
+        kwargs["help"] = f"{kwargs['help']} (default: {default})"
+    p.add_argument(*flags, dest=field, default=argparse.SUPPRESS, **kwargs)
+    RECIPE_FLAGS[field] = flags[0]
 
 
 def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
-    from .train import TrainConfig
+    from .train import AMP_MODES
 
-    d = TrainConfig()
     p: argparse.ArgumentParser = subparsers.add_parser(
         "train",
         help="train a model on CIFAR-10",
@@ -123,9 +137,6 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "smoothing 0.1, crop+flip, EMA 0.999, flip TTA). Works under torchrun too.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    # Recipe options default to SUPPRESS, so that the namespace holds only those given: with
-    # --resume, the others come from the checkpoint (see _train_config).
-    unset = argparse.SUPPRESS
     p.add_argument("model", help="model name (see `cifarzoo list`)")
     p.add_argument(
         "--data",
@@ -140,90 +151,56 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--data-name", default="CIFAR-10", help="how the data is described in metrics.json"
     )
-    p.add_argument(
-        "--epochs", type=int, default=unset, help=f"training epochs (default: {d.epochs})"
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=unset,
-        help=f"global batch size (default: {d.batch_size})",
-    )
-    p.add_argument("--lr", type=float, default=unset, help=f"peak learning rate (default: {d.lr})")
-    p.add_argument(
-        "--momentum",
-        type=float,
-        default=unset,
-        help=f"SGD momentum, Nesterov (default: {d.momentum})",
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=float,
-        default=unset,
-        help=f"on conv/linear weights only (default: {d.weight_decay})",
-    )
-    p.add_argument(
-        "--label-smoothing",
-        type=float,
-        default=unset,
-        help=f"of the training loss (default: {d.label_smoothing})",
-    )
-    p.add_argument(
+    recipe = functools.partial(_recipe_option, p)
+    recipe("epochs", "--epochs", type=int, help="training epochs")
+    recipe("batch_size", "--batch-size", type=int, help="global batch size")
+    recipe("lr", "--lr", type=float, help="peak learning rate")
+    recipe("momentum", "--momentum", type=float, help="SGD momentum, Nesterov")
+    recipe("weight_decay", "--weight-decay", type=float, help="on conv/linear weights only")
+    recipe("label_smoothing", "--label-smoothing", type=float, help="of the training loss")
+    recipe(
+        "schedule",
         "--schedule",
         choices=["onecycle", "cosine", "constant"],
-        default=unset,
-        help=f"learning-rate decay after the warm-up (default: {d.schedule})",
+        help="learning-rate decay after the warm-up",
     )
-    p.add_argument(
-        "--warmup-epochs",
-        type=float,
-        default=unset,
-        help=f"linear learning-rate warm-up (default: {d.warmup_epochs})",
-    )
-    p.add_argument(
-        "--ema-decay",
-        type=float,
-        default=unset,
-        help=f"0 turns EMA off (default: {d.ema_decay})",
-    )
-    p.add_argument(
+    recipe("warmup_epochs", "--warmup-epochs", type=float, help="linear learning-rate warm-up")
+    recipe("ema_decay", "--ema-decay", type=float, help="0 turns EMA off")
+    recipe(
+        "crop_padding",
         "--crop-padding",
         type=int,
-        default=unset,
-        help="random crops shift the image by up to this many pixels (reflect padding; "
-        f"less than the image size) (default: {d.crop_padding})",
+        help="random crops shift the image by up to this many pixels (reflect padding; less "
+        "than the image size)",
     )
-    p.add_argument(
-        "--cutout", type=int, default=unset, help=f"cutout size, 0 = off (default: {d.cutout})"
-    )
-    p.add_argument(
+    recipe("cutout", "--cutout", type=int, help="cutout size, 0 = off")
+    recipe(
+        "sam_rho",
         "--sam-rho",
         type=float,
-        default=unset,
-        help="sharpness-aware minimization with this radius (0.05 is usual); 0 = off. "
-        f"Each step costs two forward and backward passes (default: {d.sam_rho})",
+        help="sharpness-aware minimization with this radius (0.05 is usual); 0 = off. Each step "
+        "costs two forward and backward passes",
     )
-    p.add_argument(
+    recipe(
+        "alternate_flip",
         "--alternate-flip",
         action="store_true",
-        default=unset,
         help="mirror each image in every other epoch instead of at random (airbench)",
     )
-    p.add_argument(
+    recipe(
+        "tta_flip",
         "--no-tta",
-        dest="tta_flip",
         action="store_false",
-        default=unset,
         help="evaluate without flip test-time augmentation",
     )
-    p.add_argument(
+    recipe(
+        "tta_translate",
         "--tta-translate",
         action="store_true",
-        default=unset,
         help="also average over copies shifted one pixel diagonally (test-time augmentation)",
     )
-    add_amp_argument(p, default=unset)
-    p.add_argument("--compile", action="store_true", default=unset, help="torch.compile the model")
+    recipe("amp", "--amp", choices=list(AMP_MODES), help=AMP_HELP)
+    recipe("compile", "--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
         "--eval-every",
         type=int,
@@ -234,23 +211,23 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--teacher",
         metavar="MODEL[=WEIGHTS]",
         action="append",
-        default=unset,
+        default=argparse.SUPPRESS,
         help="distill from this trained model (its flip-TTA predictions on the training "
         "images): its pretrained weights, or =WEIGHTS, a model.safetensors or run folder; "
         "repeat for an ensemble (averaged probabilities)",
     )
-    p.add_argument(
+    recipe(
+        "distill_weight",
         "--distill-weight",
         type=float,
-        default=unset,
-        help="weight of the teacher's probabilities in the targets (default: 0.5 with --teacher)",
+        shown=f"{_TEACHER_DISTILL_WEIGHT} with --teacher",
+        help="weight of the teacher's probabilities in the targets",
     )
-    p.add_argument(
+    recipe(
+        "distill_temperature",
         "--distill-temperature",
         type=float,
-        default=unset,
-        help="temperature that softens the teacher's probabilities "
-        f"(default: {d.distill_temperature})",
+        help="temperature that softens the teacher's probabilities",
     )
     p.add_argument(
         "--val-size",
@@ -274,12 +251,11 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "match it. The data is not stored, only checked: give the same --data, --val-size, "
         "--train-subset and --teacher options (other data is refused)",
     )
-    p.add_argument(
+    recipe(
+        "seed",
         "--seed",
         type=int,
-        default=unset,
-        help=f"seed of the initialization, augmentation and --val-size/--train-subset splits "
-        f"(default: {d.seed})",
+        help="seed of the initialization, augmentation and --val-size/--train-subset splits",
     )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -290,28 +266,40 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def _flag(field: str, value: Any) -> str:
     """How the command line spells ``field = value`` (TrainConfig field names otherwise)."""
-    from .train import AMP_MODES
-
     flag = RECIPE_FLAGS.get(field)
     if flag is None:
         return f"{field}={value!r}"
-    if field == "amp":
-        return f"--amp {next((k for k, v in AMP_MODES.items() if v is value), value)}"
-    if field == "tta_flip":
-        return "without --no-tta" if value else "--no-tta"
-    if isinstance(value, bool):
-        return flag if value else f"without {flag}"
-    return f"{flag} {value}"
+    if field in _SWITCHES:
+        return flag if value == _SWITCHES[field] else f"without {flag}"
+    return f"{flag} {_cli_value(field, value)}"
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _how_to_match(differences: dict[str, tuple[Any, Any]]) -> str:
+    """The command-line change that gives the checkpoint's values: options to pass (with their
+    values) and on/off flags to drop."""
+    passed, dropped = [], []
+    for field, (saved, _) in differences.items():
+        if field in _SWITCHES and saved != _SWITCHES[field]:
+            dropped.append(RECIPE_FLAGS[field])
+        else:
+            passed.append(_flag(field, saved))
+    parts = [f"pass {_listed(passed)}"] if passed else []
+    if dropped:
+        parts.append(f"drop {_listed(dropped)}")
+    return "; ".join(parts)
 
 
 def _recipe_mismatch(path: Path, differences: dict[str, tuple[Any, Any]]) -> str:
     given = "; ".join(
         f"{_flag(k, b)} (checkpoint: {_flag(k, a)})" for k, (a, b) in differences.items()
     )
-    wanted = ", ".join(_flag(k, a) for k, (a, _) in differences.items())
     return (
-        f"cannot resume {path}: the recipe differs from the checkpoint's: {given}. Resume with "
-        f"{wanted}, or leave these options out (--resume takes them from the checkpoint), or "
+        f"cannot resume {path}: the recipe differs from the checkpoint's: {given}. To resume, "
+        f"{_how_to_match(differences)} (recipe options left out come from the checkpoint), or "
         "start a new run with another --out"
     )
 
@@ -329,7 +317,7 @@ def _train_config(
     teachers = bool(getattr(args, "teacher", None))
     if saved is None:
         if teachers:
-            given.setdefault("distill_weight", 0.5)
+            given.setdefault("distill_weight", _TEACHER_DISTILL_WEIGHT)
         return TrainConfig(**given)
     differences = {k: (saved[k], v) for k, v in given.items() if saved[k] != v}
     if differences:
@@ -760,6 +748,9 @@ def _os_error_text(e: OSError) -> str:
         text = str(e) or type(e).__name__
     return " ".join(text.split())
 
+
+# Build the train parser once, so that RECIPE_FLAGS is complete as soon as this module is.
+add_train_parser(argparse.ArgumentParser().add_subparsers())
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

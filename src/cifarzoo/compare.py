@@ -860,8 +860,11 @@ def write_report(report: ComparisonReport, out: str | os.PathLike[str]) -> dict[
     plain-text ``summary.txt`` into ``out`` (created if needed); returns ``{role: path}``
     and stores it in ``report.files``.
 
-    Everything is rendered before anything is written, and each file is replaced atomically,
-    so a failure leaves an earlier report whole. NaN and infinities are written as ``null``.
+    ``out`` may hold other files (run folders, say): only the report's files are replaced,
+    each atomically, so none is ever left half-written. Everything is rendered before anything
+    is written, so a failure while rendering leaves an earlier report as it was; a failure while
+    writing (a full disk) can leave some files of the new report next to older ones. NaN and
+    infinities are written as ``null``.
     """
     folder = Path(out)
     # Through JSON once: Paths, tensors and dtypes become plain values before save_json.
@@ -981,15 +984,14 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def add_amp_argument(p: argparse.ArgumentParser, default: str = "auto") -> None:
-    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`); ``default`` may be
-    ``argparse.SUPPRESS`` (the namespace then has ``amp`` only when it was given)."""
+#: Help of the ``--amp`` option.
+AMP_HELP = "bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)"
+
+
+def add_amp_argument(p: argparse.ArgumentParser) -> None:
+    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`), default ``auto``."""
     p.add_argument(
-        "--amp",
-        choices=list(AMP_MODES),
-        default=default,
-        help="bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX) "
-        "(default: auto)",
+        "--amp", choices=list(AMP_MODES), default="auto", help=f"{AMP_HELP} (default: auto)"
     )
 
 

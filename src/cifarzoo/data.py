@@ -366,6 +366,16 @@ def stratified_split(labels: Tensor, val_size: int, *, seed: int = 0) -> tuple[T
 PadMode = Literal["reflect", "zeros"]
 
 
+def _no_classifier_error(what: str, classes: int) -> ValueError:
+    """The error for labels of ``classes`` classes given to a model built with
+    ``num_classes=0`` (a backbone: it returns features, not logits)."""
+    return ValueError(
+        f"{what} need class logits, but the model has no classifier (num_classes=0: it returns "
+        f"features); build it with num_classes={classes} or call "
+        f"model.reset_classifier({classes})"
+    )
+
+
 def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") -> None:
     """Raise a ``ValueError`` unless ``labels`` fit ``num_classes`` classes.
 
@@ -375,6 +385,8 @@ def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") 
     on CUDA) into an error that says what is wrong.
     """
     if labels.dim() == 2:
+        if num_classes == 0:
+            raise _no_classifier_error(what, int(labels.shape[1]))
         if num_classes is not None and labels.shape[1] != num_classes:
             raise ValueError(
                 f"{what} are class probabilities for {labels.shape[1]} classes "
@@ -385,6 +397,8 @@ def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") 
     if labels.numel() == 0:
         return
     lo, hi = int(labels.min()), int(labels.max())
+    if num_classes == 0:
+        raise _no_classifier_error(what, max(hi + 1, NUM_CLASSES))
     if lo < 0 or (num_classes is not None and hi >= num_classes):
         valid = "0 or more" if num_classes is None else f"in 0..{num_classes - 1}"
         raise ValueError(

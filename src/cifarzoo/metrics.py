@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
-from .data import CIFAR10Data, DeviceLoader, Split
+from .data import CIFAR10Data, DeviceLoader, Split, _no_classifier_error
 
 __all__ = [
     "ECE_BINS",
@@ -99,12 +99,15 @@ class _Accumulator:
         self.bins = torch.zeros(3, ECE_BINS, dtype=torch.float64, device=device)
         self.num_classes = num_classes
 
-    def update(self, logits: Tensor, labels: Tensor) -> None:
+    def check_width(self, logits: Tensor) -> None:
+        """Refuse logits that are not ``[batch, num_classes]`` (a shape check: no sync)."""
         if logits.dim() != 2 or logits.shape[1] != self.num_classes:
             raise ValueError(
                 f"the model gives logits of shape {list(logits.shape)}, but {self.num_classes} "
                 "classes were expected; pass num_classes= to match the model's outputs"
             )
+
+    def update(self, logits: Tensor, labels: Tensor) -> None:
         logits = logits.float()
         self.loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
         probs = logits.softmax(1)
@@ -191,6 +194,8 @@ def _batches(
                 "evaluation needs class-index labels [N], but the DeviceLoader holds class "
                 "probabilities [N, C]; build it from the hard labels"
             )
+        if num_classes == 0:
+            raise _no_classifier_error("the labels", data.label_classes)
         if num_classes is not None and data.label_classes > num_classes:
             raise ValueError(
                 f"the labels go up to class {data.label_classes - 1}, but the model has "
@@ -293,7 +298,10 @@ def evaluate(
         num_classes = int(getattr(model, "num_classes", 10))
     batches, default_classes = _batches(data, model, batch_size, dev, rank, world, num_classes)
     acc = _Accumulator(num_classes, dev)
-    for logits, y in _predictions(model, batches, dev, amp, tta_flip, tta_translate):
+    predictions = _predictions(model, batches, dev, amp, tta_flip, tta_translate)
+    for i, (logits, y) in enumerate(predictions):
+        if i == 0:  # the labels were checked when the batches were made; now the model's width
+            acc.check_width(logits)
         acc.update(logits, y)
     if distributed:
         acc.all_reduce()

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import signal
 import threading
 import time
@@ -405,6 +406,12 @@ def _init_distributed(env: DistEnv, device: torch.device) -> bool:
     return True
 
 
+#: Training steps between loss checks: each check waits for the device, which costs nothing on
+#: the CPU but stalls a GPU's queue.
+_SYNC_EVERY_CPU = 1
+_SYNC_EVERY_ACCELERATOR = 25
+
+
 # --------------------------------------------------------------------------------------------
 # Ctrl-C
 # --------------------------------------------------------------------------------------------
@@ -483,10 +490,10 @@ def data_fingerprint(
     split's labels and per-image pixel sums."""
     return {
         "train_images": len(train[1]),
-        "train_sha256": _digest(*train),
+        "train_digest": _digest(*train),
         "eval_split": eval_split,
         "eval_images": None if evaluation is None else len(evaluation[1]),
-        "eval_sha256": None if evaluation is None else _digest(*evaluation),
+        "eval_digest": None if evaluation is None else _digest(*evaluation),
     }
 
 
@@ -497,7 +504,7 @@ def _data_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
             f"training images: checkpoint {saved.get('train_images')!r} vs now "
             f"{now['train_images']:,}"
         )
-    elif saved.get("train_sha256") != now["train_sha256"]:
+    elif saved.get("train_digest") != now["train_digest"]:
         diffs.append(
             "the training images or labels differ (the same number: another data folder, "
             "split seed or subset)"
@@ -512,7 +519,7 @@ def _data_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
         now["eval_images"],
     ):
         diffs.append(f"evaluation split: checkpoint {split(saved)} vs now {split(now)}")
-    elif saved.get("eval_sha256") != now["eval_sha256"]:
+    elif saved.get("eval_digest") != now["eval_digest"]:
         diffs.append("the evaluation images or labels differ (the same number)")
     return diffs
 
@@ -529,13 +536,23 @@ def _first_line(e: BaseException) -> str:
 
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "config", "history")
+#: How torch.load's zip reader words a damaged archive; any other RuntimeError (out of memory on
+#: the map_location device, say) is not the file's fault.
+_ZIP_READER_ERRORS = ("PytorchStreamReader", "inline_container")
+
+
+def _is_format_error(e: Exception) -> bool:
+    if isinstance(e, pickle.UnpicklingError | EOFError | ValueError | KeyError):
+        return True
+    return isinstance(e, RuntimeError) and any(m in str(e) for m in _ZIP_READER_ERRORS)
 
 
 def read_checkpoint(
     path: str | os.PathLike[str], map_location: torch.device | str | None = "cpu"
 ) -> dict[str, Any]:
-    """Load a training checkpoint to resume from; any failure (truncated, corrupt, not a
-    checkpoint, keys missing) is a ``ValueError`` that names the file and what to do."""
+    """Load a training checkpoint to resume from. A file that is not one (truncated, corrupt,
+    another format, keys missing) is a ``ValueError`` that names the file and what to do; other
+    errors (``OSError`` such as a missing permission, out of memory) pass through unchanged."""
     path = Path(path)
     try:
         state = load_checkpoint(path, map_location=map_location)
@@ -543,6 +560,8 @@ def read_checkpoint(
         if missing:
             raise ValueError(f"it lacks {', '.join(missing)}")
     except Exception as e:
+        if not _is_format_error(e):
+            raise
         raise ValueError(
             f"cannot resume from {path}: it is not a readable cifarzoo training checkpoint "
             f"({type(e).__name__}: {_first_line(e)}). Delete it (or use another checkpoint_dir "
@@ -767,18 +786,18 @@ class _Trainer:
         self.ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
         self.resume = resume
         self.amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
-        # Steps between loss checks (each one waits for the device).
-        self.sync_every = 1 if device.type == "cpu" else 25
+        self.sync_every = _SYNC_EVERY_CPU if device.type == "cpu" else _SYNC_EVERY_ACCELERATOR
         train, ev, self.eval_split = _split_data(data, eval_data)
         declared = getattr(model, "num_classes", None)
         num_classes = declared if isinstance(declared, int) else None
+        # The labels are checked once, here; the loaders below only refuse negative ones.
         check_labels(train[1], num_classes, "training labels")
         if ev is not None:
             check_labels(ev[1], num_classes, f"{self.eval_split} labels")
         mean, std = model_mean_std(model)
         targets = train[1]
         if teacher is not None:
-            targets = self._soft_targets(teacher, train, device)
+            targets = self._soft_targets(teacher, train, device, num_classes)
         self.loader = DeviceLoader(
             train[0],
             targets,
@@ -797,7 +816,6 @@ class _Trainer:
             seed=cfg.seed,
             rank=env.rank,
             world_size=env.world_size,
-            num_classes=num_classes,
         )
         if len(self.loader) == 0:
             raise ValueError(
@@ -818,7 +836,6 @@ class _Trainer:
                 channels_last=cfg.channels_last,
                 rank=env.rank,
                 world_size=env.world_size,
-                num_classes=num_classes,
             )
         )
         self.fingerprint = (
@@ -854,9 +871,14 @@ class _Trainer:
             train_model = torch.compile(train_model)  # type: ignore[assignment]
         self.train_model = train_model
         self.history = History(eval_split=self.eval_split)
+        self._outputs_checked = False
 
     def _soft_targets(
-        self, teacher: Teacher, train: tuple[Tensor, Tensor], device: torch.device
+        self,
+        teacher: Teacher,
+        train: tuple[Tensor, Tensor],
+        device: torch.device,
+        num_classes: int | None,
     ) -> Tensor:
         labels = train[1].to(device, torch.int64)
         if isinstance(teacher, Tensor):
@@ -876,12 +898,19 @@ class _Trainer:
             ]
             # the log of the members' mean probability: softmax(logits) is that mean
             logits = torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(members))
-        if logits.dim() != 2 or len(logits) != len(labels):
+        if num_classes is not None:
+            wanted = f"the model's {num_classes}"
+            fits = logits.dim() == 2 and logits.shape[1] == num_classes
+        else:  # the model does not say: every label needs a column
+            needed = int(labels.max()) + 1 if len(labels) else 0
+            wanted = f"at least {needed} (the largest label + 1)"
+            fits = logits.dim() == 2 and logits.shape[1] >= needed
+        if not fits or len(logits) != len(labels):
             raise ValueError(
                 f"teacher logits must be [{len(labels)}, num_classes] (one row per training "
-                f"image), got {list(logits.shape)}"
+                f"image, num_classes {wanted}), got {list(logits.shape)}; use a teacher of the "
+                "same classes"
             )
-        check_labels(labels, logits.shape[1], "training labels (for the teacher's classes)")
         probs = torch.softmax(logits / self.cfg.distill_temperature, dim=1)
         one_hot = F.one_hot(labels, probs.shape[1]).float()
         return torch.lerp(one_hot, probs, self.cfg.distill_weight)
@@ -1010,7 +1039,8 @@ class _Trainer:
                 p.sub_(move)
 
     def _check_outputs(self, out: Tensor) -> None:
-        """Refuse logits that the labels do not fit (only shapes: no device sync)."""
+        """Refuse logits that the labels do not fit (only shapes: no device sync). Run on the
+        first batch: the model's output width does not change."""
         loader = self.loader
         classes = out.shape[1] if out.dim() == 2 else None
         fits = classes is not None and (
@@ -1036,7 +1066,9 @@ class _Trainer:
         cfg = self.cfg
         with _autocast(self.device, self.amp):
             out = self.train_model(x)
-        self._check_outputs(out)
+        if not self._outputs_checked:
+            self._check_outputs(out)
+            self._outputs_checked = True
         loss = self.criterion(out.float(), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

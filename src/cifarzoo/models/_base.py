@@ -66,8 +66,6 @@ class CifarModel(nn.Module):
     classifier_name: str = "fc"
     #: Whether ``forward_features`` honours ``grad_checkpointing``.
     supports_grad_checkpointing: bool = False
-    # TorchScript cannot compile arch_name (it reads the pretrained_cfg dict).
-    __jit_unused_properties__ = ("arch_name",)
 
     def __init__(self, num_classes: int, in_chans: int, drop_rate: float = 0.0) -> None:
         super().__init__()
@@ -90,19 +88,9 @@ class CifarModel(nn.Module):
         #: ``(H, W)`` the model only accepts, or ``None`` for any size.
         self.fixed_input_size: tuple[int, int] | None = None
         self.grad_checkpointing = False
-        self._script_arch_name = type(self).__name__
-
-    @property
-    def arch_name(self) -> str:
-        """The registered architecture (``cifar_seresnet20``) when built through timm, which sets
-        ``pretrained_cfg`` after construction; otherwise the class name."""
-        cfg = getattr(self, "pretrained_cfg", None)
-        arch = cfg.get("architecture") if isinstance(cfg, dict) else None
-        return str(arch) if arch else type(self).__name__
-
-    def __prepare_scriptable__(self) -> CifarModel:
-        self._script_arch_name = self.arch_name
-        return self
+        #: How errors name the model: the class name, replaced by the registered architecture
+        #: (``cifar_seresnet20``) when the model is built through timm.
+        self.arch_name = type(self).__name__
 
     def _make_head(self, head_hidden_size: int) -> nn.Module:
         """Set ``head_hidden_size``, create the classifier dropout ``head_drop`` and return a
@@ -112,13 +100,7 @@ class CifarModel(nn.Module):
         return make_classifier(head_hidden_size, self.num_classes)
 
     def _check_input(self, x: Tensor) -> None:
-        # TorchScript cannot read pretrained_cfg; __prepare_scriptable__ saved the name.
-        arch = (
-            self._script_arch_name
-            if torch.jit.is_scripting()  # type: ignore[attr-defined]
-            else self.arch_name
-        )
-        check_input(x, self.in_chans, arch, self.fixed_input_size)
+        check_input(x, self.in_chans, self.arch_name, self.fixed_input_size)
 
     def forward_features(self, x: Tensor) -> Tensor:
         raise NotImplementedError

@@ -39,6 +39,7 @@ from ..checkpoint import (
     verify_sha256,
 )
 from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from ._base import CifarModel
 
 __all__ = [
     "DEFAULT_TAG",
@@ -75,6 +76,7 @@ HF_WEIGHTS_FILE = "model.safetensors"
 #: The timm config of a Hub repository or Hub-format folder.
 HF_CONFIG_FILE = "config.json"
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 _SOURCE_KEYS = ("file", "url", "hf_hub_id", "hf_hub_filename", "state_dict")
 _MODEL_SOURCES = {"hf-hub": "hf-hub", "hf_hub": "hf-hub", "local-dir": "local-dir"}
 
@@ -195,7 +197,7 @@ def build(
         _use_local_weights(Path(weights), variant, kwargs)
         pretrained = True
     if not pretrained:
-        return build_model_with_cfg(model_cls, variant, False, **kwargs)
+        return _named(build_model_with_cfg(model_cls, variant, False, **kwargs), variant)
 
     cache_dir = kwargs.get("cache_dir")
     cfg = _resolve_cfg(
@@ -211,6 +213,13 @@ def build(
         raise
     except Exception as err:
         raise _explain_load_error(err, cfg, name, load_from, cache_dir) from err
+    return _named(model, variant)
+
+
+def _named(model: ModelT, variant: str) -> ModelT:
+    """Let the model's errors name it as registered (``cifar_seresnet20``), not by its class."""
+    if isinstance(model, CifarModel):
+        model.arch_name = variant.partition(".")[0]
     return model
 
 
@@ -363,14 +372,16 @@ def _check_source(cfg: dict[str, Any], name: str) -> str:
 
 def _fetch_and_verify_hub_file(cfg: dict[str, Any], name: str, cache_dir: Any) -> None:
     """Download (or find in the cache) the cfg's Hub weights file and check it against the cfg's
-    sha256 before timm loads it: timm's own download then finds the same cached file."""
+    sha256 before timm loads it. The cfg's ``hf_hub_id`` is then pinned to the commit the file
+    came from, so that timm's own download reads the file checked here even if the branch moves
+    in between."""
     from huggingface_hub import hf_hub_download
 
     repo_id, _, revision = str(cfg["hf_hub_id"]).partition("@")
     filename = str(cfg["hf_hub_filename"])
     try:
-        path = str(
-            hf_hub_download(repo_id, filename, revision=revision or None, cache_dir=cache_dir)
+        path = Path(
+            str(hf_hub_download(repo_id, filename, revision=revision or None, cache_dir=cache_dir))
         )
     except _hub_errors() as err:
         raise _explain_hub_error(err, name, str(cfg["hf_hub_id"]), filename, cache_dir) from err
@@ -381,6 +392,20 @@ def _fetch_and_verify_hub_file(cfg: dict[str, Any], name: str, cache_dir: Any) -
             f"{name}: {err} Remove the cached copy ({path}; `hf cache rm model/{repo_id}` removes "
             "the repository's) so that it is fetched anew."
         ) from None
+    commit = _snapshot_commit(path, filename)
+    if commit is not None:
+        cfg["hf_hub_id"] = f"{repo_id}@{commit}"
+
+
+def _snapshot_commit(path: Path, filename: str) -> str | None:
+    """The commit of a file in huggingface_hub's cache, which keeps it at
+    ``.../snapshots/<commit>/<filename>``; ``None`` for a path laid out otherwise."""
+    snapshot = path
+    for _ in Path(filename).parts:
+        snapshot = snapshot.parent
+    if snapshot.parent.name == "snapshots" and _COMMIT.fullmatch(snapshot.name):
+        return snapshot.name
+    return None
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
