@@ -108,6 +108,13 @@ def main() -> None:
         "--sam-rho", type=float, default=0.0, help="sharpness-aware minimization radius, 0 = off"
     )
     ap.add_argument(
+        "--muon-lr",
+        type=float,
+        default=0.0,
+        help="train the convolution filters with Muon at this peak lr, 0 = SGD (see "
+        "cifarzoo.optim.MuonSGD)",
+    )
+    ap.add_argument(
         "--alternate-flip", action="store_true", help="mirror each image every other epoch"
     )
     ap.add_argument("--seed", type=int, default=0)
@@ -174,6 +181,7 @@ def main() -> None:
         label_smoothing=args.label_smoothing,
         cutout=args.cutout,
         sam_rho=args.sam_rho,
+        muon_lr=args.muon_lr,
         alternate_flip=args.alternate_flip,
     )
     summary = []

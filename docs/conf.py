@@ -56,6 +56,7 @@ API_MODULES = [
     ("cifarzoo.layers", "Building blocks"),
     ("cifarzoo.data", "Data"),
     ("cifarzoo.train", "Training"),
+    ("cifarzoo.optim", "Optimizer: Muon for convolution filters"),
     ("cifarzoo.metrics", "Evaluation"),
     ("cifarzoo.checkpoint", "Checkpoints and weights files"),
     ("cifarzoo.hub", "Pretrained weights and the Hugging Face Hub"),

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_json
 from .data import CIFAR10Data, DeviceLoader, PadMode, Split, check_labels
 from .metrics import EvalResult, _autocast, evaluate, model_mean_std, predict_logits, resolve_device
+from .optim import MuonSGD, muon_param_groups
 
 __all__ = [
     "AMP_MODES",
@@ -119,7 +120,9 @@ class TrainConfig:
     with ``T = distill_temperature`` (knowledge distillation with soft targets).
     ``sam_rho > 0`` turns on sharpness-aware minimization (SAM, Foret et al. 2021): each step
     takes its gradient at the weights moved ``sam_rho`` along the normalized gradient, which
-    costs a second forward and backward pass per step.
+    costs a second forward and backward pass per step. ``muon_lr > 0`` trains the convolution
+    filters with Muon (:class:`~cifarzoo.optim.MuonSGD`) at that peak learning rate, following the
+    same schedule; the other parameters keep SGD with ``lr``.
     """
 
     epochs: int = 30
@@ -144,6 +147,7 @@ class TrainConfig:
     compile: bool = False
     grad_clip: float | None = None
     sam_rho: float = 0.0
+    muon_lr: float = 0.0
     sync_bn: bool = False
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
@@ -175,6 +179,11 @@ class TrainConfig:
                 self.grad_clip,
             ),
             (self.sam_rho >= 0, "sam_rho must be >= 0 (0 turns SAM off)", self.sam_rho),
+            (
+                self.muon_lr >= 0 and math.isfinite(self.muon_lr),
+                "muon_lr must be >= 0 (0 turns Muon off)",
+                self.muon_lr,
+            ),
             (
                 0 <= self.distill_weight <= 1,
                 "distill_weight must be in [0, 1]",
@@ -645,6 +654,7 @@ def fit(
     compile: bool = _D.compile,
     grad_clip: float | None = _D.grad_clip,
     sam_rho: float = _D.sam_rho,
+    muon_lr: float = _D.muon_lr,
     sync_bn: bool = _D.sync_bn,
     distill_weight: float = _D.distill_weight,
     distill_temperature: float = _D.distill_temperature,
@@ -721,6 +731,7 @@ def fit(
             compile=compile,
             grad_clip=grad_clip,
             sam_rho=sam_rho,
+            muon_lr=muon_lr,
             sync_bn=sync_bn,
             distill_weight=distill_weight,
             distill_temperature=distill_temperature,
@@ -850,12 +861,23 @@ class _Trainer:
         self.steps = len(self.loader)
         total = cfg.epochs * self.steps
         warmup = min(total // 2, round(cfg.warmup_epochs * self.steps))
-        self.opt = torch.optim.SGD(
-            param_groups(model, cfg.weight_decay),
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-        )
+        self.opt: torch.optim.Optimizer
+        if cfg.muon_lr > 0:
+            self.opt = MuonSGD(
+                muon_param_groups(
+                    model, lr=cfg.lr, muon_lr=cfg.muon_lr, weight_decay=cfg.weight_decay
+                ),
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+            )
+        else:
+            self.opt = torch.optim.SGD(
+                param_groups(model, cfg.weight_decay),
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+            )
         self.schedule = LRSchedule(cfg.schedule, warmup, total)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
         self.ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
