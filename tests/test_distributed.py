@@ -48,7 +48,9 @@ with open(os.path.join(out, f"history{rank}.json"), "w") as f:
 """
 
 
-def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("optimizer", [{}, {"muon_lr": 0.02}], ids=["sgd", "muon"])
+def test_two_gloo_processes_match_one(tmp_path: Path, optimizer: dict[str, float]) -> None:
+    recipe = {**RECIPE, **optimizer}
     script = tmp_path / "train_ddp.py"
     script.write_text(textwrap.dedent(SCRIPT))
     env = dict(os.environ)
@@ -63,7 +65,7 @@ def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
         "--nproc_per_node=2",
         str(script),
         str(tmp_path),
-        json.dumps(RECIPE),
+        json.dumps(recipe),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -74,7 +76,7 @@ def test_two_gloo_processes_match_one(tmp_path: Path) -> None:
         single,
         synthetic_split(192, seed=0),
         eval_data=Split(*synthetic_split(90, seed=1)),
-        **RECIPE,
+        **recipe,
     )  # type: ignore[arg-type]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for k, v in single.state_dict().items():
