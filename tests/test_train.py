@@ -32,6 +32,8 @@ from cifarzoo.train import (
     TrainConfig,
     fit,
     param_groups,
+    read_checkpoint,
+    recipe_of,
 )
 
 SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu")
@@ -497,12 +499,15 @@ def _checkpoint(tmp_path: Path) -> tuple[tuple[torch.Tensor, torch.Tensor], dict
 def test_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path: Path, damage: Any) -> None:
     train, kw = _checkpoint(tmp_path)
     path = tmp_path / CHECKPOINT_NAME
+    assert recipe_of(read_checkpoint(path, mmap=True)) == recipe_of(read_checkpoint(path))
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(ValueError) as e:
         fit(TinyNet(), train, resume=True, **kw)
-    msg = str(e.value)
-    assert str(path) in msg and "not a readable cifarzoo training checkpoint" in msg
-    assert "Delete it" in msg and "without resume=True / --resume" in msg
+    with pytest.raises(ValueError) as mapped:  # the CLI's look at the recipe maps the file
+        read_checkpoint(path, mmap=True)
+    for msg in (str(e.value), str(mapped.value)):
+        assert str(path) in msg and "not a readable cifarzoo training checkpoint" in msg
+        assert "Delete it" in msg and "without resume=True / --resume" in msg
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")

@@ -258,10 +258,15 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], map_location: torch.device | str | None = "cpu"
+    path: str | os.PathLike[str],
+    map_location: torch.device | str | None = "cpu",
+    *,
+    mmap: bool = False,
 ) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only`` unpickling)."""
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only`` unpickling).
+    ``mmap=True`` maps the tensors' storage instead of reading it (cheap when only the small
+    entries, such as the recipe, are needed)."""
+    state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a cifarzoo training checkpoint")
     return state

@@ -411,7 +411,8 @@ def run_train(args: argparse.Namespace) -> int:
     _check_data_sizes(args.val_size, args.train_subset)
     checkpoint = out / CHECKPOINT_NAME
     resuming = args.resume and checkpoint.is_file()
-    saved = recipe_of(read_checkpoint(checkpoint)) if resuming else None
+    # mapped, not read: fit reads the whole checkpoint again to resume
+    saved = recipe_of(read_checkpoint(checkpoint, mmap=True)) if resuming else None
     cfg = _train_config(args, saved, checkpoint)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -545,9 +545,10 @@ def _first_line(e: BaseException) -> str:
 
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "config", "history")
-#: How torch.load's zip reader words a damaged archive; any other RuntimeError (out of memory on
-#: the map_location device, say) is not the file's fault.
-_ZIP_READER_ERRORS = ("PytorchStreamReader", "inline_container")
+#: How torch.load words a damaged archive (its zip reader; with mmap, a file that is no zip
+#: archive); any other RuntimeError (out of memory on the map_location device, say) is not the
+#: file's fault.
+_ZIP_READER_ERRORS = ("PytorchStreamReader", "inline_container", "mmap can only be used with")
 
 
 def _is_format_error(e: Exception) -> bool:
@@ -557,14 +558,18 @@ def _is_format_error(e: Exception) -> bool:
 
 
 def read_checkpoint(
-    path: str | os.PathLike[str], map_location: torch.device | str | None = "cpu"
+    path: str | os.PathLike[str],
+    map_location: torch.device | str | None = "cpu",
+    *,
+    mmap: bool = False,
 ) -> dict[str, Any]:
     """Load a training checkpoint to resume from. A file that is not one (truncated, corrupt,
     another format, keys missing) is a ``ValueError`` that names the file and what to do; other
-    errors (``OSError`` such as a missing permission, out of memory) pass through unchanged."""
+    errors (``OSError`` such as a missing permission, out of memory) pass through unchanged.
+    ``mmap=True`` maps the tensors instead of reading them (for a look at the recipe)."""
     path = Path(path)
     try:
-        state = load_checkpoint(path, map_location=map_location)
+        state = load_checkpoint(path, map_location=map_location, mmap=mmap)
         missing = [k for k in _CHECKPOINT_KEYS if k not in state]
         if missing:
             raise ValueError(f"it lacks {', '.join(missing)}")
