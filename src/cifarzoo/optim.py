@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MuonSGD", "muon_param_groups", "orthogonalize"]
+__all__ = ["MuonSGD", "muon_param_groups", "orthogonalize", "param_groups"]
 
 # The quintic Newton-Schulz coefficients of Keller Jordan's Muon (also torch.optim.Muon's).
 _NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -119,20 +119,29 @@ class MuonSGD(torch.optim.Optimizer):
         return loss
 
 
-def muon_param_groups(
-    model: nn.Module, *, lr: float, muon_lr: float, weight_decay: float
-) -> list[dict[str, Any]]:
-    """Groups for :class:`MuonSGD`: convolution filters (4-D) with Muon at ``muon_lr``; other
-    weights (the classifier) with SGD and weight decay; norms and biases with SGD, no decay."""
-    filters: list[nn.Parameter] = []
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two SGD groups: weight decay on weights with ``ndim > 1``, none on norms and biases."""
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
-            (filters if p.ndim == 4 else decay if p.ndim > 1 else no_decay).append(p)
-    groups = [
-        {"params": filters, "lr": muon_lr, "weight_decay": 0.0, "muon": True},
-        {"params": decay, "lr": lr, "weight_decay": weight_decay},
-        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def muon_param_groups(
+    model: nn.Module, *, lr: float, muon_lr: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """Groups for :class:`MuonSGD`: :func:`param_groups` with the convolution filters (4-D) of
+    its decayed group moved into a Muon group at ``muon_lr``; the rest keep SGD at ``lr``."""
+    decayed, no_decay = param_groups(model, weight_decay)
+    groups = [
+        {"params": [p for p in decayed["params"] if p.ndim == 4], "lr": muon_lr, "muon": True},
+        {**decayed, "params": [p for p in decayed["params"] if p.ndim != 4], "lr": lr},
+        {**no_decay, "lr": lr},
+    ]
+    groups[0]["weight_decay"] = 0.0  # Muon keeps the filters' norm fixed instead
     return [g for g in groups if g["params"]]

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_json
 from .data import CIFAR10Data, DeviceLoader, PadMode, Split, check_labels
 from .metrics import EvalResult, _autocast, evaluate, model_mean_std, predict_logits, resolve_device
-from .optim import MuonSGD, muon_param_groups
+from .optim import MuonSGD, muon_param_groups, param_groups
 
 __all__ = [
     "AMP_MODES",
@@ -232,19 +232,6 @@ class LRSchedule:
         if self.kind == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * t))
         return 1.0
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two SGD groups: weight decay on weights with ``ndim > 1``, none on norms and biases."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 @torch.no_grad()
