@@ -19,6 +19,7 @@ from torch import nn
 
 from cifarzoo import cli
 from cifarzoo.cli import RECIPE_FLAGS, SUBCOMMANDS, _train_config, build_parser, main
+from cifarzoo.models._registry import read_weights_meta
 from cifarzoo.train import TrainConfig
 
 
@@ -206,7 +207,8 @@ def test_train_then_eval(
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
     printed = capsys.readouterr().out
     assert "airplane" in printed and "all" in printed
-    assert "(10,000 images; flip TTA)" in printed  # eval's default is train's
+    # eval's default is the TTA the run's metrics.json records (here train's default, flip)
+    assert "(10,000 images; flip TTA, as recorded with the weights)" in printed
     result = json.loads(report.read_text())
     # the saved weights (EMA) with flip TTA are exactly what train reported
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
@@ -221,7 +223,22 @@ def test_train_then_eval(
     # a run folder works as --weights too
     assert main([*eval_args, "--weights", str(out), "--tta-translate"]) == 0
     assert "(flip + translate TTA)" in capsys.readouterr().out
-    assert json.loads(report.read_text())["tta_translate"] is True
+    translated = json.loads(report.read_text())
+    assert translated["tta_translate"] is True
+    # a run trained with --tta-translate: eval measures that way by default, overridable
+    recorded = dict(metrics, recipe={**metrics["recipe"], "tta_translate": True})
+    (out / "metrics.json").write_text(json.dumps(recorded))
+    assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
+    assert "; flip + translate TTA, as recorded with the weights)" in capsys.readouterr().out
+    assert json.loads(report.read_text())["accuracy"] == translated["accuracy"]
+    assert main([*eval_args, "--weights", str(out), "--no-tta-translate"]) == 0
+    assert "(10,000 images; flip TTA)" in capsys.readouterr().out
+    assert json.loads(report.read_text())["tta_translate"] is False
+    # metrics.json of another model says nothing about these weights: the plain default
+    (out / "metrics.json").write_text(json.dumps(dict(recorded, model="resnet20")))
+    assert main([*eval_args, "--weights", str(out)]) == 0
+    assert "(10,000 images; flip TTA)" in capsys.readouterr().out
+    (out / "metrics.json").write_text(json.dumps(metrics))
 
     # a changed weights file is refused
     weights = out / "model.safetensors"
@@ -244,6 +261,22 @@ def test_train_then_eval(
         == 2
     )
     assert "sha256" in capsys.readouterr().err
+
+
+def test_eval_pretrained_measures_as_the_shipped_metadata_records(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = read_weights_meta("lenet")["metrics"]["recipe"]  # type: ignore[index]
+    flip, translate = recipe["tta_flip"], recipe.get("tta_translate", False)
+    report = tmp_path / "eval.json"
+    args = ["eval", "cifar_lenet", "--pretrained", "--data", str(fake_cifar_root)]
+    assert main([*args, "--device", "cpu", "--json", str(report)]) == 0
+    assert ", as recorded with the weights)" in capsys.readouterr().out
+    result = json.loads(report.read_text())
+    assert (result["tta_flip"], result["tta_translate"]) == (flip, translate)
+    assert main([*args, "--device", "cpu", "--json", str(report), "--no-tta"]) == 0
+    assert "as recorded" not in capsys.readouterr().out
+    assert json.loads(report.read_text())["tta_flip"] is False
 
 
 def test_resume_continues_in_the_same_folder(

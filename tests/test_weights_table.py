@@ -217,7 +217,7 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     assert (
         hub.render_markdown([row])
         .splitlines()[2]
-        .endswith(f"| 65.12% | — | 12 | 96 s | 1x NVIDIA H200 | {DATA} | not published yet |")
+        .endswith(f"| 65.12% | — | — | 12 | 96 s | 1x NVIDIA H200 | {DATA} | not published yet |")
     )
 
 
@@ -248,13 +248,14 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     assert resnet.test_accuracy is None and resnet.weights is None
 
     md = hub.render_markdown(rows).splitlines()
-    assert md[0].startswith("| Model | Params | MACs (32x32) | Test acc. | Val acc. |")
+    assert md[0].startswith("| Model | Params | MACs (32x32) | Test acc. | Val acc. | TTA |")
     assert md[0].endswith("| Data | Weights |")
     assert md[2] == (
-        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | 12 | 96 s | 1x NVIDIA H200 | {DATA} "
+        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | — | 12 | 96 s | 1x NVIDIA H200 | {DATA} "
         "| in the package |"
     )
-    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — | — |"
+    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — | — | — |"
+    assert len(md[1].split("|")) == len(md[0].split("|"))  # an alignment cell per column
     rst = hub.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst
 
@@ -274,6 +275,32 @@ def test_distilled_weights_say_so_in_the_table(tmp_path: Path) -> None:
     assert "*distilled*: trained on a mix of the labels" in hub.render_rst([row])
     plain = dataclasses.replace(row, distilled=False)
     assert "distilled" not in hub.render_markdown([plain])
+
+
+@pytest.mark.parametrize(
+    ("tta", "cell"),
+    [
+        ({"tta_flip": True, "tta_translate": False}, "flip"),
+        ({"tta_flip": True, "tta_translate": True}, "flip + translate"),
+        ({"tta_flip": False}, "none"),
+    ],
+)
+def test_the_table_says_how_the_accuracy_was_measured(
+    tmp_path: Path, tta: dict[str, bool], cell: str
+) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    recipe = {**metrics["config"], **tta}  # an older metrics.json names it "config"
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": recipe}))
+    hub.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.tta == cell
+    md = hub.render_markdown([row])
+    assert f"| 65.12% | 64.31% | {cell} | 12 |" in md
+    assert "*TTA*: the test-time augmentation" in md and "`cifarzoo eval MODEL --pretrained`" in md
+    assert "``cifarzoo eval MODEL --pretrained``" in hub.render_rst([row])
+    assert "*TTA*" not in hub.render_markdown([dataclasses.replace(row, tta=None)])
 
 
 def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import os
 import platform
 import shlex
@@ -621,14 +622,17 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="flip test-time augmentation, as `cifarzoo train` uses for the test accuracy in "
-        "metrics.json (default: on; --no-tta turns it off)",
+        default=None,
+        help="flip test-time augmentation (default: as the weights' recorded accuracy was "
+        "measured, from the shipped weights' metadata or the run folder's metrics.json; "
+        "else on)",
     )
     p.add_argument(
         "--tta-translate",
-        action="store_true",
-        help="also average over copies shifted one pixel diagonally",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also average over copies shifted one pixel diagonally (default: as recorded "
+        "with the weights, else off)",
     )
     add_amp_argument(p)
     p.add_argument("--batch-size", type=int, default=1000)
@@ -643,6 +647,31 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 def _tta_description(flip: bool, translate: bool) -> str:
     views = [name for name, on in (("flip", flip), ("translate", translate)) if on]
     return f"{' + '.join(views)} TTA" if views else "no TTA"
+
+
+def _recorded_tta(args: argparse.Namespace) -> tuple[bool, bool] | None:
+    """``(flip, translate)``: the test-time augmentation the weights' recorded accuracy was
+    measured with (the shipped weights' metadata, or the ``metrics.json`` of the run folder the
+    weights file is in), or ``None`` if nothing is recorded for this model."""
+    from .models._registry import TIMM_PREFIX, read_weights_meta
+
+    model = args.model.removeprefix(TIMM_PREFIX)
+    if args.pretrained:
+        metrics = ((read_weights_meta(model) or {}).get("metrics")) or {}
+    else:
+        weights = Path(args.weights)
+        try:
+            metrics = json.loads(
+                ((weights if weights.is_dir() else weights.parent) / "metrics.json").read_text()
+            )
+        except (OSError, ValueError):
+            return None
+        if not isinstance(metrics, dict) or metrics.get("model") != model:
+            return None
+    recipe = metrics.get("recipe") or {}
+    if "tta_flip" not in recipe:
+        return None
+    return bool(recipe["tta_flip"]), bool(recipe.get("tta_translate", False))
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -670,11 +699,17 @@ def run_eval(args: argparse.Namespace) -> int:
     amp = AMP_MODES[args.amp]
     bf16 = amp if amp is not None else device.type == "cuda"  # as `cifarzoo train` evaluates
     data = load_cifar10(args.data, download=args.download, name=args.data_name)
+    recorded = _recorded_tta(args)
+    flip, translate = recorded or (True, False)
+    flip = flip if args.tta is None else args.tta
+    translate = translate if args.tta_translate is None else args.tta_translate
+    as_recorded = recorded is not None and recorded == (flip, translate)
+    recorded_note = ", as recorded with the weights" if as_recorded else ""
     result = evaluate(
         model,
         data.test,
-        tta_flip=args.tta,
-        tta_translate=args.tta_translate,
+        tta_flip=flip,
+        tta_translate=translate,
         batch_size=args.batch_size,
         device=device,
         amp=bf16,
@@ -682,7 +717,7 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     print(
         f"{args.model} on {data.name} test ({result.num_samples:,} images; "
-        f"{_tta_description(args.tta, args.tta_translate)}{'; bf16' if bf16 else ''})"
+        f"{_tta_description(flip, translate)}{recorded_note}{'; bf16' if bf16 else ''})"
     )
     print(result.table())
     if args.json_path:

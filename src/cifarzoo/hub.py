@@ -297,6 +297,7 @@ class ModelRow:
     macs: int
     test_accuracy: float | None = None
     val_accuracy: float | None = None
+    tta: str | None = None  # the test-time augmentation both accuracies were measured with
     epochs: int | float | None = None
     seconds: float | None = None
     hardware: str | None = None
@@ -344,6 +345,7 @@ def model_table(
                 row.macs,
                 test_accuracy=m.get("test_accuracy"),
                 val_accuracy=m.get("val_accuracy"),
+                tta=_tta_cell(m.get("recipe") or {}),
                 epochs=m.get("epochs"),
                 seconds=m.get("seconds"),
                 hardware=m.get("hardware"),
@@ -378,12 +380,19 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _tta_cell(recipe: dict[str, Any]) -> str | None:
+    if "tta_flip" not in recipe:
+        return None
+    views = [v for v in ("flip", "translate") if recipe.get(f"tta_{v}")]
+    return " + ".join(views) if views else "none"
+
+
 def _pct(x: float | None) -> str:
     return _DASH if x is None else f"{100 * x:.2f}%"
 
 
 _COLUMNS = (
-    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "Epochs", "Train time",
+    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA", "Epochs", "Train time",
     "Hardware", "Data", "Weights",
 )  # fmt: skip
 _WEIGHTS_CELL = {"package": "in the package", "hub": "Hub", "unpublished": "not published yet"}
@@ -396,6 +405,7 @@ def _cells(row: ModelRow) -> list[str]:
         _count(row.macs),
         _pct(row.test_accuracy),
         _pct(row.val_accuracy),
+        row.tta or _DASH,
         _DASH
         if row.epochs is None
         else f"{row.epochs:g}" + (", distilled" if row.distilled else ""),
@@ -413,14 +423,31 @@ _DISTILLED_NOTE = (
 )
 
 
+_TTA_NOTE = (
+    "*TTA*: the test-time augmentation both accuracies were measured with: *flip* averages each "
+    "image's logits with its mirror's, *translate* adds copies shifted one pixel diagonally "
+    "(for weights in the package or on the Hub, `cifarzoo eval MODEL --pretrained` measures "
+    "the same way)."
+)
+
+
 def _notes(rows: Sequence[ModelRow]) -> str:
-    return f"\n{_DISTILLED_NOTE}\n" if any(r.distilled for r in rows) else ""
+    notes = [
+        note
+        for note, used in (
+            (_TTA_NOTE, any(r.tta for r in rows)),
+            (_DISTILLED_NOTE, any(r.distilled for r in rows)),
+        )
+        if used
+    ]
+    return "".join(f"\n{note}\n" for note in notes)
 
 
 def render_markdown(rows: Sequence[ModelRow]) -> str:
     """A GitHub-flavoured markdown table of ``rows`` (and a note on distilled rows, if any)."""
     lines = ["| " + " | ".join(_COLUMNS) + " |"]
-    lines.append("|" + "|".join(["---", *["---:"] * 6, "---", "---", "---"]) + "|")
+    align = ["---", *["---:"] * 4, "---", "---:", "---:", "---", "---", "---"]
+    lines.append("|" + "|".join(align) + "|")
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n" + _notes(rows)
 
@@ -431,7 +458,7 @@ def render_rst(rows: Sequence[ModelRow]) -> str:
     for cells in [list(_COLUMNS), *(_cells(r) for r in rows)]:
         lines.append(f"   * - {cells[0]}")
         lines += [f"     - {c}" for c in cells[1:]]
-    return "\n".join(lines) + "\n" + _notes(rows)
+    return "\n".join(lines) + "\n" + _notes(rows).replace("`", "``")  # RST inline literals
 
 
 def replace_between_markers(text: str, block: str, start: str, end: str) -> str:
