@@ -645,14 +645,17 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 
 def _tta_description(flip: bool, translate: bool) -> str:
-    views = [name for name, on in (("flip", flip), ("translate", translate)) if on]
-    return f"{' + '.join(views)} TTA" if views else "no TTA"
+    from .metrics import tta_views
+
+    views = tta_views(flip, translate)
+    return f"{views} TTA" if views else "no TTA"
 
 
 def _recorded_tta(args: argparse.Namespace) -> tuple[bool, bool] | None:
     """``(flip, translate)``: the test-time augmentation the weights' recorded accuracy was
     measured with (the shipped weights' metadata, or the ``metrics.json`` of the run folder the
     weights file is in), or ``None`` if nothing is recorded for this model."""
+    from .hub import recorded_tta
     from .models._registry import TIMM_PREFIX, read_weights_meta
 
     model = args.model.removeprefix(TIMM_PREFIX)
@@ -668,10 +671,7 @@ def _recorded_tta(args: argparse.Namespace) -> tuple[bool, bool] | None:
             return None
         if not isinstance(metrics, dict) or metrics.get("model") != model:
             return None
-    recipe = metrics.get("recipe") or {}
-    if "tta_flip" not in recipe:
-        return None
-    return bool(recipe["tta_flip"]), bool(recipe.get("tta_translate", False))
+    return recorded_tta(metrics.get("recipe") or {})
 
 
 def run_eval(args: argparse.Namespace) -> int:

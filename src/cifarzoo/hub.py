@@ -40,6 +40,7 @@ from .checkpoint import (
     verify_sha256,
 )
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from .metrics import tta_views
 from .models._registry import (
     _FACTORIES,
     DEFAULT_TAG,
@@ -70,6 +71,7 @@ __all__ = [
     "model_table",
     "publish",
     "read_run",
+    "recorded_tta",
     "render_markdown",
     "render_rst",
     "replace_between_markers",
@@ -380,11 +382,17 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _tta_cell(recipe: dict[str, Any]) -> str | None:
+def recorded_tta(recipe: dict[str, Any]) -> tuple[bool, bool] | None:
+    """``(flip, translate)``: the test-time augmentation a training recipe (``metrics.json``'s
+    or the weights metadata's ``recipe``) was measured with; ``None`` if it records none."""
     if "tta_flip" not in recipe:
         return None
-    views = [v for v in ("flip", "translate") if recipe.get(f"tta_{v}")]
-    return " + ".join(views) if views else "none"
+    return bool(recipe["tta_flip"]), bool(recipe.get("tta_translate", False))
+
+
+def _tta_cell(recipe: dict[str, Any]) -> str | None:
+    tta = recorded_tta(recipe)
+    return None if tta is None else tta_views(*tta) or "none"
 
 
 def _pct(x: float | None) -> str:
@@ -395,6 +403,7 @@ _COLUMNS = (
     "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA", "Epochs", "Train time",
     "Hardware", "Data", "Weights",
 )  # fmt: skip
+_NUMERIC_COLUMNS = {"Params", "MACs (32x32)", "Test acc.", "Val acc.", "Epochs", "Train time"}
 _WEIGHTS_CELL = {"package": "in the package", "hub": "Hub", "unpublished": "not published yet"}
 
 
@@ -432,22 +441,18 @@ _TTA_NOTE = (
 
 
 def _notes(rows: Sequence[ModelRow]) -> str:
-    notes = [
-        note
-        for note, used in (
-            (_TTA_NOTE, any(r.tta for r in rows)),
-            (_DISTILLED_NOTE, any(r.distilled for r in rows)),
-        )
-        if used
-    ]
+    notes = []
+    if any(r.tta for r in rows):
+        notes.append(_TTA_NOTE)
+    if any(r.distilled for r in rows):
+        notes.append(_DISTILLED_NOTE)
     return "".join(f"\n{note}\n" for note in notes)
 
 
 def render_markdown(rows: Sequence[ModelRow]) -> str:
     """A GitHub-flavoured markdown table of ``rows`` (and a note on distilled rows, if any)."""
     lines = ["| " + " | ".join(_COLUMNS) + " |"]
-    align = ["---", *["---:"] * 4, "---", "---:", "---:", "---", "---", "---"]
-    lines.append("|" + "|".join(align) + "|")
+    lines.append("|" + "|".join("---:" if c in _NUMERIC_COLUMNS else "---" for c in _COLUMNS) + "|")
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n" + _notes(rows)
 

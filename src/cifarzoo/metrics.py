@@ -21,11 +21,18 @@ __all__ = [
     "model_mean_std",
     "predict_logits",
     "resolve_device",
+    "tta_views",
 ]
 
 ECE_BINS = 15
 
 EvalData = CIFAR10Data | Split | tuple[Tensor, Tensor] | DeviceLoader
+
+
+def tta_views(flip: bool, translate: bool) -> str:
+    """The test-time views averaged besides the image: ``"flip"``, ``"translate"``,
+    ``"flip + translate"``, or ``""`` for none."""
+    return " + ".join(name for name, on in (("flip", flip), ("translate", translate)) if on)
 
 
 def resolve_device(device: torch.device | str | None = None) -> torch.device:
@@ -80,11 +87,10 @@ class EvalResult:
             lines.append(f"{name:<{width}}  {100 * acc:7.2f}%")
         lines.append(f"{'-' * width}  --------")
         lines.append(f"{'all':<{width}}  {100 * self.accuracy:7.2f}%")
-        views = (("flip", self.tta_flip), ("translate", self.tta_translate))
-        tta = [name for name, on in views if on]
+        tta = tta_views(self.tta_flip, self.tta_translate)
         lines.append(
             f"loss {self.loss:.4f}  ECE {100 * self.ece:.2f}%  n={self.num_samples:,}"
-            + (f"  ({' + '.join(tta)} TTA)" if tta else "")
+            + (f"  ({tta} TTA)" if tta else "")
         )
         return "\n".join(lines)
 

@@ -139,9 +139,14 @@ def muon_param_groups(
     its decayed group moved into a Muon group at ``muon_lr``; the rest keep SGD at ``lr``."""
     decayed, no_decay = param_groups(model, weight_decay)
     groups = [
-        {"params": [p for p in decayed["params"] if p.ndim == 4], "lr": muon_lr, "muon": True},
+        # no weight decay: Muon keeps the filters' norm fixed instead
+        {
+            "params": [p for p in decayed["params"] if p.ndim == 4],
+            "lr": muon_lr,
+            "muon": True,
+            "weight_decay": 0.0,
+        },
         {**decayed, "params": [p for p in decayed["params"] if p.ndim != 4], "lr": lr},
         {**no_decay, "lr": lr},
     ]
-    groups[0]["weight_decay"] = 0.0  # Muon keeps the filters' norm fixed instead
     return [g for g in groups if g["params"]]
