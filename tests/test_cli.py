@@ -234,6 +234,14 @@ def test_train_then_eval(
     assert main([*eval_args, "--weights", str(out), "--no-tta-translate"]) == 0
     assert "(10,000 images; flip TTA)" in capsys.readouterr().out
     assert json.loads(report.read_text())["tta_translate"] is False
+    # a run evaluated under bf16: so is eval by default, and --amp overrides it
+    (out / "metrics.json").write_text(json.dumps(dict(recorded, bf16=True)))
+    assert main([*eval_args, "--weights", str(out)]) == 0
+    assert "; flip + translate TTA, as recorded with the weights; bf16)" in capsys.readouterr().out
+    assert json.loads(report.read_text())["bf16"] is True
+    assert main([*eval_args, "--weights", str(out), "--amp", "off"]) == 0
+    assert "(10,000 images; flip + translate TTA)" in capsys.readouterr().out
+    assert json.loads(report.read_text())["bf16"] is False
     # metrics.json of another model says nothing about these weights: the plain default
     (out / "metrics.json").write_text(json.dumps(dict(recorded, model="resnet20")))
     assert main([*eval_args, "--weights", str(out)]) == 0
@@ -274,9 +282,14 @@ def test_eval_pretrained_measures_as_the_shipped_metadata_records(
     assert ", as recorded with the weights)" in capsys.readouterr().out
     result = json.loads(report.read_text())
     assert (result["tta_flip"], result["tta_translate"]) == (flip, translate)
+    assert result["bf16"] is recipe["amp"]
     assert main([*args, "--device", "cpu", "--json", str(report), "--no-tta"]) == 0
     assert "as recorded" not in capsys.readouterr().out
     assert json.loads(report.read_text())["tta_flip"] is False
+    other_amp = "off" if recipe["amp"] else "bf16"
+    assert main([*args, "--device", "cpu", "--json", str(report), "--amp", other_amp]) == 0
+    assert "as recorded" not in capsys.readouterr().out
+    assert json.loads(report.read_text())["bf16"] is not recipe["amp"]
 
 
 def test_resume_continues_in_the_same_folder(

@@ -54,6 +54,7 @@ def make_run(run_dir: Path, arch: str = "lenet", weights_of: str | None = None) 
         "seconds": 95.5,
         "data": DATA,
         "hardware": "1x NVIDIA H200",
+        "bf16": True,
         "config": {"lr": 0.1},
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -90,6 +91,21 @@ def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) 
     m = meta["metrics"]
     assert (m["test_accuracy"], m["val_accuracy"], m["epochs"]) == (0.6512, 0.6431, 12)
     assert (m["data"], m["hardware"], m["recipe"]) == (DATA, "1x NVIDIA H200", {"lr": 0.1})
+    assert m["bf16"] is True and hub.recorded_bf16(m) is True
+
+
+@pytest.mark.parametrize(
+    ("metrics", "expected"),
+    [
+        ({"bf16": False, "recipe": {"amp": True}}, False),  # what evaluation used wins
+        ({"recipe": {"amp": True}}, True),  # metadata installed before "bf16" was kept
+        ({"recipe": {"amp": False}}, False),
+        ({"recipe": {"amp": None}}, None),  # --amp auto: depended on the device
+        ({}, None),
+    ],
+)
+def test_recorded_bf16(metrics: dict[str, object], expected: bool | None) -> None:
+    assert hub.recorded_bf16(metrics) is expected
 
 
 def test_packaged_weights_load_offline(installed: tuple[Path, nn.Module]) -> None:

@@ -634,7 +634,7 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="also average over copies shifted one pixel diagonally (default: as recorded "
         "with the weights, else off)",
     )
-    add_amp_argument(p)
+    add_amp_argument(p, default=None, default_help="as recorded with the weights, else auto")
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default=None)
     p.add_argument(
@@ -651,16 +651,15 @@ def _tta_description(flip: bool, translate: bool) -> str:
     return f"{views} TTA" if views else "no TTA"
 
 
-def _recorded_tta(args: argparse.Namespace) -> tuple[bool, bool] | None:
-    """``(flip, translate)``: the test-time augmentation the weights' recorded accuracy was
-    measured with (the shipped weights' metadata, or the ``metrics.json`` of the run folder the
-    weights file is in), or ``None`` if nothing is recorded for this model."""
-    from .hub import recorded_tta
+def _recorded_metrics(args: argparse.Namespace) -> dict[str, Any]:
+    """The metrics the weights' accuracy was recorded with: the shipped weights' metadata, or
+    the ``metrics.json`` of the run folder the weights file is in; empty if there are none for
+    this model."""
     from .models._registry import TIMM_PREFIX, read_weights_meta
 
     model = args.model.removeprefix(TIMM_PREFIX)
     if args.pretrained:
-        metrics = ((read_weights_meta(model) or {}).get("metrics")) or {}
+        metrics = (read_weights_meta(model) or {}).get("metrics")
     else:
         weights = Path(args.weights)
         try:
@@ -668,15 +667,16 @@ def _recorded_tta(args: argparse.Namespace) -> tuple[bool, bool] | None:
                 ((weights if weights.is_dir() else weights.parent) / "metrics.json").read_text()
             )
         except (OSError, ValueError):
-            return None
+            return {}
         if not isinstance(metrics, dict) or metrics.get("model") != model:
-            return None
-    return recorded_tta(metrics.get("recipe") or {})
+            return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from .checkpoint import save_json
     from .data import load_cifar10
+    from .hub import recorded_bf16, recorded_tta
     from .metrics import evaluate, resolve_device
     from .models import create_model
     from .train import AMP_MODES
@@ -696,14 +696,16 @@ def run_eval(args: argparse.Namespace) -> int:
         model = create_model(args.model, pretrained=True)
     device = resolve_device(args.device)
     model.to(device)
-    amp = AMP_MODES[args.amp]
-    bf16 = amp if amp is not None else device.type == "cuda"  # as `cifarzoo train` evaluates
     data = load_cifar10(args.data, download=args.download, name=args.data_name)
-    recorded = _recorded_tta(args)
-    flip, translate = recorded or (True, False)
+    recorded = _recorded_metrics(args)
+    recorded_views = recorded_tta(recorded.get("recipe") or {})
+    flip, translate = recorded_views or (True, False)
     flip = flip if args.tta is None else args.tta
     translate = translate if args.tta_translate is None else args.tta_translate
-    as_recorded = recorded is not None and recorded == (flip, translate)
+    recorded_amp = recorded_bf16(recorded)
+    amp = AMP_MODES[args.amp] if args.amp is not None else recorded_amp
+    bf16 = amp if amp is not None else device.type == "cuda"  # as `cifarzoo train` evaluates
+    as_recorded = recorded_views == (flip, translate) and recorded_amp in (None, bf16)
     recorded_note = ", as recorded with the weights" if as_recorded else ""
     result = evaluate(
         model,

@@ -988,11 +988,13 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
 AMP_HELP = "bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)"
 
 
-def add_amp_argument(p: argparse.ArgumentParser) -> None:
-    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`), default ``auto``."""
-    p.add_argument(
-        "--amp", choices=list(AMP_MODES), default="auto", help=f"{AMP_HELP} (default: auto)"
-    )
+def add_amp_argument(
+    p: argparse.ArgumentParser, *, default: str | None = "auto", default_help: str = "auto"
+) -> None:
+    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`); ``default`` is the
+    value when not given (``None``: the caller decides, described by ``default_help``)."""
+    help_text = f"{AMP_HELP} (default: {default_help})"
+    p.add_argument("--amp", choices=list(AMP_MODES), default=default, help=help_text)
 
 
 def run_compare(args: argparse.Namespace) -> int:

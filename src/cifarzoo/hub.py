@@ -71,6 +71,7 @@ __all__ = [
     "model_table",
     "publish",
     "read_run",
+    "recorded_bf16",
     "recorded_tta",
     "render_markdown",
     "render_rst",
@@ -267,6 +268,7 @@ def install_weights(
             "epochs": run.metrics["epochs"],
             "seconds": float(run.metrics["seconds"]),
             "train_images": run.metrics.get("train_images"),
+            "bf16": run.metrics.get("bf16"),
             "hardware": _text(run.metrics.get("hardware")),
             "data": _text(run.metrics["data"]),
             "recipe": run.recipe,
@@ -388,6 +390,17 @@ def recorded_tta(recipe: dict[str, Any]) -> tuple[bool, bool] | None:
     if "tta_flip" not in recipe:
         return None
     return bool(recipe["tta_flip"]), bool(recipe.get("tta_translate", False))
+
+
+def recorded_bf16(metrics: dict[str, Any]) -> bool | None:
+    """Whether the recorded accuracy (``metrics.json``, or the weights metadata's ``metrics``)
+    was measured under bf16 autocast; ``None`` if that can't be told (``--amp auto`` recipes
+    recorded without the device they ran on)."""
+    bf16 = metrics.get("bf16")
+    if isinstance(bf16, bool):
+        return bf16
+    amp = (metrics.get("recipe") or {}).get("amp")
+    return amp if isinstance(amp, bool) else None
 
 
 def _tta_cell(recipe: dict[str, Any]) -> str | None:
