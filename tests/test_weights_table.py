@@ -51,6 +51,7 @@ def make_run(run_dir: Path, arch: str = "lenet", weights_of: str | None = None) 
         "val_accuracy": 0.6431,
         "per_class_accuracy": [0.65] * 10,
         "epochs": 12,
+        "train_images": 45_000,
         "seconds": 95.5,
         "data": DATA,
         "hardware": "1x NVIDIA H200",
@@ -233,7 +234,7 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     assert (
         hub.render_markdown([row])
         .splitlines()[2]
-        .endswith(f"| 65.12% | — | — | 12 | 96 s | 1x NVIDIA H200 | {DATA} | not published yet |")
+        .endswith(f"| — | — | 12 | 50,000 | 96 s | 1x NVIDIA H200 | {DATA} | not published yet |")
     )
 
 
@@ -258,6 +259,7 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     # LeNet by hand: conv 6x28x28x75 + conv 16x10x10x150 + fc 400x120 + 120x84 + 84x10.
     assert (lenet.model, lenet.params, lenet.macs) == ("lenet", 62006, 651720)
     assert (lenet.test_accuracy, lenet.val_accuracy, lenet.epochs) == (0.6512, 0.6431, 12)
+    assert lenet.train_images == 45_000 and resnet.train_images is None
     assert (lenet.data, lenet.weights) == (DATA, "package")
     assert resnet.model == "resnet20" and resnet.params == 272474
     assert 40e6 < resnet.macs < 42e6  # the ~41 M of He et al.'s ResNet-20
@@ -267,10 +269,11 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     assert md[0].startswith("| Model | Params | MACs (32x32) | Test acc. | Val acc. | TTA |")
     assert md[0].endswith("| Data | Weights |")
     assert md[2] == (
-        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | — | 12 | 96 s | 1x NVIDIA H200 | {DATA} "
+        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | — | 12 | 45,000 | 96 s | 1x NVIDIA H200 "
+        f"| {DATA} "
         "| in the package |"
     )
-    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — | — | — |"
+    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — | — | — | — |"
     assert len(md[1].split("|")) == len(md[0].split("|"))  # an alignment cell per column
     rst = hub.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst

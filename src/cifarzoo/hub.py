@@ -303,6 +303,7 @@ class ModelRow:
     val_accuracy: float | None = None
     tta: str | None = None  # the test-time augmentation both accuracies were measured with
     epochs: int | float | None = None
+    train_images: int | None = None  # the rest of the 50,000 held out for validation
     seconds: float | None = None
     hardware: str | None = None
     data: str | None = None
@@ -351,6 +352,7 @@ def model_table(
                 val_accuracy=m.get("val_accuracy"),
                 tta=_tta_cell(m.get("recipe") or {}),
                 epochs=m.get("epochs"),
+                train_images=m.get("train_images"),
                 seconds=m.get("seconds"),
                 hardware=m.get("hardware"),
                 data=m.get("data"),
@@ -413,10 +415,12 @@ def _pct(x: float | None) -> str:
 
 
 _COLUMNS = (
-    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA", "Epochs", "Train time",
-    "Hardware", "Data", "Weights",
+    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA", "Epochs", "Train images",
+    "Train time", "Hardware", "Data", "Weights",
 )  # fmt: skip
-_NUMERIC_COLUMNS = {"Params", "MACs (32x32)", "Test acc.", "Val acc.", "Epochs", "Train time"}
+_NUMERIC_COLUMNS = {
+    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "Epochs", "Train images", "Train time"
+}  # fmt: skip
 _WEIGHTS_CELL = {"package": "in the package", "hub": "Hub", "unpublished": "not published yet"}
 
 
@@ -431,6 +435,7 @@ def _cells(row: ModelRow) -> list[str]:
         _DASH
         if row.epochs is None
         else f"{row.epochs:g}" + (", distilled" if row.distilled else ""),
+        _DASH if row.train_images is None else f"{row.train_images:,}",
         _duration(row.seconds),
         row.hardware or _DASH,
         row.data or _DASH,
