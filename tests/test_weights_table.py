@@ -450,7 +450,7 @@ def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_ro
     assert metrics["data"].startswith("CIFAR-10")
     model = cifarzoo.create_model(arch, pretrained=True)
     tta = {"tta_flip": recipe["tta_flip"], "tta_translate": recipe.get("tta_translate", False)}
-    amp = bool(recipe["amp"])
+    amp = bool(hub.recorded_bf16(metrics))
     test = cifarzoo.evaluate(model, data.test, amp=amp, **tta)
     val = cifarzoo.evaluate(model, data.val, amp=amp, **tta)
     # bf16 kernels may round a borderline image differently on another CPU: 0.1 points slack
