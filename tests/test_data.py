@@ -77,6 +77,18 @@ def test_val_split_is_stratified_and_seeded(fake_cifar_root: Path) -> None:
     assert a.eval_split is a.val and a.eval_split_name == "val"
 
 
+def test_hold_out_is_the_split_load_makes(fake_cifar_root: Path) -> None:
+    full = load_cifar10(fake_cifar_root, name="mine")
+    held = full.hold_out(2500, seed=1)
+    loaded = load_cifar10(fake_cifar_root, val_size=2500, seed=1, name="mine")
+    assert held.val is not None and loaded.val is not None and full.val is None
+    assert torch.equal(held.val.images, loaded.val.images)
+    assert torch.equal(held.train.labels, loaded.train.labels)
+    assert (len(held.train), held.name, held.test) == (47_500, "mine", full.test)
+    with pytest.raises(ValueError, match="already holds out 2,500 images"):
+        held.hold_out(100)
+
+
 @given(st.lists(st.integers(0, 4), min_size=20, max_size=200), st.data())
 @settings(max_examples=40, deadline=None)
 def test_stratified_split_properties(labels_list: list[int], data: st.DataObject) -> None:

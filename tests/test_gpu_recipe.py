@@ -22,7 +22,7 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--models", "lenet", "--out", str(tmp_path)]
     cmd += ["--tta-translate", "--eval-every", "2", "--weights-dtype", "float16", "--quiet"]
-    cmd += ["--cutout", "8", "--alternate-flip", "--label-smoothing", "0.2"]
+    cmd += ["--cutout", "8", "--alternate-flip", "--label-smoothing", "0.2", "--val-size", "5000"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "lenet"
@@ -32,7 +32,11 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     recipe_used = metrics["recipe"]
     assert (recipe_used["cutout"], recipe_used["alternate_flip"]) == (8, True)
     assert (recipe_used["label_smoothing"], recipe_used["weight_decay"]) == (0.2, 5e-4)
-    assert json.loads((tmp_path / "summary.json").read_text())[0]["model"] == "lenet"
+    (summary,) = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["model"] == "lenet" and summary["test_accuracy"] == metrics["test_accuracy"]
+    # validation on 50 held-out images (the smoke run's cap), 206 trained on
+    assert summary["val_accuracy"] == metrics["val_accuracy"] and metrics["train_images"] == 206
+    assert "val acc" in proc.stdout
 
     state = load_file(str(run / "model.safetensors"))
     assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float16}

@@ -203,12 +203,8 @@ def synthetic_data(
         noise = torch.randn(n, 3, 32, 32, generator=g) * 40
         return Split((base + noise).clamp(0, 255).to(torch.uint8), labels)
 
-    train = make(num_train + val_size)
-    val = None
-    if val_size:
-        tr, va = stratified_split(train.labels, val_size, seed=seed)
-        train, val = train.subset(tr), train.subset(va)
-    return CIFAR10Data(train=train, val=val, test=make(num_test), name="synthetic")
+    data = CIFAR10Data(train=make(num_train + val_size), test=make(num_test), name="synthetic")
+    return data.hold_out(val_size, seed=seed) if val_size else data
 
 
 def subset_train(data: CIFAR10Data, num_train: int, seed: int = 0) -> CIFAR10Data:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -126,6 +127,24 @@ class CIFAR10Data:
     @property
     def eval_split_name(self) -> str:
         return "val" if self.val is not None else "test"
+
+    def hold_out(self, val_size: int, *, seed: int = 0) -> CIFAR10Data:
+        """A copy with ``val_size`` training images moved into ``val`` (stratified by class,
+        seeded): the split ``load_cifar10(..., val_size=val_size, seed=seed)`` makes.
+
+        Raises:
+            ValueError: if there already is a ``val`` split, or ``val_size`` is not between 1
+                and the number of training images minus one.
+        """
+        if self.val is not None:
+            raise ValueError(
+                f"{self.name} already holds out {len(self.val):,} images for validation; "
+                "hold out from data without a val split"
+            )
+        train_idx, val_idx = stratified_split(self.train.labels, val_size, seed=seed)
+        return dataclasses.replace(
+            self, train=self.train.subset(train_idx), val=self.train.subset(val_idx)
+        )
 
     def describe(self) -> str:
         parts = [f"train {len(self.train):,}"]
@@ -319,19 +338,14 @@ def load_cifar10(
         names = meta.get("label_names")
         if isinstance(names, list) and len(names) == NUM_CLASSES:
             classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    train = Split(train_images, train_labels)
-    val = None
-    if val_size:
-        train_idx, val_idx = stratified_split(train_labels, val_size, seed=seed)
-        train, val = train.subset(train_idx), train.subset(val_idx)
-    return CIFAR10Data(
-        train=train,
-        val=val,
+    data = CIFAR10Data(
+        train=Split(train_images, train_labels),
         test=Split(test_images, test_labels),
         classes=classes,
         name=name,
         root=base,
     )
+    return data.hold_out(val_size, seed=seed) if val_size else data
 
 
 def stratified_split(labels: Tensor, val_size: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
