@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from conftest import InterruptAt
 from torch import nn
 
@@ -278,7 +279,13 @@ def test_eval_pretrained_measures_as_the_shipped_metadata_records(
     flip, translate = recipe["tta_flip"], recipe.get("tta_translate", False)
     report = tmp_path / "eval.json"
     args = ["eval", "cifar_lenet", "--pretrained", "--data", str(fake_cifar_root)]
-    assert main([*args, "--device", "cpu", "--json", str(report)]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # --threads sets torch's CPU threads, as for train
+        assert main([*args, "--device", "cpu", "--json", str(report), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert ", as recorded with the weights)" in capsys.readouterr().out
     result = json.loads(report.read_text())
     assert (result["tta_flip"], result["tta_translate"]) == (flip, translate)

@@ -636,7 +636,8 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     add_amp_argument(p, default=None, default_help="as recorded with the weights, else auto")
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
         "--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file"
     )
@@ -674,6 +675,8 @@ def _recorded_metrics(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from .checkpoint import save_json
     from .data import load_cifar10
     from .hub import recorded_bf16, recorded_tta
@@ -690,6 +693,8 @@ def run_eval(args: argparse.Namespace) -> int:
         problem = _folder_problem(json_path.parent)
         if problem is not None:
             raise ValueError(f"--json {json_path}: {problem}; pass a file path that can be written")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.weights:
         model = create_model(args.model, weights=args.weights)
     else:
