@@ -661,17 +661,16 @@ def _recorded_metrics(args: argparse.Namespace) -> dict[str, Any]:
     model = args.model.removeprefix(TIMM_PREFIX)
     if args.pretrained:
         metrics = (read_weights_meta(model) or {}).get("metrics")
-    else:
-        weights = Path(args.weights)
-        try:
-            metrics = json.loads(
-                ((weights if weights.is_dir() else weights.parent) / "metrics.json").read_text()
-            )
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(metrics, dict) or metrics.get("model") != model:
-            return {}
-    return metrics if isinstance(metrics, dict) else {}
+        return metrics if isinstance(metrics, dict) else {}
+    weights = Path(args.weights)
+    try:
+        metrics = json.loads(
+            ((weights if weights.is_dir() else weights.parent) / "metrics.json").read_text()
+        )
+    except (OSError, ValueError):
+        return {}
+    # another model's metrics.json says nothing about these weights
+    return metrics if isinstance(metrics, dict) and metrics.get("model") == model else {}
 
 
 def run_eval(args: argparse.Namespace) -> int:
