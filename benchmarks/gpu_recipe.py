@@ -17,6 +17,9 @@ the summary reports their accuracy beside the test accuracy, e.g.
             --epochs 30 --quiet --out "runs/gpu-sweep/${change:-base}" $change
     done
 
+``benchmarks/gpu_sweep.py`` runs such a sweep on one GPU, chooses on validation accuracy by a rule
+fixed in advance, and trains the three models with the winner.
+
 What it does, per model: the whole data set lives on the GPU as uint8 (DeviceLoader: crops with
 4-pixel reflect padding, flips, normalization as batched tensor ops), bf16 autocast,
 channels_last, torch.compile, batch 512 with SGD Nesterov (peak lr 0.4, linear warm-up over 3

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import load_script
 from safetensors.torch import load_file
@@ -47,3 +48,39 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     model.load_state_dict(state)
     result = cifarzoo.evaluate(model, data.test, amp=False, tta_flip=True, tta_translate=True)
     assert result.accuracy == metrics["test_accuracy"]
+
+
+SWEEP = ROOT / "benchmarks" / "gpu_sweep.py"
+
+
+def test_sweep_choice_is_the_best_validation_accuracy_ties_to_the_first_listed() -> None:
+    choose = load_script(SWEEP).choose
+    assert choose({"base": 0.90, "cutout8": 0.91, "muon0.02": None}) == "cutout8"
+    assert choose({"base": 0.91, "cutout8": 0.91, "muon0.02": 0.905}) == "base"
+    with pytest.raises(SystemExit, match="nothing to choose"):
+        choose({"base": None})
+
+
+def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
+    tmp_path: Path,
+) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, str(SWEEP), "--smoke", "--out", str(tmp_path), "--parallel", "2"]
+    cmd += ["--sweep-model", "lenet", "--candidates", "base", "cutout8"]
+    # a 30-epoch DenseNet-121 is planned at 7.8 s an epoch: past a 200 s budget, skipped
+    cmd += ["--final-models", "lenet", "densenet121", "--budget", "200"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    session = json.loads((tmp_path / "session.json").read_text())
+    assert set(session["sweep"]) == {"base", "cutout8"}
+    val = {name: run["val_accuracy"] for name, run in session["sweep"].items()}
+    assert session["choice"] == max(val, key=lambda n: (val[n], n == "base"))
+    for name in val:
+        metrics = json.loads((tmp_path / "sweep" / name / "lenet" / "metrics.json").read_text())
+        assert metrics["val_accuracy"] == val[name] and metrics["train_images"] == 206
+        assert metrics["recipe"]["cutout"] == (8 if name == "cutout8" else 0)
+    final = json.loads((tmp_path / "final" / "lenet" / "metrics.json").read_text())
+    assert session["finals"]["lenet"]["test_accuracy"] == final["test_accuracy"]
+    assert final["recipe"]["cutout"] == (8 if session["choice"] == "cutout8" else 0)
+    assert final["train_images"] == 256 and final["recipe"]["tta_translate"] is True
+    assert session["skipped"] == ["densenet121"] and "would not fit" in proc.stdout
