@@ -109,6 +109,21 @@ def test_recorded_bf16(metrics: dict[str, object], expected: bool | None) -> Non
     assert hub.recorded_bf16(metrics) is expected
 
 
+@pytest.mark.parametrize(
+    ("metrics", "expected"),
+    [
+        ({"recipe": {"tta_flip": True, "tta_translate": True}}, (True, True)),
+        ({"recipe": {"tta_flip": True}}, (True, False)),  # recorded before translate TTA
+        ({"recipe": {"tta_flip": False, "tta_translate": False}}, (False, False)),
+        ({"recipe": {"lr": 0.1}}, None),
+        ({"recipe": None}, None),
+        ({}, None),
+    ],
+)
+def test_recorded_tta(metrics: dict[str, object], expected: tuple[bool, bool] | None) -> None:
+    assert hub.recorded_tta(metrics) == expected
+
+
 def test_packaged_weights_load_offline(installed: tuple[Path, nn.Module]) -> None:
     weights_dir, original = installed
     cfg = lenet_cfg(weights_dir)

@@ -702,7 +702,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model.to(device)
     data = load_cifar10(args.data, download=args.download, name=args.data_name)
     recorded = _recorded_metrics(args)
-    recorded_views = recorded_tta(recorded.get("recipe") or {})
+    recorded_views = recorded_tta(recorded)
     flip, translate = recorded_views or (True, False)
     flip = flip if args.tta is None else args.tta
     translate = translate if args.tta_translate is None else args.tta_translate

@@ -350,7 +350,7 @@ def model_table(
                 row.macs,
                 test_accuracy=m.get("test_accuracy"),
                 val_accuracy=m.get("val_accuracy"),
-                tta=_tta_cell(m.get("recipe") or {}),
+                tta=_tta_cell(m),
                 epochs=m.get("epochs"),
                 train_images=m.get("train_images"),
                 seconds=m.get("seconds"),
@@ -386,9 +386,11 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def recorded_tta(recipe: dict[str, Any]) -> tuple[bool, bool] | None:
-    """``(flip, translate)``: the test-time augmentation a training recipe (``metrics.json``'s
-    or the weights metadata's ``recipe``) was measured with; ``None`` if it records none."""
+def recorded_tta(metrics: dict[str, Any]) -> tuple[bool, bool] | None:
+    """``(flip, translate)``: the test-time augmentation the recorded accuracy (``metrics.json``,
+    or the weights metadata's ``metrics``) was measured with; ``None`` if its recipe records
+    none."""
+    recipe = metrics.get("recipe") or {}
     if "tta_flip" not in recipe:
         return None
     return bool(recipe["tta_flip"]), bool(recipe.get("tta_translate", False))
@@ -405,8 +407,8 @@ def recorded_bf16(metrics: dict[str, Any]) -> bool | None:
     return amp if isinstance(amp, bool) else None
 
 
-def _tta_cell(recipe: dict[str, Any]) -> str | None:
-    tta = recorded_tta(recipe)
+def _tta_cell(metrics: dict[str, Any]) -> str | None:
+    tta = recorded_tta(metrics)
     return None if tta is None else tta_views(*tta) or "none"
 
 
