@@ -172,6 +172,9 @@ def main() -> None:
             session.sweep[name] = result
             session.save()
             print(f"sweep {name:<18} val {result['val_accuracy']} (exit {proc.returncode})")
+            if proc.returncode != 0:  # its log stays on the machine: show why here
+                tail = (out / "sweep" / name / "log.txt").read_text(errors="replace")
+                print("\n".join(tail.splitlines()[-15:]))
 
     session.choice = choose({n: session.sweep[n]["val_accuracy"] for n in args.candidates})
     session.save()

@@ -84,3 +84,15 @@ def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
     assert final["recipe"]["cutout"] == (8 if session["choice"] == "cutout8" else 0)
     assert final["train_images"] == 256 and final["recipe"]["tta_translate"] is True
     assert session["skipped"] == ["densenet121"] and "would not fit" in proc.stdout
+
+
+def test_sweep_with_every_run_failed_says_why_and_chooses_nothing(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, str(SWEEP), "--smoke", "--out", str(tmp_path)]
+    cmd += ["--sweep-model", "resnet7", "--candidates", "base", "--final-models", "lenet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0 and "nothing to choose" in proc.stderr
+    assert "Unknown cifarzoo model 'resnet7'" in proc.stdout  # the failed run's log, shown
+    session = json.loads((tmp_path / "session.json").read_text())
+    assert session["sweep"]["base"]["returncode"] != 0 and session["choice"] is None
+    assert session["finals"] == {} and not (tmp_path / "final").exists()
