@@ -11,13 +11,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=.device/data
 DEST="${OUT:-runs/session-out}"
+PY="${PYTHON:-$(command -v python3 || command -v python)}"  # the device image may have python3 alone
 mkdir -p "$DEST" runs
-[ -d "$DATA/cifar-10-batches-py" ] || python .device/materialize.py "$DATA" || exit 1
+[ -d "$DATA/cifar-10-batches-py" ] || "$PY" .device/materialize.py "$DATA" || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 budget="${BUDGET:-500}"
 # the hard stop leaves time to copy the results back even if an estimate was wrong
-timeout "$((budget + 60))" python benchmarks/gpu_sweep.py --data "$DATA" --out runs/session \
+timeout "$((budget + 60))" "$PY" benchmarks/gpu_sweep.py --data "$DATA" --out runs/session \
   --budget "$budget" "$@" 2>&1 | tee runs/session.log
 cp runs/session.log runs/session/session.json "$DEST"/ 2>/dev/null
 for run in runs/session/final/*/; do
