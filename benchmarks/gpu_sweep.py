@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cifarzoo.checkpoint import save_json
+
 RECIPE = Path(__file__).resolve().with_name("gpu_recipe.py")
 
 # Why these: the 30-epoch runs on the H200 ended near 98% train accuracy and 91% test
@@ -75,9 +77,7 @@ class Session:
             "finals": self.finals,
             "skipped": self.skipped,
         }
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        os.replace(tmp, self.path)
+        save_json(record, self.path)
 
 
 def choose(val_accuracy: dict[str, float | None]) -> str:
@@ -187,7 +187,6 @@ def main() -> None:
             session.save()
             continue
         extra = ["--epochs", str(args.final_epochs), *CANDIDATES[session.choice]]
-        (out / "final" / "summary.json").unlink(missing_ok=True)
         proc = subprocess.run(recipe_command(args, out / "final", [model], extra), env=env)
         session.finals[model] = run_result(
             out / "final", proc.returncode, "test_accuracy", "seconds"

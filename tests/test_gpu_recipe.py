@@ -17,14 +17,20 @@ import cifarzoo
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_recipe.py"
+SWEEP = ROOT / "benchmarks" / "gpu_sweep.py"
+
+
+def run_script(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` (a benchmark script) with this interpreter's import path."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--models", "lenet", "--out", str(tmp_path)]
     cmd += ["--tta-translate", "--eval-every", "2", "--weights-dtype", "float16", "--quiet"]
     cmd += ["--cutout", "8", "--alternate-flip", "--label-smoothing", "0.2", "--val-size", "5000"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = run_script(cmd)
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "lenet"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -50,9 +56,6 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     assert result.accuracy == metrics["test_accuracy"]
 
 
-SWEEP = ROOT / "benchmarks" / "gpu_sweep.py"
-
-
 def test_sweep_choice_is_the_best_validation_accuracy_ties_to_the_first_listed() -> None:
     choose = load_script(SWEEP).choose
     assert choose({"base": 0.90, "cutout8": 0.91, "muon0.02": None}) == "cutout8"
@@ -64,12 +67,11 @@ def test_sweep_choice_is_the_best_validation_accuracy_ties_to_the_first_listed()
 def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
     tmp_path: Path,
 ) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cmd = [sys.executable, str(SWEEP), "--smoke", "--out", str(tmp_path), "--parallel", "2"]
     cmd += ["--sweep-model", "lenet", "--candidates", "base", "cutout8"]
     # a 30-epoch DenseNet-121 is planned at 7.8 s an epoch: past a 200 s budget, skipped
     cmd += ["--final-models", "lenet", "densenet121", "--budget", "200"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = run_script(cmd)
     assert proc.returncode == 0, proc.stderr
     session = json.loads((tmp_path / "session.json").read_text())
     assert set(session["sweep"]) == {"base", "cutout8"}
@@ -87,10 +89,9 @@ def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
 
 
 def test_sweep_with_every_run_failed_says_why_and_chooses_nothing(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cmd = [sys.executable, str(SWEEP), "--smoke", "--out", str(tmp_path)]
     cmd += ["--sweep-model", "resnet7", "--candidates", "base", "--final-models", "lenet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = run_script(cmd)
     assert proc.returncode != 0 and "nothing to choose" in proc.stderr
     assert "Unknown cifarzoo model 'resnet7'" in proc.stdout  # the failed run's log, shown
     session = json.loads((tmp_path / "session.json").read_text())
