@@ -129,6 +129,19 @@ def test_gradient_flow_recorder_hooks_optimizer() -> None:
     assert all(math.isfinite(v) for row in flow.norms for v in row)
 
 
+def test_gradient_flow_recorder_continues_from_start_step() -> None:
+    model = cifarzoo.lenet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with GradientFlowRecorder(model, every=3, start_step=7) as flow:
+        for _ in range(6):
+            opt.zero_grad()
+            model(torch.randn(2, 3, 32, 32)).sum().backward()
+            opt.step()
+    assert flow.steps == [9, 12]  # steps 7..12, every third counted from step 0
+    with pytest.raises(ValueError, match="start_step"):
+        GradientFlowRecorder(model, start_step=-1)
+
+
 def test_se_gate_recorder_and_stage_names() -> None:
     assert stage_name("layer2.3.se") == "layer2"
     assert stage_name("3.se") == "3"

@@ -69,6 +69,15 @@ def test_residual_blocks(
     assert (module.se is not None) == se
 
 
+@pytest.mark.parametrize("block", [BasicBlock, Bottleneck])
+def test_block_without_residual_has_no_shortcut(block: type[BasicBlock | Bottleneck]) -> None:
+    plain = block(8, 16, stride=2, residual=False)
+    assert plain.downsample is None and not plain.residual
+    assert plain(torch.randn(2, 8, 8, 8)).shape == (2, 16 * block.expansion, 4, 4)
+    with pytest.raises(ValueError, match="no shortcut"):
+        block(8, 8, downsample=nn.Identity(), residual=False)
+
+
 def test_block_without_projection_adds_identity() -> None:
     block = BasicBlock(8, 8).eval()
     nn.init.zeros_(block.bn2.weight)

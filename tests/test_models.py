@@ -50,6 +50,7 @@ def test_every_family_is_listed() -> None:
     expected |= {f"{p}resnet{d}" for p in ("", "se") for d in (18, 34, 50, 101, 152)}
     expected |= {f"{p}resnet{d}" for p in ("", "se") for d in (20, 32, 44, 56, 110)}
     expected |= {f"densenet{d}" for d in (121, 169, 201, 264)}
+    expected |= {f"plain{d}" for d in (20, 32, 44, 56, 110)}
     assert set(ALL) == expected
     assert ALL.index("resnet20") < ALL.index("resnet101"), "natural order"
     assert cifarzoo.list_models("seresnet2*") == ["seresnet20"]
@@ -65,6 +66,46 @@ def test_small_tier_sizes() -> None:
     assert 0.84e6 < n_params(cifarzoo.resnet56()) < 0.87e6  # 0.85 M
     assert 1.7e6 < n_params(cifarzoo.resnet110()) < 1.75e6  # 1.7 M
     assert 0.75e6 < n_params(cifarzoo.densenet_bc_100_k12()) < 0.8e6  # 0.8 M
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_plain_networks_are_resnets_without_shortcuts(depth: int) -> None:
+    plain = cifarzoo.create_model(f"plain{depth}")
+    residual = cifarzoo.create_model(f"resnet{depth}")
+    assert timm.create_model(f"cifar_plain{depth}").__class__ is cifar_resnet.ResNet
+    blocks = [m for m in plain.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == (depth - 2) // 2 and all(not b.residual for b in blocks)
+    assert all(b.downsample is None for b in blocks)
+    # The same layers less the two projection shortcuts (1x1 conv + BN each).
+    shortcut_params = sum(
+        sum(p.numel() for p in b.downsample.parameters())
+        for b in residual.modules()
+        if isinstance(b, BasicBlock) and b.downsample is not None
+    )
+    assert n_params(plain) == n_params(residual) - shortcut_params
+    # Without shortcuts, a block's output depends on its input only through its convolutions.
+    block = blocks[0].eval()
+    x = torch.rand(2, 16, 8, 8)
+    with torch.no_grad():
+        expected = block.relu(block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x))))))
+        torch.testing.assert_close(block(x), expected)
+    assert plain(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_plain_networks_start_with_nonzero_blocks() -> None:
+    plain = cifarzoo.plain20()
+    assert all(bool(m.bn2.weight.ne(0).all()) for m in plain.modules() if isinstance(m, BasicBlock))
+    assert all(
+        bool(m.bn2.weight.eq(0).all())
+        for m in cifarzoo.resnet20().modules()
+        if isinstance(m, BasicBlock)
+    )
+    same_init = cifarzoo.resnet20(zero_init_residual=False)
+    assert all(
+        bool(m.bn2.weight.eq(1).all()) for m in same_init.modules() if isinstance(m, BasicBlock)
+    )
+    with pytest.raises(ValueError, match="zero_init_residual=True needs residual=True"):
+        cifarzoo.plain20(zero_init_residual=True)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -81,6 +81,8 @@ class GradientFlowRecorder:
         model: the network (``DDP``/``torch.compile`` wrappers are looked through).
         every: record one step out of ``every``.
         layer_types: modules whose ``weight`` gradient is recorded.
+        start_step: the step the first :meth:`record` call counts as (a resumed run continues
+            its records from its checkpoint's step).
 
     Attributes:
         layers: qualified names of the recorded layers.
@@ -93,9 +95,12 @@ class GradientFlowRecorder:
         model: nn.Module,
         every: int = 1,
         layer_types: LayerTypes = (nn.Conv2d, nn.Linear),
+        start_step: int = 0,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
+        if start_step < 0:
+            raise ValueError(f"start_step must be >= 0, got {start_step}")
         self.every = every
         self.layers: list[str] = []
         self._params: list[nn.Parameter] = []
@@ -113,7 +118,7 @@ class GradientFlowRecorder:
         self._param_ids = {id(p) for p in self._params}
         self.steps: list[int] = []
         self.norms: list[list[float]] = []
-        self._count = 0
+        self._count = start_step
         self._handle: RemovableHandle | None = None
 
     def record(self, step: int | None = None) -> bool:

@@ -85,7 +85,19 @@ class SEBlock(nn.Module):
         return x * self.gate(x)
 
 
-def _make_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+def _shortcut(
+    in_channels: int, out_channels: int, stride: int, downsample: nn.Module | None, residual: bool
+) -> nn.Module | None:
+    """A block's shortcut module: ``downsample`` if given, else a 1x1 conv + BN when the shape
+    changes; ``None`` for the identity shortcut and for a block without shortcut."""
+    if not residual:
+        if downsample is not None:
+            raise ValueError(
+                "a block with residual=False has no shortcut, so it takes no downsample module"
+            )
+        return None
+    if downsample is not None:
+        return downsample
     if stride == 1 and in_channels == out_channels:
         return None
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
@@ -102,6 +114,8 @@ class BasicBlock(nn.Module):
             shape changes, ``None`` otherwise. Pass ``nn.Identity()`` to force a plain shortcut.
         attn_layer: optional channel-attention factory (e.g. :class:`SEBlock`) applied to the
             residual branch before the addition, which turns a ResNet into an SE-ResNet.
+        residual: ``False`` drops the shortcut (and its downsample): the block of a *plain*
+            network, as in He et al. 2016's plain-vs-residual comparison.
     """
 
     expansion: int = 1
@@ -113,6 +127,7 @@ class BasicBlock(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         attn_layer: AttnFactory | None = None,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         out_channels = channels * self.expansion
@@ -122,11 +137,8 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.se = attn_layer(out_channels) if attn_layer is not None else None
-        self.downsample = (
-            downsample
-            if downsample is not None
-            else _make_downsample(in_channels, out_channels, stride)
-        )
+        self.residual = residual
+        self.downsample = _shortcut(in_channels, out_channels, stride, downsample, residual)
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut: Tensor = x if self.downsample is None else self.downsample(x)
@@ -134,7 +146,7 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         if self.se is not None:
             out = self.se(out)
-        out = self.relu(out + shortcut)
+        out = self.relu(out + shortcut if self.residual else out)
         return out
 
 
@@ -154,6 +166,7 @@ class Bottleneck(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         attn_layer: AttnFactory | None = None,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         out_channels = channels * self.expansion
@@ -165,11 +178,8 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.se = attn_layer(out_channels) if attn_layer is not None else None
-        self.downsample = (
-            downsample
-            if downsample is not None
-            else _make_downsample(in_channels, out_channels, stride)
-        )
+        self.residual = residual
+        self.downsample = _shortcut(in_channels, out_channels, stride, downsample, residual)
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut: Tensor = x if self.downsample is None else self.downsample(x)
@@ -178,7 +188,7 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         if self.se is not None:
             out = self.se(out)
-        out = self.relu(out + shortcut)
+        out = self.relu(out + shortcut if self.residual else out)
         return out
 
 

@@ -13,6 +13,11 @@ from .cifar_densenet import (
 from .cifar_lenet import LeNet, lenet
 from .cifar_resnet import (
     ResNet,
+    plain20,
+    plain32,
+    plain44,
+    plain56,
+    plain110,
     resnet18,
     resnet20,
     resnet32,
@@ -49,6 +54,11 @@ __all__ = [
     "densenet_bc_100_k12",
     "lenet",
     "list_models",
+    "plain20",
+    "plain32",
+    "plain44",
+    "plain56",
+    "plain110",
     "resnet18",
     "resnet20",
     "resnet32",

@@ -1,9 +1,11 @@
-"""ResNet and SE-ResNet with a CIFAR stem (3x3 conv, stride 1, no max-pool).
+"""ResNet, SE-ResNet and plain networks with a CIFAR stem (3x3 conv, stride 1, no max-pool).
 
 One class covers both tiers: the ImageNet-width networks (``resnet18``...``resnet152``, four
 stages of 64-512 channels, torchvision's parameter names) and the CIFAR-native networks of He et
 al. 2016 (``resnet20``...``resnet110``, three stages of 16/32/64 channels). An SE-ResNet is the
-same network built with :class:`~cifarzoo.layers.SEBlock` attention in every block.
+same network built with :class:`~cifarzoo.layers.SEBlock` attention in every block, and a plain
+network (``plain20``...``plain110``, He et al.'s baselines without shortcuts) the same network
+built with ``residual=False``.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ class ResNet(CifarModel):
         in_chans: input channels.
         attn_layer: optional attention factory for every block (e.g. ``SEBlock``).
         drop_rate: dropout on the pooled features, before the classifier.
+        residual: ``False`` removes every block's shortcut (a plain network).
         zero_init_residual: start each residual branch's last BN at zero, so every block begins as
-            the identity (Goyal et al. 2017); it helps training from scratch.
+            the identity (Goyal et al. 2017); it helps training from scratch. Default: on for a
+            residual network; a plain network cannot have it (its blocks would output zeros).
 
     ``feature_info`` lists timm's feature points (``features_only=True``): the stem's output and
     each stage's.
@@ -52,9 +56,15 @@ class ResNet(CifarModel):
         in_chans: int = 3,
         attn_layer: AttnFactory | None = None,
         drop_rate: float = 0.0,
-        zero_init_residual: bool = True,
+        residual: bool = True,
+        zero_init_residual: bool | None = None,
     ) -> None:
         super().__init__(num_classes, in_chans, drop_rate)
+        if zero_init_residual and not residual:
+            raise ValueError(
+                "zero_init_residual=True needs residual=True: without shortcuts, a block whose "
+                "last BN starts at zero outputs zeros and the network cannot learn"
+            )
         if len(layers) not in (3, 4) or len(widths) != len(layers) or min(layers) < 1:
             raise ValueError(
                 f"ResNet needs 3 or 4 stages with at least one block each and one width per "
@@ -70,7 +80,9 @@ class ResNet(CifarModel):
             blocks: list[nn.Module] = []
             for j in range(depth):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(block(channels, width, stride, attn_layer=attn_layer))
+                blocks.append(
+                    block(channels, width, stride, attn_layer=attn_layer, residual=residual)
+                )
                 channels = width * block.expansion
             stages.append(nn.Sequential(*blocks))
             feature_info.append(dict(num_chs=channels, reduction=2**i, module=f"layer{i + 1}"))
@@ -79,7 +91,7 @@ class ResNet(CifarModel):
         self.feature_info = feature_info
         self.num_features = channels
         self.fc: nn.Module = self._make_head(channels)
-        self._init_weights(zero_init_residual)
+        self._init_weights(residual if zero_init_residual is None else zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         for m in self.modules():
@@ -124,6 +136,7 @@ class ResNet(CifarModel):
 
 _IMAGENET_WIDTHS = (64, 128, 256, 512)
 _CIFAR_WIDTHS = (16, 32, 64)
+_CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 
 # Architecture of each plain ResNet; the "se" variant of each adds SE attention to every block.
 _ARCHS: dict[str, dict[str, Any]] = {
@@ -136,13 +149,14 @@ _ARCHS: dict[str, dict[str, Any]] = {
         f"resnet{depth}": dict(
             block=BasicBlock, layers=((depth - 2) // 6,) * 3, widths=_CIFAR_WIDTHS
         )
-        for depth in (20, 32, 44, 56, 110)
+        for depth in _CIFAR_DEPTHS
     },
 }
 
 default_cfgs = generate_default_cfgs(
     weight_cfgs(
-        [f"{prefix}{arch}" for prefix in ("", "se") for arch in _ARCHS],
+        [f"{prefix}{arch}" for prefix in ("", "se") for arch in _ARCHS]
+        + [f"plain{depth}" for depth in _CIFAR_DEPTHS],
         first_conv="conv1",
         classifier="fc",
     )
@@ -150,10 +164,13 @@ default_cfgs = generate_default_cfgs(
 
 
 def _create_resnet(name: str, pretrained: bool, **kwargs: Any) -> ResNet:
-    """Build the architecture ``name`` (``resnet20``, ``seresnet18``...) through timm."""
-    se = name.startswith("se")
-    model_args = dict(_ARCHS[name.removeprefix("se")])
-    if se:
+    """Build the architecture ``name`` (``resnet20``, ``seresnet18``, ``plain56``...) through
+    timm."""
+    if name.startswith("plain"):
+        model_args = dict(_ARCHS[name.replace("plain", "resnet")], residual=False)
+    else:
+        model_args = dict(_ARCHS[name.removeprefix("se")])
+    if name.startswith("se"):
         model_args["attn_layer"] = functools.partial(SEBlock, reduction=16)
     # Default out_indices: every feature point (timm's default assumes five).
     feature_cfg = dict(out_indices=tuple(range(len(model_args["layers"]) + 1)))
@@ -281,3 +298,38 @@ def seresnet56(pretrained: bool = False, **kwargs: Any) -> ResNet:
 def seresnet110(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """CIFAR SE-ResNet-110: resnet110 with SE attention (reduction 16) in every block."""
     return _create_resnet("seresnet110", pretrained, **kwargs)
+
+
+@register
+def plain20(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR plain-20 (He et al. 2016's baseline): resnet20 without shortcuts, 3 blocks per
+    stage."""
+    return _create_resnet("plain20", pretrained, **kwargs)
+
+
+@register
+def plain32(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR plain-32 (He et al. 2016's baseline): resnet32 without shortcuts, 5 blocks per
+    stage."""
+    return _create_resnet("plain32", pretrained, **kwargs)
+
+
+@register
+def plain44(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR plain-44 (He et al. 2016's baseline): resnet44 without shortcuts, 7 blocks per
+    stage."""
+    return _create_resnet("plain44", pretrained, **kwargs)
+
+
+@register
+def plain56(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR plain-56 (He et al. 2016's baseline): resnet56 without shortcuts, 9 blocks per
+    stage."""
+    return _create_resnet("plain56", pretrained, **kwargs)
+
+
+@register
+def plain110(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR plain-110 (He et al. 2016's baseline): resnet110 without shortcuts, 18 blocks per
+    stage."""
+    return _create_resnet("plain110", pretrained, **kwargs)

@@ -1,0 +1,162 @@
+"""The lab's comparison, converged: plain vs residual vs dense vs SE networks, one recipe.
+
+Trains each model with the same recipe, seed and held-out validation split, one after the other,
+into ``OUT/<model>/`` (a ``cifarzoo train``-style run folder), and records every layer's gradient
+norm from the first step on (``grad_flow.json``). Every run resumes: a run killed at any point
+continues from its last epoch checkpoint, bit-identically on a CPU, with its gradient records cut
+back to that checkpoint; a finished run (``metrics.json`` present) is skipped. The checkpoint of a
+finished run is removed (its weights are in ``model.safetensors``).
+
+Residual and plain networks are initialised the same way here (``zero_init_residual=False``: a
+plain block whose last BN started at zero would output zeros), so the comparison shows what the
+shortcuts do and not what the initialisation does.
+
+    python benchmarks/lab_comparison.py --data DATA --data-name "CIFAR-10 (JPEG mirror)" \\
+        --out benchmarks/comparison/runs --threads 1
+    cifarzoo compare --runs benchmarks/comparison/runs/* --data DATA --out reports/lab
+
+The lab's big four on a GPU (minutes on one H200; the recipe is the same):
+
+    python benchmarks/lab_comparison.py --data DATA --device cuda \\
+        --models lenet resnet18 densenet121 seresnet18 --out runs/lab-gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cifarzoo.checkpoint import CHECKPOINT_NAME, save_json
+from cifarzoo.cli import write_run
+from cifarzoo.data import load_cifar10
+from cifarzoo.instrument import GradientFlowRecorder
+from cifarzoo.models import create_model
+from cifarzoo.train import TrainConfig, fit, read_checkpoint
+
+#: The order the runs are made in: the depth-20 and depth-56 plain/residual pairs first (the
+#: degradation result), then SE and dense connections.
+MODELS = (
+    "lenet",
+    "plain20",
+    "resnet20",
+    "plain56",
+    "resnet56",
+    "seresnet20",
+    "densenet_bc_100_k12",
+)
+#: The one recipe: fit's defaults (SGD + Nesterov, batch 128, peak lr 0.1 after a 2-epoch warm-up
+#: then linear decay, weight decay 5e-4, label smoothing 0.1, crops + flips) for 15 epochs, with
+#: no EMA and no TTA so that the curves, the test figures and the gradients see the same weights;
+#: fp32 (bf16 autocast is slower than fp32 on CPUs without AMX, and a resume must keep it).
+RECIPE = TrainConfig(
+    epochs=15, ema_decay=0.0, tta_flip=False, amp=False, channels_last=False, seed=0
+)
+VAL_SIZE = 5000
+GRAD_EVERY = 25
+GRAD_FLOW_FILE = "grad_flow.json"
+
+
+def model_args(name: str) -> dict[str, Any]:
+    """Constructor arguments: the same initialisation for residual and plain networks."""
+    return {"zero_init_residual": False} if "resnet" in name else {}
+
+
+class SavedGradientFlow(GradientFlowRecorder):
+    """A :class:`GradientFlowRecorder` that writes its records to a JSON file after each one,
+    continuing the file's records up to ``start_step`` (the resumed checkpoint's step)."""
+
+    def __init__(self, model: torch.nn.Module, path: Path, every: int, start_step: int) -> None:
+        super().__init__(model, every=every, start_step=start_step)
+        self.path = path
+        if start_step and path.is_file():
+            saved = json.loads(path.read_text())
+            if saved["layers"] != self.layers or saved["every"] != every:
+                raise ValueError(f"{path} records other layers or another interval; remove it")
+            kept = [i for i, s in enumerate(saved["steps"]) if s < start_step]
+            self.steps = [saved["steps"][i] for i in kept]
+            self.norms = [saved["norms"][i] for i in kept]
+
+    def record(self, step: int | None = None) -> bool:
+        made = super().record(step)
+        if made:
+            save_json(self.to_dict(), self.path)
+        return made
+
+
+def completed_steps(checkpoint: Path) -> int:
+    """Optimizer steps a checkpoint has done (0 when there is none)."""
+    if not checkpoint.is_file():
+        return 0
+    state = read_checkpoint(checkpoint, mmap=True)
+    return int(state["scheduler"]["last_epoch"])
+
+
+def train_one(name: str, args: argparse.Namespace) -> None:
+    folder = Path(args.out) / name
+    if (folder / "metrics.json").is_file():
+        print(f"{name}: finished already ({folder / 'metrics.json'})", flush=True)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    data = load_cifar10(args.data, val_size=VAL_SIZE, seed=RECIPE.seed, name=args.data_name)
+    torch.manual_seed(RECIPE.seed)
+    extra = model_args(name)
+    model = create_model(name, **extra)
+    start = completed_steps(folder / CHECKPOINT_NAME)
+    print(f"{name}: {data.describe()}; from step {start}; into {folder}", flush=True)
+    t0 = time.perf_counter()
+    with SavedGradientFlow(model, folder / GRAD_FLOW_FILE, GRAD_EVERY, start):
+        history = fit(
+            model,
+            data,
+            config=RECIPE,
+            device=args.device,
+            checkpoint_dir=folder,
+            resume=True,
+            quiet=args.quiet,
+        )
+    write_run(
+        folder,
+        name,
+        model,
+        history,
+        data,
+        RECIPE,
+        wall_seconds=time.perf_counter() - t0,
+        extra={
+            "val_size": VAL_SIZE,
+            "model_args": extra,
+            "threads": torch.get_num_threads(),
+            "grad_flow": GRAD_FLOW_FILE,
+        },
+        quiet=True,
+    )
+    (folder / CHECKPOINT_NAME).unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", required=True, help="folder holding cifar-10-batches-py")
+    p.add_argument("--data-name", default="CIFAR-10")
+    p.add_argument("--out", required=True, help="folder of the run folders")
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    for name in args.models:
+        train_one(name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
