@@ -24,6 +24,7 @@ The lab's big four on a GPU (minutes on one H200; the recipe is the same):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -57,6 +58,9 @@ MODELS = (
 RECIPE = TrainConfig(
     epochs=15, ema_decay=0.0, tta_flip=False, amp=False, channels_last=False, seed=0
 )
+#: Memory layout by model, the fastest on a CPU: channels_last trains the DenseNet ~20% faster
+#: there and the ResNets slower. It changes the speed, not the recipe (only float rounding).
+CHANNELS_LAST = ("densenet_bc_100_k12",)
 VAL_SIZE = 5000
 GRAD_EVERY = 25
 GRAD_FLOW_FILE = "grad_flow.json"
@@ -97,6 +101,10 @@ def completed_steps(checkpoint: Path) -> int:
     return int(state["scheduler"]["last_epoch"])
 
 
+def recipe(name: str) -> TrainConfig:
+    return dataclasses.replace(RECIPE, channels_last=name in CHANNELS_LAST)
+
+
 def train_one(name: str, args: argparse.Namespace) -> None:
     folder = Path(args.out) / name
     if (folder / "metrics.json").is_file():
@@ -114,7 +122,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         history = fit(
             model,
             data,
-            config=RECIPE,
+            config=recipe(name),
             device=args.device,
             checkpoint_dir=folder,
             resume=True,
@@ -126,7 +134,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         model,
         history,
         data,
-        RECIPE,
+        recipe(name),
         wall_seconds=time.perf_counter() - t0,
         extra={
             "val_size": VAL_SIZE,
