@@ -35,7 +35,8 @@ import torch
 
 from cifarzoo.checkpoint import CHECKPOINT_NAME, save_json
 from cifarzoo.cli import write_run
-from cifarzoo.data import load_cifar10
+from cifarzoo.compare import GRAD_FLOW_FILE
+from cifarzoo.data import CIFAR10Data, load_cifar10
 from cifarzoo.instrument import GradientFlowRecorder
 from cifarzoo.models import create_model
 from cifarzoo.train import TrainConfig, fit, read_checkpoint
@@ -63,7 +64,6 @@ RECIPE = TrainConfig(
 CHANNELS_LAST = ("densenet_bc_100_k12",)
 VAL_SIZE = 5000
 GRAD_EVERY = 25
-GRAD_FLOW_FILE = "grad_flow.json"
 
 
 def model_args(name: str) -> dict[str, Any]:
@@ -101,18 +101,27 @@ def completed_steps(checkpoint: Path) -> int:
     return int(state["scheduler"]["last_epoch"])
 
 
-def recipe(name: str) -> TrainConfig:
-    return dataclasses.replace(RECIPE, channels_last=name in CHANNELS_LAST)
+def recipe(name: str, epochs: int = RECIPE.epochs) -> TrainConfig:
+    return dataclasses.replace(RECIPE, channels_last=name in CHANNELS_LAST, epochs=epochs)
 
 
-def train_one(name: str, args: argparse.Namespace) -> None:
-    folder = Path(args.out) / name
+def train_one(
+    name: str,
+    data: CIFAR10Data,
+    out: Path,
+    *,
+    epochs: int = RECIPE.epochs,
+    device: str | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Train (or resume, or skip when finished) the run ``out/name``; returns its folder."""
+    folder = out / name
     if (folder / "metrics.json").is_file():
         print(f"{name}: finished already ({folder / 'metrics.json'})", flush=True)
-        return
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
-    data = load_cifar10(args.data, val_size=VAL_SIZE, seed=RECIPE.seed, name=args.data_name)
-    torch.manual_seed(RECIPE.seed)
+    config = recipe(name, epochs)
+    torch.manual_seed(config.seed)
     extra = model_args(name)
     model = create_model(name, **extra)
     start = completed_steps(folder / CHECKPOINT_NAME)
@@ -122,11 +131,11 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         history = fit(
             model,
             data,
-            config=recipe(name),
-            device=args.device,
+            config=config,
+            device=device,
             checkpoint_dir=folder,
             resume=True,
-            quiet=args.quiet,
+            quiet=quiet,
         )
     write_run(
         folder,
@@ -134,10 +143,10 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         model,
         history,
         data,
-        recipe(name),
+        config,
         wall_seconds=time.perf_counter() - t0,
         extra={
-            "val_size": VAL_SIZE,
+            "val_size": None if data.val is None else len(data.val),
             "model_args": extra,
             "threads": torch.get_num_threads(),
             "grad_flow": GRAD_FLOW_FILE,
@@ -145,6 +154,7 @@ def train_one(name: str, args: argparse.Namespace) -> None:
         quiet=True,
     )
     (folder / CHECKPOINT_NAME).unlink()
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads < 1:
             p.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    data = load_cifar10(args.data, val_size=VAL_SIZE, seed=RECIPE.seed, name=args.data_name)
     for name in args.models:
-        train_one(name, args)
+        train_one(name, data, Path(args.out), device=args.device, quiet=args.quiet)
     return 0
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 import cifarzoo
@@ -17,10 +21,14 @@ from cifarzoo.compare import (
     REPORT_HTML,
     REPORT_JSON,
     ComparisonReport,
+    ModelReport,
     add_compare_parser,
     compare,
     count_macs,
     count_params,
+    degradation_rows,
+    findings,
+    gradient_ratio,
     render_report,
     synthetic_data,
 )
@@ -28,7 +36,7 @@ from cifarzoo.instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 
 pytest.importorskip("matplotlib")
 
-MODELS = ["lenet", "seresnet20"]
+MODELS = ["lenet", "plain20", "resnet20", "seresnet20"]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,8 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         batch_size=64,
         grad_every=1,
         gate_images=32,
+        train_eval_images=40,
+        model_args={"zero_init_residual": False},
     )
     return out
 
@@ -94,14 +104,81 @@ def test_report_json(report_dir: Path) -> None:
             assert len(row) == len(flow["layers"])
             assert all(math.isfinite(v) and v >= 0 for v in row)
         assert any(v > 0 for row in flow["norms"] for v in row)
-    lenet, se = summary["models"]
+    lenet, plain, residual, se = summary["models"]
     assert lenet["se_gates"] is None
+    assert plain["model_args"] == residual["model_args"] == {"zero_init_residual": False}
+    assert lenet["model_args"] == {}  # LeNet takes no such argument
+    for m in summary["models"]:
+        assert m["train_eval"]["num_samples"] == 40 and m["val"]["num_samples"] == 32
+    assert [f["topic"] for f in summary["findings"]][:3] == ["best", "classes", "shortcuts"]
     assert se["se_gates"]["num_images"] == 32
     stages = se["se_gates"]["stages"]
     assert list(stages) == ["layer1", "layer2", "layer3"]
     for s in stages.values():
         assert 0.0 < s["min"] <= s["mean"] <= s["max"] < 1.0
         assert sum(s["histogram"]) == s["count"] > 0
+
+
+def test_report_page_states_the_findings(report_dir: Path) -> None:
+    page = (report_dir / REPORT_HTML).read_text()
+    summary = json.loads((report_dir / REPORT_JSON).read_text())
+    report = ComparisonReport.from_dict(summary)
+    assert page.index("What the numbers say") < page.index("<h2>Summary")
+    for f in findings(report):
+        assert html.escape(f.text) in page
+    assert "Depth 20: without shortcuts (plain20)" in page
+    assert "initialised alike" in page
+    assert "degradation table" in page
+    text = (report_dir / "summary.txt").read_text()
+    assert text.startswith("- Highest test accuracy:") and "train err" in text
+
+
+def _model(name: str, train_acc: float, test_acc: float, **extra: Any) -> ModelReport:
+    return ModelReport(
+        name=name,
+        params=1000,
+        macs=10_000,
+        seconds_per_epoch=2.0,
+        peak_memory_bytes=None,
+        memory_kind="not measured",
+        history={"epoch": [1], "train_acc": [train_acc - 0.05], "eval_acc": [test_acc]},
+        test={"accuracy": test_acc, "per_class_accuracy": [test_acc] * 10},
+        train_eval={"accuracy": train_acc},
+        **extra,
+    )
+
+
+@given(
+    plain20=st.floats(0.5, 0.99),
+    plain56=st.floats(0.5, 0.99),
+    resnet20=st.floats(0.5, 0.99),
+    resnet56=st.floats(0.5, 0.99),
+)
+def test_degradation_findings_follow_the_numbers(
+    plain20: float, plain56: float, resnet20: float, resnet56: float
+) -> None:
+    accs = {"plain20": plain20, "plain56": plain56, "resnet20": resnet20, "resnet56": resnet56}
+    report = ComparisonReport([_model(n, a, a - 0.02) for n, a in accs.items()], {})
+    rows = degradation_rows(report)
+    assert [r["model"] for r in rows] == ["plain20", "resnet20", "plain56", "resnet56"]
+    assert all(math.isclose(r["train_error"], 1 - accs[r["model"]]) for r in rows)
+    texts: dict[str, list[str]] = {}
+    for f in findings(report):
+        texts.setdefault(f.topic, []).append(f.text)
+    plain_text = next(t for t in texts["degradation"] if t.startswith("Plain"))
+    assert ("the degradation problem" in plain_text) == (plain56 < plain20)
+    assert f"{100 * (1 - plain56):.2f}%" in plain_text
+    assert len(texts["shortcuts"]) == 2
+
+
+def test_gradient_ratio_compares_input_and_output_layers() -> None:
+    layers = [f"conv{i}" for i in range(8)] + ["fc"]
+    init = [1.0, 1.0, 5.0, 5.0, 5.0, 5.0, 4.0, 4.0, 100.0]  # quarter = 2 layers
+    late = [8.0, 8.0, 5.0, 5.0, 5.0, 5.0, 2.0, 2.0, 100.0]
+    flow = {"layers": layers, "steps": [0, 10], "norms": [init, late]}
+    assert gradient_ratio(flow) == pytest.approx(0.25)
+    assert gradient_ratio(flow, late=True) == pytest.approx(4.0)
+    assert gradient_ratio({"layers": layers[:3], "norms": [init[:3]]}) is None
 
 
 def test_rerender_from_json(report_dir: Path) -> None:
@@ -215,7 +292,7 @@ def test_compare_rejects_nothing() -> None:
 def test_write_report_is_atomic_and_strict_json(
     report_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cifarzoo.compare as compare_module
+    import cifarzoo.compare.report as compare_module
     from cifarzoo.compare import write_report
 
     summary = json.loads((report_dir / REPORT_JSON).read_text())

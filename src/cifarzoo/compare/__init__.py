@@ -1,0 +1,79 @@
+"""Side-by-side comparison of architectures trained with one recipe: ``cifarzoo compare``.
+
+:func:`compare` trains each model with :func:`cifarzoo.train.fit` (same recipe, same seed, same
+data) -- or reads the output folders of earlier ``cifarzoo train`` runs -- and measures:
+
+* loss and accuracy curves (train and validation), the final training error (unaugmented
+  training images, eval mode), validation and test accuracy, and the test set's per-class
+  accuracy and confusion matrix;
+* parameters, multiply-accumulates of one 32x32 image (:func:`cifarzoo.cost.count_macs`),
+  seconds per epoch and the peak memory of a training step;
+* gradient flow: the gradient norm of every convolution/linear layer every ``k`` steps
+  (:class:`~cifarzoo.instrument.GradientFlowRecorder`), and plain vs residual networks of the
+  same depth at initialisation and late in training;
+* for SE models, the distribution of the SE gate values of each stage over test images
+  (:class:`~cifarzoo.instrument.SEGateRecorder`).
+
+:func:`findings` states what those numbers show, in words; :func:`write_report` turns the
+result into a folder: ``report.html`` (self-contained, the findings at the top, figures embedded
+as base64 PNG), the figures as PNG files, ``summary.txt`` and ``report.json`` with every number.
+The report can be re-rendered from ``report.json`` alone (:func:`render_report`).
+
+The package is split by job: :mod:`~cifarzoo.compare.measure` (training and measuring),
+:mod:`~cifarzoo.compare.findings` (the numbers in words), :mod:`~cifarzoo.compare.figures`,
+:mod:`~cifarzoo.compare.report` (the page, from a template, and the files) and
+:mod:`~cifarzoo.compare.cli`.
+
+>>> from cifarzoo.compare import compare, synthetic_data
+>>> report = compare(["lenet"], synthetic_data(256, 128), epochs=1, quiet=True)
+>>> report.models[0].name, len(report.models[0].test["per_class_accuracy"])
+('lenet', 10)
+"""
+
+from ..cost import count_macs, count_params
+from .cli import AMP_HELP, add_amp_argument, add_compare_parser, main, run_compare
+from .figures import FIGURES
+from .findings import Finding, degradation_rows, findings, gradient_ratio
+from .measure import (
+    COMPARE_RECIPE,
+    DEFAULT_MODELS,
+    GPU_MODELS,
+    GRAD_FLOW_FILE,
+    SCHEMA,
+    ComparisonReport,
+    ModelReport,
+    compare,
+    subset_train,
+    synthetic_data,
+)
+from .report import REPORT_HTML, REPORT_JSON, REPORT_TXT, render_report, write_report
+
+__all__ = [
+    "AMP_HELP",
+    "COMPARE_RECIPE",
+    "DEFAULT_MODELS",
+    "FIGURES",
+    "GPU_MODELS",
+    "GRAD_FLOW_FILE",
+    "REPORT_HTML",
+    "REPORT_JSON",
+    "REPORT_TXT",
+    "SCHEMA",
+    "ComparisonReport",
+    "Finding",
+    "ModelReport",
+    "add_amp_argument",
+    "add_compare_parser",
+    "compare",
+    "count_macs",
+    "count_params",
+    "degradation_rows",
+    "findings",
+    "gradient_ratio",
+    "main",
+    "render_report",
+    "run_compare",
+    "subset_train",
+    "synthetic_data",
+    "write_report",
+]

@@ -1,0 +1,165 @@
+"""``cifarzoo compare``: its command-line options and handler."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..data import CIFAR10Data, load_cifar10
+from ..train import AMP_MODES
+from .measure import DEFAULT_MODELS, GPU_MODELS, compare, subset_train, synthetic_data
+
+__all__ = ["AMP_HELP", "add_amp_argument", "add_compare_parser", "main", "run_compare"]
+
+
+def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``compare`` subcommand to an argparse ``subparsers`` object; the parsed
+    namespace's ``func`` is :func:`run_compare`."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "compare",
+        help="train several models with one recipe and write a comparison report",
+        description=(
+            "Train MODELs with the same recipe and seed and write OUT/report.html (figures "
+            "embedded), the figures as PNG and OUT/report.json. Default models: "
+            f"{' '.join(DEFAULT_MODELS)} (CPU-sized); the lab's GPU set: {' '.join(GPU_MODELS)}."
+        ),
+    )
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help=f"model names (default: {' '.join(DEFAULT_MODELS)})",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per model (default 3)")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="CIFAR-10 root holding cifar-10-batches-py (default $CIFARZOO_DATA or "
+        "~/.cache/cifarzoo)",
+    )
+    p.add_argument(
+        "--data-name",
+        default="CIFAR-10",
+        help="name of the data in the report, e.g. 'CIFAR-10 (JPEG mirror)'",
+    )
+    p.add_argument(
+        "--val-size",
+        type=int,
+        default=5000,
+        help="training images held out for validation (default 5000)",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on a class-balanced subset of N images (quick comparisons)",
+    )
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use N random synthetic training images instead of CIFAR-10 (smoke test)",
+    )
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=[],
+        metavar="RUN_DIR",
+        help="also include these `cifarzoo train` output folders (not retrained)",
+    )
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    p.add_argument(
+        "--grad-every",
+        type=int,
+        default=None,
+        metavar="K",
+        help="record gradient norms every K steps (default: ~40 records)",
+    )
+    p.add_argument(
+        "--gate-images",
+        type=int,
+        default=1000,
+        help="test images for the SE gate statistics (default 1000)",
+    )
+    p.add_argument(
+        "--same-init",
+        action="store_true",
+        help="initialise residual and plain networks alike (zero_init_residual=False)",
+    )
+    p.add_argument(
+        "--train-eval-images",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="training images on which the final training error is measured (default 10000)",
+    )
+    add_amp_argument(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_compare)
+    return p
+
+
+#: Help of the ``--amp`` option.
+AMP_HELP = "bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)"
+
+
+def add_amp_argument(
+    p: argparse.ArgumentParser, *, default: str | None = "auto", default_help: str = "auto"
+) -> None:
+    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`); ``default`` is the
+    value when not given (``None``: the caller decides, described by ``default_help``)."""
+    help_text = f"{AMP_HELP} (default: {default_help})"
+    p.add_argument("--amp", choices=list(AMP_MODES), default=default, help=help_text)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Handler of ``cifarzoo compare``; returns the exit status."""
+    models = list(args.models) if args.models or args.runs else list(DEFAULT_MODELS)
+    if args.synthetic is not None:
+        data: CIFAR10Data = synthetic_data(
+            args.synthetic,
+            max(100, args.synthetic // 2),
+            val_size=max(10, args.synthetic // 10),
+            seed=args.seed,
+        )
+    else:
+        data = load_cifar10(args.data, val_size=args.val_size, seed=args.seed, name=args.data_name)
+    if args.train_subset is not None:
+        data = subset_train(data, args.train_subset, seed=args.seed)
+    report = compare(
+        models,
+        data,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        runs=args.runs,
+        grad_every=args.grad_every,
+        gate_images=args.gate_images,
+        train_eval_images=args.train_eval_images,
+        model_args={"zero_init_residual": False} if args.same_init else None,
+        quiet=args.quiet,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        amp=AMP_MODES[args.amp],
+    )
+    print(report.table())
+    print(f"report: {report.files['html']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cifarzoo.compare ...`` (the same as ``cifarzoo compare ...``)."""
+    parser = argparse.ArgumentParser(prog="cifarzoo")
+    add_compare_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["compare", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))

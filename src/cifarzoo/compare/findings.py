@@ -1,0 +1,267 @@
+"""The comparison's answer in words: each key number of a report, as a sentence.
+
+:func:`findings` reads a :class:`~cifarzoo.compare.ComparisonReport` and states what its numbers
+show (only for the models it holds): shortcuts at each depth, the degradation of plain networks
+with depth, the gradient reaching the first layers, what SE gates and dense connections change,
+and which classes gain. :func:`degradation_rows` is the training-error table of He et al. 2016's
+plain-vs-residual result. Every number is last-epoch; nothing is chosen on the test set.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .measure import ComparisonReport, ModelReport
+
+__all__ = ["Finding", "degradation_rows", "findings", "gradient_ratio"]
+
+_DEPTH = re.compile(r"^(plain|resnet|seresnet)(\d+)$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One statement and the numbers behind it (``numbers`` keys name what each value is)."""
+
+    topic: str
+    text: str
+    numbers: dict[str, float] = field(default_factory=dict)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def _train_error(m: ModelReport) -> float | None:
+    return None if m.train_eval is None else 1.0 - float(m.train_eval["accuracy"])
+
+
+def _augmented_train_error(m: ModelReport) -> float | None:
+    accs = m.history.get("train_acc") or []
+    return 1.0 - float(accs[-1]) if accs else None
+
+
+def degradation_rows(report: ComparisonReport) -> list[dict[str, Any]]:
+    """One row per plain or residual CIFAR network of the report, by depth then shortcuts:
+    ``model``, ``depth``, ``shortcuts``, ``train_error`` (unaugmented training images, eval
+    mode), ``train_error_augmented`` (the last epoch's running error on augmented batches),
+    ``val_error`` and ``test_error``."""
+    rows = []
+    for m in report.models:
+        match = _DEPTH.match(m.name)
+        if match is None or match.group(1) == "seresnet":
+            continue
+        val = m.last_val_accuracy
+        rows.append(
+            {
+                "model": m.name,
+                "depth": int(match.group(2)),
+                "shortcuts": match.group(1) == "resnet",
+                "train_error": _train_error(m),
+                "train_error_augmented": _augmented_train_error(m),
+                "val_error": None if val is None else 1.0 - val,
+                "test_error": 1.0 - float(m.test["accuracy"]),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["depth"], r["shortcuts"]))
+
+
+def gradient_ratio(grad_flow: dict[str, Any], late: bool = False) -> float | None:
+    """How much gradient reaches the input side: the mean gradient norm of the first quarter of
+    the recorded layers over that of the last quarter (the classifier excluded), at the first
+    record (initialisation) or, with ``late``, averaged over the last tenth of the records."""
+    norms: Sequence[Sequence[float]] = grad_flow.get("norms") or []
+    layers = grad_flow.get("layers") or []
+    if not norms or len(layers) < 5:
+        return None
+    rows = norms[-max(1, len(norms) // 10) :] if late else norms[:1]
+    width = len(layers) - 1  # the last recorded layer is the classifier
+    quarter = max(1, width // 4)
+    first = [v for r in rows for v in r[:quarter]]
+    last = [v for r in rows for v in r[width - quarter : width]]
+    denominator = sum(last) / len(last)
+    if denominator <= 0 or not math.isfinite(denominator):
+        return None
+    return (sum(first) / len(first)) / denominator
+
+
+def _shortcut_findings(report: ComparisonReport) -> list[Finding]:
+    out = []
+    rows = {r["model"]: r for r in degradation_rows(report)}
+    depths = sorted({r["depth"] for r in rows.values()})
+    for d in depths:
+        plain, res = rows.get(f"plain{d}"), rows.get(f"resnet{d}")
+        if plain is None or res is None or plain["train_error"] is None:
+            continue
+        out.append(
+            Finding(
+                "shortcuts",
+                f"Depth {d}: without shortcuts (plain{d}) the final training error is "
+                f"{_pct(plain['train_error'])}, with them (resnet{d}) "
+                f"{_pct(res['train_error'])}; test error {_pct(plain['test_error'])} vs "
+                f"{_pct(res['test_error'])}.",
+                {
+                    f"plain{d}_train_error": plain["train_error"],
+                    f"resnet{d}_train_error": res["train_error"],
+                    f"plain{d}_test_error": plain["test_error"],
+                    f"resnet{d}_test_error": res["test_error"],
+                },
+            )
+        )
+    for kind, label in (("plain", "Plain networks"), ("resnet", "Residual networks")):
+        family = [rows[f"{kind}{d}"] for d in depths if f"{kind}{d}" in rows]
+        family = [r for r in family if r["train_error"] is not None]
+        if len(family) < 2:
+            continue
+        shallow, deep = family[0], family[-1]
+        worse = deep["train_error"] > shallow["train_error"]
+        if kind == "plain":
+            verdict = (
+                "deeper trains worse: the degradation problem"
+                if worse
+                else "no degradation at this length of training"
+            )
+        else:
+            verdict = "depth no longer hurts training" if not worse else "deeper trains worse"
+        out.append(
+            Finding(
+                "degradation",
+                f"{label}: from {shallow['depth']} to {deep['depth']} layers the final training "
+                f"error goes from {_pct(shallow['train_error'])} to {_pct(deep['train_error'])} "
+                f"({verdict}); test error {_pct(shallow['test_error'])} to "
+                f"{_pct(deep['test_error'])}.",
+                {
+                    f"{shallow['model']}_train_error": shallow["train_error"],
+                    f"{deep['model']}_train_error": deep["train_error"],
+                },
+            )
+        )
+    return out
+
+
+def _gradient_findings(report: ComparisonReport) -> list[Finding]:
+    out = []
+    for m in report.models:
+        if not m.grad_flow:
+            continue
+        at_init, late = gradient_ratio(m.grad_flow), gradient_ratio(m.grad_flow, late=True)
+        if at_init is None or late is None:
+            continue
+        out.append(
+            Finding(
+                "gradients",
+                f"{m.name}: the gradient norm of the first quarter of its layers is "
+                f"{at_init:.3g}x that of the last quarter at initialisation and {late:.3g}x "
+                "late in training.",
+                {f"{m.name}_ratio_init": at_init, f"{m.name}_ratio_late": late},
+            )
+        )
+    return out
+
+
+def _se_findings(report: ComparisonReport) -> list[Finding]:
+    out = []
+    for m in report.models:
+        match = _DEPTH.match(m.name)
+        base = report.model(f"resnet{match.group(2)}") if match else None
+        if match is None or match.group(1) != "seresnet" or base is None:
+            continue
+        gain = float(m.test["accuracy"]) - float(base.test["accuracy"])
+        numbers = {"test_accuracy_gain": gain}
+        gates = ""
+        if m.se_gates and m.se_gates.get("stages"):
+            stages = m.se_gates["stages"]
+            gates = "; its gates (mean ± std over test images) are " + ", ".join(
+                f"{stage} {s['mean']:.2f} ± {s['std']:.2f}" for stage, s in stages.items()
+            )
+            numbers |= {f"{stage}_gate_std": float(s["std"]) for stage, s in stages.items()}
+        out.append(
+            Finding(
+                "se",
+                f"SE gates: {m.name} reaches {_pct(float(m.test['accuracy']))} test accuracy "
+                f"against {base.name}'s {_pct(float(base.test['accuracy']))} "
+                f"({100 * gain:+.2f} points) for {m.params - base.params:,} more "
+                f"parameters{gates}.",
+                numbers,
+            )
+        )
+    return out
+
+
+def _dense_findings(report: ComparisonReport) -> list[Finding]:
+    out = []
+    residual = [m for m in report.models if m.name.startswith("resnet")]
+    for m in report.models:
+        if not m.name.startswith("densenet") or not residual:
+            continue
+        best = max(residual, key=lambda r: float(r.test["accuracy"]))
+        seconds = ""
+        if m.seconds_per_epoch and best.seconds_per_epoch:
+            seconds = (
+                f"; an epoch takes {m.seconds_per_epoch / best.seconds_per_epoch:.1f}x as long"
+            )
+        out.append(
+            Finding(
+                "dense",
+                f"Dense connections: {m.name} reaches {_pct(float(m.test['accuracy']))} with "
+                f"{m.params / 1e6:.2f} M parameters and {m.macs / 1e6:.0f} M MACs, the best "
+                f"ResNet here ({best.name}) {_pct(float(best.test['accuracy']))} with "
+                f"{best.params / 1e6:.2f} M and {best.macs / 1e6:.0f} M{seconds}.",
+                {
+                    "dense_test_accuracy": float(m.test["accuracy"]),
+                    "resnet_test_accuracy": float(best.test["accuracy"]),
+                },
+            )
+        )
+    return out
+
+
+def _class_findings(report: ComparisonReport, classes: Sequence[str]) -> list[Finding]:
+    models = report.models
+    if not models:
+        return []
+    best = max(models, key=lambda m: float(m.test["accuracy"]))
+    worst = min(models, key=lambda m: float(m.test["accuracy"]))
+    acc = best.test["per_class_accuracy"]
+    names = list(classes) if len(classes) == len(acc) else [str(i) for i in range(len(acc))]
+    hardest = min(range(len(acc)), key=lambda c: acc[c])
+    val = best.last_val_accuracy
+    out = [
+        Finding(
+            "best",
+            f"Highest test accuracy: {best.name}, {_pct(float(best.test['accuracy']))}"
+            + ("" if val is None else f" (validation {_pct(val)})")
+            + f"; its hardest class is {names[hardest]} ({_pct(acc[hardest])}).",
+            {"test_accuracy": float(best.test["accuracy"])},
+        )
+    ]
+    if worst is not best:
+        base = worst.test["per_class_accuracy"]
+        gains = [a - b for a, b in zip(acc, base, strict=True)]
+        order = sorted(range(len(gains)), key=lambda c: -gains[c])
+        most, least = order[0], order[-1]
+        out.append(
+            Finding(
+                "classes",
+                f"From {worst.name} to {best.name}, {names[most]} gains the most "
+                f"({_pct(base[most])} to {_pct(acc[most])}) and {names[least]} the least "
+                f"({_pct(base[least])} to {_pct(acc[least])}).",
+                {f"{names[most]}_gain": gains[most], f"{names[least]}_gain": gains[least]},
+            )
+        )
+    return out
+
+
+def findings(report: ComparisonReport) -> list[Finding]:
+    """What the report's numbers say, one :class:`Finding` per statement."""
+    classes = report.meta.get("classes") or []
+    return [
+        *_class_findings(report, classes),
+        *_shortcut_findings(report),
+        *_gradient_findings(report),
+        *_se_findings(report),
+        *_dense_findings(report),
+    ]

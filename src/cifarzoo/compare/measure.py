@@ -1,0 +1,542 @@
+"""Measuring: train (or read) each model and collect every number of the comparison."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..constants import CIFAR10_CLASSES, NUM_CLASSES
+from ..cost import count_macs, count_params
+from ..data import CIFAR10Data, DeviceLoader, Split, load_cifar10, stratified_split
+from ..instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
+from ..layers import SEBlock
+from ..metrics import evaluate, model_mean_std, resolve_device
+from ..models import create_model
+
+__all__ = [
+    "COMPARE_RECIPE",
+    "DEFAULT_MODELS",
+    "GPU_MODELS",
+    "ComparisonReport",
+    "ModelReport",
+    "compare",
+    "subset_train",
+    "synthetic_data",
+]
+
+#: Small enough to compare on a CPU in minutes per epoch.
+DEFAULT_MODELS: tuple[str, ...] = ("lenet", "resnet20", "seresnet20", "densenet_bc_100_k12")
+#: The four networks of the original lab report; meant for a GPU.
+GPU_MODELS: tuple[str, ...] = ("lenet", "resnet18", "densenet121", "seresnet18")
+
+#: :func:`~cifarzoo.train.fit` keywords that :func:`compare` changes from fit's defaults: no EMA
+#: and no flip TTA, so the curves, the test evaluation and the gate values all see the same
+#: weights the same way (and, on a CPU, ``channels_last=False``, which is faster there). Any
+#: other fit keyword can be passed to :func:`compare`.
+COMPARE_RECIPE: dict[str, Any] = {"ema_decay": 0.0, "tta_flip": False}
+
+SCHEMA = "cifarzoo.compare/1"
+
+
+# --------------------------------------------------------------------------------------------
+# Measurements
+# --------------------------------------------------------------------------------------------
+
+
+def _peak_step_memory(
+    model: nn.Module, batch_size: int, device: torch.device, steps: int = 1
+) -> tuple[int, str]:
+    """Peak memory of ``steps`` SGD training steps at ``batch_size`` on a copy of the model,
+    after one warm-up step (so one-off initialization is not counted)."""
+    probe = copy.deepcopy(model).to(device).train()
+    x = torch.randn(batch_size, 3, 32, 32, device=device)
+    y = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
+    opt = torch.optim.SGD(probe.parameters(), lr=0.0, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(probe(x), y).backward()
+        opt.step()
+
+    step()  # warm-up: lazy initialization, thread pools, optimizer state
+    opt.zero_grad(set_to_none=True)
+    with PeakMemory(device) as mem:
+        for _ in range(steps):
+            step()
+    return mem.peak_bytes, mem.kind
+
+
+def _has_se(model: nn.Module) -> bool:
+    return any(isinstance(m, SEBlock) for m in model.modules())
+
+
+@torch.no_grad()
+def _se_gates(
+    model: nn.Module, split: Split, num_images: int, device: torch.device, bins: int = 50
+) -> dict[str, Any] | None:
+    """Per-stage summary of the SE gate values over the first ``num_images`` of ``split``."""
+    if not _has_se(model) or num_images <= 0:
+        return None
+    n = min(num_images, len(split))
+    mean, std = model_mean_std(model)
+    loader = DeviceLoader(
+        split.images[:n],
+        split.labels[:n],
+        batch_size=500,
+        train=False,
+        mean=mean,
+        std=std,
+        device=device,
+    )
+    was_training = model.training
+    model.eval()
+    try:
+        with SEGateRecorder(model) as rec:
+            for x, _ in loader.epoch_batches(0):
+                model(x)
+    finally:
+        model.train(was_training)
+    return {"num_images": n, "bins": bins, "stages": rec.summary(bins)}
+
+
+def synthetic_data(
+    num_train: int = 256, num_test: int = 128, *, val_size: int = 0, seed: int = 0
+) -> CIFAR10Data:
+    """Random CIFAR-10-shaped data that a network can learn a little: each class has its own
+    mean colour pattern, plus noise. For tests, examples and smoke runs (not a benchmark)."""
+    g = torch.Generator().manual_seed(seed)
+    patterns = torch.rand(NUM_CLASSES, 3, 8, 8, generator=g) * 160 + 48
+
+    def make(n: int) -> Split:
+        labels = torch.arange(n) % NUM_CLASSES
+        labels = labels[torch.randperm(n, generator=g)]
+        base = patterns[labels].repeat_interleave(4, 2).repeat_interleave(4, 3)
+        noise = torch.randn(n, 3, 32, 32, generator=g) * 40
+        return Split((base + noise).clamp(0, 255).to(torch.uint8), labels)
+
+    data = CIFAR10Data(train=make(num_train + val_size), test=make(num_test), name="synthetic")
+    return data.hold_out(val_size, seed=seed) if val_size else data
+
+
+def subset_train(data: CIFAR10Data, num_train: int, seed: int = 0) -> CIFAR10Data:
+    """``data`` with a stratified (class-balanced, seeded) subset of ``num_train`` training
+    images, for quick comparisons."""
+    if num_train >= len(data.train):
+        return data
+    _, keep = stratified_split(data.train.labels, num_train, seed=seed)
+    return dataclasses.replace(data, train=data.train.subset(keep))
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelReport:
+    """Everything measured for one model (see :func:`compare`); JSON via :meth:`to_dict`.
+
+    ``history`` is :class:`cifarzoo.train.History` as a dict; ``test`` holds ``accuracy``,
+    ``loss``, ``per_class_accuracy`` (list, class order) and ``confusion_matrix`` (row: true
+    class); ``val`` the same for the validation split (when there is one) and ``train_eval``
+    for training images in eval mode, without augmentation (the *training error* of He et al.'s
+    degradation result); ``grad_flow`` holds ``every``, ``layers``, ``steps`` and ``norms`` (one
+    list per record); ``se_gates`` maps each stage to a :func:`~cifarzoo.instrument.gate_summary`;
+    ``model_args`` are the constructor arguments the model was trained with (e.g.
+    ``zero_init_residual``).
+    """
+
+    name: str
+    params: int
+    macs: int
+    seconds_per_epoch: float | None
+    peak_memory_bytes: int | None
+    memory_kind: str
+    history: dict[str, Any]
+    test: dict[str, Any]
+    grad_flow: dict[str, Any] | None = None
+    se_gates: dict[str, Any] | None = None
+    source: str = "trained"
+    val: dict[str, Any] | None = None
+    train_eval: dict[str, Any] | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelReport:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def last_val_accuracy(self) -> float | None:
+        """The validation accuracy after the last epoch (never the best epoch's)."""
+        if self.val is not None:
+            return float(self.val["accuracy"])
+        measured = [v for v in (self.history.get("eval_acc") or []) if v is not None]
+        return float(measured[-1]) if measured else None
+
+
+@dataclass
+class ComparisonReport:
+    """The models' :class:`ModelReport` s plus the shared setting (``meta``: data, recipe,
+    device, versions). ``files`` maps each written file's role to its path."""
+
+    models: list[ModelReport]
+    meta: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **self.meta, "models": [m.to_dict() for m in self.models]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ComparisonReport:
+        meta = {k: v for k, v in d.items() if k not in ("models", "schema", "findings")}
+        return cls([ModelReport.from_dict(m) for m in d["models"]], meta)
+
+    def model(self, name: str) -> ModelReport | None:
+        """The report of the model called ``name``, if it is in the comparison."""
+        return next((m for m in self.models if m.name == name), None)
+
+    def table(self) -> str:
+        """A plain-text summary table (last epoch; error rates in %)."""
+        rows = [("model", "params", "MMACs", "train err", "val acc", "test acc", "s/epoch")]
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.2f}%"
+
+        for m in self.models:
+            train_err = None if m.train_eval is None else 1 - m.train_eval["accuracy"]
+            rows.append(
+                (
+                    m.name,
+                    f"{m.params / 1e6:.2f}M",
+                    f"{m.macs / 1e6:.1f}",
+                    pct(train_err),
+                    pct(m.last_val_accuracy),
+                    pct(m.test["accuracy"]),
+                    "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in rows
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------------
+
+
+def _load_data(
+    data: CIFAR10Data | str | os.PathLike[str] | None, val_size: int, seed: int
+) -> CIFAR10Data:
+    if isinstance(data, CIFAR10Data):
+        return data
+    return load_cifar10(data, val_size=val_size, seed=seed)
+
+
+def _eval_dict(
+    model: nn.Module, split: Split, classes: Sequence[str], device: torch.device, tta_flip: bool
+) -> dict[str, Any]:
+    res = evaluate(model, split, device=device, tta_flip=tta_flip, classes=classes)
+    return {
+        "accuracy": res.accuracy,
+        "loss": res.loss,
+        "ece": res.ece,
+        "num_samples": res.num_samples,
+        "tta_flip": res.tta_flip,
+        "per_class_accuracy": list(res.per_class_accuracy),
+        "confusion_matrix": res.confusion_matrix,
+    }
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """What is measured after training, the same for trained and for reused models."""
+
+    data: CIFAR10Data
+    device: torch.device
+    tta_flip: bool
+    gate_images: int
+    train_eval_images: int
+
+    def splits(self, model: nn.Module) -> dict[str, Any]:
+        """``test``, ``val`` (when the data has one), ``train_eval`` (the first
+        ``train_eval_images`` training images, unaugmented, eval mode) and ``se_gates``."""
+        data, dev = self.data, self.device
+        n_train = min(self.train_eval_images, len(data.train))
+        train_part = data.train.subset(torch.arange(n_train)) if n_train else None
+        return {
+            "test": _eval_dict(model, data.test, data.classes, dev, self.tta_flip),
+            "val": None
+            if data.val is None
+            else _eval_dict(model, data.val, data.classes, dev, self.tta_flip),
+            "train_eval": None
+            if train_part is None
+            else _eval_dict(model, train_part, data.classes, dev, False),
+            "se_gates": _se_gates(model, data.test, self.gate_images, dev),
+        }
+
+
+def _train_one(
+    name: str,
+    measure: _Measure,
+    *,
+    epochs: int,
+    seed: int,
+    grad_every: int | None,
+    quiet: bool,
+    fit_kwargs: dict[str, Any],
+    model_args: dict[str, Any],
+) -> ModelReport:
+    from ..train import fit
+
+    data, device = measure.data, measure.device
+    torch.manual_seed(seed)
+    model = create_model(name, **model_args)
+    params = count_params(model)
+    macs = count_macs(model)
+    batch_size = int(fit_kwargs.get("batch_size", 128))
+    peak, kind = _peak_step_memory(model, min(batch_size, len(data.train)), device)
+    steps = max(1, len(data.train) // batch_size) * epochs
+    every = grad_every if grad_every is not None else max(1, steps // 40)
+    with GradientFlowRecorder(model, every=every) as flow:
+        history = fit(
+            model, data, epochs=epochs, seed=seed, device=device, quiet=quiet, **fit_kwargs
+        )
+    h = history.to_dict()
+    return ModelReport(
+        name=name,
+        params=params,
+        macs=macs,
+        seconds_per_epoch=float(sum(h["seconds"]) / max(1, len(h["seconds"]))),
+        peak_memory_bytes=peak,
+        memory_kind=kind,
+        history=h,
+        grad_flow=flow.to_dict(),
+        model_args=dict(model_args),
+        **measure.splits(model),
+    )
+
+
+#: A run folder's file of gradient records (``benchmarks/lab_comparison.py`` writes it).
+GRAD_FLOW_FILE = "grad_flow.json"
+
+
+def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
+    """A :class:`ModelReport` from a ``cifarzoo train`` output folder. Its
+    ``model.safetensors`` is loaded as ``cifarzoo eval --weights`` loads it: checked against
+    the ``.sha256`` sidecar first."""
+
+    def read(name: str) -> dict[str, Any]:
+        path = folder / name
+        return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+    history, metrics = read("history.json"), read("metrics.json")
+    name = str(metrics.get("model") or folder.name)
+    weights = folder / "model.safetensors"
+    model = create_model(name, weights=str(weights)) if weights.is_file() else create_model(name)
+    if measure is not None:
+        model.to(measure.device)
+        measured = measure.splits(model)
+    elif "per_class_accuracy" in metrics and "confusion_matrix" in metrics:
+        per_class = metrics["per_class_accuracy"]
+        if isinstance(per_class, Mapping):
+            per_class = list(per_class.values())
+        test = {
+            "accuracy": float(metrics["test_accuracy"]),
+            "loss": metrics.get("test_loss"),
+            "per_class_accuracy": [float(v) for v in per_class],
+            "confusion_matrix": metrics["confusion_matrix"],
+        }
+        measured = {"test": test, "val": None, "train_eval": None, "se_gates": None}
+    else:
+        raise ValueError(
+            f"{folder} has no per-class test metrics (metrics.json); pass data to evaluate "
+            "model.safetensors on the test set"
+        )
+    seconds = history.get("seconds") or []
+    grad_flow = read(GRAD_FLOW_FILE) or None
+    return ModelReport(
+        name=name,
+        params=count_params(model),
+        macs=count_macs(model),
+        seconds_per_epoch=float(sum(seconds) / len(seconds)) if seconds else None,
+        peak_memory_bytes=None,
+        memory_kind="not measured",
+        history=history,
+        grad_flow=grad_flow,
+        source=str(folder),
+        model_args=dict(metrics.get("model_args") or {}),
+        **measured,
+    )
+
+
+def compare(
+    models: Sequence[str] = DEFAULT_MODELS,
+    data: CIFAR10Data | str | os.PathLike[str] | None = None,
+    *,
+    epochs: int = 3,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    runs: Sequence[str | os.PathLike[str]] = (),
+    val_size: int = 5000,
+    grad_every: int | None = None,
+    gate_images: int = 1000,
+    train_eval_images: int = 10_000,
+    model_args: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+    **fit_kwargs: Any,
+) -> ComparisonReport:
+    """Train ``models`` with one recipe and measure them side by side.
+
+    Args:
+        models: model names (``cifarzoo.list_models()``). The default suits a CPU;
+            :data:`GPU_MODELS` are the lab's four.
+        data: a :class:`~cifarzoo.data.CIFAR10Data`, or a data root to read with
+            ``val_size`` validation images held out of the training set.
+        epochs: training epochs per model.
+        seed: seed of the initialization, the data order and the augmentation (the same for
+            every model).
+        device: ``"cuda"``/``"cpu"``; default CUDA when available.
+        out: when given, :func:`~cifarzoo.compare.write_report` writes the report there.
+        runs: output folders of earlier ``cifarzoo train`` runs (``history.json``,
+            ``metrics.json``, ``model.safetensors``, and ``grad_flow.json`` when the run
+            recorded one) to include instead of training; their peak memory is not measured.
+        grad_every: record gradient norms every this many steps (default: about 40 records).
+        gate_images: test images over which SE gate values are recorded.
+        train_eval_images: training images (unaugmented, eval mode) on which the final training
+            error is measured; 0 skips it.
+        model_args: constructor arguments for every trained model that takes them, e.g.
+            ``{"zero_init_residual": False}`` to initialise residual and plain networks alike.
+        quiet: no progress output.
+        fit_kwargs: recipe keywords for :func:`cifarzoo.train.fit` (``lr``, ``batch_size``...),
+            on top of :data:`COMPARE_RECIPE`.
+    """
+    if not models and not runs:
+        raise ValueError("nothing to compare: give model names or run folders")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    dev = resolve_device(device)
+    loaded = _load_data(data, val_size, seed) if (models or data is not None) else None
+    recipe = {**COMPARE_RECIPE, **fit_kwargs}
+    if dev.type == "cpu":
+        # Same numbers, but channels_last convolutions are up to 2x slower on CPUs.
+        recipe.setdefault("channels_last", False)
+    measure = (
+        None
+        if loaded is None
+        else _Measure(
+            loaded, dev, bool(recipe.get("tta_flip", False)), gate_images, train_eval_images
+        )
+    )
+    reports: list[ModelReport] = []
+    for i, name in enumerate(models):
+        if not quiet:
+            print(f"[{i + 1}/{len(models)}] training {name} for {epochs} epoch(s) on {dev}")
+        assert measure is not None
+        reports.append(
+            _train_one(
+                name,
+                measure,
+                epochs=epochs,
+                seed=seed,
+                grad_every=grad_every,
+                quiet=quiet,
+                fit_kwargs=recipe,
+                model_args=_accepted_args(name, model_args or {}),
+            )
+        )
+    reports += [_read_run(Path(folder), measure) for folder in runs]
+    classes = loaded.classes if loaded is not None else CIFAR10_CLASSES
+    meta: dict[str, Any] = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cifarzoo_version": __version__,
+        "torch_version": torch.__version__,
+        "device": _device_name(dev),
+        "data": None
+        if loaded is None
+        else {
+            "name": loaded.name,
+            "train": len(loaded.train),
+            "val": None if loaded.val is None else len(loaded.val),
+            "test": len(loaded.test),
+            "eval_split": loaded.eval_split_name,
+        },
+        "classes": list(classes),
+        "epochs": epochs,
+        "seed": seed,
+        "recipe": recipe,
+        "notes": {
+            "macs": "FlopCounterMode FLOPs / 2 for one 3x32x32 image: convolutions and matrix "
+            "products only",
+            "seconds_per_epoch": "wall-clock time of a training epoch plus its validation",
+            "peak_memory": _memory_note(dev),
+            "grad_flow": "L2 norm of each conv/linear weight gradient just before the "
+            "optimizer step, every `every` steps",
+            "se_gates": "SE gate values (sigmoid outputs) of each stage over test images, "
+            "eval mode, after training",
+            "train_eval": f"the first {train_eval_images:,} training images, unaugmented, "
+            "eval mode, after the last epoch",
+        },
+    }
+    report = ComparisonReport(reports, meta)
+    if out is not None:
+        from .report import write_report
+
+        write_report(report, out)
+    return report
+
+
+def _accepted_args(name: str, model_args: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``model_args`` that the model ``name``'s class takes
+    (``zero_init_residual`` means nothing to a DenseNet)."""
+    import inspect
+
+    with torch.device("meta"):
+        probe = create_model(name)
+    accepted = set(inspect.signature(type(probe).__init__).parameters)
+    return {k: v for k, v in model_args.items() if k in accepted}
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return (
+        f"{dev.type} ({platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads)"
+    )
+
+
+def _memory_note(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return (
+            "torch.cuda.max_memory_allocated during SGD training steps at the training "
+            "batch size, after a warm-up step (weights, gradients, optimizer state, "
+            "activations; caching allocator excluded)"
+        )
+    return (
+        "growth of the process's resident set size (RSS) during SGD training steps at the "
+        "training batch size, after a warm-up step, sampled every 2 ms: an estimate"
+    )

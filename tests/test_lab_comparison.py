@@ -1,0 +1,80 @@
+"""benchmarks/lab_comparison.py: resumable runs with gradient records, read back by compare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import load_script
+
+import cifarzoo
+from cifarzoo.compare import GRAD_FLOW_FILE, compare, findings, synthetic_data
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lab_comparison.py"
+
+pytest.importorskip("matplotlib")
+
+
+def test_saved_gradient_flow_continues_the_records_up_to_the_checkpoint(tmp_path: Path) -> None:
+    lab = load_script(SCRIPT)
+    model = cifarzoo.lenet()
+    path = tmp_path / GRAD_FLOW_FILE
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def steps(recorder: object, n: int) -> None:
+        with recorder:  # type: ignore[attr-defined]
+            for _ in range(n):
+                opt.zero_grad()
+                model(torch.randn(2, 3, 32, 32)).sum().backward()
+                opt.step()
+
+    steps(lab.SavedGradientFlow(model, path, every=2, start_step=0), 7)
+    assert json.loads(path.read_text())["steps"] == [0, 2, 4, 6]
+    # killed after step 6, resumed from a checkpoint at step 4: records from step 4 on are redone
+    resumed = lab.SavedGradientFlow(model, path, every=2, start_step=4)
+    assert resumed.steps == [0, 2]
+    steps(resumed, 3)
+    assert json.loads(path.read_text())["steps"] == [0, 2, 4, 6]
+    with pytest.raises(ValueError, match="another interval"):
+        lab.SavedGradientFlow(model, path, every=3, start_step=4)
+
+
+def test_same_initialisation_for_residual_and_plain_networks() -> None:
+    lab = load_script(SCRIPT)
+    assert (
+        lab.model_args("resnet56") == lab.model_args("seresnet20") == {"zero_init_residual": False}
+    )
+    assert lab.model_args("plain56") == lab.model_args("lenet") == {}
+    assert (
+        lab.recipe("densenet_bc_100_k12").channels_last and not lab.recipe("resnet20").channels_last
+    )
+    assert {lab.recipe(n).to_dict()["lr"] for n in lab.MODELS} == {0.1}
+
+
+def test_smoke_runs_become_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = load_script(SCRIPT)
+    out = tmp_path / "runs"
+    data = synthetic_data(600, 200, val_size=100)
+    names = ("lenet", "plain20", "resnet20")
+    for name in names:
+        folder = lab.train_one(name, data, out, epochs=2, device="cpu", quiet=True)
+        assert (folder / "metrics.json").is_file() and not (folder / "checkpoint.pt").exists()
+        flow = json.loads((folder / GRAD_FLOW_FILE).read_text())
+        assert flow["steps"][0] == 0 and flow["every"] == lab.GRAD_EVERY
+    metrics = json.loads((out / "resnet20" / "metrics.json").read_text())
+    assert metrics["model_args"] == {"zero_init_residual": False}
+    before = (out / "lenet" / "model.safetensors").read_bytes()
+    lab.train_one("lenet", data, out, epochs=2, device="cpu", quiet=True)
+    assert "finished already" in capsys.readouterr().out  # skipped, not retrained
+    assert (out / "lenet" / "model.safetensors").read_bytes() == before
+
+    runs = [out / name for name in names]
+    report = compare([], data, runs=runs, train_eval_images=100, quiet=True, device="cpu")
+    by_name = {m.name: m for m in report.models}
+    recorded = json.loads((out / "plain20" / GRAD_FLOW_FILE).read_text())
+    assert by_name["plain20"].grad_flow == recorded
+    assert by_name["resnet20"].model_args == {"zero_init_residual": False}
+    assert by_name["lenet"].train_eval is not None and by_name["lenet"].val is not None
+    assert any(f.topic == "shortcuts" for f in findings(report))
