@@ -65,19 +65,6 @@ API_MODULES = [
     ("cifarzoo.plots", "Plots"),
 ]
 
-COMPARE_FIGURES = [
-    ("cost.png", "Parameters, MACs, seconds per epoch, peak memory and test accuracy."),
-    ("curves.png", "Training and validation loss and accuracy, all models overlaid."),
-    ("per_class_accuracy.png", "Test accuracy of each class."),
-    ("confusion_matrices.png", "Confusion matrices (rows: true class; % of the row)."),
-    (
-        "gradient_flow.png",
-        "Gradient norm of each layer over training (dark: early, yellow: "
-        "late). Gaps are exact zeros, e.g. the zero-initialized residual branches at step 0.",
-    ),
-    ("se_gates.png", "Distribution of the SE gate values of each stage over test images."),
-]
-
 
 def _write(path: Path, text: str) -> None:
     """Write only when the content changes, so incremental builds stay incremental."""
@@ -154,26 +141,92 @@ def _api() -> str:
     return "\n".join(out)
 
 
-def _compare_figures() -> str:
-    folder = DOCS / "_static" / "compare"
-    present = [(f, c) for f, c in COMPARE_FIGURES if (folder / f).is_file()]
-    if not present:
+#: The lab's comparison (benchmarks/lab_comparison.py, then `cifarzoo compare --runs`): its
+#: report.json and figures, committed; the page is generated from them.
+LAB_REPORT = DOCS / "_static" / "lab"
+LAB_FIGURES = [
+    ("curves.png", "Training and validation loss and accuracy per epoch, all models overlaid."),
+    (
+        "gradient_plain_vs_residual.png",
+        "Gradient norm of each layer, plain vs residual network of the same depth, at "
+        "initialisation and late in training (both initialised alike: no zero-initialised BN).",
+    ),
+    ("gradient_flow.png", "Gradient norm of each layer over training (dark: early, yellow: late)."),
+    ("se_gates.png", "SE gate values of each stage over test images, after training."),
+    ("per_class_accuracy.png", "Test accuracy of each class."),
+    ("confusion_matrices.png", "Confusion matrices (rows: true class; % of the row)."),
+    ("cost.png", "Parameters, MACs, seconds per epoch and test accuracy."),
+]
+
+
+def _pct(v: float | None) -> str:
+    return "--" if v is None else f"{100 * v:.2f}%"
+
+
+def _list_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        out += [f"   * - {row[0]}", *(f"     - {c}" for c in row[1:])]
+    return [*out, ""]
+
+
+def _lab_comparison() -> str:
+    path = LAB_REPORT / "report.json"
+    if not path.is_file():
         return (
-            ".. note::\n\n   The example figures are not in this build yet: run the command "
-            "above and copy the PNG files into ``docs/_static/compare/``.\n"
+            ".. note::\n\n   The runs of this comparison are not finished yet; this section is "
+            "generated from ``docs/_static/lab/report.json`` once they are.\n"
         )
-    out = []
-    summary = folder / "summary.txt"
-    if summary.is_file():
-        out += [
-            "The summary table of that run:",
-            "",
-            ".. literalinclude:: /_static/compare/summary.txt",
-            "   :language: text",
-            "",
-        ]
-    for name, caption in present:
-        out += [f".. figure:: /_static/compare/{name}", "   :width: 100%", "", f"   {caption}", ""]
+    import json
+
+    from cifarzoo.compare import ComparisonReport, degradation_rows
+
+    summary = json.loads(path.read_text())
+    report = ComparisonReport.from_dict(summary)
+    data = summary.get("data") or {}
+    names = ", ".join(f"``{m.name}``" for m in report.models)
+    out = [
+        f"Models: {names}; data: {data.get('name')} (train {data.get('train'):,}, validation "
+        f"{data.get('val'):,}, test {data.get('test'):,}); {summary.get('epochs')} epochs, seed "
+        f"{summary.get('seed')}, on {summary.get('device')}. Every number is the last epoch's.",
+        "",
+        "What the numbers say (generated from the report, :func:`cifarzoo.compare.findings`):",
+        "",
+        *(f"* {f['text']}" for f in summary.get("findings", [])),
+        "",
+    ]
+    rows = degradation_rows(report)
+    if rows:
+        out += _list_table(
+            ["Model", "Shortcuts", "Training error", "Validation error", "Test error"],
+            [
+                [
+                    f"``{r['model']}``",
+                    "yes" if r["shortcuts"] else "no",
+                    _pct(r["train_error"]),
+                    _pct(r["val_error"]),
+                    _pct(r["test_error"]),
+                ]
+                for r in rows
+            ],
+        )
+    out += _list_table(
+        ["Model", "Params", "MACs", "Val acc.", "Test acc.", "s / epoch"],
+        [
+            [
+                f"``{m.name}``",
+                f"{m.params / 1e6:.2f} M",
+                f"{m.macs / 1e6:.1f} M",
+                _pct(m.last_val_accuracy),
+                _pct(m.test["accuracy"]),
+                "--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}",
+            ]
+            for m in report.models
+        ],
+    )
+    for name, caption in LAB_FIGURES:
+        if (LAB_REPORT / name).is_file():
+            out += [f".. figure:: /_static/lab/{name}", "   :width: 100%", "", f"   {caption}", ""]
     return "\n".join(out)
 
 
@@ -217,7 +270,7 @@ def generate(_app: object = None) -> None:
     _write(GENERATED / "model_table.rst", _model_table())
     _write(GENERATED / "families.rst", _families())
     _write(GENERATED / "api.rst", _api())
-    _write(GENERATED / "compare_figures.rst", _compare_figures())
+    _write(GENERATED / "lab_comparison.rst", _lab_comparison())
     _write(GENERATED / "changelog.md", _changelog())
     _write(GENERATED / "examples.rst", _examples())
 
