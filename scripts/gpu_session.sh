@@ -21,11 +21,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DATA=.device/data
-DEST="${OUT:-runs/session-out}"
-LATER=runs/session/later
+RUNS="${RUNS:-runs}"  # where the session works (on the device: the repository's runs/)
+DEST="${OUT:-$RUNS/session-out}"
+LATER="$RUNS/session/later"
 PY="${PYTHON:-$(command -v python3 || command -v python)}"  # the device image may have python3 alone
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-mkdir -p "$DEST" runs
+mkdir -p "$DEST" "$RUNS"
 if [ "${1:-}" = "--collect" ]; then
   batch="$LATER/batch-${2:?--collect needs the batch number}"
   [ -d "$batch" ] || { echo "no $batch on this machine (it was handed back?)" >&2; exit 1; }
@@ -41,10 +42,10 @@ else
 fi
 budget="${BUDGET:-500}"
 # the hard stop leaves time to pack the results even if an estimate was wrong
-timeout "$((budget + 60))" "$PY" benchmarks/gpu_sweep.py "${data_args[@]}" --out runs/session \
-  --budget "$budget" "$@" 2>&1 | tee runs/session.log
+timeout "$((budget + 60))" "$PY" benchmarks/gpu_sweep.py "${data_args[@]}" --out "$RUNS/session" \
+  --budget "$budget" "$@" 2>&1 | tee "$RUNS/session.log"
 shopt -s nullglob
-"$PY" scripts/gpu_bundle.py pack "$DEST" runs/session/final/*/ --later "$LATER" \
-  --session runs/session/session.json --log runs/session.log \
-  || cp runs/session.log runs/session/session.json "$DEST"/  # the metrics at least
+"$PY" scripts/gpu_bundle.py pack "$DEST" "$RUNS"/session/final/*/ --later "$LATER" \
+  --session "$RUNS/session/session.json" --log "$RUNS/session.log" \
+  || cp "$RUNS/session.log" "$RUNS/session/session.json" "$DEST"/  # the metrics at least
 ls -l "$DEST"
