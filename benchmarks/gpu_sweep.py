@@ -18,17 +18,16 @@ any result is seen:
 
 Everything lands in ``--out``: ``sweep/<candidate>/<model>/`` and ``final/<model>/`` run folders
 (as ``cifarzoo train`` writes them), and ``session.json`` with every candidate's accuracies, the
-choice and each final's test accuracy and seconds, written after each step so that a session cut
-short still reports what it finished.
+choice and each final's test and validation accuracy (single pass, and TTA) and seconds, written
+after each step so that a session cut short still reports what it finished.
 
     python benchmarks/gpu_sweep.py --data ROOT --out runs/session
     python benchmarks/gpu_sweep.py --smoke --out /tmp/session     # the whole path on a CPU
 
-On the lent device (see the repository's docs/training.rst, "The big models on one GPU"), with
-the data set's offline copy carried in ``.device/``::
-
-    python .device/materialize.py .device/data && PYTHONUNBUFFERED=1 PYTHONPATH=src \\
-        python benchmarks/gpu_sweep.py --data .device/data --out runs/session --budget 500
+On the lent device, ``scripts/gpu_session.sh`` runs it with the data set's offline copy carried
+in ``.device/`` and packs the finals' weights into ``$OUT`` (``scripts/gpu_bundle.py``); that
+script's header and docs/training.rst ("A GPU session, planned ahead") give the one device call
+and the commands that check and install the weights here.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ holding every run's metrics, history, sha256 (of the whole file and of each part
 plus the tail of the session log. Runs that do not fit in one command's files go, whole, into
 later batches (``LATER/batch-2``, ...), which ``bash scripts/gpu_session.sh --collect N`` copies
 to ``$OUT`` in a further command while the machine is still warm. Three float16 models fit in
-one: resnet18 (21.3 MiB: 2 parts), seresnet18 (21.5 MiB: 2), densenet121 (13.3 MiB: 1), 56 MiB
+one: resnet18 (21.3 MiB: 2 parts), seresnet18 (21.5 MiB: 2), densenet121 (13.5 MiB: 1), 56.4 MiB
 in 7 files with the manifest and the log.
 
 ``unpack`` (run here) checks every part's sha256, joins them, checks the whole file's sha256
