@@ -41,9 +41,11 @@ history.json, metrics.json, loss/accuracy/per-class PNGs. A summary table is pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,21 +107,31 @@ def round_weights(model: torch.nn.Module, dtype: torch.dtype | None) -> None:
     )
 
 
-def final_evaluation(
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """No TF32 inside (restored after): the final evaluations, reproducible on a CPU."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def tta_evaluation(
     model: torch.nn.Module, data: CIFAR10Data, tta_translate: bool
 ) -> dict[str, Any]:
-    """Float32 without TF32 (reproducible on a CPU): the TTA accuracies recorded beside the
-    single-pass headline that ``write_run`` measures."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    views = {"tta_flip": True, "tta_translate": tta_translate}
-    test = evaluate(model, data.test, amp=False, **views)
-    val = evaluate(model, data.val, amp=False, **views) if data.val is not None else None
+    """The TTA accuracies recorded beside the single-pass headline that ``write_run`` measures
+    (both in float32)."""
+
+    def tta(split: Split) -> float:
+        return evaluate(model, split, tta_flip=True, tta_translate=tta_translate).accuracy
+
     return {
         "flip": True,
         "translate": tta_translate,
-        "test_accuracy": test.accuracy,
-        "val_accuracy": val.accuracy if val else None,
+        "test_accuracy": tta(data.test),
+        "val_accuracy": tta(data.val) if data.val is not None else None,
     }
 
 
@@ -261,23 +273,24 @@ def main() -> None:
         wall = time.perf_counter() - t0
         weights_dtype = WEIGHTS_DTYPES[args.weights_dtype]
         round_weights(model, weights_dtype)
-        tta = final_evaluation(model, data, args.tta_translate)
-        metrics = write_run(
-            out,
-            name,
-            model,
-            history,
-            data,
-            dataclasses.replace(cfg, amp=False),  # the headline in float32, as on a CPU
-            wall_seconds=wall,
-            extra={
-                "recipe_script": "benchmarks/gpu_recipe.py",
-                "recipe": cfg.to_dict(),
-                "tta": tta,
-            },
-            quiet=True,
-            weights_dtype=weights_dtype,
-        )
+        with full_float32():
+            tta = tta_evaluation(model, data, args.tta_translate)
+            metrics = write_run(
+                out,
+                name,
+                model,
+                history,
+                data,
+                dataclasses.replace(cfg, amp=False),  # the headline in float32, as on a CPU
+                wall_seconds=wall,
+                extra={
+                    "recipe_script": "benchmarks/gpu_recipe.py",
+                    "recipe": cfg.to_dict(),
+                    "tta": tta,
+                },
+                quiet=True,
+                weights_dtype=weights_dtype,
+            )
         if metrics is not None:
             summary.append(
                 {

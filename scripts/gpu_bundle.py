@@ -46,6 +46,7 @@ MANIFEST = "bundle.json"
 LOG = "session.log"
 WEIGHTS = "model.safetensors"
 FORMAT = 1
+RUN_FILES = (WEIGHTS, f"{WEIGHTS}.sha256", "metrics.json", "history.json")  # what pack needs
 
 
 class BundleError(ValueError):
@@ -289,9 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "pack":
-            runs = [r for r in args.runs if (r / WEIGHTS).is_file()]
+            runs = [r for r in args.runs if all((r / f).is_file() for f in RUN_FILES)]
             for skipped in sorted(set(args.runs) - set(runs)):
-                print(f"not packed: {skipped} has no {WEIGHTS} (a failed run?)", file=sys.stderr)
+                print(f"not packed: {skipped} lacks a run file (cut short?)", file=sys.stderr)
             for folder in pack(
                 args.dest, runs, later=args.later, session=args.session, log=args.log
             ):

@@ -16,7 +16,8 @@
 # batch N back while the machine is still warm with
 #   run(command="bash scripts/gpu_session.sh --collect N", timeout_s=60)
 #
-# BUDGET (default 500 s) bounds the training; a final that would not fit is skipped.
+# BUDGET (default 500 s, from the script's start) bounds the training: a final that would not fit
+# is skipped; a hard stop at BUDGET + 60 s leaves time to pack what finished.
 #   bash scripts/gpu_session.sh --smoke [gpu_sweep.py args]   # the whole path on a CPU, synthetic
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,9 +42,10 @@ else
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 fi
 budget="${BUDGET:-500}"
-# the hard stop leaves time to pack the results even if an estimate was wrong
-timeout "$((budget + 60))" "$PY" benchmarks/gpu_sweep.py "${data_args[@]}" --out "$RUNS/session" \
-  --budget "$budget" "$@" 2>&1 | tee "$RUNS/session.log"
+# the budget counts from this script's start ($SECONDS, data set included); the hard stop leaves
+# time to pack the results within the call even if an estimate was wrong
+timeout "$((budget + 60 - SECONDS))" "$PY" benchmarks/gpu_sweep.py "${data_args[@]}" \
+  --out "$RUNS/session" --budget "$((budget - SECONDS))" "$@" 2>&1 | tee "$RUNS/session.log"
 shopt -s nullglob
 "$PY" scripts/gpu_bundle.py pack "$DEST" "$RUNS"/session/final/*/ --later "$LATER" \
   --session "$RUNS/session/session.json" --log "$RUNS/session.log" \
