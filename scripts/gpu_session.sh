@@ -9,8 +9,7 @@
 # The call (one command: machine start + about 9.5 minutes of the session's 15):
 #   run(command="bash scripts/gpu_session.sh", carry=[".device"], timeout_s=595)
 # Here, after it (FILES_AT = the reply's files_at):
-#   python scripts/gpu_bundle.py unpack FILES_AT runs/gpu     # checks every sha256
-#   python scripts/install_weights.py runs/gpu/resnet18 --max-mb 24    # and seresnet18, densenet121
+#   python scripts/gpu_bundle.py unpack FILES_AT runs/gpu --install   # checks every sha256
 #   python scripts/accuracy_table.py
 # If pack had to leave runs for a later batch (it prints so; not with these three models), bring
 # batch N back while the machine is still warm with

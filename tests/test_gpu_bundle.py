@@ -146,6 +146,16 @@ def test_existing_run_folder_is_kept_unless_overwrite(lenet_bundle: Path, tmp_pa
     assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["lenet"]  # no leftovers
 
 
+def test_unpack_install_ships_the_checked_weights(lenet_bundle: Path, tmp_path: Path) -> None:
+    weights_dir = tmp_path / "weights"
+    cmd = ["unpack", str(lenet_bundle), str(tmp_path / "back"), "--install"]
+    assert bundle.main([*cmd, "--weights-dir", str(weights_dir)]) == 0
+    packed = (tmp_path / "final" / "lenet" / "model.safetensors").read_bytes()
+    assert (weights_dir / "lenet.safetensors").read_bytes() == packed
+    meta = json.loads((weights_dir / "lenet.json").read_text())
+    assert meta["sha256"] == bundle.sha256(packed) and meta["metrics"]["val_accuracy"] == 0.1
+
+
 def test_runs_past_one_command_wait_in_later_batches(tmp_path: Path) -> None:
     runs = [make_run(tmp_path / "final", n) for n in ("lenet", "resnet20")]
     # 4 files a command: lenet (1 part) beside the manifest and the log, then resnet20's 3 parts
