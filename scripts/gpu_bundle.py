@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -50,6 +51,7 @@ from cifarzoo.checkpoint import (  # noqa: E402
 )
 
 MiB = 2**20
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what the device returns, no leading dot
 MANIFEST = "bundle.json"
 LOG = "session.log"
 WEIGHTS = "model.safetensors"
@@ -201,6 +203,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     manifest: dict[str, Any] = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path}: bundle format {manifest.get('format')!r}, expected {FORMAT}")
+    for name, record in manifest["runs"].items():
+        for file in (name, *(part["file"] for part in record["parts"])):
+            if not SAFE_NAME.fullmatch(file):  # they become paths: nothing outside the folders
+                raise BundleError(f"{path}: {file!r} is not a plain file name")
     return manifest
 
 

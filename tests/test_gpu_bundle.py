@@ -118,7 +118,7 @@ def test_missing_part_or_manifest_is_refused_with_what_is_missing(
     assert not (tmp_path / "back").exists()
 
 
-def test_joined_file_must_match_the_sha256_the_run_recorded(
+def test_joined_file_must_match_its_recorded_sha256_and_names_stay_inside(
     lenet_bundle: Path, tmp_path: Path
 ) -> None:
     manifest = json.loads((lenet_bundle / "bundle.json").read_text())
@@ -126,6 +126,11 @@ def test_joined_file_must_match_the_sha256_the_run_recorded(
     (lenet_bundle / "bundle.json").write_text(json.dumps(manifest))
     with pytest.raises(bundle.BundleError, match="the joined weights hash to"):
         bundle.unpack(lenet_bundle, tmp_path / "back")
+    manifest["runs"]["../escape"] = manifest["runs"].pop("lenet")
+    (lenet_bundle / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(bundle.BundleError, match=re.escape("'../escape' is not a plain file name")):
+        bundle.unpack(lenet_bundle, tmp_path / "back")
+    assert not (tmp_path / "back").exists() and not (tmp_path / "escape").exists()
 
 
 def test_existing_run_folder_is_kept_unless_overwrite(lenet_bundle: Path, tmp_path: Path) -> None:
