@@ -8,23 +8,26 @@ any result is seen:
    side by side (``--parallel``) on the one GPU: their timings mean nothing, their accuracies do.
 2. **Choice.** The candidate with the highest validation accuracy wins; a tie goes to the one
    listed first (the simpler one). The test set plays no part.
-3. **Finals.** The winner trains each of ``--final-models`` on all 50,000 training images, one at
-   a time (so the training times are real), in the order given; with ``--budget``, a final that
-   would not end within that many seconds of the start (by ``SECONDS_PER_EPOCH``) is skipped.
+3. **Finals.** The winner trains each of ``--final-models`` with the same ``--val-size`` images
+   held out (so every test accuracy has a validation accuracy beside it, on the split the recipe
+   was chosen on), one at a time (so the training times are real), in the order given, storing
+   float16 weights (``--weights-dtype float16``: evaluated after the rounding); with
+   ``--budget``, a final that would not end within that many seconds of the start (by
+   ``SECONDS_PER_EPOCH``) is skipped. Accuracies are single forward passes in float32; the TTA
+   ones are recorded beside them (``benchmarks/gpu_recipe.py``).
 
 Everything lands in ``--out``: ``sweep/<candidate>/<model>/`` and ``final/<model>/`` run folders
 (as ``cifarzoo train`` writes them), and ``session.json`` with every candidate's accuracies, the
-choice and each final's test accuracy and seconds, written after each step so that a session cut
-short still reports what it finished.
+choice and each final's test and validation accuracy (single pass, and TTA) and seconds, written
+after each step so that a session cut short still reports what it finished.
 
     python benchmarks/gpu_sweep.py --data ROOT --out runs/session
     python benchmarks/gpu_sweep.py --smoke --out /tmp/session     # the whole path on a CPU
 
-On the lent device (see the repository's docs/training.rst, "The big models on one GPU"), with
-the data set's offline copy carried in ``.device/``::
-
-    python .device/materialize.py .device/data && PYTHONUNBUFFERED=1 PYTHONPATH=src \\
-        python benchmarks/gpu_sweep.py --data .device/data --out runs/session --budget 500
+On the lent device, ``scripts/gpu_session.sh`` runs it with the data set's offline copy carried
+in ``.device/`` and packs the finals' weights into ``$OUT`` (``scripts/gpu_bundle.py``); that
+script's header and docs/training.rst ("A GPU session, planned ahead") give the one device call
+and the commands that check and install the weights here.
 """
 
 from __future__ import annotations
@@ -55,8 +58,12 @@ CANDIDATES: dict[str, list[str]] = {
     "muon0.04-cutout8": ["--muon-lr", "0.04", "--cutout", "8"],
 }
 
+# What session.json records of each final (from its summary.json)
+FINAL_KEYS = ("test_accuracy", "val_accuracy", "tta_test_accuracy", "tta_val_accuracy", "seconds")
+
 # Measured on one H200, eager, batch 512, data on the GPU, evaluation included (with Muon's
 # orthogonalization, assumed 10% more): what --budget plans the finals with.
+
 SECONDS_PER_EPOCH = {"resnet18": 1.4 * 1.1, "seresnet18": 2.0 * 1.1, "densenet121": 7.1 * 1.1}
 
 
@@ -186,18 +193,21 @@ def main() -> None:
             session.skipped.append(model)
             session.save()
             continue
-        extra = ["--epochs", str(args.final_epochs), *CANDIDATES[session.choice]]
+        extra = ["--epochs", str(args.final_epochs), "--val-size", str(args.val_size)]
+        extra += ["--weights-dtype", "float16", *CANDIDATES[session.choice]]
         proc = subprocess.run(recipe_command(args, out / "final", [model], extra), env=env)
-        session.finals[model] = run_result(
-            out / "final", proc.returncode, "test_accuracy", "seconds"
-        )
+        session.finals[model] = run_result(out / "final", proc.returncode, *FINAL_KEYS)
         session.save()
 
-    print(f"\n{'model':<14} {'test acc':>9} {'train s':>8}   (recipe: {session.choice})")
+    print(
+        f"\n{'model':<14} {'test acc':>9} {'val acc':>9} {'train s':>8}   "
+        f"(recipe: {session.choice}; single pass)"
+    )
     for model, row in session.finals.items():
-        acc, secs = row["test_accuracy"], row["seconds"]
+        acc, val, secs = row["test_accuracy"], row["val_accuracy"], row["seconds"]
         acc_cell = "failed" if acc is None else f"{100 * acc:.2f}%"
-        print(f"{model:<14} {acc_cell:>9} {secs or 0:8.0f}")
+        val_cell = "--" if val is None else f"{100 * val:.2f}%"
+        print(f"{model:<14} {acc_cell:>9} {val_cell:>9} {secs or 0:8.0f}")
     for model in session.skipped:
         print(f"{model:<14} {'skipped':>9} (would not fit in --budget {args.budget:.0f} s)")
 

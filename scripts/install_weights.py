@@ -8,6 +8,9 @@ Small models are shipped in the package (``src/cifarzoo/weights/<arch>.safetenso
     python scripts/install_weights.py runs/resnet20
     python scripts/install_weights.py runs/resnet18 --hub-id ORG/cifarzoo-resnet18@<commit>
     python scripts/install_weights.py runs/gpu/resnet18 --unpublished   # metrics only, for now
+    python scripts/install_weights.py runs/gpu/resnet18 --max-mb 24     # a big one, packaged
+
+(``runs/gpu/<model>`` as ``scripts/gpu_bundle.py unpack`` rebuilds a GPU session's finals.)
 
 Then regenerate the table: ``python scripts/accuracy_table.py``.
 """
