@@ -136,4 +136,10 @@ def lenet(pretrained: bool = False, **kwargs: Any) -> LeNet:
     # forward_intermediates (timm's FeatureGetterNet).
     feature_cfg: dict[str, Any] = dict(feature_cls="getter", out_indices=(0, 1))
     feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    if kwargs.get("features_only") and feature_cfg["feature_cls"] != "getter":
+        raise ValueError(
+            f"cifar_lenet supports features_only with feature_cls='getter' only, got "
+            f"{feature_cfg['feature_cls']!r}: both of its feature points are the output of its "
+            "one pooling module, which module hooks or torch.fx cannot tell apart."
+        )
     return build(LeNet, "cifar_lenet", pretrained, feature_cfg=feature_cfg, **kwargs)
