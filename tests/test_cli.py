@@ -286,13 +286,26 @@ def test_eval_pretrained_measures_as_the_shipped_metadata_records(
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
-    assert ", as recorded with the weights)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert ", as recorded with the weights)" in out
+    # both figures, each beside the one recorded with the weights
+    recorded = read_weights_meta("lenet")["metrics"]  # type: ignore[index]
     result = json.loads(report.read_text())
+    single = f"{100 * recorded['single_pass_test_accuracy']:.2f}%"
+    measured = f"{100 * result['single_pass_accuracy']:.2f}%"
+    assert f"single pass: {measured} (recorded with the weights: {single})" in out
+    assert (
+        f"flip TTA: {100 * result['accuracy']:.2f}% (recorded with the weights: "
+        f"{100 * recorded['test_accuracy']:.2f}%)" in out
+    )
     assert (result["tta_flip"], result["tta_translate"]) == (flip, translate)
     assert result["bf16"] is recipe["amp"]
     assert main([*args, "--device", "cpu", "--json", str(report), "--no-tta"]) == 0
-    assert "as recorded" not in capsys.readouterr().out
-    assert json.loads(report.read_text())["tta_flip"] is False
+    out = capsys.readouterr().out
+    assert "as recorded" not in out and "TTA:" not in out
+    no_tta = json.loads(report.read_text())
+    assert no_tta["tta_flip"] is False
+    assert no_tta["accuracy"] == no_tta["single_pass_accuracy"] == result["single_pass_accuracy"]
     other_amp = "off" if recipe["amp"] else "bf16"
     assert main([*args, "--device", "cpu", "--json", str(report), "--amp", other_amp]) == 0
     assert "as recorded" not in capsys.readouterr().out

@@ -205,7 +205,7 @@ def test_reset_classifier_follows_timm() -> None:
     assert lenet(torch.randn(1, 3, 32, 32)).shape == (1, 3)
 
 
-@pytest.mark.parametrize("global_pool", ["", "max", "avgmax", "token"])
+@pytest.mark.parametrize("global_pool", ["max", "avgmax", "token"])
 def test_reset_classifier_only_average_pooling(global_pool: str) -> None:
     model = cifarzoo.seresnet20()
     with pytest.raises(ValueError, match=r"only supports average pooling.*forward_features\(x\)"):
@@ -558,11 +558,6 @@ def test_feature_points_are_the_models_own_activations(name: str) -> None:
     assert len(outs) == len(info)
     for out, point in zip(outs, info, strict=True):
         torch.testing.assert_close(out, captured[point["module"]])
-
-
-def test_lenet_has_no_features_only() -> None:
-    with pytest.raises(ValueError, match=r"cifar_lenet does not support features_only"):
-        timm.create_model("cifar_lenet", features_only=True)
 
 
 @pytest.mark.parametrize("name", PYRAMIDS)

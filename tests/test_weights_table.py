@@ -49,6 +49,8 @@ def make_run(run_dir: Path, arch: str = "lenet", weights_of: str | None = None) 
         "model": arch,
         "test_accuracy": 0.6512,
         "val_accuracy": 0.6431,
+        "single_pass_test_accuracy": 0.6301,
+        "single_pass_val_accuracy": 0.6222,
         "per_class_accuracy": [0.65] * 10,
         "epochs": 12,
         "train_images": 45_000,
@@ -91,6 +93,10 @@ def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) 
     assert meta["num_params"] == 62006
     m = meta["metrics"]
     assert (m["test_accuracy"], m["val_accuracy"], m["epochs"]) == (0.6512, 0.6431, 12)
+    assert (m["single_pass_test_accuracy"], m["single_pass_val_accuracy"]) == (0.6301, 0.6222)
+    assert m["seed_runs"] == [
+        {"seed": None, "test_accuracy": 0.6512, "val_accuracy": 0.6431, "kept": True}
+    ]
     assert (m["data"], m["hardware"], m["recipe"]) == (DATA, "1x NVIDIA H200", {"lr": 0.1})
     assert m["bf16"] is True and hub.recorded_bf16(m) is True
 
@@ -244,12 +250,17 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     assert set(cfgs) == {"cifar_resnet20"} and cfg_sha256(cfgs["cifar_resnet20"]) is None
     with pytest.raises(PretrainedWeightsError, match="no published pretrained weights"):
         cifarzoo.resnet20(pretrained=True, pretrained_cfg=cfgs["cifar_resnet20"])
+    # weights nobody can load show no accuracy in the table
     (row,) = hub.model_table(["resnet20"], weights_dir=tmp_path / "w")
-    assert (row.test_accuracy, row.val_accuracy, row.weights) == (0.6512, None, "unpublished")
+    assert (row.test_accuracy, row.val_accuracy, row.weights) == (None, None, "unpublished")
+    assert (row.tta_test_accuracy, row.seeds) == (None, None)
     assert (
         hub.render_markdown([row])
         .splitlines()[2]
-        .endswith(f"| — | — | 12 | 50,000 | 96 s | 1x NVIDIA H200 | {DATA} | not published yet |")
+        .endswith(
+            "| — | — | — | — | — | — | 12 | 50,000 | 96 s | 1x NVIDIA H200 | "
+            f"{DATA} | not published yet |"
+        )
     )
 
 
@@ -273,7 +284,9 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     lenet, resnet = rows
     # LeNet by hand: conv 6x28x28x75 + conv 16x10x10x150 + fc 400x120 + 120x84 + 84x10.
     assert (lenet.model, lenet.params, lenet.macs) == ("lenet", 62006, 651720)
-    assert (lenet.test_accuracy, lenet.val_accuracy, lenet.epochs) == (0.6512, 0.6431, 12)
+    assert (lenet.test_accuracy, lenet.val_accuracy, lenet.epochs) == (0.6301, 0.6222, 12)
+    assert (lenet.tta_test_accuracy, lenet.tta_val_accuracy) == (None, None)  # none recorded
+    assert lenet.seeds == "1"
     assert lenet.train_images == 45_000 and resnet.train_images is None
     assert (lenet.data, lenet.weights) == (DATA, "package")
     assert resnet.model == "resnet20" and resnet.params == 272474
@@ -281,14 +294,18 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     assert resnet.test_accuracy is None and resnet.weights is None
 
     md = hub.render_markdown(rows).splitlines()
-    assert md[0].startswith("| Model | Params | MACs (32x32) | Test acc. | Val acc. | TTA |")
+    assert md[0].startswith(
+        "| Model | Params | MACs (32x32) | Test acc. | Val acc. | TTA | TTA test acc. "
+        "| TTA val acc. | Seeds |"
+    )
     assert md[0].endswith("| Data | Weights |")
     assert md[2] == (
-        f"| lenet | 62.01 K | 651.72 K | 65.12% | 64.31% | — | 12 | 45,000 | 96 s | 1x NVIDIA H200 "
+        f"| lenet | 62.01 K | 651.72 K | 63.01% | 62.22% | — | — | — | 1 | 12 | 45,000 | 96 s "
+        "| 1x NVIDIA H200 "
         f"| {DATA} "
         "| in the package |"
     )
-    assert md[3] == "| resnet20 | 272.47 K | 40.81 M | — | — | — | — | — | — | — | — | — |"
+    assert md[3] == "| resnet20 | 272.47 K | 40.81 M |" + " — |" * 12
     assert len(md[1].split("|")) == len(md[0].split("|"))  # an alignment cell per column
     rst = hub.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst
@@ -326,15 +343,39 @@ def test_the_table_says_how_the_accuracy_was_measured(
     make_run(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     recipe = {**metrics["config"], **tta}  # an older metrics.json names it "config"
+    if cell == "none":  # a run without TTA recorded before the single-pass figures were
+        del metrics["single_pass_test_accuracy"], metrics["single_pass_val_accuracy"]
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": recipe}))
     hub.install_weights(run_dir, weights_dir=tmp_path / "weights")
     (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.tta == cell
     md = hub.render_markdown([row])
-    assert f"| 65.12% | 64.31% | {cell} | 12 |" in md
+    if cell == "none":  # the recorded accuracy is one forward pass
+        assert f"| 65.12% | 64.31% | {cell} | — | — | 1 | 12 |" in md
+    else:  # the main columns are one forward pass, the TTA figures get their own
+        assert f"| 63.01% | 62.22% | {cell} | 65.12% | 64.31% | 1 | 12 |" in md
+    assert "*Test acc.* and *Val acc.* are one forward pass" in md
     assert "*TTA*: the test-time augmentation" in md and "`cifarzoo eval MODEL --pretrained`" in md
     assert "``cifarzoo eval MODEL --pretrained``" in hub.render_rst([row])
     assert "*TTA*" not in hub.render_markdown([dataclasses.replace(row, tta=None)])
+
+
+def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    recipe = {"tta_flip": True, "tta_translate": True, "seed": 1}
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": recipe}))
+    meta_path = hub.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.seeds == "1"
+    meta = json.loads(meta_path.read_text())
+    other = {"seed": 0, "test_accuracy": 0.6623, "val_accuracy": 0.65, "kept": False}
+    meta["metrics"]["seed_runs"].append(other)
+    meta_path.write_text(json.dumps(meta))
+    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.seeds == "2 (test 65.12%-66.23%, TTA)"
+    assert "| 2 (test 65.12%-66.23%, TTA) |" in hub.render_markdown([row])
 
 
 def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
@@ -368,7 +409,7 @@ def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     assert table.main([*args, "--check"]) == 1
     assert table.main(args) == 0
     assert table.main([*args, "--check"]) == 0
-    assert "| lenet | 62.01 K | 651.72 K | 65.12% |" in readme.read_text()
+    assert "| lenet | 62.01 K | 651.72 K | 63.01% |" in readme.read_text()
 
 
 def test_scripts_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -466,8 +507,22 @@ def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_ro
     model = cifarzoo.create_model(arch, pretrained=True)
     tta = {"tta_flip": recipe["tta_flip"], "tta_translate": recipe.get("tta_translate", False)}
     amp = bool(hub.recorded_bf16(metrics))
-    test = cifarzoo.evaluate(model, data.test, amp=amp, **tta)
-    val = cifarzoo.evaluate(model, data.val, amp=amp, **tta)
     # bf16 kernels may round a borderline image differently on another CPU: 0.1 points slack
-    assert test.accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-3)
-    assert val.accuracy == pytest.approx(metrics["val_accuracy"], abs=2e-3)
+    for split, slack in (("test", 1e-3), ("val", 2e-3)):
+        images = getattr(data, split)
+        single_pass = cifarzoo.evaluate(model, images, amp=amp)
+        assert single_pass.accuracy == pytest.approx(
+            metrics[f"single_pass_{split}_accuracy"], abs=slack
+        ), f"{split}, one forward pass"
+        with_tta = cifarzoo.evaluate(model, images, amp=amp, **tta)
+        assert with_tta.accuracy == pytest.approx(metrics[f"{split}_accuracy"], abs=slack), (
+            f"{split}, TTA {tta}"
+        )
+    assert [r for r in metrics["seed_runs"] if r["kept"]] == [
+        {
+            "seed": recipe["seed"],
+            "test_accuracy": metrics["test_accuracy"],
+            "val_accuracy": metrics["val_accuracy"],
+            "kept": True,
+        }
+    ]

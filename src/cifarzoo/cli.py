@@ -543,6 +543,12 @@ def write_run(
         if data.val is not None
         else None
     )
+    # what model(x) gives, recorded beside the TTA figures
+    single_test, single_val = test, val
+    if cfg.tta_flip or cfg.tta_translate:
+        single_test = evaluate(final, data.test, amp=amp_eval, classes=data.classes)
+        if data.val is not None:
+            single_val = evaluate(final, data.val, amp=amp_eval, classes=data.classes)
     if not env.is_main:
         return None
     weights = out / "model.safetensors"
@@ -555,6 +561,8 @@ def write_run(
         "test_loss": test.loss,
         "test_ece": test.ece,
         "val_accuracy": val.accuracy if val else None,
+        "single_pass_test_accuracy": single_test.accuracy,
+        "single_pass_val_accuracy": single_val.accuracy if single_val else None,
         "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
         "confusion_matrix": test.confusion_matrix,
         "epochs": len(history),
@@ -726,6 +734,12 @@ def run_eval(args: argparse.Namespace) -> int:
         f"{_tta_description(flip, translate)}{recorded_note}{'; bf16' if bf16 else ''})"
     )
     print(result.table())
+    single_pass = result.accuracy
+    if flip or translate:  # also what model(x) gives, one forward pass
+        single_pass = evaluate(
+            model, data.test, batch_size=args.batch_size, device=device, amp=bf16
+        ).accuracy
+    print(_accuracy_summary(single_pass, result.accuracy, flip, translate, recorded))
     if args.json_path:
         save_json(
             {
@@ -733,11 +747,35 @@ def run_eval(args: argparse.Namespace) -> int:
                 "data": data.name,
                 "weights": args.weights or "pretrained",
                 "bf16": bf16,
+                "single_pass_accuracy": single_pass,
                 **result.to_dict(),
             },
             args.json_path,
         )
     return 0
+
+
+def _accuracy_summary(
+    single_pass: float, tta: float, flip: bool, translate: bool, recorded: dict[str, Any]
+) -> str:
+    """The single-pass and TTA test accuracies measured, each beside the one recorded with the
+    weights (``single_pass_test_accuracy``; ``test_accuracy``, with the recorded TTA)."""
+    from .hub import recorded_tta
+    from .metrics import tta_views
+
+    def pct(x: Any) -> str:
+        return f"{100 * x:.2f}%" if isinstance(x, int | float) else "not recorded"
+
+    lines = [f"single pass: {pct(single_pass)}"]
+    if recorded:
+        lines[0] += (
+            f" (recorded with the weights: {pct(recorded.get('single_pass_test_accuracy'))})"
+        )
+    if flip or translate:
+        lines.append(f"{tta_views(flip, translate)} TTA: {pct(tta)}")
+        if recorded and recorded_tta(recorded) == (flip, translate):
+            lines[-1] += f" (recorded with the weights: {pct(recorded.get('test_accuracy'))})"
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------

@@ -264,6 +264,8 @@ def install_weights(
         "metrics": {
             "test_accuracy": float(run.metrics["test_accuracy"]),
             "val_accuracy": None if val_accuracy is None else float(val_accuracy),
+            "single_pass_test_accuracy": run.metrics.get("single_pass_test_accuracy"),
+            "single_pass_val_accuracy": run.metrics.get("single_pass_val_accuracy"),
             "per_class_accuracy": run.metrics.get("per_class_accuracy"),
             "epochs": run.metrics["epochs"],
             "seconds": float(run.metrics["seconds"]),
@@ -273,6 +275,15 @@ def install_weights(
             "data": _text(run.metrics["data"]),
             "recipe": run.recipe,
             "teacher": run.metrics.get("teacher"),
+            # this run alone; the runs of other seeds of the same recipe are added by hand
+            "seed_runs": [
+                {
+                    "seed": (run.recipe or {}).get("seed"),
+                    "test_accuracy": float(run.metrics["test_accuracy"]),
+                    "val_accuracy": None if val_accuracy is None else float(val_accuracy),
+                    "kept": True,
+                }
+            ],
         },
     }
     target = folder / f"{run.arch}.safetensors"
@@ -294,14 +305,18 @@ def install_weights(
 
 @dataclass(frozen=True)
 class ModelRow:
-    """One row of the model table; accuracy fields are ``None`` for models without weights."""
+    """One row of the model table; accuracy fields are ``None`` for models without weights that
+    load (their measurements stay out of the table)."""
 
     model: str
     params: int
     macs: int
-    test_accuracy: float | None = None
+    test_accuracy: float | None = None  # one forward pass, what model(x) gives
     val_accuracy: float | None = None
-    tta: str | None = None  # the test-time augmentation both accuracies were measured with
+    tta_test_accuracy: float | None = None  # with the test-time augmentation ``tta``
+    tta_val_accuracy: float | None = None
+    tta: str | None = None  # the test-time augmentation of the TTA accuracies
+    seeds: str | None = None  # how many seeds the recipe was trained with, and their spread
     epochs: int | float | None = None
     train_images: int | None = None  # the rest of the 50,000 held out for validation
     seconds: float | None = None
@@ -344,13 +359,19 @@ def model_table(
         meta = read_weights_meta(arch, weights_dir)
         if meta is not None:
             m = meta.get("metrics") or {}
+            loads = bool(meta.get("file") or meta.get("hf_hub_id"))
+            tta = _tta_cell(m)
+            with_tta = loads and tta not in (None, "none")
             row = ModelRow(
                 row.model,
                 row.params,
                 row.macs,
-                test_accuracy=m.get("test_accuracy"),
-                val_accuracy=m.get("val_accuracy"),
-                tta=_tta_cell(m),
+                test_accuracy=_single_pass(m, "test") if loads else None,
+                val_accuracy=_single_pass(m, "val") if loads else None,
+                tta_test_accuracy=m.get("test_accuracy") if with_tta else None,
+                tta_val_accuracy=m.get("val_accuracy") if with_tta else None,
+                tta=tta if loads else None,
+                seeds=_seeds_cell(m) if loads else None,
                 epochs=m.get("epochs"),
                 train_images=m.get("train_images"),
                 seconds=m.get("seconds"),
@@ -407,6 +428,29 @@ def recorded_bf16(metrics: dict[str, Any]) -> bool | None:
     return amp if isinstance(amp, bool) else None
 
 
+def _single_pass(metrics: dict[str, Any], split: str) -> float | None:
+    """The recorded one-forward-pass accuracy on ``split``: ``single_pass_<split>_accuracy``,
+    or ``<split>_accuracy`` when that was measured without TTA."""
+    single: float | None = metrics.get(f"single_pass_{split}_accuracy")
+    if single is None and recorded_tta(metrics) == (False, False):
+        single = metrics.get(f"{split}_accuracy")
+    return single
+
+
+def _seeds_cell(metrics: dict[str, Any]) -> str | None:
+    """How many seeds the weights' recipe was trained with (``metrics['seed_runs']``) and, for
+    two or more, the range of their test accuracies (measured as ``test_accuracy``, with the
+    recipe's TTA)."""
+    runs = metrics.get("seed_runs")
+    if not runs:
+        return None
+    if len(runs) == 1:
+        return "1"
+    accuracies = sorted(float(r["test_accuracy"]) for r in runs)
+    with_tta = ", TTA" if _tta_cell(metrics) not in (None, "none") else ""
+    return f"{len(runs)} (test {_pct(accuracies[0])}-{_pct(accuracies[-1])}{with_tta})"
+
+
 def _tta_cell(metrics: dict[str, Any]) -> str | None:
     tta = recorded_tta(metrics)
     return None if tta is None else tta_views(*tta) or "none"
@@ -417,11 +461,12 @@ def _pct(x: float | None) -> str:
 
 
 _COLUMNS = (
-    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA", "Epochs", "Train images",
-    "Train time", "Hardware", "Data", "Weights",
+    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA", "TTA test acc.",
+    "TTA val acc.", "Seeds", "Epochs", "Train images", "Train time", "Hardware", "Data", "Weights",
 )  # fmt: skip
 _NUMERIC_COLUMNS = {
-    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "Epochs", "Train images", "Train time"
+    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA test acc.", "TTA val acc.", "Epochs",
+    "Train images", "Train time",
 }  # fmt: skip
 _WEIGHTS_CELL = {"package": "in the package", "hub": "Hub", "unpublished": "not published yet"}
 
@@ -434,6 +479,9 @@ def _cells(row: ModelRow) -> list[str]:
         _pct(row.test_accuracy),
         _pct(row.val_accuracy),
         row.tta or _DASH,
+        _pct(row.tta_test_accuracy),
+        _pct(row.tta_val_accuracy),
+        row.seeds or _DASH,
         _DASH
         if row.epochs is None
         else f"{row.epochs:g}" + (", distilled" if row.distilled else ""),
@@ -453,10 +501,13 @@ _DISTILLED_NOTE = (
 
 
 _TTA_NOTE = (
-    "*TTA*: the test-time augmentation both accuracies were measured with: *flip* averages each "
-    "image's logits with its mirror's, *translate* adds copies shifted one pixel diagonally "
-    "(for weights in the package or on the Hub, `cifarzoo eval MODEL --pretrained` measures "
-    "the same way)."
+    "*Test acc.* and *Val acc.* are one forward pass of the normalized 32x32 images, what "
+    "`model(x)` gives. *TTA*: the test-time augmentation of the *TTA* columns: *flip* averages "
+    "each image's logits with its mirror's, *translate* adds copies shifted one pixel diagonally "
+    "(`cifarzoo eval MODEL --pretrained` measures both ways). *Seeds*: how many seeds the recipe "
+    "was trained with (the weights are one of them) and, for two or more, the range of their "
+    "test accuracies. Only models whose weights load show accuracies; docs/training.rst records "
+    "the measurements of weights that were not kept."
 )
 
 

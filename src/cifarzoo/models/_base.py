@@ -1,6 +1,8 @@
 """The timm model interface shared by every cifarzoo family."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: torch.fx copies ``forward``'s annotations into
+# the code of a traced graph, and TorchScript cannot resolve them as strings.
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -54,9 +56,11 @@ def check_input(x: Tensor, in_chans: int, arch: str, size: tuple[int, int] | Non
 class CifarModel(nn.Module):
     """Base of cifarzoo models: timm's ``num_classes`` (``0``: no classifier), ``drop_rate``
     (dropout on the pooled features before the classifier), ``num_features``,
-    ``head_hidden_size``, ``forward_features``, ``forward_head(x, pre_logits=False)``,
+    ``head_hidden_size``, ``global_pool`` (``'avg'``, or ``''`` for unpooled output without
+    classifier), ``forward_features``, ``forward_head(x, pre_logits=False)``,
     ``get_classifier``, ``reset_classifier`` and ``set_grad_checkpointing``, plus a readable
-    error for inputs of the wrong shape.
+    error for inputs of the wrong shape. Subclasses add timm's ``feature_info``,
+    ``forward_intermediates`` and ``prune_intermediate_layers``.
 
     Subclasses build their layers, name their classifier attribute in ``classifier_name``, create
     it with :meth:`_make_head`, apply ``self.head_drop`` before it in ``forward_head``, and
@@ -64,10 +68,14 @@ class CifarModel(nn.Module):
     """
 
     classifier_name: str = "fc"
+    #: timm's feature points: ``num_chs``, ``reduction`` and ``module`` of each.
+    feature_info: list[dict[str, Any]]
     #: Whether ``forward_features`` honours ``grad_checkpointing``.
     supports_grad_checkpointing: bool = False
 
-    def __init__(self, num_classes: int, in_chans: int, drop_rate: float = 0.0) -> None:
+    def __init__(
+        self, num_classes: int, in_chans: int, drop_rate: float = 0.0, global_pool: str = "avg"
+    ) -> None:
         super().__init__()
         if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans <= 0:
             raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
@@ -81,6 +89,8 @@ class CifarModel(nn.Module):
                 f"got {drop_rate!r}"
             )
         self.num_classes = check_num_classes(num_classes)
+        #: timm's global pooling: ``'avg'``, or ``''`` (no classifier, unpooled output).
+        self.global_pool = self._checked_global_pool(global_pool, self.num_classes)
         self.in_chans = in_chans
         self.drop_rate = float(drop_rate)
         self.num_features = 0
@@ -98,6 +108,24 @@ class CifarModel(nn.Module):
         self.head_hidden_size = head_hidden_size
         self.head_drop = nn.Dropout(self.drop_rate)
         return make_classifier(head_hidden_size, self.num_classes)
+
+    def _checked_global_pool(self, global_pool: str, num_classes: int) -> str:
+        if global_pool not in ("avg", ""):
+            raise ValueError(
+                f"{self.arch_name} only supports average pooling (global_pool='avg') or none "
+                f"(global_pool=''), got global_pool={global_pool!r}. For the unpooled feature "
+                "map, use model.forward_features(x)."
+            )
+        if global_pool == "" and num_classes:
+            raise ValueError(
+                f"global_pool='' (no pooling) needs num_classes=0: a classifier needs pooled "
+                f"features, got num_classes={num_classes}"
+            )
+        return global_pool
+
+    def _pool(self, x: Tensor) -> Tensor:
+        """``x`` averaged over its spatial dimensions, unless ``global_pool`` is ``''``."""
+        return x.mean((2, 3)) if self.global_pool == "avg" else x
 
     def _check_input(self, x: Tensor) -> None:
         check_input(x, self.in_chans, self.arch_name, self.fixed_input_size)
@@ -121,17 +149,27 @@ class CifarModel(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the classifier with a fresh one for ``num_classes`` classes, on the model's
         device and dtype; ``0`` removes it (the model then returns its pooled pre-logit
-        features), as in timm. ``global_pool`` can only be ``None`` or ``'avg'``."""
-        if global_pool not in (None, "avg"):
-            raise ValueError(
-                f"{self.arch_name} only supports average pooling (global_pool='avg' or None), "
-                f"got global_pool={global_pool!r}. For the unpooled feature map, use "
-                "model.forward_features(x)."
-            )
+        features), as in timm. ``global_pool``: ``None`` keeps the pooling, ``'avg'`` averages,
+        ``''`` (only with ``num_classes=0``) leaves the features unpooled."""
+        pool = self._checked_global_pool(
+            self.global_pool if global_pool is None else global_pool, num_classes
+        )
         like = next(self.parameters())
         new = make_classifier(self.head_hidden_size, num_classes, like.device, like.dtype)
         setattr(self, self.classifier_name, new)
         self.num_classes = num_classes
+        self.global_pool = pool
+
+    def _prune_end(self, max_index: int, prune_head: bool) -> None:
+        """The end of ``prune_intermediate_layers`` (as in timm): when the features now end at
+        feature point ``max_index`` before the last, ``num_features`` is its width and the
+        classifier, sized for the last one, goes; ``prune_head`` removes it anyway. Either way
+        the model then returns its unpooled features."""
+        prune_end = max_index < len(self.feature_info) - 1
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
 
     @torch.jit.ignore  # type: ignore[untyped-decorator]
     def set_grad_checkpointing(self, enable: bool = True) -> None:

@@ -129,10 +129,13 @@ def weight_cfgs(
     archs: Iterable[str],
     *,
     weights_dir: str | os.PathLike[str] | None = None,
+    pool_size: Callable[[str], tuple[int, int]] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """``{'cifar_<arch>[.tag]': cfg}`` for ``generate_default_cfgs``: :func:`cifar_cfg` with
     ``overrides``, wired to the architecture's weights when ``<weights_dir>/<arch>.json`` exists.
+    ``pool_size(arch)`` is the size of the architecture's unpooled features at 32x32 (timm's
+    ``pool_size``).
 
     Shipped weights (``"file"`` in the JSON) are loaded from the package folder with no network;
     published ones (``"hf_hub_id"``, pinned as ``org/name@<commit>``) through timm's Hub loader.
@@ -141,6 +144,7 @@ def weight_cfgs(
     folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
     cfgs: dict[str, Any] = {}
     for arch in archs:
+        arch_overrides = {**overrides, "pool_size": pool_size(arch) if pool_size else None}
         meta = read_weights_meta(arch, folder)
         source: dict[str, Any] = {}
         if meta is not None:
@@ -150,12 +154,12 @@ def weight_cfgs(
                 source["hf_hub_id"] = str(meta["hf_hub_id"])
                 source["hf_hub_filename"] = HF_WEIGHTS_FILE
         if meta is None or not source:
-            cfgs[TIMM_PREFIX + arch] = cifar_cfg(**overrides)
+            cfgs[TIMM_PREFIX + arch] = cifar_cfg(**arch_overrides)
             continue
         if meta.get("sha256"):
             source["notes"] = (SHA256_NOTE + str(meta["sha256"]).lower(),)
         tag = str(meta.get("tag") or DEFAULT_TAG)
-        cfgs[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**overrides, **source})
+        cfgs[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
     return cfgs
 
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 from timm.models import checkpoint_seq, generate_default_cfgs
+from timm.models._features import feature_take_indices
 from timm.models._manipulate import MATCH_PREV_GROUP
 from torch import Tensor, nn
 
+from ..constants import IMAGE_SIZE
 from ..layers import DenseBlock, Transition, conv3x3
 from ._base import CifarModel
 from ._registry import build, register, weight_cfgs
@@ -38,9 +40,11 @@ class DenseNet(CifarModel):
         num_classes: classifier outputs; ``0`` for no classifier.
         in_chans: input channels.
         drop_rate: dropout on the pooled features, before the classifier (as in timm).
+        global_pool: ``'avg'``, or ``''`` (with ``num_classes=0``) for unpooled output.
 
-    ``feature_info`` lists timm's feature points (``features_only=True``): the stem's output,
-    each dense block's but the last, and the final ``norm5``/``relu5`` output.
+    ``feature_info`` lists timm's feature points (``features_only=True``,
+    ``forward_intermediates``): the stem's output, each dense block's but the last (before its
+    transition), and the final ``norm5``/``relu5`` output.
     """
 
     classifier_name = "classifier"
@@ -57,8 +61,9 @@ class DenseNet(CifarModel):
         num_classes: int = 10,
         in_chans: int = 3,
         drop_rate: float = 0.0,
+        global_pool: str = "avg",
     ) -> None:
-        super().__init__(num_classes, in_chans, drop_rate)
+        super().__init__(num_classes, in_chans, drop_rate, global_pool)
         if not 0.0 < compression <= 1.0:
             raise ValueError(f"compression must be in (0, 1], got {compression}")
         self.features = nn.Sequential()
@@ -121,8 +126,58 @@ class DenseNet(CifarModel):
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.head_drop(x.mean((2, 3)))
+        x = self.head_drop(self._pool(x))
         return x if pre_logits else self.classifier(x)
+
+    def _feature_ends(self) -> list[int]:
+        """The position in ``features`` of each feature point's module (of those that
+        ``prune_intermediate_layers`` left)."""
+        names = [name for name, _ in self.features.named_children()]
+        points = [p["module"].removeprefix("features.") for p in self.feature_info]
+        return [names.index(point) for point in points if point in names]
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's intermediate features: the feature points ``indices`` (the last n for an int,
+        all for ``None``; 0 is the stem, the last the final ``relu5`` output), and unless
+        ``intermediates_only`` the final features (``forward_features``'s, or the last point
+        reached with ``stop_early``). ``norm`` is accepted for timm's API: the last point is
+        already after the final norm."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        self._check_input(x)
+        ends = self._feature_ends()
+        take_indices, max_index = feature_take_indices(len(ends), indices)
+        modules = list(self.features)[: ends[max_index] + 1] if stop_early else self.features
+        checkpointing = self.grad_checkpointing and not torch.jit.is_scripting()  # type: ignore[attr-defined]
+        intermediates = []
+        for i, module in enumerate(modules):
+            if checkpointing and isinstance(module, DenseBlock):
+                x = checkpoint_seq(module, x)
+            else:
+                x = module(x)
+            if i in ends and ends.index(i) in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Remove the layers after the last of the feature points ``indices`` (and the
+        classifier with ``prune_head``, or when layers went), as timm's DenseNet does; returns
+        the points' absolute indices."""
+        ends = self._feature_ends()
+        take_indices, max_index = feature_take_indices(len(ends), indices)
+        self.features = self.features[: ends[max_index] + 1]
+        self._prune_end(max_index, prune_head)
+        return take_indices
 
 
 # Growth rate, dense layers per block and stem width of each architecture.
@@ -134,8 +189,15 @@ _ARCHS: dict[str, dict[str, Any]] = {
     "densenet_bc_100_k12": dict(growth_rate=12, block_config=(16, 16, 16), num_init_features=24),
 }
 
+
+def _pool_size(name: str) -> tuple[int, int]:
+    """The size of ``name``'s last feature map at 32x32: each transition halves it."""
+    size = IMAGE_SIZE // 2 ** (len(_ARCHS[name]["block_config"]) - 1)
+    return size, size
+
+
 default_cfgs = generate_default_cfgs(
-    weight_cfgs(_ARCHS, first_conv="features.conv0", classifier="classifier")
+    weight_cfgs(_ARCHS, first_conv="features.conv0", classifier="classifier", pool_size=_pool_size)
 )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch.nn.functional as F
 from timm.models import generate_default_cfgs
+from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 from ..constants import IMAGE_SIZE
@@ -25,6 +26,11 @@ class LeNet(CifarModel):
     ``drop_rate`` means what it means in timm and in the other families: dropout on the
     pre-logit features (the 84 outputs of ``fc2``) before the classifier ``fc3``. ``fc1`` and
     ``fc2`` get none, so that ``drop_rate=0`` (the default) is the lab's network unchanged.
+
+    Its head flattens the 16x5x5 feature map into ``fc1`` and ``fc2``: ``global_pool=''`` (with
+    ``num_classes=0``) skips the whole head, so that the model returns that map. timm's feature
+    points (``feature_info``, ``forward_intermediates``, ``features_only=True``) are the
+    outputs of the two poolings.
     """
 
     classifier_name = "fc3"
@@ -35,8 +41,9 @@ class LeNet(CifarModel):
         in_chans: int = 3,
         img_size: int | Sequence[int] = 32,
         drop_rate: float = 0.0,
+        global_pool: str = "avg",
     ) -> None:
-        super().__init__(num_classes, in_chans, drop_rate)
+        super().__init__(num_classes, in_chans, drop_rate, global_pool)
         size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         if size != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(
@@ -45,36 +52,94 @@ class LeNet(CifarModel):
         self.fixed_input_size = (IMAGE_SIZE, IMAGE_SIZE)
         self.conv1 = nn.Conv2d(in_chans, 6, 5)
         self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
+        self.conv2: nn.Module | None = nn.Conv2d(6, 16, 5)
+        self.fc1: nn.Module = nn.Linear(16 * 5 * 5, 120)
+        self.fc2: nn.Module = nn.Linear(120, 84)
         self.num_features = 16
+        # Both poolings are the one module ``pool`` (the lab's network): timm reaches these
+        # points through forward_intermediates, not through module hooks.
+        self.feature_info = [
+            dict(num_chs=6, reduction=2, module="pool"),
+            dict(num_chs=16, reduction=4, module="pool"),
+        ]
         self.fc3: nn.Module = self._make_head(84)
 
     def forward_features(self, x: Tensor) -> Tensor:
         self._check_input(x)
         x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
+        if self.conv2 is not None:  # None once pruned to the first feature point
+            x = self.pool(F.relu(self.conv2(x)))
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        if self.global_pool == "":
+            return x
         x = x.flatten(1)
         x = self.head_drop(F.relu(self.fc2(F.relu(self.fc1(x)))))
         return x if pre_logits else self.fc3(x)
 
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's intermediate features: the feature points ``indices`` (the last n for an int,
+        all for ``None``; 0 and 1 are the outputs of the two poolings), and unless
+        ``intermediates_only`` the final features (``forward_features``'s, or the first point's
+        with ``stop_early`` and ``indices=[0]``). ``norm`` is accepted for timm's API; LeNet has
+        no norm."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        self._check_input(x)
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        x = self.pool(F.relu(self.conv1(x)))
+        intermediates = [x] if 0 in take_indices else []
+        if self.conv2 is not None and not (stop_early and max_index == 0):
+            x = self.pool(F.relu(self.conv2(x)))
+            if 1 in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Remove the second convolution if only the first feature point is kept, and the head
+        (``fc1``-``fc3``) with ``prune_head`` or then; returns the points' absolute indices."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        if max_index == 0:
+            self.conv2 = None
+        self._prune_end(max_index, prune_head)
+        if self.global_pool == "":  # the head is gone: its hidden layers too
+            self.fc1 = self.fc2 = nn.Identity()
+        return take_indices
+
 
 default_cfgs = generate_default_cfgs(
-    weight_cfgs(["lenet"], first_conv="conv1", classifier="fc3", fixed_input_size=True)
+    weight_cfgs(
+        ["lenet"],
+        first_conv="conv1",
+        classifier="fc3",
+        fixed_input_size=True,
+        pool_size=lambda _: (5, 5),  # 32 -conv5-> 28 -pool-> 14 -conv5-> 10 -pool-> 5
+    )
 )
 
 
 @register
 def lenet(pretrained: bool = False, **kwargs: Any) -> LeNet:
     """The lab's LeNet-style CNN (62 K parameters)."""
-    if kwargs.get("features_only"):
+    # Its shared pooling module cannot be hooked per feature point: features come from
+    # forward_intermediates (timm's FeatureGetterNet).
+    feature_cfg: dict[str, Any] = dict(feature_cls="getter", out_indices=(0, 1))
+    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    if kwargs.get("features_only") and feature_cfg["feature_cls"] != "getter":
         raise ValueError(
-            "cifar_lenet does not support features_only: it has no multi-scale feature points "
-            "(its pooling module is shared by both convolutions). Use model.forward_features(x) "
-            "for its last feature map, or a ResNet or DenseNet for a feature pyramid."
+            f"cifar_lenet supports features_only with feature_cls='getter' only, got "
+            f"{feature_cfg['feature_cls']!r}: both of its feature points are the output of its "
+            "one pooling module, which module hooks or torch.fx cannot tell apart."
         )
-    return build(LeNet, "cifar_lenet", pretrained, **kwargs)
+    return build(LeNet, "cifar_lenet", pretrained, feature_cfg=feature_cfg, **kwargs)

@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 from timm.models import checkpoint_seq, generate_default_cfgs
+from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
+from ..constants import IMAGE_SIZE
 from ..layers import AttnFactory, BasicBlock, Bottleneck, SEBlock, conv3x3
 from ._base import CifarModel
 from ._registry import build, register, weight_cfgs
@@ -36,13 +38,14 @@ class ResNet(CifarModel):
         in_chans: input channels.
         attn_layer: optional attention factory for every block (e.g. ``SEBlock``).
         drop_rate: dropout on the pooled features, before the classifier.
+        global_pool: ``'avg'``, or ``''`` (with ``num_classes=0``) for unpooled output.
         residual: ``False`` removes every block's shortcut (a plain network).
         zero_init_residual: start each residual branch's last BN at zero, so every block begins as
             the identity (Goyal et al. 2017); it helps training from scratch. Default: on for a
             residual network; a plain network cannot have it (its blocks would output zeros).
 
-    ``feature_info`` lists timm's feature points (``features_only=True``): the stem's output and
-    each stage's.
+    ``feature_info`` lists timm's feature points (``features_only=True``,
+    ``forward_intermediates``): the stem's output and each stage's.
     """
 
     supports_grad_checkpointing = True
@@ -58,8 +61,9 @@ class ResNet(CifarModel):
         drop_rate: float = 0.0,
         residual: bool = True,
         zero_init_residual: bool | None = None,
+        global_pool: str = "avg",
     ) -> None:
-        super().__init__(num_classes, in_chans, drop_rate)
+        super().__init__(num_classes, in_chans, drop_rate, global_pool)
         if zero_init_residual and not residual:
             raise ValueError(
                 "zero_init_residual=True needs residual=True: without shortcuts, a block whose "
@@ -119,10 +123,7 @@ class ResNet(CifarModel):
         self._check_input(x)
         x = self.relu(self.bn1(self.conv1(x)))
         if self.grad_checkpointing and not torch.jit.is_scripting():  # type: ignore[attr-defined]
-            stages = [self.layer1, self.layer2, self.layer3]
-            if self.layer4 is not None:
-                stages.append(self.layer4)
-            out: Tensor = checkpoint_seq(stages, x, flatten=True)
+            out: Tensor = checkpoint_seq(self._stages(), x, flatten=True)
             return out
         x = self.layer3(self.layer2(self.layer1(x)))
         if self.layer4 is not None:
@@ -130,8 +131,53 @@ class ResNet(CifarModel):
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.head_drop(x.mean((2, 3)))
+        x = self.head_drop(self._pool(x))
         return x if pre_logits else self.fc(x)
+
+    def _stages(self) -> list[nn.Module]:
+        stages: list[nn.Module] = [self.layer1, self.layer2, self.layer3]
+        return stages if self.layer4 is None else [*stages, self.layer4]
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's intermediate features: the feature points ``indices`` (the last n for an int,
+        all for ``None``; 0 is the stem, then one per stage), and unless ``intermediates_only``
+        the final features (``forward_features``'s, or the last point reached with
+        ``stop_early``). ``norm`` is accepted for timm's API; a ResNet has no final norm."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        self._check_input(x)
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        x = self.relu(self.bn1(self.conv1(x)))
+        intermediates = [x] if 0 in take_indices else []
+        stages = self._stages()
+        for i, stage in enumerate(stages[:max_index] if stop_early else stages, start=1):
+            if self.grad_checkpointing and not torch.jit.is_scripting():  # type: ignore[attr-defined]
+                x = checkpoint_seq(stage, x)
+            else:
+                x = stage(x)
+            if i in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Remove the stages after the last of the feature points ``indices`` (and the
+        classifier with ``prune_head``, or when stages went), as timm's ResNet does; returns the
+        points' absolute indices."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        for n in range(max_index + 1, len(self._stages()) + 1):
+            setattr(self, f"layer{n}", nn.Sequential())  # empty: checkpoint_seq can iterate it
+        self._prune_end(max_index, prune_head)
+        return take_indices
 
 
 _IMAGENET_WIDTHS = (64, 128, 256, 512)
@@ -153,12 +199,21 @@ _ARCHS: dict[str, dict[str, Any]] = {
     },
 }
 
+
+def _pool_size(name: str) -> tuple[int, int]:
+    """The size of ``name``'s last feature map at 32x32: each stage after the first halves it."""
+    arch = _ARCHS[name.removeprefix("se").replace("plain", "resnet")]
+    size = IMAGE_SIZE // 2 ** (len(arch["layers"]) - 1)
+    return size, size
+
+
 default_cfgs = generate_default_cfgs(
     weight_cfgs(
         [f"{prefix}{arch}" for prefix in ("", "se") for arch in _ARCHS]
         + [f"plain{depth}" for depth in _CIFAR_DEPTHS],
         first_conv="conv1",
         classifier="fc",
+        pool_size=_pool_size,
     )
 )
 
