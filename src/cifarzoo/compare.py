@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__
+from .argtypes import nonnegative_int, positive_float, positive_int
 from .checkpoint import atomic_write, save_json
 from .constants import CIFAR10_CLASSES, NUM_CLASSES
 from .data import CIFAR10Data, DeviceLoader, Split, load_cifar10, stratified_split
@@ -54,6 +55,7 @@ from .layers import SEBlock
 from .metrics import evaluate, model_mean_std, resolve_device
 from .models import create_model
 from .plots import _pyplot
+from .runs import check_finished
 from .train import AMP_MODES
 
 __all__ = [
@@ -375,6 +377,7 @@ def _read_run(
         path = folder / name
         return dict(json.loads(path.read_text())) if path.is_file() else {}
 
+    check_finished(folder)
     history, metrics = read("history.json"), read("metrics.json")
     name = str(metrics.get("model") or folder.name)
     weights = folder / "model.safetensors"
@@ -917,7 +920,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"model names (default: {' '.join(DEFAULT_MODELS)})",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per model (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=3, help="epochs per model (default 3)")
     p.add_argument(
         "--data",
         metavar="DIR",
@@ -932,20 +935,20 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--val-size",
-        type=int,
+        type=nonnegative_int,
         default=5000,
         help="training images held out for validation (default 5000)",
     )
     p.add_argument(
         "--train-subset",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="train on a class-balanced subset of N images (quick comparisons)",
     )
     p.add_argument(
         "--synthetic",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="use N random synthetic training images instead of CIFAR-10 (smoke test)",
@@ -957,20 +960,22 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="also include these `cifarzoo train` output folders (not retrained)",
     )
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument(
+        "--lr", type=positive_float, default=0.1, help="peak learning rate (default 0.1)"
+    )
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument(
         "--grad-every",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="record gradient norms every K steps (default: ~40 records)",
     )
     p.add_argument(
         "--gate-images",
-        type=int,
+        type=nonnegative_int,
         default=1000,
         help="test images for the SE gate statistics (default 1000)",
     )
