@@ -48,6 +48,7 @@ RUN_FILES = (
     CHECKPOINT_NAME,
 )
 _VERSION = re.compile(r"version_(\d+)")
+_TEMP = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp")
 
 
 class RunLockedError(RuntimeError):
@@ -82,7 +83,8 @@ def new_version_folder(parent: Path) -> Path:
 def run_lock(folder: Path) -> Iterator[None]:
     """Hold ``folder/.train.lock`` for the ``with`` block, or raise :class:`RunLockedError` at
     once if another process holds it. The operating system releases it when the process ends,
-    even killed, so a stale lock never blocks a resume."""
+    even killed, so a stale lock never blocks a resume; the temporary files that such a killed
+    run left are removed once the lock is taken."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     lock = FileLock(path, timeout=0)
@@ -94,9 +96,19 @@ def run_lock(folder: Path) -> Iterator[None]:
             "wait for it to finish, or pass another --out folder"
         ) from None
     try:
+        _remove_stale_temps(folder)
         yield
     finally:
         lock.release()
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Remove the temporary files of run files that a killed run left (``atomic_write`` names
+    them ``.NAME.<8 hex>.tmp``); only the lock holder writes them, so none is in use."""
+    for path in folder.iterdir():
+        m = _TEMP.fullmatch(path.name)
+        if m and m.group(1) in RUN_FILES and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def clear_run(folder: Path) -> None:
