@@ -144,7 +144,9 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "train",
         help="train a model on CIFAR-10",
         description="Train MODEL on CIFAR-10 and write model.safetensors (+ .sha256), "
-        "history.json, metrics.json and PNG curves into --out. The defaults are the 30-epoch "
+        "history.json, PNG curves and, last, metrics.json into --out (unset: a new "
+        "runs/MODEL/version_N; a folder holding a run needs --resume or --overwrite; the folder "
+        "is locked while the run trains). The defaults are the 30-epoch "
         "ResNet-20 CPU recipe (SGD Nesterov, batch 128, peak lr 0.1, one-cycle, wd 5e-4, label "
         "smoothing 0.1, crop+flip, EMA 0.999, flip TTA). Works under torchrun too.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
