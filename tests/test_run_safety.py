@@ -303,6 +303,13 @@ def test_numeric_options_are_validated(
     assert f"argument {flag}: must be " in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("eval_every", [0, -3])
+def test_fit_refuses_an_eval_every_below_one(eval_every: int) -> None:
+    model = cifarzoo.create_model("lenet")
+    with pytest.raises(ValueError, match=f"eval_every must be a positive integer.*{eval_every}"):
+        fit(model, synthetic_split(128), epochs=1, batch_size=64, eval_every=eval_every)
+
+
 def test_a_uint8_batch_gets_a_clear_error() -> None:
     model = cifarzoo.create_model("lenet")
     with pytest.raises(TypeError, match="expects float images normalized") as e:

@@ -768,6 +768,8 @@ def fit(
             f"teacher={'None' if teacher is None else type(teacher).__name__} and "
             f"distill_weight={cfg.distill_weight}"
         )
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be a positive integer (epochs), got {eval_every!r}")
     env = DistEnv.from_env()
     if device is None and env.distributed and torch.cuda.is_available():
         dev = torch.device("cuda", env.local_rank)
@@ -817,7 +819,7 @@ class _Trainer:
     ) -> None:
         self.cfg, self.device, self.env = cfg, device, env
         self.quiet = quiet or not env.is_main
-        self.eval_every = max(1, eval_every)
+        self.eval_every = eval_every
         self.ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
         self.resume = resume
         self.amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
