@@ -46,7 +46,7 @@ def check_input(x: Tensor, in_chans: int, arch: str, size: tuple[int, int] | Non
     if not x.is_floating_point():
         raise TypeError(
             f"{arch} expects float images normalized with its pretrained_cfg mean/std, got a "
-            f"{str(x.dtype).removeprefix('torch.')} batch (load_cifar10 gives uint8 0..255). "
+            "batch of integers (load_cifar10 gives uint8 pixels, 0..255). "
             "Convert it: mean = torch.tensor(model.pretrained_cfg['mean']).view(1, -1, 1, 1), "
             "likewise std, then x = (x.float() / 255 - mean) / std; cifarzoo.evaluate and "
             "cifarzoo.metrics.predict_logits take uint8 images and do this themselves."
