@@ -97,9 +97,20 @@ def _staged(path: Path, mode: str) -> Iterator[tuple[IO[Any], Path]]:
             yield f, tmp
             f.flush()
             os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _with_path(e, path) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _with_path(e: OSError, path: Path) -> OSError:
+    """``e`` itself if it names a file, else the same error naming ``path``: a failed write
+    (``No space left on device``) names no file by itself."""
+    if e.filename is not None or e.errno is None:
+        return e
+    return type(e)(e.errno, e.strerror or str(e), str(path))
 
 
 @contextlib.contextmanager
@@ -349,13 +360,29 @@ def save_weights(
 
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    data = save(tensors, metadata=metadata)
+    data = _sorted_metadata(save(tensors, metadata=metadata))
     with atomic_write(path) as f:
         f.write(data)
     digest = hashlib.sha256(data).hexdigest()
     with atomic_write(path.with_name(path.name + ".sha256"), "w") as f:
         f.write(f"{digest}  {path.name}\n")
     return digest
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with the ``__metadata__`` keys of its JSON header sorted.
+
+    safetensors writes them from a Rust ``HashMap``, in an order that changes from call to
+    call, so the same weights would give other bytes (and another sha256) every time.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    metadata = header.pop("__metadata__", None)
+    if metadata:
+        header = {"__metadata__": dict(sorted(metadata.items())), **header}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the header is padded to 8 bytes, as safetensors pads it
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def load_weights(

@@ -8,6 +8,7 @@ them in order. Adding a command means writing one more such function and appendi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -20,8 +21,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+from .checkpoint import CHECKPOINT_NAME
 from .compare import AMP_HELP, add_amp_argument, add_compare_parser
 from .hub import add_publish_parser
+from .runs import (
+    MARKER,
+    check_finished,
+    clear_run,
+    existing_run_files,
+    new_version_folder,
+    run_lock,
+)
 
 if TYPE_CHECKING:
     from .train import TrainConfig
@@ -133,7 +144,9 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "train",
         help="train a model on CIFAR-10",
         description="Train MODEL on CIFAR-10 and write model.safetensors (+ .sha256), "
-        "history.json, metrics.json and PNG curves into --out. The defaults are the 30-epoch "
+        "history.json, PNG curves and, last, metrics.json into --out (unset: a new "
+        "runs/MODEL/version_N; a folder holding a run needs --resume or --overwrite; the folder "
+        "is locked while the run trains). The defaults are the 30-epoch "
         "ResNet-20 CPU recipe (SGD Nesterov, batch 128, peak lr 0.1, one-cycle, wd 5e-4, label "
         "smoothing 0.1, crop+flip, EMA 0.999, flip TTA). Works under torchrun too.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -153,39 +166,46 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--data-name", default="CIFAR-10", help="how the data is described in metrics.json"
     )
     recipe = functools.partial(_recipe_option, p)
-    recipe("epochs", "--epochs", type=int, help="training epochs")
-    recipe("batch_size", "--batch-size", type=int, help="global batch size")
-    recipe("lr", "--lr", type=float, help="peak learning rate")
-    recipe("momentum", "--momentum", type=float, help="SGD momentum, Nesterov")
-    recipe("weight_decay", "--weight-decay", type=float, help="on conv/linear weights only")
-    recipe("label_smoothing", "--label-smoothing", type=float, help="of the training loss")
+    recipe("epochs", "--epochs", type=positive_int, help="training epochs")
+    recipe("batch_size", "--batch-size", type=positive_int, help="global batch size")
+    recipe("lr", "--lr", type=positive_float, help="peak learning rate")
+    recipe("momentum", "--momentum", type=nonnegative_float, help="SGD momentum, Nesterov")
+    recipe(
+        "weight_decay", "--weight-decay", type=nonnegative_float, help="on conv/linear weights only"
+    )
+    recipe("label_smoothing", "--label-smoothing", type=fraction, help="of the training loss")
     recipe(
         "schedule",
         "--schedule",
         choices=["onecycle", "cosine", "constant"],
         help="learning-rate decay after the warm-up",
     )
-    recipe("warmup_epochs", "--warmup-epochs", type=float, help="linear learning-rate warm-up")
-    recipe("ema_decay", "--ema-decay", type=float, help="0 turns EMA off")
+    recipe(
+        "warmup_epochs",
+        "--warmup-epochs",
+        type=nonnegative_float,
+        help="linear learning-rate warm-up",
+    )
+    recipe("ema_decay", "--ema-decay", type=fraction, help="0 turns EMA off")
     recipe(
         "crop_padding",
         "--crop-padding",
-        type=int,
+        type=nonnegative_int,
         help="random crops shift the image by up to this many pixels (reflect padding; less "
         "than the image size)",
     )
-    recipe("cutout", "--cutout", type=int, help="cutout size, 0 = off")
+    recipe("cutout", "--cutout", type=nonnegative_int, help="cutout size, 0 = off")
     recipe(
         "sam_rho",
         "--sam-rho",
-        type=float,
+        type=nonnegative_float,
         help="sharpness-aware minimization with this radius (0.05 is usual); 0 = off. Each step "
         "costs two forward and backward passes",
     )
     recipe(
         "muon_lr",
         "--muon-lr",
-        type=float,
+        type=nonnegative_float,
         help="train the convolution filters with Muon at this peak learning rate (0.01 for "
         "ResNet-20 at batch 64); 0 = SGD for all parameters",
     )
@@ -211,7 +231,7 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     recipe("compile", "--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
         "--eval-every",
-        type=int,
+        type=positive_int,
         default=1,
         help="evaluate every N epochs (and after the last); the curves get fewer points",
     )
@@ -227,31 +247,42 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     recipe(
         "distill_weight",
         "--distill-weight",
-        type=float,
+        type=fraction,
         shown=f"{_TEACHER_DISTILL_WEIGHT} with --teacher",
         help="weight of the teacher's probabilities in the targets",
     )
     recipe(
         "distill_temperature",
         "--distill-temperature",
-        type=float,
+        type=positive_float,
         help="temperature that softens the teacher's probabilities",
     )
     p.add_argument(
         "--val-size",
-        type=int,
+        type=nonnegative_int,
         default=0,
         help="hold out this many training images (stratified) as validation",
     )
     p.add_argument(
         "--train-subset",
-        type=int,
+        type=nonnegative_int,
         default=0,
         metavar="N",
         help="train on a stratified subset of N images (smoke runs); 0 = all",
     )
-    p.add_argument("--out", default=None, help="output folder; unset: runs/MODEL")
     p.add_argument(
+        "--out",
+        default=None,
+        help="output folder; one that holds a run needs --resume or --overwrite. Unset: a new "
+        "folder runs/MODEL/version_N",
+    )
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (its run files are deleted before training starts)",
+    )
+    again.add_argument(
         "--resume",
         action="store_true",
         help="continue from OUT/checkpoint.pt (a new run if there is none). Recipe options "
@@ -262,11 +293,11 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     recipe(
         "seed",
         "--seed",
-        type=int,
+        type=nonnegative_int,
         help="seed of the initialization, augmentation and --val-size/--train-subset splits",
     )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_train)
     return p
@@ -389,17 +420,58 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
             f"cifarzoo train {shlex.quote(args.model)} --out {shlex.quote(str(out))} --resume "
             "(with the same data options)"
         )
-    return shlex.join(["cifarzoo", *words, *([] if "--resume" in words else ["--resume"])])
+    out_words = (
+        [] if any(w == "--out" or w.startswith("--out=") for w in words) else ["--out", str(out)]
+    )
+    resume = [] if "--resume" in words else ["--resume"]
+    return shlex.join(["cifarzoo", *words, *out_words, *resume])
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from .metrics import resolve_device
+    from .train import DistEnv
+
+    env = DistEnv.from_env()
+    _check_data_sizes(args.val_size, args.train_subset)
+    resolve_device(args.device)  # a missing GPU is refused before any work
+    out = _out_folder(args, env.distributed)
+    with run_lock(out) if env.is_main else contextlib.nullcontext():
+        return _train_into(args, out, env)
+
+
+def _out_folder(args: argparse.Namespace, distributed: bool) -> Path:
+    """The run folder: ``--out`` (checked: a folder holding a run needs --resume or
+    --overwrite), else a new ``runs/MODEL/version_N``."""
+    if args.out is None:
+        if args.resume:
+            raise ValueError(
+                "--resume continues the run in an --out folder: pass --out with the folder of "
+                f"the run to continue (e.g. {Path('runs') / args.model / 'version_0'})"
+            )
+        if distributed:
+            raise ValueError(
+                "under torchrun, pass --out: every process must write into the same folder"
+            )
+        _check_out_folder(Path("runs"), "the default run folder")
+        return new_version_folder(Path("runs") / args.model)
+    out = Path(args.out)
+    _check_out_folder(out, "--out")
+    held = existing_run_files(out)
+    resuming = args.resume and (out / CHECKPOINT_NAME).is_file()
+    if held and not resuming and not args.overwrite:
+        raise ValueError(
+            f"--out {out} already holds a run ({', '.join(held)}); pass --resume to continue "
+            "it, --overwrite to replace it, or another --out folder"
+        )
+    return out
+
+
+def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     import torch
 
-    from .checkpoint import CHECKPOINT_NAME
     from .data import load_cifar10, stratified_split
     from .models import create_model
     from .train import (
-        DistEnv,
         NonFiniteLossError,
         RecipeMismatchError,
         fit,
@@ -407,9 +479,8 @@ def run_train(args: argparse.Namespace) -> int:
         recipe_of,
     )
 
-    out = Path(args.out or Path("runs") / args.model)
-    _check_out_folder(out, "--out")
-    _check_data_sizes(args.val_size, args.train_subset)
+    if args.overwrite and env.is_main:
+        clear_run(out)
     checkpoint = out / CHECKPOINT_NAME
     resuming = args.resume and checkpoint.is_file()
     # mapped, not read: fit reads the whole checkpoint again to resume
@@ -417,7 +488,6 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = _train_config(args, saved, checkpoint)
     if args.threads:
         torch.set_num_threads(args.threads)
-    env = DistEnv.from_env()
     teachers = [_parse_teacher(spec) for spec in getattr(args, "teacher", [])]
     teacher_models = [
         create_model(name, weights=weights) if weights else create_model(name, pretrained=True)
@@ -435,10 +505,12 @@ def run_train(args: argparse.Namespace) -> int:
         data = dataclasses.replace(data, train=data.train.subset(keep))
     torch.manual_seed(cfg.seed)
     model = create_model(args.model)
+    if env.is_main:
+        print(f"writing the run to {out}", flush=True)
     if env.is_main and not args.quiet:
         print(
             f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
-            f"{data.describe()}; output {out}"
+            f"{data.describe()}"
             + (" (resuming: the recipe not given comes from the checkpoint)" if resuming else "")
         )
     t0 = time.perf_counter()
@@ -516,7 +588,8 @@ def write_run(
     weights_dtype: Any = None,
 ) -> dict[str, Any] | None:
     """Evaluate the final weights (fit leaves the EMA copy in the model) and write the run folder:
-    ``model.safetensors`` (+ ``.sha256``), ``history.json``, ``metrics.json`` and PNG curves.
+    ``model.safetensors`` (+ ``.sha256``), ``history.json``, PNG curves and, last,
+    ``metrics.json``, which marks the run finished (it is removed first).
 
     ``weights_dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that dtype;
     the model is rounded to it first, so the accuracy written is that of the stored file.
@@ -551,6 +624,7 @@ def write_run(
             single_val = evaluate(final, data.val, amp=amp_eval, classes=data.classes)
     if not env.is_main:
         return None
+    (out / MARKER).unlink(missing_ok=True)  # unfinished until metrics.json is written, last
     weights = out / "model.safetensors"
     digest = save_weights(state, weights, metadata={"model": model_name, "data": data.name})
     history.save(out / "history.json")
@@ -586,13 +660,13 @@ def write_run(
         "sha256": digest,
         **(extra or {}),
     }
-    save_json(metrics, out / "metrics.json")
     try:
         from .plots import save_training_plots
 
         save_training_plots(history, out, test.per_class_accuracy, test.classes)
     except ImportError as e:
         print(f"warning: no plots ({e})", file=sys.stderr)
+    save_json(metrics, out / MARKER)
     if not quiet:
         print(test.table())
     print(
@@ -643,9 +717,9 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "with the weights, else off)",
     )
     add_amp_argument(p, default=None, default_help="as recorded with the weights, else auto")
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=positive_int, default=1000)
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
         "--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file"
     )
@@ -681,6 +755,14 @@ def _recorded_metrics(args: argparse.Namespace) -> dict[str, Any]:
     return metrics if isinstance(metrics, dict) and metrics.get("model") == model else {}
 
 
+def _check_run_weights(weights: Path) -> None:
+    """Refuse an unfinished ``cifarzoo train`` folder (a Hub-format folder is no run folder)."""
+    from .models._registry import HF_CONFIG_FILE
+
+    if weights.is_dir() and not (weights / HF_CONFIG_FILE).is_file():
+        check_finished(weights)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
@@ -703,6 +785,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.weights:
+        _check_run_weights(Path(args.weights))
         model = create_model(args.model, weights=args.weights)
     else:
         model = create_model(args.model, pretrained=True)

@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
 import os
 import pickle
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,17 +266,38 @@ def _read_batch(path: Path) -> tuple[Tensor, Tensor]:
 
 
 def _download(root: Path) -> None:
+    """Fetch CIFAR-10 through torchvision into a hidden folder in ``root``, then add only the
+    files that ``root`` lacks: a file the user has is never replaced or deleted."""
     try:
         import torchvision
     except ImportError as e:  # pragma: no cover - torchvision is a dependency
         raise RuntimeError(f"downloading CIFAR-10 needs torchvision. {_HOW_TO_GET}") from e
-    try:
-        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
-    except Exception as e:
-        raise RuntimeError(
-            f"could not download CIFAR-10 into {root}: {type(e).__name__}: {e}. Check the network "
-            f"connection, or fetch the data by hand: {_HOW_TO_GET}"
-        ) from e
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".cifar10-download-", dir=root) as staging:
+        try:
+            torchvision.datasets.CIFAR10(staging, train=True, download=True)
+        except Exception as e:
+            raise RuntimeError(
+                f"could not download CIFAR-10 into {root}: {type(e).__name__}: {e}. Check the "
+                f"network connection, or fetch the data by hand: {_HOW_TO_GET}"
+            ) from e
+        _add_missing_files(Path(staging) / FOLDER, root / FOLDER)
+
+
+def _add_missing_files(source: Path, target: Path) -> None:
+    """Link each file of ``source`` into ``target`` unless ``target`` has one of that name
+    (``os.link`` fails on an existing name: no check-then-write race)."""
+    target.mkdir(exist_ok=True)
+    for path in sorted(source.iterdir()):
+        if not path.is_file():
+            continue
+        try:
+            os.link(path, target / path.name)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links on this file system: copy, creating the file anew
+            with contextlib.suppress(FileExistsError), open(target / path.name, "xb") as f:
+                f.write(path.read_bytes())
 
 
 def _check_split(images: Tensor, labels: Tensor, expected: int, what: str, folder: Path) -> None:

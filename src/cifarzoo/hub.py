@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .checkpoint import (
+    CHECKPOINT_NAME,
     PretrainedWeightsError,
     StagedFiles,
     atomic_dir,
@@ -52,6 +53,7 @@ from .models._registry import (
     list_models,
     read_weights_meta,
 )
+from .runs import check_finished
 
 __all__ = [
     "DEFAULT_TAG",
@@ -143,6 +145,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
 
     Raises:
         FileNotFoundError: a required file is missing.
+        UnfinishedRunError: the run has weights or a checkpoint but no ``metrics.json`` yet.
         PretrainedWeightsError: the weights do not match their sha256 sidecar.
         ValueError: ``metrics.json`` lacks a field, names an unknown model or holds accuracies
             outside [0, 1].
@@ -150,6 +153,8 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
     run_dir = Path(run_dir)
     weights = run_dir / HF_WEIGHTS_FILE
     metrics_path = run_dir / "metrics.json"
+    if weights.is_file() or (run_dir / CHECKPOINT_NAME).is_file():
+        check_finished(run_dir)  # a run still training, or interrupted
     for needed in (weights, metrics_path):
         if not needed.is_file():
             raise FileNotFoundError(

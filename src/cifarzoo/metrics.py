@@ -36,10 +36,32 @@ def tta_views(flip: bool, translate: bool) -> str:
 
 
 def resolve_device(device: torch.device | str | None = None) -> torch.device:
-    """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``."""
+    """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``.
+
+    Raises:
+        ValueError: a CUDA device this machine does not have (the message names ``cpu``).
+    """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        _check_cuda(dev)
+    return dev
+
+
+def _check_cuda(dev: torch.device) -> None:
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if available == 0:
+        raise ValueError(
+            f"device {str(dev)!r}: no CUDA GPU is available on this machine; use the CPU with "
+            "device='cpu' (CLI: --device cpu), or leave the device unset to use a GPU only "
+            "when there is one"
+        )
+    if dev.index is not None and dev.index >= available:
+        raise ValueError(
+            f"device {str(dev)!r}: this machine has {available} CUDA GPU(s), cuda:0 to "
+            f"cuda:{available - 1}; pick one of them or use device='cpu' (CLI: --device cpu)"
+        )
 
 
 def model_mean_std(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

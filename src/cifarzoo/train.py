@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any, Literal, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -441,10 +442,12 @@ class _StopRequest:
 # fit
 # --------------------------------------------------------------------------------------------
 
-TrainData = CIFAR10Data | Split | tuple[Tensor, Tensor]
+#: Images and labels: tensors, or numpy arrays (taken without a copy).
+ImagesLabels = tuple[Tensor | npt.NDArray[Any], Tensor | npt.NDArray[Any]]
+TrainData = CIFAR10Data | Split | ImagesLabels
 #: A teacher for distillation: a model, an ensemble of models, or logits for the training images.
 Teacher = nn.Module | Sequence[nn.Module] | Tensor
-EvalData = Split | tuple[Tensor, Tensor]
+EvalData = Split | ImagesLabels
 
 
 def _split_data(
@@ -458,12 +461,33 @@ def _split_data(
     elif isinstance(data, Split):
         train = (data.images, data.labels)
     else:
-        train = (data[0], data[1])
+        train = _as_tensors(data, "data")
     if eval_data is None:
         return train, None, "none"
     if isinstance(eval_data, Split):
         return train, (eval_data.images, eval_data.labels), "eval"
-    return train, (eval_data[0], eval_data[1]), "eval"
+    return train, _as_tensors(eval_data, "eval_data"), "eval"
+
+
+def _as_tensors(pair: Any, what: str) -> tuple[Tensor, Tensor]:
+    """``(images, labels)`` as tensors; numpy arrays (what ``pickle``/``np.load`` give) are
+    taken as they are, without a copy."""
+    if not isinstance(pair, tuple | list) or len(pair) != 2:
+        raise TypeError(
+            f"{what} must be a CIFAR10Data, a Split or a pair (images, labels), got "
+            f"{type(pair).__name__}"
+        )
+    tensors = []
+    for value, name in zip(pair, ("images", "labels"), strict=True):
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(np.ascontiguousarray(value))
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"{what}: {name} must be a torch.Tensor or numpy array (uint8 images "
+                f"[N, 3, 32, 32] or NHWC, int64 labels [N]), got {type(value).__name__}"
+            )
+        tensors.append(value)
+    return tensors[0], tensors[1]
 
 
 def _digest(images: Tensor, labels: Tensor) -> str:
@@ -580,6 +604,14 @@ def recipe_of(state: dict[str, Any]) -> dict[str, Any]:
     return {**_D.to_dict(), **saved}
 
 
+def _model_name(model: nn.Module) -> str:
+    """How a checkpoint names its model: the timm architecture (``cifar_lenet``), else the
+    class name."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    arch = cfg.get("architecture") if isinstance(cfg, dict) else None
+    return str(arch or type(model).__name__)
+
+
 def _rng_state(device: torch.device) -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -667,7 +699,7 @@ def fit(
             mean/std when it has one, else CIFAR-10's).
         data: a :class:`~cifarzoo.data.CIFAR10Data` (trains on ``train``, evaluates on ``val``
             if present, else ``test``), a :class:`~cifarzoo.data.Split`, or ``(images, labels)``
-            with uint8 images ``[N, 3, 32, 32]`` (or NHWC).
+            with uint8 images ``[N, 3, 32, 32]`` (or NHWC), tensors or numpy arrays.
         epochs ... seed: the recipe, see :class:`TrainConfig`. ``batch_size`` is global: under
             ``torchrun`` each of the N processes takes ``batch_size // N`` per step.
         config: a whole :class:`TrainConfig`; when given, it replaces the keyword recipe.
@@ -736,6 +768,8 @@ def fit(
             f"teacher={'None' if teacher is None else type(teacher).__name__} and "
             f"distill_weight={cfg.distill_weight}"
         )
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be a positive integer (epochs), got {eval_every!r}")
     env = DistEnv.from_env()
     if device is None and env.distributed and torch.cuda.is_available():
         dev = torch.device("cuda", env.local_rank)
@@ -785,7 +819,7 @@ class _Trainer:
     ) -> None:
         self.cfg, self.device, self.env = cfg, device, env
         self.quiet = quiet or not env.is_main
-        self.eval_every = max(1, eval_every)
+        self.eval_every = eval_every
         self.ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
         self.resume = resume
         self.amp = cfg.amp if cfg.amp is not None else device.type == "cuda"
@@ -944,6 +978,7 @@ class _Trainer:
             "loader": self.loader.state_dict(),
             "history": self.history.to_dict(),
             "config": self.cfg.to_dict(),
+            "model_name": _model_name(self.model),
             "world_size": self.env.world_size,
             "data": self.fingerprint,
         }
@@ -988,12 +1023,7 @@ class _Trainer:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise ValueError(
-                f"cannot resume {self.ckpt_path}: it holds the weights of another model "
-                f"({first}). Resume with the model that wrote it, or start a new run in "
-                "another checkpoint_dir (CLI: --out)"
-            ) from e
+            raise ValueError(self._other_model(state, e)) from e
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         if self.ema is not None:
@@ -1002,6 +1032,17 @@ class _Trainer:
         self.loader.load_state_dict(state["loader"])
         self.history = History.from_dict(state["history"])
         return int(state["epoch"]), int(state["step"]), state["partial"]
+
+    def _other_model(self, state: dict[str, Any], e: RuntimeError) -> str:
+        saved = state.get("model_name")
+        if saved is None:  # a checkpoint older than the name: torch's first line says why
+            what = f"another model ({str(e).strip().splitlines()[0]})"
+        else:
+            what = f"{saved}, not {_model_name(self.model)}"
+        return (
+            f"cannot resume {self.ckpt_path}: it holds the weights of {what}. Resume with the "
+            "model that wrote it, or start a new run in another checkpoint_dir (CLI: --out)"
+        )
 
     # -- loop ---------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..argtypes import nonnegative_int, positive_float, positive_int
 from ..data import CIFAR10Data, load_cifar10
 from ..train import AMP_MODES
 from .measure import DEFAULT_MODELS, GPU_MODELS, compare, subset_train, synthetic_data
@@ -33,7 +34,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"model names (default: {' '.join(DEFAULT_MODELS)})",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per model (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=3, help="epochs per model (default 3)")
     p.add_argument(
         "--data",
         metavar="DIR",
@@ -48,20 +49,20 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--val-size",
-        type=int,
+        type=nonnegative_int,
         default=5000,
         help="training images held out for validation (default 5000)",
     )
     p.add_argument(
         "--train-subset",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="train on a class-balanced subset of N images (quick comparisons)",
     )
     p.add_argument(
         "--synthetic",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="use N random synthetic training images instead of CIFAR-10 (smoke test)",
@@ -73,20 +74,22 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="also include these `cifarzoo train` output folders (not retrained)",
     )
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument(
+        "--lr", type=positive_float, default=0.1, help="peak learning rate (default 0.1)"
+    )
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument(
         "--grad-every",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="record gradient norms every K steps (default: ~40 records)",
     )
     p.add_argument(
         "--gate-images",
-        type=int,
+        type=nonnegative_int,
         default=1000,
         help="test images for the SE gate statistics (default 1000)",
     )
@@ -97,7 +100,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--train-eval-images",
-        type=int,
+        type=nonnegative_int,
         default=10_000,
         metavar="N",
         help="training images on which the final training error is measured (default 10000)",

@@ -24,6 +24,7 @@ from ..instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 from ..layers import SEBlock
 from ..metrics import evaluate, model_mean_std, resolve_device
 from ..models import create_model
+from ..runs import check_finished
 
 __all__ = [
     "COMPARE_RECIPE",
@@ -352,6 +353,7 @@ def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
         path = folder / name
         return dict(json.loads(path.read_text())) if path.is_file() else {}
 
+    check_finished(folder)
     history, metrics = read("history.json"), read("metrics.json")
     name = str(metrics.get("model") or folder.name)
     weights = folder / "model.safetensors"

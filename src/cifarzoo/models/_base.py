@@ -42,15 +42,30 @@ def check_input(x: Tensor, in_chans: int, arch: str, size: tuple[int, int] | Non
     ``(H, W) == size`` when the model has a fixed input size."""
     if x.dim() != 4 or x.shape[1] != in_chans:
         raise ValueError(
-            f"{arch} expects a batch of shape (N, {in_chans}, H, W), got "
-            f"{list(x.shape)}. Add a batch dimension with x.unsqueeze(0) for a single image, "
-            "or build the model with in_chans matching your images' channels."
+            f"{arch} expects a batch of shape (N, {in_chans}, H, W), got {list(x.shape)}. "
+            + _shape_fix(x, in_chans)
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{arch} expects float images normalized with its pretrained_cfg mean/std, got a "
+            "batch of integers (load_cifar10 gives uint8 pixels, 0..255). "
+            "Convert it: mean = torch.tensor(model.pretrained_cfg['mean']).view(1, -1, 1, 1), "
+            "likewise std, then x = (x.float() / 255 - mean) / std; cifarzoo.evaluate and "
+            "cifarzoo.metrics.predict_logits take uint8 images and do this themselves."
         )
     if size is not None and (x.shape[2] != size[0] or x.shape[3] != size[1]):
         raise ValueError(
             f"{arch} needs {size[0]}x{size[1]} images (its layers are sized for them), got "
             f"{x.shape[2]}x{x.shape[3]}. Resize or crop the input to {size[0]}x{size[1]}."
         )
+
+
+def _shape_fix(x: Tensor, in_chans: int) -> str:
+    if x.dim() == 3 and x.shape[0] == in_chans:
+        return "Add a batch dimension with x.unsqueeze(0) for a single image."
+    if x.dim() == 4 and x.shape[-1] == in_chans:
+        return "This looks like channels-last (N, H, W, C) images: pass x.permute(0, 3, 1, 2)."
+    return "Build the model with in_chans matching your images' channels."
 
 
 class CifarModel(nn.Module):

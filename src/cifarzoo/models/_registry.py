@@ -296,6 +296,15 @@ def _cfg_name(cfg: dict[str, Any], variant: str) -> str:
 
 
 def _how_to_load_local(arch: str) -> str:
+    if ":" in arch:  # hf-hub:ORG/NAME, local-dir:FOLDER: the architecture is not known
+        return (
+            "To use weights you have, pass a local safetensors file with the model's "
+            "architecture (`cifarzoo list`): cifarzoo.create_model(ARCH, weights=PATH), e.g. "
+            "cifarzoo.create_model('resnet20', weights='model.safetensors'); or a Hub-format "
+            "folder (config.json + model.safetensors): cifarzoo.create_model("
+            "'local-dir:FOLDER', pretrained=True). `cifarzoo train` writes such a file "
+            "(model.safetensors)."
+        )
     short = _strip_prefix(arch.split(".")[0])
     return (
         f"To use weights you have, pass a local safetensors file: cifarzoo.{short}(weights=PATH), "
@@ -484,6 +493,9 @@ def _explain_load_error(
         filename = str(cfg.get("hf_hub_filename") or HF_WEIGHTS_FILE)
         return _explain_hub_error(err, name, str(cfg.get("hf_hub_id")), filename, cache_dir)
     if isinstance(err, RuntimeError) and "Error(s) in loading state_dict" in str(err):
+        other = _other_model_in_file(cfg, name) if load_from == "file" else None
+        if other is not None:
+            return PretrainedWeightsError(other)
         return PretrainedWeightsError(
             f"{name}: the weights do not fit this model (were they trained for another "
             f"architecture or number of classes?). {err}"
@@ -494,6 +506,23 @@ def _explain_load_error(
             "corrupt or not safetensors; copy or export it again."
         )
     return err
+
+
+def _other_model_in_file(cfg: dict[str, Any], name: str) -> str | None:
+    """The error for a weights file whose metadata names another model, else ``None``."""
+    from safetensors import safe_open
+
+    path = str(cfg.get("file"))
+    with safe_open(path, "pt") as f:
+        saved = (f.metadata() or {}).get("model")
+    arch = _strip_prefix(name.split(".")[0])
+    if not saved or _strip_prefix(saved.split(".")[0]) == arch:
+        return None
+    return (
+        f"{name}: {path} holds weights of {saved} (its metadata says so), not {arch}. Load it "
+        f"as {saved}: cifarzoo.create_model({saved!r}, weights=PATH), or `cifarzoo eval "
+        f"{saved} --weights PATH`."
+    )
 
 
 def _strip_prefix(name: str) -> str:
