@@ -332,20 +332,11 @@ class ModelRow:
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, int, int] | None = None) -> int:
-    """Multiply-accumulates of one forward pass on one image (FLOPs / 2, counted by
-    ``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Multiply-accumulates of one forward pass on one image of the model's input size
+    (:func:`cifarzoo.cost.count_macs`, the one MAC counter)."""
+    from .cost import count_macs as count
 
-    if input_size is None:
-        input_size = _input_size(model)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(torch.zeros(1, *input_size, device=device))
-    model.train(was_training)
-    return int(counter.get_total_flops()) // 2
+    return count(model, (1, *(input_size or _input_size(model))))
 
 
 def model_table(
