@@ -39,6 +39,7 @@ from cifarzoo.compare import GRAD_FLOW_FILE
 from cifarzoo.data import CIFAR10Data, load_cifar10
 from cifarzoo.instrument import GradientFlowRecorder
 from cifarzoo.models import create_model
+from cifarzoo.runs import run_lock
 from cifarzoo.train import TrainConfig, fit, read_checkpoint
 
 #: The order the runs are made in: the depth-20 and depth-56 plain/residual pairs first (the
@@ -120,6 +121,14 @@ def train_one(
         print(f"{name}: finished already ({folder / 'metrics.json'})", flush=True)
         return folder
     folder.mkdir(parents=True, exist_ok=True)
+    with run_lock(folder):  # a second process on the same run fails at once
+        _train(name, data, folder, epochs=epochs, device=device, quiet=quiet)
+    return folder
+
+
+def _train(
+    name: str, data: CIFAR10Data, folder: Path, *, epochs: int, device: str | None, quiet: bool
+) -> None:
     config = recipe(name, epochs)
     torch.manual_seed(config.seed)
     extra = model_args(name)
@@ -154,7 +163,6 @@ def train_one(
         quiet=True,
     )
     (folder / CHECKPOINT_NAME).unlink()
-    return folder
 
 
 def main(argv: list[str] | None = None) -> int:
