@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from ..plots import _pyplot
+from .findings import gradient_records, plain_residual_pairs
 from .measure import ModelReport
 
 __all__ = ["FIGURES", "render_figures"]
@@ -214,20 +214,14 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _grad_pairs(models: Sequence[ModelReport]) -> list[tuple[int, ModelReport, ModelReport]]:
-    """(depth, plain, residual) for each depth with both networks and their gradient records."""
-    by_name = {m.name: m for m in models if m.grad_flow and m.grad_flow.get("norms")}
-    depths = sorted(
-        {int(d) for n in by_name for d in re.findall(r"^plain(\d+)$", n)}
-        & {int(d) for n in by_name for d in re.findall(r"^resnet(\d+)$", n)}
-    )
-    return [(d, by_name[f"plain{d}"], by_name[f"resnet{d}"]) for d in depths]
-
-
 def _fig_grad_depth(models: Sequence[ModelReport]) -> Any | None:
     """Per-layer gradient norms of plain and residual networks of the same depth, at
     initialisation (the first record) and late in training (mean of the last tenth)."""
-    pairs = _grad_pairs(models)
+    pairs = [
+        (depth, plain, residual)
+        for depth, plain, residual in plain_residual_pairs(models)
+        if gradient_records(plain.grad_flow or {}) and gradient_records(residual.grad_flow or {})
+    ]
     if not pairs:
         return None
     plt = _pyplot()
@@ -236,8 +230,7 @@ def _fig_grad_depth(models: Sequence[ModelReport]) -> Any | None:
         for ax, late in zip(row, (False, True), strict=True):
             for m, color in ((plain, "tab:red"), (residual, "tab:blue")):
                 assert m.grad_flow is not None
-                norms = m.grad_flow["norms"]
-                rows = norms[-max(1, len(norms) // 10) :] if late else norms[:1]
+                rows = gradient_records(m.grad_flow, late)
                 mean = [sum(col) / len(col) for col in zip(*rows, strict=True)]
                 vals = [v if v > 0 and math.isfinite(v) else float("nan") for v in mean]
                 ax.plot(range(len(vals)), vals, color=color, marker=".", lw=1, label=m.name)

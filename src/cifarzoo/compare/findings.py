@@ -17,7 +17,14 @@ from typing import Any
 
 from .measure import ComparisonReport, ModelReport
 
-__all__ = ["Finding", "degradation_rows", "findings", "gradient_ratio"]
+__all__ = [
+    "Finding",
+    "degradation_rows",
+    "findings",
+    "gradient_ratio",
+    "gradient_records",
+    "plain_residual_pairs",
+]
 
 _DEPTH = re.compile(r"^(plain|resnet|seresnet)(\d+)$")
 
@@ -69,15 +76,36 @@ def degradation_rows(report: ComparisonReport) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["depth"], r["shortcuts"]))
 
 
+def gradient_records(grad_flow: dict[str, Any], late: bool = False) -> Sequence[Sequence[float]]:
+    """The gradient records of one moment: the first (initialisation) or, with ``late``, the
+    last tenth of them."""
+    norms: Sequence[Sequence[float]] = grad_flow.get("norms") or []
+    return norms[-max(1, len(norms) // 10) :] if late else norms[:1]
+
+
+def plain_residual_pairs(
+    models: Sequence[ModelReport],
+) -> list[tuple[int, ModelReport, ModelReport]]:
+    """``(depth, plainN, resnetN)`` for each depth at which the models hold both networks."""
+    by_name = {m.name: m for m in models}
+    depths = sorted(
+        int(match.group(2))
+        for m in models
+        if (match := _DEPTH.match(m.name)) is not None and match.group(1) == "plain"
+    )
+    return [
+        (d, by_name[f"plain{d}"], by_name[f"resnet{d}"]) for d in depths if f"resnet{d}" in by_name
+    ]
+
+
 def gradient_ratio(grad_flow: dict[str, Any], late: bool = False) -> float | None:
     """How much gradient reaches the input side: the mean gradient norm of the first quarter of
     the recorded layers over that of the last quarter (the classifier excluded), at the first
     record (initialisation) or, with ``late``, averaged over the last tenth of the records."""
-    norms: Sequence[Sequence[float]] = grad_flow.get("norms") or []
+    rows = gradient_records(grad_flow, late)
     layers = grad_flow.get("layers") or []
-    if not norms or len(layers) < 5:
+    if not rows or len(layers) < 5:
         return None
-    rows = norms[-max(1, len(norms) // 10) :] if late else norms[:1]
     width = len(layers) - 1  # the last recorded layer is the classifier
     quarter = max(1, width // 4)
     first = [v for r in rows for v in r[:quarter]]
