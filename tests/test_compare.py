@@ -314,10 +314,10 @@ def test_write_report_is_atomic_and_strict_json(
 
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def broken(report: object) -> object:
+    def broken(*args: object) -> object:
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(compare_module, "render_report", broken)
+    monkeypatch.setattr(compare_module, "render_figures", broken)
     with pytest.raises(RuntimeError, match="figure failed"):
         write_report(ComparisonReport.from_dict(summary), out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old report is whole

@@ -33,6 +33,28 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % 10) for i in range(n)]
 
 
+def _panels(n: int, cols: int, width: float, height: float) -> tuple[Any, list[Any]]:
+    """A figure of ``n`` panels of ``width`` x ``height`` inches, ``cols`` to a row (fewer for a
+    smaller ``n``), and its first ``n`` axes; the cells left over are switched off."""
+    cols = min(n, cols)
+    rows = math.ceil(n / cols)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n])
+
+
+def _plot_gradient_norms(ax: Any, norms: Sequence[float], **style: Any) -> None:
+    """One line of per-layer gradient norms on a log scale (zeros and non-finite values left
+    out)."""
+    vals = [v if v > 0 and math.isfinite(v) else float("nan") for v in norms]
+    ax.plot(range(len(vals)), vals, **style)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (input to output)")
+    ax.set_ylabel("gradient L2 norm")
+    ax.grid(alpha=0.3)
+
+
 def _fig_curves(models: Sequence[ModelReport]) -> Any:
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
@@ -59,7 +81,6 @@ def _fig_curves(models: Sequence[ModelReport]) -> Any:
             ax.set_ylabel("%")
             ax.set_xlabel("epoch")
     axes[0, 0].legend()
-    fig.tight_layout()
     return fig
 
 
@@ -77,19 +98,12 @@ def _fig_per_class(models: Sequence[ModelReport], classes: Sequence[str]) -> Any
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(ncol=min(n, 4), fontsize="small")
-    fig.tight_layout()
     return fig
 
 
 def _fig_confusion(models: Sequence[ModelReport], classes: Sequence[str]) -> Any:
-    plt = _pyplot()
-    n = len(models)
-    cols = min(n, 2)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 5.4 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, m in zip(axes.flat, models, strict=False):
+    fig, axes = _panels(len(models), 2, 6.2, 5.4)
+    for ax, m in zip(axes, models, strict=True):
         cm = torch.tensor(m.test["confusion_matrix"], dtype=torch.float64)
         norm = cm / cm.sum(1, keepdim=True).clamp(min=1)
         im = ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
@@ -114,7 +128,6 @@ def _fig_confusion(models: Sequence[ModelReport], classes: Sequence[str]) -> Any
         ax.set_ylabel("true")
         ax.set_title(f"{m.name} ({100 * m.test['accuracy']:.1f}%)")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
     return fig
 
 
@@ -141,46 +154,34 @@ def _fig_cost(models: Sequence[ModelReport]) -> Any:
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
 def _fig_grad_flow(models: Sequence[ModelReport]) -> Any | None:
-    plt = _pyplot()
     shown = [m for m in models if m.grad_flow and m.grad_flow.get("norms")]
     if not shown:
         return None
-    cols = min(len(shown), 2)
-    rows = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
-    for ax in axes.flat[len(shown) :]:
-        ax.axis("off")
+    plt = _pyplot()
+    fig, axes = _panels(len(shown), 2, 6.5, 4.2)
     cmap = plt.get_cmap("viridis")
-    for ax, m in zip(axes.flat, shown, strict=False):
+    for ax, m in zip(axes, shown, strict=True):
         assert m.grad_flow is not None
         steps, norms = m.grad_flow["steps"], m.grad_flow["norms"]
         last = max(1, steps[-1])
         for step, row in zip(steps, norms, strict=True):
-            vals = [v if v > 0 and math.isfinite(v) else float("nan") for v in row]
-            ax.plot(range(len(vals)), vals, color=cmap(step / last), lw=0.9, alpha=0.8)
-        ax.set_yscale("log")
-        ax.set_xlabel("layer (input to output)")
-        ax.set_ylabel("gradient L2 norm")
+            _plot_gradient_norms(ax, row, color=cmap(step / last), lw=0.9, alpha=0.8)
         ax.set_title(f"{m.name} ({len(norms[0])} layers)")
-        ax.grid(alpha=0.3)
         sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, last))
         fig.colorbar(sm, ax=ax, label="training step")
-    fig.tight_layout()
     return fig
 
 
 def _fig_se_gates(models: Sequence[ModelReport]) -> Any | None:
-    plt = _pyplot()
     shown = [m for m in models if m.se_gates and m.se_gates.get("stages")]
     if not shown:
         return None
-    fig, axes = plt.subplots(1, len(shown), figsize=(6.0 * len(shown), 4.0), squeeze=False)
-    for ax, m in zip(axes.flat, shown, strict=True):
+    fig, axes = _panels(len(shown), len(shown), 6.0, 4.0)
+    for ax, m in zip(axes, shown, strict=True):
         assert m.se_gates is not None
         stages = m.se_gates["stages"]
         for (stage, s), color in zip(stages.items(), _colors(len(stages)), strict=True):
@@ -203,11 +204,11 @@ def _fig_se_gates(models: Sequence[ModelReport]) -> Any | None:
         ax.set_title(f"{m.name}: gates over {m.se_gates['num_images']} test images")
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
 def _png(fig: Any) -> bytes:
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     _pyplot().close(fig)
@@ -232,16 +233,10 @@ def _fig_grad_depth(models: Sequence[ModelReport]) -> Any | None:
                 assert m.grad_flow is not None
                 rows = gradient_records(m.grad_flow, late)
                 mean = [sum(col) / len(col) for col in zip(*rows, strict=True)]
-                vals = [v if v > 0 and math.isfinite(v) else float("nan") for v in mean]
-                ax.plot(range(len(vals)), vals, color=color, marker=".", lw=1, label=m.name)
-            ax.set_yscale("log")
-            ax.set_xlabel("layer (input to output)")
-            ax.set_ylabel("gradient L2 norm")
+                _plot_gradient_norms(ax, mean, color=color, marker=".", lw=1, label=m.name)
             when = "late in training (last tenth of the records)" if late else "at initialisation"
             ax.set_title(f"depth {depth}, {when}", fontsize=10)
-            ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
-    fig.tight_layout()
     return fig
 
 

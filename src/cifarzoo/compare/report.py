@@ -19,8 +19,8 @@ from torch import Tensor
 from ..checkpoint import atomic_write, save_json
 from ..constants import CIFAR10_CLASSES
 from .figures import FIGURES, render_figures
-from .findings import degradation_rows, findings
-from .measure import ComparisonReport
+from .findings import Finding, degradation_rows, findings
+from .measure import ComparisonReport, ModelReport
 
 __all__ = ["REPORT_HTML", "REPORT_JSON", "REPORT_TXT", "render_report", "write_report"]
 
@@ -35,15 +35,18 @@ def render_report(summary: Mapping[str, Any] | ComparisonReport) -> tuple[str, d
     report = (
         summary if isinstance(summary, ComparisonReport) else ComparisonReport.from_dict(summary)
     )
+    return _render(report, findings(report))
+
+
+def _render(report: ComparisonReport, found: Sequence[Finding]) -> tuple[str, dict[str, bytes]]:
     classes = report.meta.get("classes") or list(CIFAR10_CLASSES)
     pngs = render_figures(report.models, classes)
-    return _html(report, classes, pngs), pngs
+    return _html(report, found, classes, pngs), pngs
 
 
-def summary_text(report: ComparisonReport) -> str:
+def summary_text(report: ComparisonReport, found: Sequence[Finding]) -> str:
     """``summary.txt``: the findings in words, then the table."""
-    lines = [f"- {f.text}" for f in findings(report)]
-    return "\n".join([*lines, "", report.table(), ""])
+    return "\n".join([*(f"- {f.text}" for f in found), "", report.table(), ""])
 
 
 def _pct(v: float | None) -> str:
@@ -52,6 +55,15 @@ def _pct(v: float | None) -> str:
 
 def _cells(values: Sequence[str]) -> str:
     return "<tr>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>"
+
+
+def _img(pngs: Mapping[str, bytes], key: str, alt: str) -> str:
+    """The figure ``key`` inlined as a data URL, or nothing when it was not drawn."""
+    name = FIGURES[key]
+    if name not in pngs:
+        return ""
+    b64 = base64.b64encode(pngs[name]).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{b64}" alt="{html.escape(alt)}"></figure>'
 
 
 def _init_note(report: ComparisonReport) -> str:
@@ -97,23 +109,11 @@ def _degradation_table(report: ComparisonReport) -> str:
     )
 
 
-def _html(report: ComparisonReport, classes: Sequence[str], pngs: Mapping[str, bytes]) -> str:
-    e = html.escape
-    meta, models = report.meta, report.models
-    data = meta.get("data") or {}
-    notes = meta.get("notes") or {}
-
-    def img(key: str, alt: str) -> str:
-        name = FIGURES[key]
-        if name not in pngs:
-            return ""
-        b64 = base64.b64encode(pngs[name]).decode("ascii")
-        return f'<figure><img src="data:image/png;base64,{b64}" alt="{e(alt)}"></figure>'
-
-    summary_rows = "".join(
+def _summary_rows(models: Sequence[ModelReport]) -> str:
+    return "".join(
         _cells(
             [
-                f"<code>{e(m.name)}</code>",
+                f"<code>{html.escape(m.name)}</code>",
                 f"{m.params:,}",
                 f"{m.macs / 1e6:,.1f} M",
                 _pct(None if m.train_eval is None else 1 - m.train_eval["accuracy"]),
@@ -121,12 +121,16 @@ def _html(report: ComparisonReport, classes: Sequence[str], pngs: Mapping[str, b
                 _pct(m.test["accuracy"]),
                 "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
                 "-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f}",
-                e(m.source),
+                html.escape(m.source),
             ]
         )
         for m in models
     )
-    per_class_rows = []
+
+
+def _per_class_rows(models: Sequence[ModelReport], classes: Sequence[str]) -> str:
+    """One row per class, each model's test accuracy, the best marked."""
+    rows = []
     for c, cls in enumerate(classes):
         accs = [m.test["per_class_accuracy"][c] for m in models]
         best = max(accs) if accs else None
@@ -134,59 +138,79 @@ def _html(report: ComparisonReport, classes: Sequence[str], pngs: Mapping[str, b
             f"<td class='{'best' if a == best and len(accs) > 1 else ''}'>{_pct(a)}</td>"
             for a in accs
         )
-        per_class_rows.append(f"<tr><td>{e(cls)}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{html.escape(cls)}</td>{cells}</tr>")
+    return "".join(rows)
+
+
+def _setting(meta: Mapping[str, Any]) -> str:
+    """The data, recipe and software the comparison ran with."""
+    e = html.escape
+    data = meta.get("data") or {}
     recipe = ", ".join(f"{k}={v}" for k, v in (meta.get("recipe") or {}).items())
     val = f"val {data['val']}, " if data.get("val") else ""
-    setting = (
+    return (
         f"Data: {e(str(data.get('name', '?')))} (train {data.get('train', '?')}, {val}test "
         f"{data.get('test', '?')}); {meta.get('epochs')} epoch(s), seed {meta.get('seed')}; "
         f"device {e(str(meta.get('device')))}; cifarzoo {e(str(meta.get('cifarzoo_version')))}, "
         f"torch {e(str(meta.get('torch_version')))}; created {e(str(meta.get('created')))}."
         f"<br>Recipe (cifarzoo.train.fit): {e(recipe)}."
     )
-    grad = img("grad_flow", "gradient flow")
-    depth = img("grad_depth", "gradient norms of plain and residual networks")
-    grad_text = (
-        f"<p>{e(notes.get('grad_flow', ''))}. Early steps are dark, late steps yellow.</p>{grad}"
-        + (
-            f"<h3>Plain vs residual at the same depth</h3><p>{e(_init_note(report))}</p>{depth}"
-            if depth
-            else ""
-        )
-        if grad
-        else "<p>No gradient records (runs reused without a grad_flow.json).</p>"
-    )
-    gates = img("se_gates", "SE gate distributions")
-    se_text = (
+
+
+def _gradient_section(pngs: Mapping[str, bytes], notes: Mapping[str, Any], init: str) -> str:
+    grad = _img(pngs, "grad_flow", "gradient flow")
+    if not grad:
+        return "<p>No gradient records (runs reused without a grad_flow.json).</p>"
+    depth = _img(pngs, "grad_depth", "gradient norms of plain and residual networks")
+    pairs = f"<h3>Plain vs residual at the same depth</h3><p>{init}</p>{depth}" if depth else ""
+    note = html.escape(notes.get("grad_flow", ""))
+    return f"<p>{note}. Early steps are dark, late steps yellow.</p>{grad}{pairs}"
+
+
+def _se_section(pngs: Mapping[str, bytes], notes: Mapping[str, Any]) -> str:
+    gates = _img(pngs, "se_gates", "SE gate distributions")
+    if not gates:
+        return "<p>No model with SE blocks in this comparison.</p>"
+    return (
         "<p>Distribution of the SE gate values (channel weights in (0, 1)) of each stage over "
-        f"test images. {e(notes.get('se_gates', ''))}.</p>{gates}"
-        if gates
-        else "<p>No model with SE blocks in this comparison.</p>"
+        f"test images. {html.escape(notes.get('se_gates', ''))}.</p>{gates}"
     )
+
+
+def _html(
+    report: ComparisonReport,
+    found: Sequence[Finding],
+    classes: Sequence[str],
+    pngs: Mapping[str, bytes],
+) -> str:
+    e = html.escape
+    meta, models = report.meta, report.models
+    notes = meta.get("notes") or {}
+    init = e(_init_note(report))
     template = string.Template(
         resources.files(__package__).joinpath("templates/report.html").read_text("utf-8")
     )
     return template.substitute(
         title=e(", ".join(m.name for m in models)),
-        setting=setting,
-        findings="".join(f"<li>{e(f.text)}</li>" for f in findings(report)),
-        init=e(_init_note(report)),
-        eval_split=e(f"final {data.get('eval_split', 'val')}"),
-        summary_rows=summary_rows,
+        setting=_setting(meta),
+        findings="".join(f"<li>{e(f.text)}</li>" for f in found),
+        init=init,
+        eval_split=e(f"final {(meta.get('data') or {}).get('eval_split', 'val')}"),
+        summary_rows=_summary_rows(models),
         cost_notes=e(
             f"Training error: {notes.get('train_eval', 'not measured')}. MACs: "
             f"{notes.get('macs', '')}. Seconds per epoch: {notes.get('seconds_per_epoch', '')}. "
             f"Peak memory: {notes.get('peak_memory', '')}."
         ),
-        fig_cost=img("cost", "cost and accuracy"),
+        fig_cost=_img(pngs, "cost", "cost and accuracy"),
         degradation=_degradation_table(report),
-        fig_curves=img("curves", "loss and accuracy curves"),
+        fig_curves=_img(pngs, "curves", "loss and accuracy curves"),
         model_heads="".join(f"<th>{e(m.name)}</th>" for m in models),
-        per_class_rows="".join(per_class_rows),
-        fig_per_class=img("per_class", "per-class accuracy"),
-        fig_confusion=img("confusion", "confusion matrices"),
-        grad_flow=grad_text,
-        se_gates=se_text,
+        per_class_rows=_per_class_rows(models, classes),
+        fig_per_class=_img(pngs, "per_class", "per-class accuracy"),
+        fig_confusion=_img(pngs, "confusion", "confusion matrices"),
+        grad_flow=_gradient_section(pngs, notes, init),
+        se_gates=_se_section(pngs, notes),
     )
 
 
@@ -204,9 +228,10 @@ def write_report(report: ComparisonReport, out: str | os.PathLike[str]) -> dict[
     folder = Path(out)
     # Through JSON once: Paths, tensors and dtypes become plain values before save_json.
     summary = json.loads(json.dumps(report.to_dict(), default=_json_default))
-    summary["findings"] = [f.__dict__ for f in findings(report)]
-    page, pngs = render_report(report)
-    texts = {REPORT_HTML: page, REPORT_TXT: summary_text(report)}
+    found = findings(report)
+    summary["findings"] = [f.__dict__ for f in found]
+    page, pngs = _render(report, found)
+    texts = {REPORT_HTML: page, REPORT_TXT: summary_text(report, found)}
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {"json": folder / REPORT_JSON}
     save_json(summary, files["json"])

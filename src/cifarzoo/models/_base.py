@@ -5,6 +5,7 @@
 from typing import Any
 
 import torch
+from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 __all__ = ["CifarModel", "check_input", "check_num_classes", "make_classifier"]
@@ -74,12 +75,13 @@ class CifarModel(nn.Module):
     ``head_hidden_size``, ``global_pool`` (``'avg'``, or ``''`` for unpooled output without
     classifier), ``forward_features``, ``forward_head(x, pre_logits=False)``,
     ``get_classifier``, ``reset_classifier`` and ``set_grad_checkpointing``, plus a readable
-    error for inputs of the wrong shape. Subclasses add timm's ``feature_info``,
-    ``forward_intermediates`` and ``prune_intermediate_layers``.
+    error for inputs of the wrong shape, and timm's ``forward_intermediates``. Subclasses add
+    timm's ``feature_info`` and ``prune_intermediate_layers``.
 
     Subclasses build their layers, name their classifier attribute in ``classifier_name``, create
     it with :meth:`_make_head`, apply ``self.head_drop`` before it in ``forward_head``, and
-    implement ``forward_features`` (starting with ``self._check_input(x)``).
+    implement ``forward_features`` (starting with ``self._check_input(x)``) and
+    :meth:`_forward_to_points` (the body of ``forward_intermediates``).
     """
 
     classifier_name: str = "fc"
@@ -153,6 +155,42 @@ class CifarModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """timm's intermediate features: the feature points ``indices`` (of ``feature_info``:
+        the last n for an int, all for ``None``), and unless ``intermediates_only`` the final
+        features (``forward_features``'s, or with ``stop_early`` those of the last point
+        reached). ``norm`` is accepted for timm's API: no cifarzoo model has a norm after its
+        last feature point."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        self._check_input(x)
+        take_indices, max_index = feature_take_indices(self._num_feature_points(), indices)
+        x, intermediates = self._forward_to_points(
+            x, take_indices, max_index if stop_early else None
+        )
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def _num_feature_points(self) -> int:
+        """How many feature points ``forward_intermediates`` can reach (pruning may remove
+        some)."""
+        return len(self.feature_info)
+
+    def _forward_to_points(
+        self, x: Tensor, take_indices: list[int], stop_at: int | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Run the checked input ``x`` through the feature layers, up to feature point
+        ``stop_at`` (``None``: to the end); return the output and the feature points
+        ``take_indices`` in order."""
+        raise NotImplementedError
 
     @torch.jit.ignore  # type: ignore[untyped-decorator]
     def get_classifier(self) -> nn.Module:

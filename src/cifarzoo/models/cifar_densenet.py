@@ -136,26 +136,15 @@ class DenseNet(CifarModel):
         points = [p["module"].removeprefix("features.") for p in self.feature_info]
         return [names.index(point) for point in points if point in names]
 
-    def forward_intermediates(
-        self,
-        x: Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
-        """timm's intermediate features: the feature points ``indices`` (the last n for an int,
-        all for ``None``; 0 is the stem, the last the final ``relu5`` output), and unless
-        ``intermediates_only`` the final features (``forward_features``'s, or the last point
-        reached with ``stop_early``). ``norm`` is accepted for timm's API: the last point is
-        already after the final norm."""
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        self._check_input(x)
+    def _num_feature_points(self) -> int:
+        return len(self._feature_ends())
+
+    def _forward_to_points(
+        self, x: Tensor, take_indices: list[int], stop_at: int | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Feature point 0 is the stem, the last the final ``relu5`` output."""
         ends = self._feature_ends()
-        take_indices, max_index = feature_take_indices(len(ends), indices)
-        modules = list(self.features)[: ends[max_index] + 1] if stop_early else self.features
+        modules = self.features if stop_at is None else list(self.features)[: ends[stop_at] + 1]
         checkpointing = self.grad_checkpointing and not torch.jit.is_scripting()  # type: ignore[attr-defined]
         intermediates = []
         for i, module in enumerate(modules):
@@ -165,7 +154,7 @@ class DenseNet(CifarModel):
                 x = module(x)
             if i in ends and ends.index(i) in take_indices:
                 intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
+        return x, intermediates
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
@@ -205,12 +194,15 @@ def _create_densenet(name: str, pretrained: bool, **kwargs: Any) -> DenseNet:
     model_args = _ARCHS[name]
     # Feature points live inside ``features``, which timm's extractor must flatten; the default
     # out_indices are all of them (timm's default assumes five).
-    feature_cfg: dict[str, Any] = dict(
+    features: dict[str, Any] = dict(
         flatten_sequential=True, out_indices=tuple(range(len(model_args["block_config"]) + 1))
     )
-    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
     return build(
-        DenseNet, f"cifar_{name}", pretrained, feature_cfg=feature_cfg, **{**model_args, **kwargs}
+        DenseNet,
+        f"cifar_{name}",
+        pretrained,
+        default_feature_cfg=features,
+        **{**model_args, **kwargs},
     )
 
 

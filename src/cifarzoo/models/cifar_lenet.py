@@ -78,31 +78,17 @@ class LeNet(CifarModel):
         x = self.head_drop(F.relu(self.fc2(F.relu(self.fc1(x)))))
         return x if pre_logits else self.fc3(x)
 
-    def forward_intermediates(
-        self,
-        x: Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
-        """timm's intermediate features: the feature points ``indices`` (the last n for an int,
-        all for ``None``; 0 and 1 are the outputs of the two poolings), and unless
-        ``intermediates_only`` the final features (``forward_features``'s, or the first point's
-        with ``stop_early`` and ``indices=[0]``). ``norm`` is accepted for timm's API; LeNet has
-        no norm."""
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        self._check_input(x)
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+    def _forward_to_points(
+        self, x: Tensor, take_indices: list[int], stop_at: int | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Feature points 0 and 1 are the outputs of the two poolings."""
         x = self.pool(F.relu(self.conv1(x)))
         intermediates = [x] if 0 in take_indices else []
-        if self.conv2 is not None and not (stop_early and max_index == 0):
+        if self.conv2 is not None and stop_at != 0:
             x = self.pool(F.relu(self.conv2(x)))
             if 1 in take_indices:
                 intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
+        return x, intermediates
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
@@ -134,12 +120,12 @@ def lenet(pretrained: bool = False, **kwargs: Any) -> LeNet:
     """The lab's LeNet-style CNN (62 K parameters)."""
     # Its shared pooling module cannot be hooked per feature point: features come from
     # forward_intermediates (timm's FeatureGetterNet).
-    feature_cfg: dict[str, Any] = dict(feature_cls="getter", out_indices=(0, 1))
-    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
-    if kwargs.get("features_only") and feature_cfg["feature_cls"] != "getter":
+    feature_cls = (kwargs.get("feature_cfg") or {}).get("feature_cls", "getter")
+    if kwargs.get("features_only") and feature_cls != "getter":
         raise ValueError(
             f"cifar_lenet supports features_only with feature_cls='getter' only, got "
-            f"{feature_cfg['feature_cls']!r}: both of its feature points are the output of its "
-            "one pooling module, which module hooks or torch.fx cannot tell apart."
+            f"{feature_cls!r}: both of its feature points are the output of its one pooling "
+            "module, which module hooks or torch.fx cannot tell apart."
         )
-    return build(LeNet, "cifar_lenet", pretrained, feature_cfg=feature_cfg, **kwargs)
+    features = dict(feature_cls="getter", out_indices=(0, 1))
+    return build(LeNet, "cifar_lenet", pretrained, default_feature_cfg=features, **kwargs)

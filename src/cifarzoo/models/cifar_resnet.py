@@ -138,34 +138,21 @@ class ResNet(CifarModel):
         stages: list[nn.Module] = [self.layer1, self.layer2, self.layer3]
         return stages if self.layer4 is None else [*stages, self.layer4]
 
-    def forward_intermediates(
-        self,
-        x: Tensor,
-        indices: int | list[int] | None = None,
-        norm: bool = False,
-        stop_early: bool = False,
-        output_fmt: str = "NCHW",
-        intermediates_only: bool = False,
-    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
-        """timm's intermediate features: the feature points ``indices`` (the last n for an int,
-        all for ``None``; 0 is the stem, then one per stage), and unless ``intermediates_only``
-        the final features (``forward_features``'s, or the last point reached with
-        ``stop_early``). ``norm`` is accepted for timm's API; a ResNet has no final norm."""
-        if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
-        self._check_input(x)
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+    def _forward_to_points(
+        self, x: Tensor, take_indices: list[int], stop_at: int | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Feature point 0 is the stem, then one per stage."""
         x = self.relu(self.bn1(self.conv1(x)))
         intermediates = [x] if 0 in take_indices else []
         stages = self._stages()
-        for i, stage in enumerate(stages[:max_index] if stop_early else stages, start=1):
+        for i, stage in enumerate(stages if stop_at is None else stages[:stop_at], start=1):
             if self.grad_checkpointing and not torch.jit.is_scripting():  # type: ignore[attr-defined]
                 x = checkpoint_seq(stage, x)
             else:
                 x = stage(x)
             if i in take_indices:
                 intermediates.append(x)
-        return intermediates if intermediates_only else (x, intermediates)
+        return x, intermediates
 
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
@@ -228,10 +215,13 @@ def _create_resnet(name: str, pretrained: bool, **kwargs: Any) -> ResNet:
     if name.startswith("se"):
         model_args["attn_layer"] = functools.partial(SEBlock, reduction=16)
     # Default out_indices: every feature point (timm's default assumes five).
-    feature_cfg = dict(out_indices=tuple(range(len(model_args["layers"]) + 1)))
-    feature_cfg.update(kwargs.pop("feature_cfg", None) or {})
+    features = dict(out_indices=tuple(range(len(model_args["layers"]) + 1)))
     return build(
-        ResNet, f"cifar_{name}", pretrained, feature_cfg=feature_cfg, **{**model_args, **kwargs}
+        ResNet,
+        f"cifar_{name}",
+        pretrained,
+        default_feature_cfg=features,
+        **{**model_args, **kwargs},
     )
 
 

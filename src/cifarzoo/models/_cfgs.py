@@ -1,0 +1,109 @@
+"""The timm pretrained_cfgs of cifarzoo models: their names in timm's registry and where their
+weights are (the package's weights folder, or a pinned Hugging Face Hub repository)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+
+#: timm already owns ``resnet18``, ``densenet121`` and ``seresnet18`` (ImageNet models), so
+#: cifarzoo's models are registered with timm as ``cifar_<name>``.
+TIMM_PREFIX = "cifar_"
+#: The folder of the weights shipped inside the package: ``<arch>.safetensors`` + ``<arch>.json``.
+PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+#: Tag of cifarzoo's own CIFAR-10 weights (``cifar_resnet20.c10``), unless their JSON names another.
+DEFAULT_TAG = "c10"
+#: A pretrained_cfg's expected weights digest is kept in its ``notes`` as ``"sha256:<hex>"``:
+#: ``PretrainedCfg`` takes no custom fields, and ``notes`` travels with ``model.pretrained_cfg``
+#: and with a Hub folder's ``config.json``.
+SHA256_NOTE = "sha256:"
+#: The only weights file cifarzoo loads from a Hub repository or a Hub-format folder.
+HF_WEIGHTS_FILE = "model.safetensors"
+#: The timm config of a Hub repository or Hub-format folder.
+HF_CONFIG_FILE = "config.json"
+
+
+def strip_prefix(name: str) -> str:
+    """``name`` without timm's ``cifar_`` prefix."""
+    return name.removeprefix(TIMM_PREFIX)
+
+
+def cifar_cfg(**overrides: Any) -> dict[str, Any]:
+    """A timm pretrained_cfg for a CIFAR-10 model: 32x32 input, no resize or crop, CIFAR-10
+    statistics. timm's defaults are ImageNet's, so every field a transform reads is set here."""
+    cfg: dict[str, Any] = {
+        "num_classes": NUM_CLASSES,
+        "input_size": (3, IMAGE_SIZE, IMAGE_SIZE),
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "crop_mode": "center",
+        "interpolation": "bilinear",
+        "mean": CIFAR10_MEAN,
+        "std": CIFAR10_STD,
+        "license": "apache-2.0",
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def cfg_sha256(cfg: dict[str, Any]) -> str | None:
+    """The expected weights sha256 recorded in a pretrained_cfg's ``notes``, if any."""
+    for note in cfg.get("notes") or ():
+        if isinstance(note, str) and note.startswith(SHA256_NOTE):
+            return note[len(SHA256_NOTE) :].strip().lower()
+    return None
+
+
+def read_weights_meta(
+    arch: str, weights_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
+    """The metadata JSON of an architecture's shipped or published weights
+    (``<weights_dir>/<arch>.json``), or ``None`` if it has none."""
+    path = Path(weights_dir or PACKAGED_WEIGHTS_DIR) / f"{strip_prefix(arch)}.json"
+    if not path.is_file():
+        return None
+    meta: dict[str, Any] = json.loads(path.read_text())
+    return meta
+
+
+def weight_cfgs(
+    archs: Iterable[str],
+    *,
+    weights_dir: str | os.PathLike[str] | None = None,
+    pool_size: Callable[[str], tuple[int, int]] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """``{'cifar_<arch>[.tag]': cfg}`` for ``generate_default_cfgs``: :func:`cifar_cfg` with
+    ``overrides``, wired to the architecture's weights when ``<weights_dir>/<arch>.json`` exists.
+    ``pool_size(arch)`` is the size of the architecture's unpooled features at 32x32 (timm's
+    ``pool_size``).
+
+    Shipped weights (``"file"`` in the JSON) are loaded from the package folder with no network;
+    published ones (``"hf_hub_id"``, pinned as ``org/name@<commit>``) through timm's Hub loader.
+    The JSON's ``sha256`` goes into the cfg's ``notes`` and is checked before loading.
+    """
+    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
+    cfgs: dict[str, Any] = {}
+    for arch in archs:
+        arch_overrides = {**overrides, "pool_size": pool_size(arch) if pool_size else None}
+        meta = read_weights_meta(arch, folder)
+        source: dict[str, Any] = {}
+        if meta is not None:
+            if meta.get("file"):
+                source["file"] = str(folder / str(meta["file"]))
+            if meta.get("hf_hub_id"):
+                source["hf_hub_id"] = str(meta["hf_hub_id"])
+                source["hf_hub_filename"] = HF_WEIGHTS_FILE
+        if meta is None or not source:
+            cfgs[TIMM_PREFIX + arch] = cifar_cfg(**arch_overrides)
+            continue
+        if meta.get("sha256"):
+            source["notes"] = (SHA256_NOTE + str(meta["sha256"]).lower(),)
+        tag = str(meta.get("tag") or DEFAULT_TAG)
+        cfgs[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
+    return cfgs
