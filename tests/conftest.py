@@ -18,6 +18,14 @@ from torch import nn
 from cifarzoo.constants import CIFAR10_CLASSES
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist workers share the cores: each gets its share of torch's intra-op threads
+    (one each for ``-n 2`` on 2 cores), since more threads than cores wait on each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+
+
 @pytest.fixture(scope="session")
 def cifar10_root() -> Path:
     """A root holding the real ``cifar-10-batches-py``; skips when CIFARZOO_TEST_DATA is unset."""
