@@ -18,6 +18,14 @@ from torch import nn
 from cifarzoo.constants import CIFAR10_CLASSES
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist workers share the cores: each gets its share of torch's intra-op threads
+    (one each for ``-n 2`` on 2 cores), since more threads than cores wait on each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+
+
 @pytest.fixture(scope="session")
 def cifar10_root() -> Path:
     """A root holding the real ``cifar-10-batches-py``; skips when CIFARZOO_TEST_DATA is unset."""
@@ -53,9 +61,15 @@ def write_batch(path: Path, data: np.ndarray, labels: list[int]) -> None:
         )
 
 
+#: Images in each batch file of ``fake_cifar_root`` (its batches.meta says so): 2,000 training
+#: and 400 test images, enough for a stratified val split of 1,000 and a train subset of 640.
+FAKE_PER_FILE = 400
+
+
 @pytest.fixture(scope="session")
 def fake_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete, valid folder in the standard layout with random pixels and balanced labels.
+    """A complete, valid folder in the standard layout with random pixels and balanced labels,
+    ``FAKE_PER_FILE`` images in each batch file.
 
     Image ``i`` of each split is class ``i % 10``, and its first pixel (red) is ``25 * class``,
     so a model that reads that pixel can be perfect.
@@ -65,15 +79,15 @@ def fake_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        labels = [i % 10 for i in range(10_000)]
-        data = rng.integers(0, 256, (10_000, 3072), dtype=np.uint8)
+        labels = [i % 10 for i in range(FAKE_PER_FILE)]
+        data = rng.integers(0, 256, (FAKE_PER_FILE, 3072), dtype=np.uint8)
         data[:, 0] = np.array(labels, dtype=np.uint8) * 25
         write_batch(folder / name, data, labels)
     with (folder / "batches.meta").open("wb") as f:
         pickle.dump(
             {
                 "label_names": list(CIFAR10_CLASSES),
-                "num_cases_per_batch": 10_000,
+                "num_cases_per_batch": FAKE_PER_FILE,
                 "num_vis": 3072,
             },
             f,

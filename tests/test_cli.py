@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import InterruptAt
+from conftest import FAKE_PER_FILE, InterruptAt
 from torch import nn
 
 from cifarzoo import cli
@@ -209,14 +209,14 @@ def test_train_then_eval(
     printed = capsys.readouterr().out
     assert "airplane" in printed and "all" in printed
     # eval's default is the TTA the run's metrics.json records (here train's default, flip)
-    assert "(10,000 images; flip TTA, as recorded with the weights)" in printed
+    assert f"({FAKE_PER_FILE:,} images; flip TTA, as recorded with the weights)" in printed
     result = json.loads(report.read_text())
     # the saved weights (EMA) with flip TTA are exactly what train reported
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
-    assert result["num_samples"] == 10_000 and result["tta_translate"] is False
+    assert result["num_samples"] == FAKE_PER_FILE and result["tta_translate"] is False
     assert result["tta_flip"] is True and result["bf16"] is False
     assert main([*eval_args, "--weights", str(out), "--no-tta"]) == 0
-    assert "(10,000 images; no TTA)" in capsys.readouterr().out
+    assert f"({FAKE_PER_FILE:,} images; no TTA)" in capsys.readouterr().out
     assert json.loads(report.read_text())["tta_flip"] is False
     assert main([*eval_args, "--weights", str(out), "--tta"]) == 0  # still accepted
     assert json.loads(report.read_text())["accuracy"] == result["accuracy"]
@@ -233,7 +233,7 @@ def test_train_then_eval(
     assert "; flip + translate TTA, as recorded with the weights)" in capsys.readouterr().out
     assert json.loads(report.read_text())["accuracy"] == translated["accuracy"]
     assert main([*eval_args, "--weights", str(out), "--no-tta-translate"]) == 0
-    assert "(10,000 images; flip TTA)" in capsys.readouterr().out
+    assert f"({FAKE_PER_FILE:,} images; flip TTA)" in capsys.readouterr().out
     assert json.loads(report.read_text())["tta_translate"] is False
     # a run evaluated under bf16: so is eval by default, and --amp overrides it
     (out / "metrics.json").write_text(json.dumps(dict(recorded, bf16=True)))
@@ -241,12 +241,12 @@ def test_train_then_eval(
     assert "; flip + translate TTA, as recorded with the weights; bf16)" in capsys.readouterr().out
     assert json.loads(report.read_text())["bf16"] is True
     assert main([*eval_args, "--weights", str(out), "--amp", "off"]) == 0
-    assert "(10,000 images; flip + translate TTA)" in capsys.readouterr().out
+    assert f"({FAKE_PER_FILE:,} images; flip + translate TTA)" in capsys.readouterr().out
     assert json.loads(report.read_text())["bf16"] is False
     # metrics.json of another model says nothing about these weights: the plain default
     (out / "metrics.json").write_text(json.dumps(dict(recorded, model="resnet20")))
     assert main([*eval_args, "--weights", str(out)]) == 0
-    assert "(10,000 images; flip TTA)" in capsys.readouterr().out
+    assert f"({FAKE_PER_FILE:,} images; flip TTA)" in capsys.readouterr().out
     (out / "metrics.json").write_text(json.dumps(metrics))
 
     # a changed weights file is refused
@@ -350,7 +350,8 @@ def test_resume_continues_in_the_same_folder(
     assert "the data differs" in err and "training images: checkpoint 320 vs now 640" in err
     assert main([*args, "--val-size", "1000", "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "evaluation split: checkpoint test (10,000 images) vs now val (1,000 images)" in err
+    split = f"checkpoint test ({FAKE_PER_FILE:,} images) vs now val (1,000 images)"
+    assert f"evaluation split: {split}" in err
 
 
 def test_ctrl_c_hint_resumes_the_run(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_batch
+from conftest import FAKE_PER_FILE, write_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +27,7 @@ from cifarzoo.data import (
 )
 
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+N = FAKE_PER_FILE
 
 
 def _copy_with(root: Path, tmp_path: Path, name: str, obj: object) -> Path:
@@ -48,30 +49,31 @@ def _copy_with(root: Path, tmp_path: Path, name: str, obj: object) -> Path:
 def test_load_reads_layout(fake_cifar_root: Path) -> None:
     data = load_cifar10(fake_cifar_root, name="synthetic CIFAR-10")
     assert isinstance(data, CIFAR10Data)
-    assert data.train.images.shape == (50_000, 3, 32, 32)
+    assert data.train.images.shape == (5 * FAKE_PER_FILE, 3, 32, 32)
     assert data.train.images.dtype == torch.uint8
-    assert data.test.labels.dtype == torch.int64 and len(data.test) == 10_000
+    assert data.test.labels.dtype == torch.int64 and len(data.test) == FAKE_PER_FILE
     assert data.val is None and data.eval_split is data.test and data.eval_split_name == "test"
     assert data.classes == CIFAR10_CLASSES
     assert data.name == "synthetic CIFAR-10"
-    assert data.train.class_counts() == [5000] * 10
+    assert data.train.class_counts() == [FAKE_PER_FILE // 2] * 10
     # rows are channel-major: the first byte of a row is the red value of pixel (0, 0)
     assert int(data.train.images[3, 0, 0, 0]) == 75
-    assert "train 50,000" in data.describe()
+    assert f"train {5 * FAKE_PER_FILE:,}" in data.describe()
 
 
 def test_load_accepts_the_batches_folder_itself(fake_cifar_root: Path) -> None:
     data = load_cifar10(fake_cifar_root / "cifar-10-batches-py")
-    assert len(data.test) == 10_000
+    assert len(data.test) == FAKE_PER_FILE
 
 
 def test_val_split_is_stratified_and_seeded(fake_cifar_root: Path) -> None:
-    a = load_cifar10(fake_cifar_root, val_size=5000, seed=1)
-    b = load_cifar10(fake_cifar_root, val_size=5000, seed=1)
-    c = load_cifar10(fake_cifar_root, val_size=5000, seed=2)
+    val_size = FAKE_PER_FILE // 2
+    a = load_cifar10(fake_cifar_root, val_size=val_size, seed=1)
+    b = load_cifar10(fake_cifar_root, val_size=val_size, seed=1)
+    c = load_cifar10(fake_cifar_root, val_size=val_size, seed=2)
     assert a.val is not None and b.val is not None and c.val is not None
-    assert len(a.train) == 45_000 and len(a.val) == 5000
-    assert a.val.class_counts() == [500] * 10
+    assert len(a.train) == 5 * FAKE_PER_FILE - val_size and len(a.val) == val_size
+    assert a.val.class_counts() == [val_size // 10] * 10
     assert torch.equal(a.val.images, b.val.images)
     assert not torch.equal(a.val.images, c.val.images)
     assert a.eval_split is a.val and a.eval_split_name == "val"
@@ -79,13 +81,13 @@ def test_val_split_is_stratified_and_seeded(fake_cifar_root: Path) -> None:
 
 def test_hold_out_is_the_split_load_makes(fake_cifar_root: Path) -> None:
     full = load_cifar10(fake_cifar_root, name="mine")
-    held = full.hold_out(2500, seed=1)
-    loaded = load_cifar10(fake_cifar_root, val_size=2500, seed=1, name="mine")
+    held = full.hold_out(250, seed=1)
+    loaded = load_cifar10(fake_cifar_root, val_size=250, seed=1, name="mine")
     assert held.val is not None and loaded.val is not None and full.val is None
     assert torch.equal(held.val.images, loaded.val.images)
     assert torch.equal(held.train.labels, loaded.train.labels)
-    assert (len(held.train), held.name, held.test) == (47_500, "mine", full.test)
-    with pytest.raises(ValueError, match="already holds out 2,500 images"):
+    assert (len(held.train), held.name, held.test) == (5 * FAKE_PER_FILE - 250, "mine", full.test)
+    with pytest.raises(ValueError, match="already holds out 250 images"):
         held.hold_out(100)
 
 
@@ -126,11 +128,11 @@ def test_missing_file_is_named(fake_cifar_root: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("obj", "match"),
     [
-        ({"data": np.zeros((10_000, 3000), np.uint8), "labels": [0] * 10_000}, r"\(N, 3072\)"),
-        ({"data": np.zeros((10_000, 3072), np.int8), "labels": [0] * 10_000}, "uint8"),
-        ({"data": np.zeros((10_000, 3072), np.uint8), "labels": [11] * 10_000}, "0..9"),
-        ({"data": np.zeros((10_000, 3072), np.uint8), "labels": [0] * 9_999}, "labels"),
-        ({"labels": [0] * 10_000}, "lacks the key"),
+        ({"data": np.zeros((N, 3000), np.uint8), "labels": [0] * N}, r"\(N, 3072\)"),
+        ({"data": np.zeros((N, 3072), np.int8), "labels": [0] * N}, "uint8"),
+        ({"data": np.zeros((N, 3072), np.uint8), "labels": [11] * N}, "0..9"),
+        ({"data": np.zeros((N, 3072), np.uint8), "labels": [0] * (N - 1)}, "labels"),
+        ({"labels": [0] * N}, "lacks the key"),
         ([1, 2, 3], "expected a dict"),
     ],
 )
@@ -142,14 +144,40 @@ def test_malformed_batch_is_explained(
         load_cifar10(root)
 
 
-def test_wrong_count_is_explained(fake_cifar_root: Path, tmp_path: Path) -> None:
-    root = _copy_with(fake_cifar_root, tmp_path, "test_batch", None)
+@pytest.mark.parametrize("name", ["test_batch", "data_batch_5"])
+def test_wrong_count_is_explained(fake_cifar_root: Path, tmp_path: Path, name: str) -> None:
+    root = _copy_with(fake_cifar_root, tmp_path, name, None)
+    short = FAKE_PER_FILE - 40  # still balanced: only the count is wrong
     write_batch(
-        root / "cifar-10-batches-py" / "test_batch",
-        np.zeros((9000, 3072), np.uint8),
-        [i % 10 for i in range(9000)],
+        root / "cifar-10-batches-py" / name,
+        np.zeros((short, 3072), np.uint8),
+        [i % 10 for i in range(short)],
     )
-    with pytest.raises(DataFormatError, match="9,000 images, expected 10,000"):
+    expected = rf"{name} has {short} images, expected {FAKE_PER_FILE} \(num_cases_per_batch in"
+    with pytest.raises(DataFormatError, match=expected):
+        load_cifar10(root)
+
+
+def test_folder_of_another_size_is_read_with_the_size_its_meta_declares(
+    fake_cifar_root: Path, tmp_path: Path
+) -> None:
+    # without batches.meta (left out of the copy), each file must hold the official 10,000
+    root = _copy_with(fake_cifar_root, tmp_path, "batches.meta", None)
+    official = rf"has {FAKE_PER_FILE} images, expected 10,000 \(the official count; there is no"
+    with pytest.raises(DataFormatError, match=official):
+        load_cifar10(root)
+    meta = root / "cifar-10-batches-py" / "batches.meta"
+    for declared in (0, "400", 2.5, True):
+        with meta.open("wb") as f:
+            pickle.dump({"num_cases_per_batch": declared}, f)
+        with pytest.raises(DataFormatError, match="'num_cases_per_batch' must be a positive"):
+            load_cifar10(root)
+    with meta.open("wb") as f:
+        pickle.dump({"num_cases_per_batch": np.int64(FAKE_PER_FILE)}, f)
+    assert len(load_cifar10(root).train) == 5 * FAKE_PER_FILE
+    with meta.open("wb") as f:
+        pickle.dump({"label_names": list(CIFAR10_CLASSES)}, f)  # no count: the official one
+    with pytest.raises(DataFormatError, match=r"batches\.meta has no num_cases_per_batch"):
         load_cifar10(root)
 
 
@@ -157,10 +185,10 @@ def test_unbalanced_labels_are_explained(fake_cifar_root: Path, tmp_path: Path) 
     root = _copy_with(fake_cifar_root, tmp_path, "test_batch", None)
     write_batch(
         root / "cifar-10-batches-py" / "test_batch",
-        np.zeros((10_000, 3072), np.uint8),
-        [0] * 10_000,
+        np.zeros((FAKE_PER_FILE, 3072), np.uint8),
+        [0] * FAKE_PER_FILE,
     )
-    with pytest.raises(DataFormatError, match="per class"):
+    with pytest.raises(DataFormatError, match=rf"test split \({N} images\) .* per class"):
         load_cifar10(root)
 
 
@@ -537,7 +565,7 @@ def test_huge_file_is_refused_before_reading(fake_cifar_root: Path, tmp_path: Pa
 def test_malformed_content_says_to_replace_the_folder(
     fake_cifar_root: Path, tmp_path: Path
 ) -> None:
-    bad = {"data": np.zeros((10_000, 3072), np.uint8), "labels": [12] * 10_000}
+    bad = {"data": np.zeros((FAKE_PER_FILE, 3072), np.uint8), "labels": [12] * FAKE_PER_FILE}
     root = _copy_with(fake_cifar_root, tmp_path, "data_batch_4", bad)
     with pytest.raises(DataFormatError) as e:
         load_cifar10(root)

@@ -1,7 +1,10 @@
 """CIFAR-10 on disk and in memory: reading, validating, splitting and fast batched loading.
 
 * :func:`load_cifar10` reads the standard python layout (``ROOT/cifar-10-batches-py``) and checks
-  shapes, dtype, labels and counts (not md5 sums, so re-encoded copies are accepted).
+  shapes, dtype, labels and counts (not md5 sums, so re-encoded copies are accepted): every
+  batch file holds the ``num_cases_per_batch`` images ``batches.meta`` declares (10,000 in the
+  official release, the count expected when there is no ``batches.meta``) and each split has
+  the same number of images in every class.
 * :class:`DeviceLoader` keeps a whole split as one ``uint8`` tensor on the target device and
   produces augmented, normalized, ``channels_last`` batches with a handful of tensor ops per
   batch (random crop with padding, horizontal flip, optional cutout) -- no per-image Python work.
@@ -13,6 +16,7 @@ import contextlib
 import dataclasses
 import io
 import math
+import numbers
 import os
 import pickle
 import tempfile
@@ -42,8 +46,10 @@ FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 META_FILE = "batches.meta"
-NUM_TRAIN = 50_000
-NUM_TEST = 10_000
+#: Images in each batch file of the official release, and so in its splits.
+IMAGES_PER_FILE = 10_000
+NUM_TRAIN = IMAGES_PER_FILE * len(TRAIN_FILES)
+NUM_TEST = IMAGES_PER_FILE
 ENV_DATA = "CIFARZOO_DATA"
 
 _HOW_TO_GET = (
@@ -300,18 +306,48 @@ def _add_missing_files(source: Path, target: Path) -> None:
                 f.write(path.read_bytes())
 
 
-def _check_split(images: Tensor, labels: Tensor, expected: int, what: str, folder: Path) -> None:
-    if len(labels) != expected:
+def _read_meta(folder: Path) -> tuple[int, str, tuple[str, ...]]:
+    """``(images per batch file, where that count comes from, class names)`` of ``folder``:
+    from ``batches.meta`` when there is one, else the official release's."""
+    if not (folder / META_FILE).is_file():
+        return IMAGES_PER_FILE, f"the official count; there is no {META_FILE}", CIFAR10_CLASSES
+    meta = _read_pickle(folder / META_FILE)
+    per_file, source = meta.get("num_cases_per_batch"), f"num_cases_per_batch in {META_FILE}"
+    if per_file is None:
+        per_file = IMAGES_PER_FILE
+        source = f"the official count; {META_FILE} has no num_cases_per_batch"
+    if isinstance(per_file, bool) or not isinstance(per_file, numbers.Integral) or per_file <= 0:
         raise DataFormatError(
-            f"{folder}: the {what} split has {len(labels):,} images, expected {expected:,}. "
-            f"{_how_to_replace(folder)}"
+            f"{folder / META_FILE}: 'num_cases_per_batch' must be a positive integer, got "
+            f"{per_file!r}. {_how_to_replace(folder)}"
         )
-    counts = torch.bincount(labels, minlength=NUM_CLASSES)
-    if int(counts.min()) != expected // NUM_CLASSES or int(counts.max()) != expected // NUM_CLASSES:
+    names = meta.get("label_names")
+    classes = CIFAR10_CLASSES
+    if isinstance(names, list) and len(names) == NUM_CLASSES:
+        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    return int(per_file), source, classes
+
+
+def _read_split(folder: Path, files: Sequence[str], what: str, per_file: int, source: str) -> Split:
+    """The ``what`` split: the images of ``files`` in order. Each file must hold ``per_file``
+    images (``source`` says where that count comes from), the split as many of every class."""
+    parts = []
+    for name in files:
+        images, labels = _read_batch(folder / name)
+        if len(labels) != per_file:
+            raise DataFormatError(
+                f"{folder / name} has {len(labels):,} images, expected {per_file:,} ({source}). "
+                f"{_how_to_replace(folder)}"
+            )
+        parts.append((images, labels))
+    split = Split(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+    counts = split.class_counts()
+    if min(counts) != max(counts):
         raise DataFormatError(
-            f"{folder}: the {what} split should have {expected // NUM_CLASSES:,} images per class, "
-            f"found {counts.tolist()}. {_how_to_replace(folder)}"
+            f"{folder}: the {what} split ({len(split):,} images) should have the same number "
+            f"of images per class, found {counts}. {_how_to_replace(folder)}"
         )
+    return split
 
 
 def load_cifar10(
@@ -333,7 +369,9 @@ def load_cifar10(
 
     Raises:
         FileNotFoundError: the folder (or a file in it) is missing and ``download`` is false.
-        DataFormatError: a file exists but has the wrong format, shape, dtype, labels or count.
+        DataFormatError: a file exists but has the wrong format, shape, dtype, labels or count
+            (each batch file must hold the ``num_cases_per_batch`` images of ``batches.meta``,
+            10,000 without one, and each split as many images of every class).
         RuntimeError: the download failed.
     """
     base = resolve_data_root(root)
@@ -349,21 +387,10 @@ def load_cifar10(
             f"CIFAR-10 not found: missing {', '.join(missing)} in {folder}{where}. "
             f"Data root resolution: explicit root > ${ENV_DATA} > ~/.cache/cifarzoo. {_HOW_TO_GET}"
         )
-    parts = [_read_batch(folder / f) for f in TRAIN_FILES]
-    train_images = torch.cat([p[0] for p in parts])
-    train_labels = torch.cat([p[1] for p in parts])
-    test_images, test_labels = _read_batch(folder / TEST_FILE)
-    _check_split(train_images, train_labels, NUM_TRAIN, "training", folder)
-    _check_split(test_images, test_labels, NUM_TEST, "test", folder)
-    classes = CIFAR10_CLASSES
-    if (folder / META_FILE).is_file():
-        meta = _read_pickle(folder / META_FILE)
-        names = meta.get("label_names")
-        if isinstance(names, list) and len(names) == NUM_CLASSES:
-            classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    per_file, source, classes = _read_meta(folder)
     data = CIFAR10Data(
-        train=Split(train_images, train_labels),
-        test=Split(test_images, test_labels),
+        train=_read_split(folder, TRAIN_FILES, "training", per_file, source),
+        test=_read_split(folder, [TEST_FILE], "test", per_file, source),
         classes=classes,
         name=name,
         root=base,
