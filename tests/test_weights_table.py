@@ -403,28 +403,28 @@ def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     make_run(run_dir)
     weights_dir = tmp_path / "weights"
-    install = load_script(ROOT / "scripts" / "install_weights.py")
-    assert install.main([str(run_dir), "--weights-dir", str(weights_dir)]) == 0
+    install_script = load_script(ROOT / "scripts" / "install_weights.py")
+    assert install_script.main([str(run_dir), "--weights-dir", str(weights_dir)]) == 0
     assert (weights_dir / "lenet.safetensors").is_file()
 
-    table = load_script(ROOT / "scripts" / "accuracy_table.py")
+    table_script = load_script(ROOT / "scripts" / "accuracy_table.py")
     readme = tmp_path / "README.md"
     readme.write_text(f"{table.TABLE_START}\n{table.TABLE_END}\n")
     args = ["--file", str(readme), "--models", "lenet", "--weights-dir", str(weights_dir)]
-    assert table.main([*args, "--check"]) == 1
-    assert table.main(args) == 0
-    assert table.main([*args, "--check"]) == 0
+    assert table_script.main([*args, "--check"]) == 1
+    assert table_script.main(args) == 0
+    assert table_script.main([*args, "--check"]) == 0
     assert "| lenet | 62.01 K | 651.72 K | 63.01% |" in readme.read_text()
 
 
 def test_scripts_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    install = load_script(ROOT / "scripts" / "install_weights.py")
-    assert install.main([str(tmp_path / "nope"), "--weights-dir", str(tmp_path / "w")]) == 1
+    install_script = load_script(ROOT / "scripts" / "install_weights.py")
+    assert install_script.main([str(tmp_path / "nope"), "--weights-dir", str(tmp_path / "w")]) == 1
     assert "model.safetensors not found in" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
-    table = load_script(ROOT / "scripts" / "accuracy_table.py")
+    table_script = load_script(ROOT / "scripts" / "accuracy_table.py")
     (tmp_path / "bare.md").write_text("no markers\n")
-    assert table.main(["--file", str(tmp_path / "bare.md"), "--models", "lenet"]) == 1
+    assert table_script.main(["--file", str(tmp_path / "bare.md"), "--models", "lenet"]) == 1
     assert "markers" in capsys.readouterr().err
 
 

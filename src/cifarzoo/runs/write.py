@@ -72,10 +72,7 @@ def write_run(
     """
     from ..train import DistEnv
 
-    state = model.state_dict()
-    if weights_dtype is not None:
-        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
-        model.load_state_dict(state)  # round the model to what is stored, before evaluating it
+    state = _rounded_state(model, weights_dtype)
     device = next(model.parameters()).device
     amp = recipe.get("amp") if amp is None else amp
     bf16 = bool(amp) if amp is not None else device.type == "cuda"
@@ -126,6 +123,16 @@ def write_run(
     save_json(metrics, out / MARKER)
     _print_summary(model_name, data.name, test, val, history.total_seconds, out, quiet)
     return metrics
+
+
+def _rounded_state(model: nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """The state dict to store, its floating-point tensors in ``dtype``; the model is rounded
+    to it, so that what is evaluated next is what is stored."""
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        model.load_state_dict(state)
+    return state
 
 
 class _FinalResults(NamedTuple):
