@@ -129,6 +129,9 @@ def test_recorded_bf16(metrics: dict[str, object], expected: bool | None) -> Non
         ({"recipe": {"lr": 0.1}}, None),
         ({"recipe": None}, None),
         ({}, None),
+        ({"tta_flip": True, "recipe": {"lr": 0.1}}, (True, False)),  # what evaluation used wins
+        ({"tta_flip": False, "tta_translate": True, "recipe": {"tta_flip": True}}, (False, True)),
+        ({"tta_flip": None, "recipe": {"tta_flip": True}}, (True, False)),
     ],
 )
 def test_recorded_tta(metrics: dict[str, object], expected: tuple[bool, bool] | None) -> None:
@@ -363,6 +366,20 @@ def test_the_table_says_how_the_accuracy_was_measured(
     assert "*TTA*: the test-time augmentation" in md and "`cifarzoo eval MODEL --pretrained`" in md
     assert "``cifarzoo eval MODEL --pretrained``" in table.render_rst([row])
     assert "*TTA*" not in table.render_markdown([dataclasses.replace(row, tta=None)])
+
+
+def test_the_tta_a_run_recorded_beside_its_recipe_reaches_the_table(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    tta = {"tta_flip": True, "tta_translate": True}  # as write_run records the evaluation's
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, **tta}))
+    meta_path = install.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    recorded = json.loads(meta_path.read_text())["metrics"]
+    assert (recorded["tta_flip"], recorded["tta_translate"]) == (True, True)
+    assert recorded["recipe"] == {"lr": 0.1}  # the recipe records no TTA
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.tta == "flip + translate" and row.tta_test_accuracy == 0.6512
 
 
 def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> None:

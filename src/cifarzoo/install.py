@@ -130,6 +130,7 @@ def _weights_meta(
             "hardware": one_line(run.metrics.get("hardware")),
             "data": one_line(run.metrics["data"]),
             "recipe": run.recipe,
+            **_recorded_tta_keys(run.metrics),
             "teacher": run.metrics.get("teacher"),
             # this run alone; the runs of other seeds of the same recipe are added by hand
             "seed_runs": [
@@ -142,3 +143,9 @@ def _weights_meta(
             ],
         },
     }
+
+
+def _recorded_tta_keys(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``tta_flip``/``tta_translate`` as the run recorded them, when it did (runs from before
+    they were recorded keep them in the recipe alone)."""
+    return {k: metrics[k] for k in ("tta_flip", "tta_translate") if metrics.get(k) is not None}

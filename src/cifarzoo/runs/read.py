@@ -196,8 +196,10 @@ def recorded_metrics(model: str, weights: str | os.PathLike[str] | None = None) 
 
 def recorded_tta(metrics: dict[str, Any]) -> tuple[bool, bool] | None:
     """``(flip, translate)``: the test-time augmentation the recorded accuracy (``metrics.json``,
-    or the weights metadata's ``metrics``) was measured with; ``None`` if its recipe records
-    none."""
+    or the weights metadata's ``metrics``) was measured with: its ``tta_flip``/``tta_translate``
+    (as :func:`write_run` records them), else its recipe's; ``None`` if neither records one."""
+    if metrics.get("tta_flip") is not None:
+        return bool(metrics["tta_flip"]), bool(metrics.get("tta_translate") or False)
     recipe = metrics.get("recipe") or {}
     if "tta_flip" not in recipe:
         return None
