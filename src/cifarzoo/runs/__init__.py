@@ -17,63 +17,9 @@ when the run recorded gradients, and, written last, ``metrics.json`` (:data:`MAR
 
 from __future__ import annotations
 
-from .folder import (
-    GRAD_FLOW_FILE,
-    HISTORY_FILE,
-    LOCK_NAME,
-    MARKER,
-    RUN_FILES,
-    WEIGHTS_FILE,
-    RunLockedError,
-    UnfinishedRunError,
-    check_finished,
-    clear_run,
-    existing_run_files,
-    is_finished,
-    new_version_folder,
-    run_lock,
-)
-from .read import (
-    RunInfo,
-    check_weights_source,
-    one_line,
-    read_grad_flow,
-    read_history,
-    read_metrics,
-    read_run,
-    recorded_bf16,
-    recorded_metrics,
-    recorded_tta,
-)
-from .write import hardware_string, restore_run, save_grad_flow, write_run
+from . import folder, read, write
+from .folder import *  # noqa: F403
+from .read import *  # noqa: F403
+from .write import *  # noqa: F403
 
-__all__ = [
-    "GRAD_FLOW_FILE",
-    "HISTORY_FILE",
-    "LOCK_NAME",
-    "MARKER",
-    "RUN_FILES",
-    "WEIGHTS_FILE",
-    "RunInfo",
-    "RunLockedError",
-    "UnfinishedRunError",
-    "check_finished",
-    "check_weights_source",
-    "clear_run",
-    "existing_run_files",
-    "hardware_string",
-    "is_finished",
-    "new_version_folder",
-    "one_line",
-    "read_grad_flow",
-    "read_history",
-    "read_metrics",
-    "read_run",
-    "recorded_bf16",
-    "recorded_metrics",
-    "recorded_tta",
-    "restore_run",
-    "run_lock",
-    "save_grad_flow",
-    "write_run",
-]
+__all__ = [*folder.__all__, *read.__all__, *write.__all__]
