@@ -51,10 +51,10 @@ from typing import Any
 
 import torch
 
-from cifarzoo.cli import write_run
 from cifarzoo.data import CIFAR10Data, Split, load_cifar10, stratified_split
 from cifarzoo.metrics import evaluate
 from cifarzoo.models import create_model
+from cifarzoo.runs import write_run
 from cifarzoo.train import DistEnv, TrainConfig, fit
 
 MODELS = ("resnet18", "seresnet18", "densenet121")
@@ -281,15 +281,12 @@ def main() -> None:
                 model,
                 history,
                 data,
-                dataclasses.replace(cfg, amp=False),  # the headline in float32, as on a CPU
+                cfg.to_dict(),
                 wall_seconds=wall,
-                extra={
-                    "recipe_script": "benchmarks/gpu_recipe.py",
-                    "recipe": cfg.to_dict(),
-                    "tta": tta,
-                },
+                extra={"recipe_script": "benchmarks/gpu_recipe.py", "tta": tta},
                 quiet=True,
                 weights_dtype=weights_dtype,
+                amp=False,  # the headline in float32, as on a CPU
             )
         if metrics is not None:
             summary.append(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,13 +32,19 @@ from typing import Any
 
 import torch
 
-from cifarzoo.checkpoint import CHECKPOINT_NAME, save_json
-from cifarzoo.cli import write_run
-from cifarzoo.compare import GRAD_FLOW_FILE
+from cifarzoo.checkpoint import CHECKPOINT_NAME
 from cifarzoo.data import CIFAR10Data, load_cifar10
 from cifarzoo.instrument import GradientFlowRecorder
 from cifarzoo.models import create_model
-from cifarzoo.runs import run_lock
+from cifarzoo.runs import (
+    GRAD_FLOW_FILE,
+    MARKER,
+    is_finished,
+    read_grad_flow,
+    run_lock,
+    save_grad_flow,
+    write_run,
+)
 from cifarzoo.train import TrainConfig, fit, read_checkpoint
 
 #: The order the runs are made in: the depth-20 and depth-56 plain/residual pairs first (the
@@ -73,15 +78,17 @@ def model_args(name: str) -> dict[str, Any]:
 
 
 class SavedGradientFlow(GradientFlowRecorder):
-    """A :class:`GradientFlowRecorder` that writes its records to a JSON file after each one,
-    continuing the file's records up to ``start_step`` (the resumed checkpoint's step)."""
+    """A :class:`GradientFlowRecorder` that writes its records to the run folder's
+    ``grad_flow.json`` after each one, continuing the file's records up to ``start_step`` (the
+    resumed checkpoint's step)."""
 
-    def __init__(self, model: torch.nn.Module, path: Path, every: int, start_step: int) -> None:
+    def __init__(self, model: torch.nn.Module, folder: Path, every: int, start_step: int) -> None:
         super().__init__(model, every=every, start_step=start_step)
-        self.path = path
-        if start_step and path.is_file():
-            saved = json.loads(path.read_text())
+        self.folder = folder
+        saved = read_grad_flow(folder) if start_step else None
+        if saved is not None:
             if saved["layers"] != self.layers or saved["every"] != every:
+                path = folder / GRAD_FLOW_FILE
                 raise ValueError(f"{path} records other layers or another interval; remove it")
             kept = [i for i, s in enumerate(saved["steps"]) if s < start_step]
             self.steps = [saved["steps"][i] for i in kept]
@@ -90,7 +97,7 @@ class SavedGradientFlow(GradientFlowRecorder):
     def record(self, step: int | None = None) -> bool:
         made = super().record(step)
         if made:
-            save_json(self.to_dict(), self.path)
+            save_grad_flow(self.folder, self.to_dict())
         return made
 
 
@@ -117,8 +124,8 @@ def train_one(
 ) -> Path:
     """Train (or resume, or skip when finished) the run ``out/name``; returns its folder."""
     folder = out / name
-    if (folder / "metrics.json").is_file():
-        print(f"{name}: finished already ({folder / 'metrics.json'})", flush=True)
+    if is_finished(folder):
+        print(f"{name}: finished already ({folder / MARKER})", flush=True)
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     with run_lock(folder):  # a second process on the same run fails at once
@@ -136,7 +143,7 @@ def _train(
     start = completed_steps(folder / CHECKPOINT_NAME)
     print(f"{name}: {data.describe()}; from step {start}; into {folder}", flush=True)
     t0 = time.perf_counter()
-    with SavedGradientFlow(model, folder / GRAD_FLOW_FILE, GRAD_EVERY, start):
+    with SavedGradientFlow(model, folder, GRAD_EVERY, start):
         history = fit(
             model,
             data,
@@ -152,7 +159,7 @@ def _train(
         model,
         history,
         data,
-        config,
+        config.to_dict(),
         wall_seconds=time.perf_counter() - t0,
         extra={
             "val_size": None if data.val is None else len(data.val),

@@ -59,7 +59,10 @@ API_MODULES = [
     ("cifarzoo.optim", "Optimizer: Muon for convolution filters"),
     ("cifarzoo.metrics", "Evaluation"),
     ("cifarzoo.checkpoint", "Checkpoints and weights files"),
-    ("cifarzoo.hub", "Pretrained weights and the Hugging Face Hub"),
+    ("cifarzoo.runs", "Run folders"),
+    ("cifarzoo.install", "Installing trained weights"),
+    ("cifarzoo.table", "The accuracy table"),
+    ("cifarzoo.hub", "Publishing to the Hugging Face Hub"),
     ("cifarzoo.compare", "Comparison report"),
     ("cifarzoo.instrument", "Recording hooks"),
     ("cifarzoo.plots", "Plots"),
@@ -77,7 +80,7 @@ def _model_table() -> str:
     import torch
 
     try:
-        from cifarzoo.hub import model_table, render_rst
+        from cifarzoo.table import model_table, render_rst
     except ImportError:
         model_table = render_rst = None  # type: ignore[assignment]
     if model_table is not None and render_rst is not None:

@@ -2,8 +2,9 @@
 
     python examples/publish_dry_run.py [ORG/NAME]
 
-Trains a tiny LeNet, writes a run folder as ``cifarzoo train`` does (weights + sha256 sidecar,
-metrics.json), then builds and checks the Hub folder. For a real upload, train with
+Trains a tiny LeNet, writes its run folder as ``cifarzoo train`` does
+(:func:`cifarzoo.runs.write_run`: weights + sha256 sidecar, history, metrics.json), then builds
+and checks the Hub folder. For a real upload, train with
 ``cifarzoo train`` and run ``cifarzoo publish --run RUN --repo-id ORG/NAME`` (after
 ``hf auth login``).
 """
@@ -12,52 +13,28 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _common import FAST, get_data
 
 import cifarzoo
-from cifarzoo.checkpoint import save_json, save_weights
 from cifarzoo.hub import publish
-from cifarzoo.metrics import evaluate
+from cifarzoo.runs import write_run
 from cifarzoo.train import fit
 
 
 def main(repo_id: str = "your-org/cifar_lenet") -> None:
     data = get_data(train_images=5_000)
     model = cifarzoo.lenet()
-    history = fit(
-        model,
-        data,
-        epochs=1,
-        batch_size=64,
-        ema_decay=0.0,
-        quiet=FAST,
-        device="cpu" if FAST else None,
-    )
-    test = evaluate(model, data.test)
-    val = evaluate(model, data.val) if data.val is not None else test
+    recipe = {"epochs": 1, "batch_size": 64, "ema_decay": 0.0}
+    t0 = time.perf_counter()
+    history = fit(model, data, **recipe, quiet=FAST, device="cpu" if FAST else None)
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        save_weights(
-            model.state_dict(),
-            run / "model.safetensors",
-            metadata={"model": "lenet", "data": data.name},
-        )
-        history.save(run / "history.json")
-        save_json(
-            {
-                "model": "lenet",
-                "data": data.name,
-                "test_accuracy": test.accuracy,
-                "val_accuracy": val.accuracy,
-                "epochs": len(history),
-                "seconds": history.total_seconds,
-                "hardware": "example",
-                "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
-            },
-            run / "metrics.json",
-        )
+        run.mkdir()
+        wall = time.perf_counter() - t0
+        write_run(run, "lenet", model, history, data, recipe, wall_seconds=wall, quiet=FAST)
         result = publish(run, repo_id, out_dir=Path(tmp) / "hub", dry_run=True)
         print(
             f"dry run: built {result.folder.name}/ with "

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from cifarzoo.hub import model_table, update_table_in_file  # noqa: E402
 from cifarzoo.models import list_models  # noqa: E402
+from cifarzoo.table import model_table, update_table_in_file  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

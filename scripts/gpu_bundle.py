@@ -42,24 +42,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from cifarzoo.checkpoint import (  # noqa: E402
-    PretrainedWeightsError,
-    atomic_dir,
-    atomic_write,
-    save_json,
-    verify_sha256,
-)
+from cifarzoo.checkpoint import PretrainedWeightsError, atomic_write, save_json  # noqa: E402
+from cifarzoo.runs import is_finished, read_metrics, read_run, restore_run  # noqa: E402
 
 MiB = 2**20
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what the device returns, no leading dot
 MANIFEST = "bundle.json"
 LOG = "session.log"
-WEIGHTS = "model.safetensors"
 FORMAT = 1
-# The big float16 models weigh up to 21.5 MiB, over cifarzoo.hub.MAX_PACKAGED_MB (meant for
+# The big float16 models weigh up to 21.5 MiB, over cifarzoo.install.MAX_PACKAGED_MB (meant for
 # the small CPU-trained ones); the wheel stays well under 100 MB with all three.
 BIG_PACKAGED_MB = 24.0
-RUN_FILES = (WEIGHTS, f"{WEIGHTS}.sha256", "metrics.json", "history.json")  # what pack needs
 
 
 class BundleError(ValueError):
@@ -105,21 +98,19 @@ class PackedRun:
 
 
 def pack_run(run_dir: Path, limits: Limits) -> PackedRun:
-    """One run folder, checked against its sha256 sidecar and split into named parts."""
-    weights = run_dir / WEIGHTS
-    digest = verify_sha256(weights)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    history = json.loads((run_dir / "history.json").read_text())
+    """One run folder, checked as ``install_weights`` checks it (its weights against their
+    sha256 sidecar) and split into named parts."""
+    run = read_run(run_dir)
     name = run_dir.name
-    data = weights.read_bytes()
+    data = run.weights.read_bytes()
     pieces = split_bytes(data, limits.part_bytes)
     parts = {f"{name}.part{i}": piece for i, piece in enumerate(pieces)}
     record = {
-        "sha256": digest,
+        "sha256": run.sha256,
         "bytes": len(data),
         "parts": [{"file": f, "sha256": sha256(b), "bytes": len(b)} for f, b in parts.items()],
-        "metrics": metrics,
-        "history": history,
+        "metrics": run.metrics,
+        "history": run.history(),
     }
     return PackedRun(name, record, parts)
 
@@ -237,18 +228,6 @@ def join_parts(folder: Path, name: str, record: dict[str, Any]) -> bytes:
     return whole
 
 
-def write_run_folder(target: Path, record: dict[str, Any], weights: bytes) -> None:
-    """``target`` as ``cifarzoo train`` writes it, built aside and renamed into place."""
-    from cifarzoo.hub import read_run
-
-    with atomic_dir(target) as tmp:
-        (tmp / WEIGHTS).write_bytes(weights)
-        (tmp / f"{WEIGHTS}.sha256").write_text(f"{sha256(weights)}  {WEIGHTS}\n")
-        save_json(record["metrics"], tmp / "metrics.json")
-        save_json(record["history"], tmp / "history.json")
-        read_run(tmp)  # what install_weights reads: refuse a folder it would refuse
-
-
 def unpack(folder: Path, runs_dir: Path, *, overwrite: bool = False) -> list[Path]:
     """Rebuild every run of the bundle in ``folder`` under ``runs_dir``; returns their folders."""
     manifest = read_manifest(folder)
@@ -261,12 +240,13 @@ def unpack(folder: Path, runs_dir: Path, *, overwrite: bool = False) -> list[Pat
             "another RUNS folder. Nothing was written."
         )
     for name, target in targets.items():
+        rec = manifest["runs"][name]
         if not target.exists():
-            write_run_folder(target, manifest["runs"][name], joined[name])
+            restore_run(target, joined[name], rec["history"], rec["metrics"])
             continue
         fresh = target.with_name(f".{target.name}.new")
         shutil.rmtree(fresh, ignore_errors=True)
-        write_run_folder(fresh, manifest["runs"][name], joined[name])
+        restore_run(fresh, joined[name], rec["history"], rec["metrics"])
         old = target.with_name(f".{target.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)
@@ -276,7 +256,7 @@ def unpack(folder: Path, runs_dir: Path, *, overwrite: bool = False) -> list[Pat
 
 
 def describe(target: Path) -> str:
-    metrics = json.loads((target / "metrics.json").read_text())
+    metrics = read_metrics(target)
     tta = metrics.get("tta") or {}
 
     def pct(x: float | None) -> str:
@@ -315,9 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "pack":
-            runs = [r for r in args.runs if all((r / f).is_file() for f in RUN_FILES)]
+            runs = [r for r in args.runs if is_finished(r)]
             for skipped in sorted(set(args.runs) - set(runs)):
-                print(f"not packed: {skipped} lacks a run file (cut short?)", file=sys.stderr)
+                print(f"not packed: {skipped} is no finished run (cut short?)", file=sys.stderr)
             for folder in pack(
                 args.dest, runs, later=args.later, session=args.session, log=args.log
             ):
@@ -326,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for target in unpack(args.files, args.runs_dir, overwrite=args.overwrite):
                 print(describe(target))
                 if args.install:
-                    from cifarzoo.hub import install_weights
+                    from cifarzoo.install import install_weights
 
                     meta = install_weights(target, weights_dir=args.weights_dir, max_mb=args.max_mb)
                     print(f"installed {target.name}: wrote {meta}")

@@ -227,7 +227,9 @@ def test_train_then_eval(
     translated = json.loads(report.read_text())
     assert translated["tta_translate"] is True
     # a run trained with --tta-translate: eval measures that way by default, overridable
-    recorded = dict(metrics, recipe={**metrics["recipe"], "tta_translate": True})
+    # (write_run records the evaluation's TTA beside the recipe, and the recipe holds it too)
+    recipe = {**metrics["recipe"], "tta_translate": True}
+    recorded = dict(metrics, tta_translate=True, recipe=recipe)
     (out / "metrics.json").write_text(json.dumps(recorded))
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
     assert "; flip + translate TTA, as recorded with the weights)" in capsys.readouterr().out

@@ -24,9 +24,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import cifarzoo
-from cifarzoo import hub
-from cifarzoo.checkpoint import ChecksumError, load_weights
-from cifarzoo.hub import PretrainedWeightsError
+from cifarzoo import hub, runs
+from cifarzoo.checkpoint import ChecksumError, PretrainedWeightsError, load_weights
 from cifarzoo.models import _pretrained
 
 DATA = "CIFAR-10 (JPEG mirror)"
@@ -271,14 +270,14 @@ def test_model_card(hub_folder: Path) -> None:
 
 
 def test_model_card_links_the_official_dataset_only_for_official_data(tmp_path: Path) -> None:
-    card = hub.build_model_card(hub.read_run(make_run_dir(tmp_path / "mirror")), REPO)
+    card = hub.build_model_card(runs.read_run(make_run_dir(tmp_path / "mirror")), REPO)
     assert {r.dataset_type for r in card.data.eval_results} == {"cifar-10-jpeg-mirror"}
     assert {r.dataset_name for r in card.data.eval_results} == {DATA}
     assert card.data.datasets is None
     assert f"{DATA} is a JPEG re-encoding of CIFAR-10's images, not the official" in card.text
 
     card = hub.build_model_card(
-        hub.read_run(make_run_dir(tmp_path / "official", data="CIFAR-10")), REPO
+        runs.read_run(make_run_dir(tmp_path / "official", data="CIFAR-10")), REPO
     )
     assert {r.dataset_type for r in card.data.eval_results} == {"cifar10"}
     assert {r.dataset_name for r in card.data.eval_results} == {"CIFAR-10"}
@@ -286,7 +285,7 @@ def test_model_card_links_the_official_dataset_only_for_official_data(tmp_path: 
     assert "not the official" not in card.text
 
     card = hub.build_model_card(
-        hub.read_run(make_run_dir(tmp_path / "other", data="CIFAR-10 (re-labelled)")), REPO
+        runs.read_run(make_run_dir(tmp_path / "other", data="CIFAR-10 (re-labelled)")), REPO
     )
     assert card.data.datasets is None
     assert "a copy of CIFAR-10 other than its official release" in card.text
@@ -299,7 +298,7 @@ def make_run_dir(run_dir: Path, **metrics: object) -> Path:
 
 def test_model_card_without_validation_split(tmp_path: Path) -> None:
     make_run(tmp_path / "run", val_accuracy=None)
-    card = hub.build_model_card(hub.read_run(tmp_path / "run"), REPO)
+    card = hub.build_model_card(runs.read_run(tmp_path / "run"), REPO)
     assert [r.dataset_split for r in card.data.eval_results] == ["test"]
     assert "| Validation accuracy (held-out split of the training set) | — |" in card.text
     assert "Distilled" not in card.text
@@ -308,7 +307,7 @@ def test_model_card_without_validation_split(tmp_path: Path) -> None:
 def test_model_card_names_the_teachers_of_a_distilled_run(tmp_path: Path) -> None:
     teachers = ["resnet20 (model.safetensors, sha256 " + "cd" * 32 + ")", "seresnet20 (pretrained)"]
     make_run(tmp_path / "run", teacher=teachers)
-    card = hub.build_model_card(hub.read_run(tmp_path / "run"), REPO)
+    card = hub.build_model_card(runs.read_run(tmp_path / "run"), REPO)
     assert "Distilled: the targets mixed the labels" in card.text
     assert all(f"- {t}" in card.text for t in teachers)
 
@@ -531,20 +530,20 @@ def test_hub_errors_get_their_own_message(
 
 def test_bad_run_folders(run: tuple[Path, nn.Module], tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"model\.safetensors not found"):
-        hub.read_run(tmp_path)
+        runs.read_run(tmp_path)
     bad = tmp_path / "no-sidecar"
     shutil.copytree(run[0], bad)
     (bad / "model.safetensors.sha256").unlink()
     with pytest.raises(FileNotFoundError, match=r"model\.safetensors\.sha256 not found"):
-        hub.read_run(bad)
+        runs.read_run(bad)
     bad = tmp_path / "no-data"
     make_run(bad, data=None)
     with pytest.raises(ValueError, match="lacks data"):
-        hub.read_run(bad)
+        runs.read_run(bad)
     bad = tmp_path / "percent"
     make_run(bad, test_accuracy=65.1)
     with pytest.raises(ValueError, match="fraction"):
-        hub.read_run(bad)
+        runs.read_run(bad)
     with pytest.raises(ValueError, match="org/name"):
         hub.build_hub_folder(run[0], "no-slash", tmp_path / "x")
     with pytest.raises(FileExistsError, match="not empty"):

@@ -30,15 +30,15 @@ def test_saved_gradient_flow_continues_the_records_up_to_the_checkpoint(tmp_path
                 model(torch.randn(2, 3, 32, 32)).sum().backward()
                 opt.step()
 
-    steps(lab.SavedGradientFlow(model, path, every=2, start_step=0), 7)
+    steps(lab.SavedGradientFlow(model, tmp_path, every=2, start_step=0), 7)
     assert json.loads(path.read_text())["steps"] == [0, 2, 4, 6]
     # killed after step 6, resumed from a checkpoint at step 4: records from step 4 on are redone
-    resumed = lab.SavedGradientFlow(model, path, every=2, start_step=4)
+    resumed = lab.SavedGradientFlow(model, tmp_path, every=2, start_step=4)
     assert resumed.steps == [0, 2]
     steps(resumed, 3)
     assert json.loads(path.read_text())["steps"] == [0, 2, 4, 6]
     with pytest.raises(ValueError, match="another interval"):
-        lab.SavedGradientFlow(model, path, every=3, start_step=4)
+        lab.SavedGradientFlow(model, tmp_path, every=3, start_step=4)
 
 
 def test_same_initialisation_for_residual_and_plain_networks() -> None:

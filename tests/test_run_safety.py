@@ -21,7 +21,7 @@ from huggingface_hub import constants
 from torch import nn
 
 import cifarzoo
-from cifarzoo import hub
+from cifarzoo import runs
 from cifarzoo.checkpoint import PretrainedWeightsError, save_json, save_weights, sha256_file
 from cifarzoo.cli import main
 from cifarzoo.data import FOLDER, load_cifar10
@@ -104,7 +104,7 @@ def test_an_interrupted_overwrite_leaves_an_unfinished_run_not_two_mixed(
     with pytest.raises(
         UnfinishedRunError, match=r"no metrics\.json, which `cifarzoo train` writes"
     ):
-        hub.read_run(out)
+        runs.read_run(out)
     capsys.readouterr()
     assert main(["eval", "lenet", "--weights", str(out), "--data", str(fake_cifar_root)]) == 2
     err = capsys.readouterr().err
@@ -113,7 +113,7 @@ def test_an_interrupted_overwrite_leaves_an_unfinished_run_not_two_mixed(
     assert main([*report, "--data", str(fake_cifar_root), "--quiet"]) == 2
     assert f"{out} is not a finished run" in capsys.readouterr().err
     assert main([*args, "--seed", "1", "--resume"]) == 0  # the new run, finished
-    assert hub.read_run(out).metrics["recipe"]["seed"] == 1
+    assert runs.read_run(out).metrics["recipe"]["seed"] == 1
 
 
 def test_runs_without_out_get_new_version_folders(

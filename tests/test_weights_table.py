@@ -20,10 +20,15 @@ from timm.models import generate_default_cfgs
 from torch import nn
 
 import cifarzoo
-from cifarzoo import hub
-from cifarzoo.checkpoint import ChecksumError, atomic_write, save_json, save_weights
+from cifarzoo import hub, install, runs, table
+from cifarzoo.checkpoint import (
+    ChecksumError,
+    PretrainedWeightsError,
+    atomic_write,
+    save_json,
+    save_weights,
+)
 from cifarzoo.data import NUM_TRAIN
-from cifarzoo.hub import PretrainedWeightsError
 from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR, cfg_sha256, weight_cfgs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +75,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module
     run_dir = tmp_path_factory.mktemp("run")
     model = make_run(run_dir)
     weights_dir = tmp_path_factory.mktemp("weights")
-    hub.install_weights(run_dir, weights_dir=weights_dir)
+    install.install_weights(run_dir, weights_dir=weights_dir)
     return weights_dir, model
 
 
@@ -98,7 +103,7 @@ def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) 
         {"seed": None, "test_accuracy": 0.6512, "val_accuracy": 0.6431, "kept": True}
     ]
     assert (m["data"], m["hardware"], m["recipe"]) == (DATA, "1x NVIDIA H200", {"lr": 0.1})
-    assert m["bf16"] is True and hub.recorded_bf16(m) is True
+    assert m["bf16"] is True and runs.recorded_bf16(m) is True
 
 
 @pytest.mark.parametrize(
@@ -112,7 +117,7 @@ def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) 
     ],
 )
 def test_recorded_bf16(metrics: dict[str, object], expected: bool | None) -> None:
-    assert hub.recorded_bf16(metrics) is expected
+    assert runs.recorded_bf16(metrics) is expected
 
 
 @pytest.mark.parametrize(
@@ -124,10 +129,13 @@ def test_recorded_bf16(metrics: dict[str, object], expected: bool | None) -> Non
         ({"recipe": {"lr": 0.1}}, None),
         ({"recipe": None}, None),
         ({}, None),
+        ({"tta_flip": True, "recipe": {"lr": 0.1}}, (True, False)),  # what evaluation used wins
+        ({"tta_flip": False, "tta_translate": True, "recipe": {"tta_flip": True}}, (False, True)),
+        ({"tta_flip": None, "recipe": {"tta_flip": True}}, (True, False)),
     ],
 )
 def test_recorded_tta(metrics: dict[str, object], expected: tuple[bool, bool] | None) -> None:
-    assert hub.recorded_tta(metrics) == expected
+    assert runs.recorded_tta(metrics) == expected
 
 
 def test_packaged_weights_load_offline(installed: tuple[Path, nn.Module]) -> None:
@@ -187,9 +195,9 @@ def test_failed_install_keeps_the_installed_weights(
     save_file(dict(cifarzoo.lenet().state_dict()), str(run_dir / "model.safetensors"))
     digest = hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest()
     (run_dir / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n")
-    load_run_model = hub._load_run_model
+    load_run_model = runs.RunInfo.load_model
 
-    def then_damage(run: hub.RunInfo) -> nn.Module:
+    def then_damage(run: runs.RunInfo) -> nn.Module:
         model = load_run_model(run)
         if damage == "truncate":
             data = run.weights.read_bytes()
@@ -198,13 +206,13 @@ def test_failed_install_keeps_the_installed_weights(
             run.weights.unlink()
         return model
 
-    monkeypatch.setattr(hub, "_load_run_model", then_damage)
+    monkeypatch.setattr(runs.RunInfo, "load_model", then_damage)
     if damage == "truncate":
         with pytest.raises(ChecksumError, match="sha256 mismatch copying"):
-            hub.install_weights(run_dir, weights_dir=weights_dir)
+            install.install_weights(run_dir, weights_dir=weights_dir)
     else:
         with pytest.raises(FileNotFoundError, match=r"model\.safetensors"):
-            hub.install_weights(run_dir, weights_dir=weights_dir)
+            install.install_weights(run_dir, weights_dir=weights_dir)
     assert sorted(os.listdir(weights_dir)) == sorted(before)
     for name, data in before.items():
         assert (weights_dir / name).read_bytes() == data
@@ -214,10 +222,10 @@ def test_install_hub_weights(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     make_run(run_dir, "resnet20")
     with pytest.raises(ValueError, match="must pin a commit"):
-        hub.install_weights(run_dir, weights_dir=tmp_path / "w", hf_hub_id="org/name")
+        install.install_weights(run_dir, weights_dir=tmp_path / "w", hf_hub_id="org/name")
     with pytest.raises(ValueError, match=r"over the 0\.1 MB limit .*cifarzoo publish"):
-        hub.install_weights(run_dir, weights_dir=tmp_path / "w", max_mb=0.1)
-    hub.install_weights(run_dir, weights_dir=tmp_path / "w", hf_hub_id=HUB_ID)
+        install.install_weights(run_dir, weights_dir=tmp_path / "w", max_mb=0.1)
+    install.install_weights(run_dir, weights_dir=tmp_path / "w", hf_hub_id=HUB_ID)
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.json"]
     cfgs = weight_cfgs(["resnet20", "resnet32"], weights_dir=tmp_path / "w")
     assert set(cfgs) == {"cifar_resnet20.c10", "cifar_resnet32"}
@@ -238,10 +246,10 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     metrics.update(val_accuracy=None, train_images=NUM_TRAIN)
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match="neither packaged nor on the Hub"):
-        hub.install_weights(run_dir, weights_dir=tmp_path / "w", unpublished=True, package=True)
+        install.install_weights(run_dir, weights_dir=tmp_path / "w", unpublished=True, package=True)
     with pytest.raises(ValueError, match="no val_accuracy"):  # packaging still needs one
-        hub.install_weights(run_dir, weights_dir=tmp_path / "w")
-    hub.install_weights(run_dir, weights_dir=tmp_path / "w", unpublished=True)
+        install.install_weights(run_dir, weights_dir=tmp_path / "w")
+    install.install_weights(run_dir, weights_dir=tmp_path / "w", unpublished=True)
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.json"]
     meta = json.loads((tmp_path / "w" / "resnet20.json").read_text())
     assert meta["file"] is None and meta["hf_hub_id"] is None
@@ -251,11 +259,11 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     with pytest.raises(PretrainedWeightsError, match="no published pretrained weights"):
         cifarzoo.resnet20(pretrained=True, pretrained_cfg=cfgs["cifar_resnet20"])
     # weights nobody can load show no accuracy in the table
-    (row,) = hub.model_table(["resnet20"], weights_dir=tmp_path / "w")
+    (row,) = table.model_table(["resnet20"], weights_dir=tmp_path / "w")
     assert (row.test_accuracy, row.val_accuracy, row.weights) == (None, None, "unpublished")
     assert (row.tta_test_accuracy, row.seeds) == (None, None)
     assert (
-        hub.render_markdown([row])
+        table.render_markdown([row])
         .splitlines()[2]
         .endswith(
             "| — | — | — | — | — | — | 12 | 50,000 | 96 s | 1x NVIDIA H200 | "
@@ -269,18 +277,18 @@ def test_install_needs_a_validation_accuracy(tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     (tmp_path / "run" / "metrics.json").write_text(json.dumps({**metrics, "val_accuracy": None}))
     with pytest.raises(ValueError, match=r"no val_accuracy.*--val-size"):
-        hub.install_weights(tmp_path / "run", weights_dir=tmp_path / "w")
+        install.install_weights(tmp_path / "run", weights_dir=tmp_path / "w")
 
 
 def test_install_refuses_weights_of_another_model(tmp_path: Path) -> None:
     make_run(tmp_path / "run", "resnet32", weights_of="resnet20")
     with pytest.raises(PretrainedWeightsError, match="do not fit"):
-        hub.install_weights(tmp_path / "run", weights_dir=tmp_path / "w")
+        install.install_weights(tmp_path / "run", weights_dir=tmp_path / "w")
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
 
 
 def test_model_table(installed: tuple[Path, nn.Module]) -> None:
-    rows = hub.model_table(["lenet", "cifar_resnet20"], weights_dir=installed[0])
+    rows = table.model_table(["lenet", "cifar_resnet20"], weights_dir=installed[0])
     lenet, resnet = rows
     # LeNet by hand: conv 6x28x28x75 + conv 16x10x10x150 + fc 400x120 + 120x84 + 84x10.
     assert (lenet.model, lenet.params, lenet.macs) == ("lenet", 62006, 651720)
@@ -293,7 +301,7 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     assert 40e6 < resnet.macs < 42e6  # the ~41 M of He et al.'s ResNet-20
     assert resnet.test_accuracy is None and resnet.weights is None
 
-    md = hub.render_markdown(rows).splitlines()
+    md = table.render_markdown(rows).splitlines()
     assert md[0].startswith(
         "| Model | Params | MACs (32x32) | Test acc. | Val acc. | TTA | TTA test acc. "
         "| TTA val acc. | Seeds |"
@@ -307,7 +315,7 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     )
     assert md[3] == "| resnet20 | 272.47 K | 40.81 M |" + " — |" * 12
     assert len(md[1].split("|")) == len(md[0].split("|"))  # an alignment cell per column
-    rst = hub.render_rst(rows)
+    rst = table.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst
 
 
@@ -317,15 +325,15 @@ def test_distilled_weights_say_so_in_the_table(tmp_path: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     teacher = ["resnet20 (model.safetensors, sha256 " + "ab" * 32 + ")"]
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, "teacher": teacher}))
-    meta_path = hub.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    meta_path = install.install_weights(run_dir, weights_dir=tmp_path / "weights")
     assert json.loads(meta_path.read_text())["metrics"]["teacher"] == teacher
-    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.distilled
-    md = hub.render_markdown([row])
+    md = table.render_markdown([row])
     assert "| 12, distilled |" in md and md.rstrip().endswith("names them).")
-    assert "*distilled*: trained on a mix of the labels" in hub.render_rst([row])
+    assert "*distilled*: trained on a mix of the labels" in table.render_rst([row])
     plain = dataclasses.replace(row, distilled=False)
-    assert "distilled" not in hub.render_markdown([plain])
+    assert "distilled" not in table.render_markdown([plain])
 
 
 @pytest.mark.parametrize(
@@ -346,18 +354,32 @@ def test_the_table_says_how_the_accuracy_was_measured(
     if cell == "none":  # a run without TTA recorded before the single-pass figures were
         del metrics["single_pass_test_accuracy"], metrics["single_pass_val_accuracy"]
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": recipe}))
-    hub.install_weights(run_dir, weights_dir=tmp_path / "weights")
-    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    install.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.tta == cell
-    md = hub.render_markdown([row])
+    md = table.render_markdown([row])
     if cell == "none":  # the recorded accuracy is one forward pass
         assert f"| 65.12% | 64.31% | {cell} | — | — | 1 | 12 |" in md
     else:  # the main columns are one forward pass, the TTA figures get their own
         assert f"| 63.01% | 62.22% | {cell} | 65.12% | 64.31% | 1 | 12 |" in md
     assert "*Test acc.* and *Val acc.* are one forward pass" in md
     assert "*TTA*: the test-time augmentation" in md and "`cifarzoo eval MODEL --pretrained`" in md
-    assert "``cifarzoo eval MODEL --pretrained``" in hub.render_rst([row])
-    assert "*TTA*" not in hub.render_markdown([dataclasses.replace(row, tta=None)])
+    assert "``cifarzoo eval MODEL --pretrained``" in table.render_rst([row])
+    assert "*TTA*" not in table.render_markdown([dataclasses.replace(row, tta=None)])
+
+
+def test_the_tta_a_run_recorded_beside_its_recipe_reaches_the_table(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    tta = {"tta_flip": True, "tta_translate": True}  # as write_run records the evaluation's
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, **tta}))
+    meta_path = install.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    recorded = json.loads(meta_path.read_text())["metrics"]
+    assert (recorded["tta_flip"], recorded["tta_translate"]) == (True, True)
+    assert recorded["recipe"] == {"lr": 0.1}  # the recipe records no TTA
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.tta == "flip + translate" and row.tta_test_accuracy == 0.6512
 
 
 def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> None:
@@ -366,60 +388,60 @@ def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> N
     metrics = json.loads((run_dir / "metrics.json").read_text())
     recipe = {"tta_flip": True, "tta_translate": True, "seed": 1}
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": recipe}))
-    meta_path = hub.install_weights(run_dir, weights_dir=tmp_path / "weights")
-    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    meta_path = install.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "1"
     meta = json.loads(meta_path.read_text())
     other = {"seed": 0, "test_accuracy": 0.6623, "val_accuracy": 0.65, "kept": False}
     meta["metrics"]["seed_runs"].append(other)
     meta_path.write_text(json.dumps(meta))
-    (row,) = hub.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "2 (test 65.12%-66.23%, TTA)"
-    assert "| 2 (test 65.12%-66.23%, TTA) |" in hub.render_markdown([row])
+    assert "| 2 (test 65.12%-66.23%, TTA) |" in table.render_markdown([row])
 
 
 def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
-    rows = hub.model_table(["lenet"], weights_dir=installed[0])
+    rows = table.model_table(["lenet"], weights_dir=installed[0])
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{hub.TABLE_START}\nold\n{hub.TABLE_END}\n\nafter\n")
-    assert hub.update_table_in_file(readme, rows, check=True)
+    readme.write_text(f"# x\n\n{table.TABLE_START}\nold\n{table.TABLE_END}\n\nafter\n")
+    assert table.update_table_in_file(readme, rows, check=True)
     assert "old" in readme.read_text()  # --check writes nothing
-    assert hub.update_table_in_file(readme, rows)
+    assert table.update_table_in_file(readme, rows)
     text = readme.read_text()
     assert "old" not in text and "| lenet | 62.01 K |" in text and text.endswith("after\n")
-    assert not hub.update_table_in_file(readme, rows, check=True)  # now current
+    assert not table.update_table_in_file(readme, rows, check=True)  # now current
     assert sorted(os.listdir(tmp_path)) == ["README.md"]  # no temporary file left
     (tmp_path / "bare.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="markers"):
-        hub.update_table_in_file(tmp_path / "bare.md", rows)
+        table.update_table_in_file(tmp_path / "bare.md", rows)
 
 
 def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     make_run(run_dir)
     weights_dir = tmp_path / "weights"
-    install = load_script(ROOT / "scripts" / "install_weights.py")
-    assert install.main([str(run_dir), "--weights-dir", str(weights_dir)]) == 0
+    install_script = load_script(ROOT / "scripts" / "install_weights.py")
+    assert install_script.main([str(run_dir), "--weights-dir", str(weights_dir)]) == 0
     assert (weights_dir / "lenet.safetensors").is_file()
 
-    table = load_script(ROOT / "scripts" / "accuracy_table.py")
+    table_script = load_script(ROOT / "scripts" / "accuracy_table.py")
     readme = tmp_path / "README.md"
-    readme.write_text(f"{hub.TABLE_START}\n{hub.TABLE_END}\n")
+    readme.write_text(f"{table.TABLE_START}\n{table.TABLE_END}\n")
     args = ["--file", str(readme), "--models", "lenet", "--weights-dir", str(weights_dir)]
-    assert table.main([*args, "--check"]) == 1
-    assert table.main(args) == 0
-    assert table.main([*args, "--check"]) == 0
+    assert table_script.main([*args, "--check"]) == 1
+    assert table_script.main(args) == 0
+    assert table_script.main([*args, "--check"]) == 0
     assert "| lenet | 62.01 K | 651.72 K | 63.01% |" in readme.read_text()
 
 
 def test_scripts_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    install = load_script(ROOT / "scripts" / "install_weights.py")
-    assert install.main([str(tmp_path / "nope"), "--weights-dir", str(tmp_path / "w")]) == 1
+    install_script = load_script(ROOT / "scripts" / "install_weights.py")
+    assert install_script.main([str(tmp_path / "nope"), "--weights-dir", str(tmp_path / "w")]) == 1
     assert "model.safetensors not found in" in capsys.readouterr().err
     assert not (tmp_path / "w").exists()
-    table = load_script(ROOT / "scripts" / "accuracy_table.py")
+    table_script = load_script(ROOT / "scripts" / "accuracy_table.py")
     (tmp_path / "bare.md").write_text("no markers\n")
-    assert table.main(["--file", str(tmp_path / "bare.md"), "--models", "lenet"]) == 1
+    assert table_script.main(["--file", str(tmp_path / "bare.md"), "--models", "lenet"]) == 1
     assert "markers" in capsys.readouterr().err
 
 
@@ -442,7 +464,7 @@ def test_shipped_weights_are_complete_and_verified() -> None:
         if meta.get("file"):
             weights = PACKAGED_WEIGHTS_DIR / meta["file"]
             assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
-            assert weights.stat().st_size <= hub.MAX_PACKAGED_MB * 2**20
+            assert weights.stat().st_size <= install.MAX_PACKAGED_MB * 2**20
             cifarzoo.create_model(arch, pretrained=True)  # loads with no network
         keys = ("test_accuracy", "epochs", "seconds", "train_images", "hardware", "data")
         if meta.get("file") or meta["metrics"].get("train_images", 0) < NUM_TRAIN:
@@ -454,8 +476,8 @@ def test_shipped_weights_are_complete_and_verified() -> None:
 def test_readme_table_is_current() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
-    assert hub.TABLE_START in text and hub.TABLE_END in text, "README.md lost its table markers"
-    stale = hub.update_table_in_file(readme, hub.model_table(), check=True)
+    assert table.TABLE_START in text and table.TABLE_END in text, "README.md lost its table markers"
+    stale = table.update_table_in_file(readme, table.model_table(), check=True)
     assert not stale, "README model table is stale: run python scripts/accuracy_table.py"
 
 
@@ -478,7 +500,7 @@ def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> 
     save_json({"a": 1}, tmp_path / "metrics.json")
     save_weights(cifarzoo.lenet().state_dict(), tmp_path / "run" / "model.safetensors")
     make_run(tmp_path / "run2")
-    hub.install_weights(tmp_path / "run2", weights_dir=tmp_path / "weights")
+    install.install_weights(tmp_path / "run2", weights_dir=tmp_path / "weights")
     folder = hub.build_hub_folder(tmp_path / "run2", "org/lenet", tmp_path / "hub")
     files = [
         tmp_path / "a.bin",
@@ -506,7 +528,7 @@ def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_ro
     assert metrics["data"].startswith("CIFAR-10")
     model = cifarzoo.create_model(arch, pretrained=True)
     tta = {"tta_flip": recipe["tta_flip"], "tta_translate": recipe.get("tta_translate", False)}
-    amp = bool(hub.recorded_bf16(metrics))
+    amp = bool(runs.recorded_bf16(metrics))
     # bf16 kernels may round a borderline image differently on another CPU: 0.1 points slack
     for split, slack in (("test", 1e-3), ("val", 2e-3)):
         images = getattr(data, split)

@@ -11,9 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -26,12 +24,15 @@ from .checkpoint import CHECKPOINT_NAME
 from .compare import AMP_HELP, add_amp_argument, add_compare_parser
 from .hub import add_publish_parser
 from .runs import (
-    MARKER,
-    check_finished,
+    check_weights_source,
     clear_run,
     existing_run_files,
     new_version_folder,
+    recorded_bf16,
+    recorded_metrics,
+    recorded_tta,
     run_lock,
+    write_run,
 )
 
 if TYPE_CHECKING:
@@ -44,30 +45,10 @@ __all__ = [
     "add_list_parser",
     "add_train_parser",
     "build_parser",
-    "hardware_string",
     "main",
-    "write_run",
 ]
 
 Subparsers = Any  # argparse._SubParsersAction is private
-
-
-def hardware_string(device: str | None = None) -> str:
-    """A short description of the machine: GPU name(s) or CPU model and core count."""
-    import torch
-
-    if (device is None or device.startswith("cuda")) and torch.cuda.is_available():
-        n = torch.cuda.device_count()
-        return f"{n}x {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} CPUs, {torch.get_num_threads()} threads)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -542,7 +523,7 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
         model,
         history,
         data,
-        cfg,
+        cfg.to_dict(),
         wall_seconds=wall,
         extra={
             "val_size": args.val_size,
@@ -572,109 +553,6 @@ def _teacher_description(name: str, model: Any, *, from_file: bool) -> str:
 
     path = Path(model.pretrained_cfg["file"])
     return f"{name} ({path.name}, sha256 {sha256_file(path)})"
-
-
-def write_run(
-    out: Path,
-    model_name: str,
-    model: Any,
-    history: Any,
-    data: Any,
-    cfg: Any,
-    *,
-    wall_seconds: float,
-    extra: dict[str, Any] | None = None,
-    quiet: bool = False,
-    weights_dtype: Any = None,
-) -> dict[str, Any] | None:
-    """Evaluate the final weights (fit leaves the EMA copy in the model) and write the run folder:
-    ``model.safetensors`` (+ ``.sha256``), ``history.json``, PNG curves and, last,
-    ``metrics.json``, which marks the run finished (it is removed first).
-
-    ``weights_dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that dtype;
-    the model is rounded to it first, so the accuracy written is that of the stored file.
-    Returns the metrics (``None`` on ranks other than 0, which write nothing).
-    """
-    import torch
-
-    from .checkpoint import save_json, save_weights
-    from .metrics import evaluate
-    from .train import DistEnv
-
-    env = DistEnv.from_env()
-    final = model
-    state = final.state_dict()
-    if weights_dtype is not None:
-        state = {k: v.to(weights_dtype) if v.is_floating_point() else v for k, v in state.items()}
-        final.load_state_dict(state)  # round the model to what is stored, before evaluating it
-    device = next(final.parameters()).device
-    amp_eval = cfg.amp if cfg.amp is not None else device.type == "cuda"
-    tta = {"tta_flip": cfg.tta_flip, "tta_translate": cfg.tta_translate}
-    test = evaluate(final, data.test, amp=amp_eval, classes=data.classes, **tta)
-    val = (
-        evaluate(final, data.val, amp=amp_eval, classes=data.classes, **tta)
-        if data.val is not None
-        else None
-    )
-    # what model(x) gives, recorded beside the TTA figures
-    single_test, single_val = test, val
-    if cfg.tta_flip or cfg.tta_translate:
-        single_test = evaluate(final, data.test, amp=amp_eval, classes=data.classes)
-        if data.val is not None:
-            single_val = evaluate(final, data.val, amp=amp_eval, classes=data.classes)
-    if not env.is_main:
-        return None
-    (out / MARKER).unlink(missing_ok=True)  # unfinished until metrics.json is written, last
-    weights = out / "model.safetensors"
-    digest = save_weights(state, weights, metadata={"model": model_name, "data": data.name})
-    history.save(out / "history.json")
-    metrics: dict[str, Any] = {
-        "model": model_name,
-        "data": data.name,
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "test_ece": test.ece,
-        "val_accuracy": val.accuracy if val else None,
-        "single_pass_test_accuracy": single_test.accuracy,
-        "single_pass_val_accuracy": single_val.accuracy if single_val else None,
-        "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
-        "confusion_matrix": test.confusion_matrix,
-        "epochs": len(history),
-        "seconds": history.total_seconds,
-        "wall_seconds": wall_seconds,
-        "recipe": cfg.to_dict(),
-        "train_images": len(data.train),
-        "eval_split_during_training": history.eval_split,
-        "tta_flip": cfg.tta_flip,
-        "tta_translate": cfg.tta_translate,
-        "bf16": amp_eval,
-        "parameters": sum(p.numel() for p in final.parameters()),
-        "hardware": hardware_string(str(device)),
-        "world_size": env.world_size,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "weights": weights.name,
-        "weights_dtype": str(
-            next(v.dtype for v in state.values() if v.is_floating_point())
-        ).removeprefix("torch."),
-        "sha256": digest,
-        **(extra or {}),
-    }
-    try:
-        from .plots import save_training_plots
-
-        save_training_plots(history, out, test.per_class_accuracy, test.classes)
-    except ImportError as e:
-        print(f"warning: no plots ({e})", file=sys.stderr)
-    save_json(metrics, out / MARKER)
-    if not quiet:
-        print(test.table())
-    print(
-        f"{model_name}: test accuracy {100 * test.accuracy:.2f}% ({data.name})"
-        + (f", val {100 * val.accuracy:.2f}%" if val else "")
-        + f" in {history.total_seconds:.0f} s; wrote {out}"
-    )
-    return metrics
 
 
 # --------------------------------------------------------------------------------------------
@@ -734,41 +612,11 @@ def _tta_description(flip: bool, translate: bool) -> str:
     return f"{views} TTA" if views else "no TTA"
 
 
-def _recorded_metrics(args: argparse.Namespace) -> dict[str, Any]:
-    """The metrics the weights' accuracy was recorded with: the shipped weights' metadata, or
-    the ``metrics.json`` of the run folder the weights file is in; empty if there are none for
-    this model."""
-    from .models._registry import TIMM_PREFIX, read_weights_meta
-
-    model = args.model.removeprefix(TIMM_PREFIX)
-    if args.pretrained:
-        metrics = (read_weights_meta(model) or {}).get("metrics")
-        return metrics if isinstance(metrics, dict) else {}
-    weights = Path(args.weights)
-    try:
-        metrics = json.loads(
-            ((weights if weights.is_dir() else weights.parent) / "metrics.json").read_text()
-        )
-    except (OSError, ValueError):
-        return {}
-    # another model's metrics.json says nothing about these weights
-    return metrics if isinstance(metrics, dict) and metrics.get("model") == model else {}
-
-
-def _check_run_weights(weights: Path) -> None:
-    """Refuse an unfinished ``cifarzoo train`` folder (a Hub-format folder is no run folder)."""
-    from .models._registry import HF_CONFIG_FILE
-
-    if weights.is_dir() and not (weights / HF_CONFIG_FILE).is_file():
-        check_finished(weights)
-
-
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import save_json
     from .data import load_cifar10
-    from .hub import recorded_bf16, recorded_tta
     from .metrics import evaluate, resolve_device
     from .models import create_model
     from .train import AMP_MODES
@@ -785,14 +633,14 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.weights:
-        _check_run_weights(Path(args.weights))
+        check_weights_source(args.weights)
         model = create_model(args.model, weights=args.weights)
     else:
         model = create_model(args.model, pretrained=True)
     device = resolve_device(args.device)
     model.to(device)
     data = load_cifar10(args.data, download=args.download, name=args.data_name)
-    recorded = _recorded_metrics(args)
+    recorded = recorded_metrics(args.model, None if args.pretrained else args.weights)
     recorded_views = recorded_tta(recorded)
     flip, translate = recorded_views or (True, False)
     flip = flip if args.tta is None else args.tta
@@ -843,7 +691,6 @@ def _accuracy_summary(
 ) -> str:
     """The single-pass and TTA test accuracies measured, each beside the one recorded with the
     weights (``single_pass_test_accuracy``; ``test_accuracy``, with the recorded TTA)."""
-    from .hub import recorded_tta
     from .metrics import tta_views
 
     def pct(x: Any) -> str:

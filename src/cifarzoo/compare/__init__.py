@@ -31,6 +31,7 @@ The package is split by job: :mod:`~cifarzoo.compare.measure` (training and meas
 """
 
 from ..cost import count_macs, count_params
+from ..runs import GRAD_FLOW_FILE
 from .cli import AMP_HELP, add_amp_argument, add_compare_parser, main, run_compare
 from .figures import FIGURES
 from .findings import Finding, degradation_rows, findings, gradient_ratio
@@ -38,7 +39,6 @@ from .measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
     GPU_MODELS,
-    GRAD_FLOW_FILE,
     SCHEMA,
     ComparisonReport,
     ModelReport,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
-import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,7 @@ from ..instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 from ..layers import SEBlock
 from ..metrics import evaluate, model_mean_std, resolve_device
 from ..models import create_model
-from ..runs import check_finished
+from ..runs import MARKER, WEIGHTS_FILE, read_grad_flow, read_history, read_metrics
 
 __all__ = [
     "COMPARE_RECIPE",
@@ -340,23 +339,13 @@ def _train_one(
     )
 
 
-#: A run folder's file of gradient records (``benchmarks/lab_comparison.py`` writes it).
-GRAD_FLOW_FILE = "grad_flow.json"
-
-
 def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
     """A :class:`ModelReport` from a ``cifarzoo train`` output folder. Its
     ``model.safetensors`` is loaded as ``cifarzoo eval --weights`` loads it: checked against
     the ``.sha256`` sidecar first."""
-
-    def read(name: str) -> dict[str, Any]:
-        path = folder / name
-        return dict(json.loads(path.read_text())) if path.is_file() else {}
-
-    check_finished(folder)
-    history, metrics = read("history.json"), read("metrics.json")
+    metrics, history = read_metrics(folder), read_history(folder)
     name = str(metrics.get("model") or folder.name)
-    weights = folder / "model.safetensors"
+    weights = folder / WEIGHTS_FILE
     model = create_model(name, weights=str(weights)) if weights.is_file() else create_model(name)
     if measure is not None:
         model.to(measure.device)
@@ -374,11 +363,11 @@ def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
         measured = {"test": test, "val": None, "train_eval": None, "se_gates": None}
     else:
         raise ValueError(
-            f"{folder} has no per-class test metrics (metrics.json); pass data to evaluate "
-            "model.safetensors on the test set"
+            f"{folder} has no per-class test metrics ({MARKER}); pass data to evaluate "
+            f"{WEIGHTS_FILE} on the test set"
         )
     seconds = history.get("seconds") or []
-    grad_flow = read(GRAD_FLOW_FILE) or None
+    grad_flow = read_grad_flow(folder)
     return ModelReport(
         name=name,
         params=count_params(model),

@@ -1,4 +1,5 @@
-"""Run folders of ``cifarzoo train``: how they are named, locked, finished and replaced.
+"""Run folders of ``cifarzoo train``: their file names, and how they are named, locked,
+finished and replaced.
 
 - Without ``--out`` every run gets a new folder ``runs/MODEL/version_N`` (as Lightning names
   its log folders), created with an exclusive ``mkdir`` so that two runs never share one.
@@ -18,30 +19,42 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .checkpoint import CHECKPOINT_NAME
+from ..checkpoint import CHECKPOINT_NAME
+from ..models._registry import HF_WEIGHTS_FILE
 
 __all__ = [
+    "GRAD_FLOW_FILE",
+    "HISTORY_FILE",
     "LOCK_NAME",
     "MARKER",
     "RUN_FILES",
+    "WEIGHTS_FILE",
     "RunLockedError",
     "UnfinishedRunError",
     "check_finished",
     "clear_run",
     "existing_run_files",
+    "is_finished",
     "new_version_folder",
     "run_lock",
 ]
 
-#: Written last by ``cifarzoo train``; a run folder without it is unfinished.
+#: The run's metrics; written last by ``cifarzoo train``, a run folder without it is unfinished.
 MARKER = "metrics.json"
+#: The final weights (safetensors, beside a ``.sha256`` sidecar): the Hub's file name, so that a
+#: run folder's weights load as a Hub folder's do.
+WEIGHTS_FILE = HF_WEIGHTS_FILE
+#: Per-epoch curves (:class:`cifarzoo.train.History`).
+HISTORY_FILE = "history.json"
+#: Gradient records of a run that kept them (``benchmarks/lab_comparison.py`` writes them).
+GRAD_FLOW_FILE = "grad_flow.json"
 LOCK_NAME = ".train.lock"
 #: The files of a run, removed (the marker first) when ``--overwrite`` replaces it.
 RUN_FILES = (
     MARKER,
-    "model.safetensors",
-    "model.safetensors.sha256",
-    "history.json",
+    WEIGHTS_FILE,
+    f"{WEIGHTS_FILE}.sha256",
+    HISTORY_FILE,
     "loss.png",
     "accuracy.png",
     "per_class.png",
@@ -118,9 +131,14 @@ def clear_run(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
+def is_finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished run (its :data:`MARKER`)."""
+    return (folder / MARKER).is_file()
+
+
 def check_finished(folder: Path) -> None:
     """Raise :class:`UnfinishedRunError` unless ``folder`` holds a finished run."""
-    if (folder / MARKER).is_file():
+    if is_finished(folder):
         return
     held = existing_run_files(folder)
     state = (
@@ -128,6 +146,6 @@ def check_finished(folder: Path) -> None:
         "run is still training or was interrupted (resume it with `cifarzoo train MODEL --out "
         f"{folder} --resume`)"
         if held
-        else f"it holds no `cifarzoo train` run ({MARKER} and model.safetensors are missing)"
+        else f"it holds no `cifarzoo train` run ({MARKER} and {WEIGHTS_FILE} are missing)"
     )
     raise UnfinishedRunError(f"{folder} is not a finished run: {state}")

@@ -1,0 +1,151 @@
+"""Installing a training run's weights as a model's pretrained weights: shipped in the package
+(``src/cifarzoo/weights/<arch>.safetensors``) or registered by their pinned Hub revision, with
+``<arch>.json`` recording their sha256 and the run's metrics (``scripts/install_weights.py``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checkpoint import StagedFiles, json_text
+from .constants import NUM_CLASSES
+from .cost import count_params
+from .models._registry import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR
+from .runs import RunInfo, one_line, read_run
+
+__all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "install_weights"]
+
+#: Largest weights file shipped inside the package; bigger models are published on the Hub.
+MAX_PACKAGED_MB = 8.0
+_PINNED_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
+
+
+def install_weights(
+    run_dir: str | os.PathLike[str],
+    *,
+    weights_dir: str | os.PathLike[str] | None = None,
+    tag: str = DEFAULT_TAG,
+    hf_hub_id: str | None = None,
+    package: bool | None = None,
+    max_mb: float = MAX_PACKAGED_MB,
+    unpublished: bool = False,
+) -> Path:
+    """Install a training run's weights as the architecture's pretrained weights.
+
+    Writes ``<weights_dir>/<arch>.json`` (sha256, parameters and the run's metrics) and, when
+    ``package`` (the default without ``hf_hub_id``), copies the weights to
+    ``<weights_dir>/<arch>.safetensors`` so they load with no network. With ``hf_hub_id``
+    (``org/name@<40-hex commit>``, as :func:`cifarzoo.hub.publish` prints) the weights are
+    loaded from that pinned Hub revision instead. ``unpublished=True`` records the run's
+    metrics alone, for weights trained but not uploaded yet: the model table lists them as "not
+    published" and ``pretrained=True`` still says that the model has no weights. Takes effect
+    at the next ``import cifarzoo``.
+
+    Nothing is replaced until everything is checked: the weights are copied to a temporary file
+    next to the target and their sha256 verified before they and the JSON are moved into place,
+    so a failure leaves the previously installed weights and JSON as they were.
+
+    Packaged weights must record a validation accuracy (train with a held-out split); others
+    may come from a run on all 50,000 training images. Returns the metadata JSON's path.
+    """
+    run = read_run(run_dir)
+    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
+    if unpublished and (package or hf_hub_id is not None):
+        raise ValueError("unpublished weights are neither packaged nor on the Hub")
+    package = hf_hub_id is None and not unpublished if package is None else package
+    if not package and hf_hub_id is None and not unpublished:
+        raise ValueError(
+            "weights must be packaged or published: pass package=True or hf_hub_id "
+            "(or unpublished=True to record the metrics alone)"
+        )
+    _check_installable(run, package=package, hf_hub_id=hf_hub_id, tag=tag, max_mb=max_mb)
+    model = run.load_model()  # refuses weights that don't fit the architecture
+    meta = _weights_meta(run, model, tag=tag, package=package, hf_hub_id=hf_hub_id)
+    target = folder / f"{run.arch}.safetensors"
+    meta_path = folder / f"{run.arch}.json"
+    with StagedFiles() as staged:
+        if package:
+            staged.copy(run.weights, target, sha256=run.sha256)
+        staged.write(meta_path, json_text(meta))
+        staged.commit()
+    if not package:
+        target.unlink(missing_ok=True)  # only now that the JSON no longer names it
+    return meta_path
+
+
+def _check_installable(
+    run: RunInfo, *, package: bool, hf_hub_id: str | None, tag: str, max_mb: float
+) -> None:
+    """Refuse what cannot be installed, before anything is written."""
+    if hf_hub_id is not None and not _PINNED_HUB_ID.fullmatch(hf_hub_id):
+        raise ValueError(
+            f"hf_hub_id must pin a commit, as 'org/name@<40 hex digits>', got {hf_hub_id!r}: an "
+            "unpinned repository can change under the recorded sha256 and accuracy."
+        )
+    if not re.fullmatch(r"[a-z0-9_]+", tag):
+        raise ValueError(f"tag must be lowercase letters, digits and '_', got {tag!r}")
+    if run.num_classes != NUM_CLASSES:
+        raise ValueError(f"{run.run_dir}: only CIFAR-10 ({NUM_CLASSES}-class) weights are shipped")
+    if package and run.metrics.get("val_accuracy") is None:
+        raise ValueError(
+            f"{run.metrics_file} has no val_accuracy: shipped weights record a validation "
+            "accuracy; train with a held-out split (`cifarzoo train --val-size 5000`)."
+        )
+    size_mb = run.weights.stat().st_size / 2**20
+    if package and size_mb > max_mb:
+        raise ValueError(
+            f"{run.weights} is {size_mb:.1f} MB, over the {max_mb:g} MB limit for weights shipped "
+            "in the package. Publish it (`cifarzoo publish`) and install it with "
+            "hf_hub_id='org/name@<commit>' instead."
+        )
+
+
+def _weights_meta(
+    run: RunInfo, model: nn.Module, *, tag: str, package: bool, hf_hub_id: str | None
+) -> dict[str, Any]:
+    """The weights' metadata JSON (``<arch>.json``): where they load from, their sha256 and the
+    run's metrics."""
+    val_accuracy = run.metrics.get("val_accuracy")
+    return {
+        "architecture": run.timm_name,
+        "tag": tag,
+        "file": f"{run.arch}.safetensors" if package else None,
+        "hf_hub_id": hf_hub_id,
+        "sha256": run.sha256,
+        "num_params": count_params(model),
+        "metrics": {
+            "test_accuracy": float(run.metrics["test_accuracy"]),
+            "val_accuracy": None if val_accuracy is None else float(val_accuracy),
+            "single_pass_test_accuracy": run.metrics.get("single_pass_test_accuracy"),
+            "single_pass_val_accuracy": run.metrics.get("single_pass_val_accuracy"),
+            "per_class_accuracy": run.metrics.get("per_class_accuracy"),
+            "epochs": run.metrics["epochs"],
+            "seconds": float(run.metrics["seconds"]),
+            "train_images": run.metrics.get("train_images"),
+            "bf16": run.metrics.get("bf16"),
+            "hardware": one_line(run.metrics.get("hardware")),
+            "data": one_line(run.metrics["data"]),
+            "recipe": run.recipe,
+            **_recorded_tta_keys(run.metrics),
+            "teacher": run.metrics.get("teacher"),
+            # this run alone; the runs of other seeds of the same recipe are added by hand
+            "seed_runs": [
+                {
+                    "seed": (run.recipe or {}).get("seed"),
+                    "test_accuracy": float(run.metrics["test_accuracy"]),
+                    "val_accuracy": None if val_accuracy is None else float(val_accuracy),
+                    "kept": True,
+                }
+            ],
+        },
+    }
+
+
+def _recorded_tta_keys(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``tta_flip``/``tta_translate`` as the run recorded them, when it did (runs from before
+    they were recorded keep them in the recipe alone)."""
+    return {k: metrics[k] for k in ("tta_flip", "tta_translate") if metrics.get(k) is not None}

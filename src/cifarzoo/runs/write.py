@@ -1,0 +1,225 @@
+"""Writing run folders: the final evaluation and files of a training run (:func:`write_run`),
+and a run folder rebuilt from its recorded parts (:func:`restore_run`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ..checkpoint import atomic_dir, atomic_write, save_json, save_weights
+from ..metrics import EvalResult, evaluate
+from .folder import GRAD_FLOW_FILE, HISTORY_FILE, MARKER, WEIGHTS_FILE
+from .read import read_run
+
+if TYPE_CHECKING:
+    from ..data import CIFAR10Data, Split
+    from ..train import History
+
+__all__ = ["hardware_string", "restore_run", "save_grad_flow", "write_run"]
+
+
+def hardware_string(device: str | None = None) -> str:
+    """A short description of the machine: GPU name(s) or CPU model and core count."""
+    if (device is None or device.startswith("cuda")) and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        return f"{n}x {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} CPUs, {torch.get_num_threads()} threads)"
+
+
+def write_run(
+    out: Path,
+    model_name: str,
+    model: nn.Module,
+    history: History,
+    data: CIFAR10Data,
+    recipe: Mapping[str, Any],
+    *,
+    wall_seconds: float,
+    extra: dict[str, Any] | None = None,
+    quiet: bool = False,
+    weights_dtype: torch.dtype | None = None,
+    amp: bool | None = None,
+    tta_flip: bool | None = None,
+    tta_translate: bool | None = None,
+) -> dict[str, Any] | None:
+    """Evaluate the final weights (fit leaves the EMA copy in the model) and write the run folder:
+    ``model.safetensors`` (+ ``.sha256``), ``history.json``, PNG curves and, last,
+    ``metrics.json``, which marks the run finished (it is removed first).
+
+    ``recipe`` is the training recipe as a plain mapping (``TrainConfig.to_dict()``), recorded
+    as ``metrics["recipe"]``. The accuracies are measured with ``amp`` (default: the recipe's
+    ``amp``, else bf16 on CUDA) and the test-time augmentation ``tta_flip``/``tta_translate``
+    (default: the recipe's, else none); the single-pass accuracies are recorded beside them.
+    ``weights_dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that dtype;
+    the model is rounded to it first, so the accuracy written is that of the stored file.
+    Returns the metrics (``None`` on ranks other than 0, which write nothing).
+    """
+    from ..train import DistEnv
+
+    state = _rounded_state(model, weights_dtype)
+    device = next(model.parameters()).device
+    amp = recipe.get("amp") if amp is None else amp
+    bf16 = bool(amp) if amp is not None else device.type == "cuda"
+    flip = bool(recipe.get("tta_flip", False)) if tta_flip is None else tta_flip
+    translate = bool(recipe.get("tta_translate", False)) if tta_translate is None else tta_translate
+    results = _final_results(model, data, bf16, flip, translate)
+    env = DistEnv.from_env()
+    if not env.is_main:
+        return None
+    (out / MARKER).unlink(missing_ok=True)  # unfinished until metrics.json is written, last
+    weights = out / WEIGHTS_FILE
+    digest = save_weights(state, weights, metadata={"model": model_name, "data": data.name})
+    history.save(out / HISTORY_FILE)
+    test, val = results.test, results.val
+    metrics: dict[str, Any] = {
+        "model": model_name,
+        "data": data.name,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "test_ece": test.ece,
+        "val_accuracy": val.accuracy if val else None,
+        "single_pass_test_accuracy": results.single_test.accuracy,
+        "single_pass_val_accuracy": _accuracy(results.single_val),
+        "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
+        "confusion_matrix": test.confusion_matrix,
+        "epochs": len(history),
+        "seconds": history.total_seconds,
+        "wall_seconds": wall_seconds,
+        "recipe": dict(recipe),
+        "train_images": len(data.train),
+        "eval_split_during_training": history.eval_split,
+        "tta_flip": flip,
+        "tta_translate": translate,
+        "bf16": bf16,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "hardware": hardware_string(str(device)),
+        "world_size": env.world_size,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "weights": weights.name,
+        "weights_dtype": str(
+            next(v.dtype for v in state.values() if v.is_floating_point())
+        ).removeprefix("torch."),
+        "sha256": digest,
+        **(extra or {}),
+    }
+    _save_plots(history, out, test)
+    save_json(metrics, out / MARKER)
+    _print_summary(model_name, data.name, test, val, history.total_seconds, out, quiet)
+    return metrics
+
+
+def _rounded_state(model: nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """The state dict to store, its floating-point tensors in ``dtype``; the model is rounded
+    to it, so that what is evaluated next is what is stored."""
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        model.load_state_dict(state)
+    return state
+
+
+class _FinalResults(NamedTuple):
+    """The final evaluation: ``test``/``val`` with the test-time augmentation, and
+    ``single_test``/``single_val``, what ``model(x)`` gives (the same without augmentation)."""
+
+    test: EvalResult
+    val: EvalResult | None
+    single_test: EvalResult
+    single_val: EvalResult | None
+
+
+def _final_results(
+    model: nn.Module, data: CIFAR10Data, bf16: bool, flip: bool, translate: bool
+) -> _FinalResults:
+    def measure(split: Split, with_tta: bool) -> EvalResult:
+        return evaluate(
+            model,
+            split,
+            amp=bf16,
+            classes=data.classes,
+            tta_flip=flip and with_tta,
+            tta_translate=translate and with_tta,
+        )
+
+    test = measure(data.test, True)
+    val = None if data.val is None else measure(data.val, True)
+    if not (flip or translate):
+        return _FinalResults(test, val, test, val)
+    single_test = measure(data.test, False)
+    single_val = None if data.val is None else measure(data.val, False)
+    return _FinalResults(test, val, single_test, single_val)
+
+
+def _accuracy(result: EvalResult | None) -> float | None:
+    return None if result is None else result.accuracy
+
+
+def _save_plots(history: History, out: Path, test: EvalResult) -> None:
+    try:
+        from ..plots import save_training_plots
+
+        save_training_plots(history, out, test.per_class_accuracy, test.classes)
+    except ImportError as e:
+        print(f"warning: no plots ({e})", file=sys.stderr)
+
+
+def _print_summary(
+    model_name: str,
+    data_name: str,
+    test: EvalResult,
+    val: EvalResult | None,
+    seconds: float,
+    out: Path,
+    quiet: bool,
+) -> None:
+    if not quiet:
+        print(test.table())
+    print(
+        f"{model_name}: test accuracy {100 * test.accuracy:.2f}% ({data_name})"
+        + (f", val {100 * val.accuracy:.2f}%" if val else "")
+        + f" in {seconds:.0f} s; wrote {out}"
+    )
+
+
+def restore_run(
+    target: Path, weights: bytes, history: Mapping[str, Any], metrics: Mapping[str, Any]
+) -> None:
+    """Write ``target`` as ``cifarzoo train`` writes it, from a run's recorded parts (its
+    weights file's bytes, history and metrics). The folder is built aside and renamed into
+    place only once it reads back as :func:`~cifarzoo.runs.read_run` requires (``target`` must
+    not exist or be empty).
+
+    Raises:
+        ValueError, FileNotFoundError, PretrainedWeightsError: as :func:`read_run` does.
+    """
+    with atomic_dir(target) as tmp:
+        with atomic_write(tmp / WEIGHTS_FILE) as f:
+            f.write(weights)
+        with atomic_write(tmp / f"{WEIGHTS_FILE}.sha256", "w") as f:
+            f.write(f"{hashlib.sha256(weights).hexdigest()}  {WEIGHTS_FILE}\n")
+        save_json(dict(history), tmp / HISTORY_FILE)
+        save_json(dict(metrics), tmp / MARKER)
+        read_run(tmp)  # what install_weights reads: refuse a folder it would refuse
+
+
+def save_grad_flow(run_dir: Path, records: Mapping[str, Any]) -> None:
+    """Write (replace) the run's gradient records, ``grad_flow.json``
+    (:meth:`cifarzoo.instrument.GradientFlowRecorder.to_dict`), atomically."""
+    save_json(dict(records), run_dir / GRAD_FLOW_FILE)
