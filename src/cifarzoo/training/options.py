@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..argtypes import positive_int
 from .fields import check_fields, setting
 from .recipe import Recipe
@@ -58,7 +60,7 @@ class RunOptions:
     ``resume`` continues from it when it exists.
     """
 
-    device: str | None = setting(None, "cuda, cuda:1, cpu...; unset: cuda if any")
+    device: torch.device | str | None = setting(None, "cuda, cuda:1, cpu...; unset: cuda if any")
     amp: bool | None = setting(
         None,
         "bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)",
