@@ -20,7 +20,7 @@ import cifarzoo
 from cifarzoo.checkpoint import save_json, save_weights
 from cifarzoo.hub import publish
 from cifarzoo.metrics import evaluate
-from cifarzoo.train import fit
+from cifarzoo.training import Recipe, RunOptions, fit
 
 
 def main(repo_id: str = "your-org/cifar_lenet") -> None:
@@ -29,11 +29,8 @@ def main(repo_id: str = "your-org/cifar_lenet") -> None:
     history = fit(
         model,
         data,
-        epochs=1,
-        batch_size=64,
-        ema_decay=0.0,
-        quiet=FAST,
-        device="cpu" if FAST else None,
+        Recipe(epochs=1, batch_size=64, ema_decay=0.0),
+        RunOptions(quiet=FAST, device="cpu" if FAST else None),
     )
     test = evaluate(model, data.test)
     val = evaluate(model, data.val) if data.val is not None else test

@@ -37,6 +37,21 @@ _RECIPE_FLAGS: dict[str, str] = {}
 _NO_TEACHER = ("distill_weight", "distill_temperature")
 
 
+def _add_recipe_options(p: argparse.ArgumentParser) -> None:
+    """The Recipe fields as options (the distillation ones aside: compare has no teacher)."""
+    recipe = p.add_argument_group("recipe", "of every model trained (the same for all)")
+    add_setting_options(recipe, Recipe, _SHOWN, defaults={"epochs": 3})
+    _RECIPE_FLAGS.update(
+        add_setting_options(
+            recipe,
+            Recipe,
+            [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER],
+            left_out=True,
+            default_text={k: str(v) for k, v in COMPARE_RECIPE.items()},
+        )
+    )
+
+
 def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``compare`` subcommand to an argparse ``subparsers`` object; the parsed
     namespace's ``func`` is :func:`run_compare`."""
@@ -57,17 +72,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     add_common_options(p, threads=False)
-    recipe = p.add_argument_group("recipe", "of every model trained (the same for all)")
-    add_setting_options(recipe, Recipe, _SHOWN, defaults={"epochs": 3})
-    _RECIPE_FLAGS.update(
-        add_setting_options(
-            recipe,
-            Recipe,
-            [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER],
-            left_out=True,
-            default_text={k: str(v) for k, v in COMPARE_RECIPE.items()},
-        )
-    )
+    _add_recipe_options(p)
     p.add_argument(
         "--val-size",
         type=nonnegative_int,

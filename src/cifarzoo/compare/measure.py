@@ -151,7 +151,7 @@ def subset_train(data: CIFAR10Data, num_train: int, seed: int = 0) -> CIFAR10Dat
 class ModelReport:
     """Everything measured for one model (see :func:`compare`); JSON via :meth:`to_dict`.
 
-    ``history`` is :class:`cifarzoo.train.History` as a dict; ``test`` holds ``accuracy``,
+    ``history`` is :class:`cifarzoo.training.History` as a dict; ``test`` holds ``accuracy``,
     ``loss``, ``per_class_accuracy`` (list, class order) and ``confusion_matrix`` (row: true
     class); ``val`` the same for the validation split (when there is one) and ``train_eval``
     for training images in eval mode, without augmentation (the *training error* of He et al.'s

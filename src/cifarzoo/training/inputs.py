@@ -12,13 +12,14 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
-from ..data import CIFAR10Data, Split
+from ..data import CIFAR10Data, DeviceLoader, Split
 
 __all__ = [
     "DataMismatchError",
     "EvalData",
     "ImagesLabels",
     "TrainData",
+    "check_outputs",
     "data_differences",
     "data_fingerprint",
     "split_data",
@@ -141,3 +142,24 @@ def data_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     elif saved.get("eval_digest") != now["eval_digest"]:
         diffs.append("the evaluation images or labels differ (the same number)")
     return diffs
+
+
+def check_outputs(out: Tensor, loader: DeviceLoader) -> None:
+    """Refuse logits that the loader's labels do not fit (only shapes: no device sync). Run on
+    the first batch: the model's output width does not change."""
+    classes = out.shape[1] if out.dim() == 2 else None
+    fits = classes is not None and (
+        classes == loader.label_classes if loader.soft_labels else classes >= loader.label_classes
+    )
+    if not fits:
+        need = (
+            f"exactly {loader.label_classes} (one per column of the soft labels)"
+            if loader.soft_labels
+            else f"at least {loader.label_classes} (the largest label is "
+            f"{loader.label_classes - 1})"
+        )
+        raise ValueError(
+            f"the model's output has shape {list(out.shape)}, but the training labels need "
+            f"[batch, classes] logits with {need} classes; build the model with the right "
+            "num_classes or fix the labels"
+        )

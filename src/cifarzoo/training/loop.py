@@ -22,7 +22,7 @@ from .distill import Teacher, soft_targets, teacher_logits
 from .distributed import DistEnv, process_group, training_device
 from .extras import Backward, ModelEma, frozen_norm_statistics, step_extras
 from .history import History
-from .inputs import EvalData, TrainData, data_fingerprint, split_data
+from .inputs import EvalData, TrainData, check_outputs, data_fingerprint, split_data
 from .optimizer import make_optimizer, make_schedule
 from .options import RunOptions
 from .progress import Progress, StopRequest, log
@@ -308,35 +308,12 @@ class _Trainer:
             out = self.train_model(x)
         self.criterion(out.float(), y).backward()
 
-    def _check_outputs(self, out: Tensor) -> None:
-        """Refuse logits that the labels do not fit (only shapes: no device sync). Run on the
-        first batch: the model's output width does not change."""
-        loader = self.loader
-        classes = out.shape[1] if out.dim() == 2 else None
-        fits = classes is not None and (
-            classes == loader.label_classes
-            if loader.soft_labels
-            else classes >= loader.label_classes
-        )
-        if not fits:
-            need = (
-                f"exactly {loader.label_classes} (one per column of the soft labels)"
-                if loader.soft_labels
-                else f"at least {loader.label_classes} (the largest label is "
-                f"{loader.label_classes - 1})"
-            )
-            raise ValueError(
-                f"the model's output has shape {list(out.shape)}, but the training labels need "
-                f"[batch, classes] logits with {need} classes; build the model with the right "
-                "num_classes or fix the labels"
-            )
-
     def _train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """One optimizer step on the batch ``(x, y)``; returns its (detached) loss and logits."""
         with _autocast(self.device, self.amp):
             out = self.train_model(x)
         if not self._outputs_checked:
-            self._check_outputs(out)
+            check_outputs(out, self.loader)
             self._outputs_checked = True
         loss = self.criterion(out.float(), y)
         self.opt.zero_grad(set_to_none=True)

@@ -86,10 +86,10 @@ class Recipe:
     cutout: int = setting(0, "cutout size, 0 = off", **_off_at_0("cutout", nonnegative_int))
     grad_clip: float | None = setting(
         None,
-        "clip the gradient norm to this",
+        "clip the gradient norm to this (off: no clipping)",
         rule="must be > 0 (or None for no clipping)",
         ok=lambda v: v is None or v > 0,
-        parse=positive_float,
+        parse=lambda text: None if text == "off" else positive_float(text),
         shown=lambda v: "off" if v is None else str(v),
     )
     sam_rho: float = setting(
