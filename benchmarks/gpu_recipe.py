@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -55,45 +54,27 @@ from cifarzoo.data import CIFAR10Data, Split, load_cifar10, stratified_split
 from cifarzoo.metrics import evaluate
 from cifarzoo.models import create_model
 from cifarzoo.runs import write_run
-from cifarzoo.train import DistEnv, TrainConfig, fit
+from cifarzoo.training import DistEnv, Recipe, RunOptions, fit
+from cifarzoo.training.arguments import add_common_options, add_setting_options, given_settings
+from cifarzoo.training.options import TrainingSetup
 
 MODELS = ("resnet18", "seresnet18", "densenet121")
 WEIGHTS_DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def recipe(
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    ema_decay: float,
-    compile: bool,
-    amp: bool | None,
-    seed: int,
-    **changes: Any,
-) -> TrainConfig:
-    """The recipe above; ``changes`` replace any other :class:`TrainConfig` field."""
-    base = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=5e-4,
-        label_smoothing=0.1,
-        schedule="onecycle",
-        warmup_epochs=min(3.0, epochs / 4),
-        ema_decay=ema_decay,
-        crop_padding=4,
-        pad_mode="reflect",
-        flip=True,
-        cutout=0,
-        tta_flip=False,  # single pass: the headline figure; TTA is measured once, at the end
-        amp=amp,
-        channels_last=True,
-        compile=compile,
-        seed=seed,
-    )
-    return dataclasses.replace(base, **changes)
+#: The recipe above where it differs from cifarzoo's defaults (the CPU ResNet-20 recipe); the
+#: warm-up is min(3, epochs / 4) epochs unless --warmup-epochs is given.
+GPU_RECIPE: dict[str, Any] = {"epochs": 40, "batch_size": 512, "lr": 0.4, "ema_decay": 0.996}
+#: The run options of the recipe: compiled, bf16 on CUDA, single-pass evaluations (TTA is
+#: measured once, at the end).
+GPU_OPTIONS: dict[str, Any] = {"compile": True, "tta_flip": False, "channels_last": True}
+
+
+def recipe(epochs: int = GPU_RECIPE["epochs"], **changes: Any) -> Recipe:
+    """The recipe above; ``changes`` replace any other :class:`~cifarzoo.training.Recipe`
+    field."""
+    base = {**GPU_RECIPE, "epochs": epochs, "warmup_epochs": min(3.0, epochs / 4)}
+    return Recipe(**{**base, **changes})
 
 
 def round_weights(model: torch.nn.Module, dtype: torch.dtype | None) -> None:
@@ -151,33 +132,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data", help="root holding cifar-10-batches-py ($CIFARZOO_DATA by default)")
-    ap.add_argument("--data-name", default="CIFAR-10")
+    add_common_options(ap, threads=False)
     ap.add_argument("--out", default="runs/gpu")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=512)
-    ap.add_argument("--lr", type=float, default=0.4)
-    ap.add_argument("--ema-decay", type=float, default=0.996)
-    ap.add_argument("--no-compile", dest="compile", action="store_false")
-    ap.add_argument("--weight-decay", type=float, default=5e-4)
-    ap.add_argument("--label-smoothing", type=float, default=0.1)
-    ap.add_argument("--cutout", type=int, default=0, help="cutout size, 0 = off")
-    ap.add_argument(
-        "--sam-rho", type=float, default=0.0, help="sharpness-aware minimization radius, 0 = off"
+    recipe_flags = add_setting_options(
+        ap.add_argument_group("recipe"),
+        Recipe,
+        [f for f in Recipe.__dataclass_fields__ if f != "warmup_epochs"],
+        defaults=GPU_RECIPE,
     )
-    ap.add_argument(
-        "--muon-lr",
-        type=float,
-        default=0.0,
-        help="train the convolution filters with Muon at this peak lr, 0 = SGD (see "
-        "cifarzoo.optim.MuonSGD)",
+    warmup = add_setting_options(
+        ap,
+        Recipe,
+        ["warmup_epochs"],
+        left_out=True,
+        default_text={"warmup_epochs": "min(3, epochs / 4)"},
     )
-    ap.add_argument(
-        "--alternate-flip", action="store_true", help="mirror each image every other epoch"
-    )
-    ap.add_argument(
-        "--seed", type=int, default=0, help="initialization, augmentation, --val-size split"
+    option_flags = add_setting_options(
+        ap.add_argument_group("run options"),
+        RunOptions,
+        ["compile", "eval_every"],
+        defaults=GPU_OPTIONS,
     )
     ap.add_argument(
         "--val-size",
@@ -191,9 +166,6 @@ def main() -> None:
         action="store_true",
         help="the TTA figure recorded beside the single-pass one also averages 1-pixel "
         "translated views (see cifarzoo.evaluate)",
-    )
-    ap.add_argument(
-        "--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)"
     )
     ap.add_argument(
         "--weights-dtype",
@@ -213,7 +185,7 @@ def main() -> None:
     args = ap.parse_args()
 
     env = DistEnv.from_env()
-    device: str | None = None
+    device: str | None = args.device
     amp: bool | None = None
     if args.smoke:
         device, amp = "cpu", False
@@ -239,37 +211,17 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
         data = load_cifar10(args.data, name=args.data_name, val_size=args.val_size, seed=args.seed)
 
-    cfg = recipe(
-        args.epochs,
-        args.batch_size,
-        args.lr,
-        args.ema_decay,
-        args.compile,
-        amp,
-        args.seed,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        cutout=args.cutout,
-        sam_rho=args.sam_rho,
-        muon_lr=args.muon_lr,
-        alternate_flip=args.alternate_flip,
-    )
+    cfg = recipe(**{**given_settings(args, recipe_flags), **given_settings(args, warmup)})
+    run = RunOptions(**{**GPU_OPTIONS, **given_settings(args, option_flags), "amp": amp})
     summary: list[dict[str, Any]] = []
     for name in args.models:
         out = Path(args.out) / name
         torch.manual_seed(args.seed)
         model = create_model(name)
         t0 = time.perf_counter()
-        history = fit(
-            model,
-            data,
-            config=cfg,
-            device=device,
-            checkpoint_dir=out,
-            resume=args.resume,
-            quiet=args.quiet,
-            eval_every=args.eval_every,
-        )
+        where = {"device": device, "checkpoint_dir": out, "resume": args.resume}
+        options = run.replace(quiet=args.quiet, **where)
+        history = fit(model, data, cfg, options)
         wall = time.perf_counter() - t0
         weights_dtype = WEIGHTS_DTYPES[args.weights_dtype]
         round_weights(model, weights_dtype)
@@ -281,7 +233,7 @@ def main() -> None:
                 model,
                 history,
                 data,
-                cfg.to_dict(),
+                TrainingSetup(cfg, options).to_dict(),
                 wall_seconds=wall,
                 extra={"recipe_script": "benchmarks/gpu_recipe.py", "tta": tta},
                 quiet=True,

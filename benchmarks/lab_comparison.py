@@ -24,7 +24,6 @@ The lab's big four on a GPU (minutes on one H200; the recipe is the same):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -45,7 +44,9 @@ from cifarzoo.runs import (
     save_grad_flow,
     write_run,
 )
-from cifarzoo.train import TrainConfig, fit, read_checkpoint
+from cifarzoo.training import Recipe, RunOptions, TrainState, fit
+from cifarzoo.training.arguments import add_common_options
+from cifarzoo.training.options import TrainingSetup
 
 #: The order the runs are made in: the depth-20 and depth-56 plain/residual pairs first (the
 #: degradation result), then SE and dense connections.
@@ -60,11 +61,11 @@ MODELS = (
 )
 #: The one recipe: fit's defaults (SGD + Nesterov, batch 128, peak lr 0.1 after a 2-epoch warm-up
 #: then linear decay, weight decay 5e-4, label smoothing 0.1, crops + flips) for 15 epochs, with
-#: no EMA and no TTA so that the curves, the test figures and the gradients see the same weights;
-#: fp32 (bf16 autocast is slower than fp32 on CPUs without AMX, and a resume must keep it).
-RECIPE = TrainConfig(
-    epochs=15, ema_decay=0.0, tta_flip=False, amp=False, channels_last=False, seed=0
-)
+#: no EMA so that the curves, the test figures and the gradients see the same weights.
+RECIPE = Recipe(epochs=15, ema_decay=0.0, seed=0)
+#: How the runs are made: no TTA (as the gradients see the weights); fp32 (bf16 autocast is
+#: slower than fp32 on CPUs without AMX, and a resume must keep it to stay bit-identical).
+OPTIONS = RunOptions(tta_flip=False, amp=False, channels_last=False, resume=True)
 #: Memory layout by model, the fastest on a CPU: channels_last trains the DenseNet ~20% faster
 #: there and the ResNets slower. It changes the speed, not the recipe (only float rounding).
 CHANNELS_LAST = ("densenet_bc_100_k12",)
@@ -105,12 +106,19 @@ def completed_steps(checkpoint: Path) -> int:
     """Optimizer steps a checkpoint has done (0 when there is none)."""
     if not checkpoint.is_file():
         return 0
-    state = read_checkpoint(checkpoint, mmap=True)
-    return int(state["scheduler"]["last_epoch"])
+    state = TrainState.read(checkpoint, mmap=True)
+    return int(state.scheduler["last_epoch"])
 
 
-def recipe(name: str, epochs: int = RECIPE.epochs) -> TrainConfig:
-    return dataclasses.replace(RECIPE, channels_last=name in CHANNELS_LAST, epochs=epochs)
+def recipe(epochs: int = RECIPE.epochs) -> Recipe:
+    return RECIPE.replace(epochs=epochs)
+
+
+def options(name: str, folder: Path, *, device: str | None, quiet: bool) -> RunOptions:
+    """The run options of model ``name``, checkpointing into ``folder``."""
+    return OPTIONS.replace(
+        channels_last=name in CHANNELS_LAST, checkpoint_dir=folder, device=device, quiet=quiet
+    )
 
 
 def train_one(
@@ -136,7 +144,8 @@ def train_one(
 def _train(
     name: str, data: CIFAR10Data, folder: Path, *, epochs: int, device: str | None, quiet: bool
 ) -> None:
-    config = recipe(name, epochs)
+    config = recipe(epochs)
+    run = options(name, folder, device=device, quiet=quiet)
     torch.manual_seed(config.seed)
     extra = model_args(name)
     model = create_model(name, **extra)
@@ -144,22 +153,14 @@ def _train(
     print(f"{name}: {data.describe()}; from step {start}; into {folder}", flush=True)
     t0 = time.perf_counter()
     with SavedGradientFlow(model, folder, GRAD_EVERY, start):
-        history = fit(
-            model,
-            data,
-            config=config,
-            device=device,
-            checkpoint_dir=folder,
-            resume=True,
-            quiet=quiet,
-        )
+        history = fit(model, data, config, run)
     write_run(
         folder,
         name,
         model,
         history,
         data,
-        config.to_dict(),
+        TrainingSetup(config, run).to_dict(),
         wall_seconds=time.perf_counter() - t0,
         extra={
             "val_size": None if data.val is None else len(data.val),
@@ -174,17 +175,12 @@ def _train(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", required=True, help="folder holding cifar-10-batches-py")
-    p.add_argument("--data-name", default="CIFAR-10")
+    add_common_options(p, data_required=True)
     p.add_argument("--out", required=True, help="folder of the run folders")
     p.add_argument("--models", nargs="+", default=list(MODELS))
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.threads is not None:
-        if args.threads < 1:
-            p.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     data = load_cifar10(args.data, val_size=VAL_SIZE, seed=RECIPE.seed, name=args.data_name)
     for name in args.models:

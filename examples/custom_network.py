@@ -12,7 +12,7 @@ from torch import nn
 from cifarzoo.compare import count_macs, count_params
 from cifarzoo.instrument import SEGateRecorder
 from cifarzoo.layers import BasicBlock, DenseBlock, SEBlock, Transition, conv3x3
-from cifarzoo.train import fit
+from cifarzoo.training import Recipe, RunOptions, fit
 
 
 def build() -> nn.Module:
@@ -38,11 +38,8 @@ def main() -> None:
     history = fit(
         net,
         data,
-        epochs=1,
-        batch_size=64,
-        ema_decay=0.0,
-        quiet=FAST,
-        device="cpu" if FAST else None,
+        Recipe(epochs=1, batch_size=64, ema_decay=0.0),
+        RunOptions(quiet=FAST, device="cpu" if FAST else None),
     )
     print(f"after 1 epoch: {history.eval_split} accuracy {100 * (history.eval_acc[-1] or 0):.2f}%")
     net.eval()

@@ -21,20 +21,22 @@ from _common import FAST, get_data
 import cifarzoo
 from cifarzoo.hub import publish
 from cifarzoo.runs import write_run
-from cifarzoo.train import fit
+from cifarzoo.training import Recipe, RunOptions, fit
 
 
 def main(repo_id: str = "your-org/cifar_lenet") -> None:
     data = get_data(train_images=5_000)
     model = cifarzoo.lenet()
-    recipe = {"epochs": 1, "batch_size": 64, "ema_decay": 0.0}
+    recipe = Recipe(epochs=1, batch_size=64, ema_decay=0.0)
     t0 = time.perf_counter()
-    history = fit(model, data, **recipe, quiet=FAST, device="cpu" if FAST else None)
+    history = fit(model, data, recipe, RunOptions(quiet=FAST, device="cpu" if FAST else None))
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         run.mkdir()
         wall = time.perf_counter() - t0
-        write_run(run, "lenet", model, history, data, recipe, wall_seconds=wall, quiet=FAST)
+        write_run(
+            run, "lenet", model, history, data, recipe.to_dict(), wall_seconds=wall, quiet=FAST
+        )
         result = publish(run, repo_id, out_dir=Path(tmp) / "hub", dry_run=True)
         print(
             f"dry run: built {result.folder.name}/ with "

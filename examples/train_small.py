@@ -14,7 +14,7 @@ from _common import FAST, get_data
 import cifarzoo
 from cifarzoo.checkpoint import save_weights
 from cifarzoo.metrics import evaluate
-from cifarzoo.train import fit
+from cifarzoo.training import Recipe, RunOptions, fit
 
 
 def main(name: str = "resnet20", epochs: int = 2) -> None:
@@ -26,11 +26,8 @@ def main(name: str = "resnet20", epochs: int = 2) -> None:
     history = fit(
         model,
         data,
-        epochs=epochs,
-        batch_size=64 if FAST else 128,
-        ema_decay=0.0,
-        quiet=FAST,
-        device="cpu" if FAST else None,
+        Recipe(epochs=epochs, batch_size=64 if FAST else 128, ema_decay=0.0),
+        RunOptions(quiet=FAST, device="cpu" if FAST else None),
     )
     for e, loss, acc in zip(history.epoch, history.train_loss, history.eval_acc, strict=True):
         print(

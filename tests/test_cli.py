@@ -19,9 +19,16 @@ from conftest import FAKE_PER_FILE, InterruptAt
 from torch import nn
 
 from cifarzoo import cli
-from cifarzoo.cli import RECIPE_FLAGS, SUBCOMMANDS, _train_config, build_parser, main
+from cifarzoo.cli import (
+    OPTION_FLAGS,
+    RECIPE_FLAGS,
+    SUBCOMMANDS,
+    _train_settings,
+    build_parser,
+    main,
+)
 from cifarzoo.models._registry import read_weights_meta
-from cifarzoo.train import TrainConfig
+from cifarzoo.training import Recipe, RunOptions
 
 
 def test_parser_is_built_from_registered_subcommands() -> None:
@@ -38,7 +45,7 @@ def test_parser_is_built_from_registered_subcommands() -> None:
     assert (args.model, args.epochs, args.resume, args.quiet) == ("resnet20", 3, True, True)
     # recipe options not given stay unset (--resume takes them from the checkpoint)
     assert not any(hasattr(args, k) for k in ("batch_size", "lr", "tta_flip", "amp", "seed"))
-    cfg = _train_config(args, None, Path("unused"))
+    cfg, _ = _train_settings(args, None, Path("unused") / "checkpoint.pt")
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay) == (3, 128, 0.1, 5e-4)
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "resnet20"])  # --weights or --pretrained is required
@@ -50,48 +57,57 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def test_recipe_flags_are_the_parsers_recipe_options() -> None:
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    exposed = {a.dest: a.option_strings[0] for a in _train_parser()._actions if a.dest in fields}
-    assert len(exposed) >= 20 and exposed == RECIPE_FLAGS
-    assert RECIPE_FLAGS["tta_flip"] == "--no-tta" and RECIPE_FLAGS["batch_size"] == "--batch-size"
-    # Left out, every recipe option is TrainConfig's default (a resume takes the checkpoint's).
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    shown = [a for a in _train_parser()._actions if a.help != argparse.SUPPRESS]
+    exposed = {a.dest: a.option_strings[0] for a in shown if a.dest in fields}
+    assert exposed == RECIPE_FLAGS and set(RECIPE_FLAGS) == fields  # every recipe field
+    assert RECIPE_FLAGS["batch_size"] == "--batch-size" and OPTION_FLAGS["tta_flip"] == "--tta"
+    # Left out, every recipe option is Recipe's default (a resume takes the checkpoint's).
+    checkpoint = Path("unused") / "checkpoint.pt"
     args = build_parser().parse_args(["train", "resnet20"])
-    assert not any(hasattr(args, field) for field in RECIPE_FLAGS)
-    assert _train_config(args, None, Path("unused")) == TrainConfig()
-    args = build_parser().parse_args(["train", "resnet20", "--teacher", "resnet20"])
-    assert _train_config(args, None, Path("unused")) == TrainConfig(distill_weight=0.5)
+    assert not any(hasattr(args, field) for field in {**RECIPE_FLAGS, **OPTION_FLAGS})
+    recipe, options = _train_settings(args, None, checkpoint)
+    assert recipe == Recipe()
+    assert options == RunOptions(checkpoint_dir=Path("unused"))
+    args = build_parser().parse_args(["train", "resnet20", "--teacher", "resnet20", "--no-tta"])
+    recipe, options = _train_settings(args, None, checkpoint)
+    assert recipe == Recipe(distill_weight=0.5) and options.tta_flip is False
+    args = build_parser().parse_args(["train", "resnet20", "--no-flip", "--amp", "bf16"])
+    recipe, options = _train_settings(args, None, checkpoint)
+    assert recipe.flip is False and options.amp is True
 
 
 def test_train_help_shows_the_recipe_defaults() -> None:
     text = " ".join(_train_parser().format_help().split())
-    d = TrainConfig()
+    d = Recipe()
     for says in (
         f"training epochs (default: {d.epochs})",
         f"peak learning rate (default: {d.lr})",
         f"(default: {d.schedule})",
         "(default: auto)",  # --amp by its name, not None
-        "(default: 0.5 with --teacher)",
-        "--no-tta evaluate without flip test-time augmentation --tta-translate",  # no default
+        "(default: 0.5 with --teacher, else 0)",
+        "--tta flip test-time augmentation in the evaluations;",  # then --no-tta: off
+        "tta: off (default: on)",
     ):
         assert says in text, says
 
 
-def test_recipe_mismatch_says_what_to_pass_and_what_to_drop() -> None:
+def test_recipe_mismatch_says_what_to_pass() -> None:
     differences: dict[str, tuple[Any, Any]] = {
         "epochs": (30, 2),
-        "amp": (None, True),
-        "tta_flip": (True, False),
-        "compile": (False, True),
+        "alternate_flip": (False, True),
+        "grad_clip": (None, 1.0),
     }
     message = cli._recipe_mismatch(Path("run/checkpoint.pt"), differences)
-    assert "--epochs 2 (checkpoint: --epochs 30); --amp bf16 (checkpoint: --amp auto); " in message
-    assert "--no-tta (checkpoint: without --no-tta); --compile (checkpoint: without --compile)" in (
-        message
-    )
-    assert "To resume, pass --epochs 30 and --amp auto; drop --no-tta and --compile (" in message
-    assert "without --" not in message.split("To resume")[1] and "another --out" in message
+    assert "--epochs 2 (checkpoint: --epochs 30); --alternate-flip (checkpoint: " in message
+    assert "--no-alternate-flip); --grad-clip 1.0 (checkpoint: --grad-clip off)" in message
+    assert "To resume, pass --epochs 30, --no-alternate-flip and --grad-clip off (" in message
+    assert "another --out" in message
     only = cli._recipe_mismatch(Path("c.pt"), {"alternate_flip": (True, False)})
     assert "To resume, pass --alternate-flip (" in only
+    # what the message says to pass is accepted
+    args = build_parser().parse_args(["train", "lenet", "--grad-clip", "off", "--no-flip"])
+    assert (args.grad_clip, args.flip) == (None, False)
 
 
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:

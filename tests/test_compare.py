@@ -255,6 +255,12 @@ def test_cli_parser() -> None:
     args = parser.parse_args(["compare", "lenet", "resnet20", "--epochs", "2", "--out", "x"])
     assert args.models == ["lenet", "resnet20"] and args.epochs == 2 and args.out == "x"
     assert args.func.__name__ == "run_compare"
+    # every recipe field is an option (from the Recipe's declarations); left out, it is unset
+    assert (args.batch_size, args.lr, args.seed) == (128, 0.1, 0) and not hasattr(args, "cutout")
+    args = parser.parse_args(["compare", "--out", "x", "--cutout", "8", "--no-flip"])
+    assert (args.cutout, args.flip) == (8, False) and not hasattr(args, "distill_weight")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["compare", "--out", "x", "--ema-decay", "1.5"])
 
 
 def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

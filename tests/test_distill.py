@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from cifarzoo.cli import main
 from cifarzoo.data import DeviceLoader, Split
 from cifarzoo.metrics import _tta_logits, predict_logits
-from cifarzoo.train import DistEnv, Teacher, TrainConfig, _Trainer, fit
+from cifarzoo.train import fit
+from cifarzoo.training import DistEnv, Recipe, RunOptions, Teacher
+from cifarzoo.training.loop import _Trainer
 
 SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu")
 
@@ -100,9 +102,10 @@ def _training_targets(
     teacher: Teacher, data: tuple[torch.Tensor, torch.Tensor], **recipe: float
 ) -> torch.Tensor:
     """The per-image targets fit() trains on (the label rows of its loader)."""
-    cfg = TrainConfig(batch_size=16, **recipe)
+    cfg = Recipe(batch_size=16, **recipe)
     cpu, env = torch.device("cpu"), DistEnv.from_env()
-    trainer = _Trainer(TinyNet(), data, cfg, None, cpu, env, None, False, True, 1, teacher)
+    options = RunOptions(device="cpu", quiet=True)
+    trainer = _Trainer(TinyNet(), data, cfg, options, None, cpu, env, teacher)
     return trainer.loader._labels
 
 
@@ -136,7 +139,7 @@ def test_distillation_needs_a_teacher_and_a_weight() -> None:
     with pytest.raises(ValueError, match=r"\[64, num_classes\]"):
         fit(TinyNet(), data, epochs=1, teacher=torch.zeros(63, 10), distill_weight=0.5, **SMALL)
     with pytest.raises(ValueError, match="distill_temperature"):
-        TrainConfig(distill_weight=0.5, distill_temperature=0.0)
+        Recipe(distill_weight=0.5, distill_temperature=0.0)
 
 
 def test_cli_trains_a_student_from_a_teacher_run(fake_cifar_root: Path, tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import cifarzoo
 from cifarzoo.optim import MuonSGD, muon_param_groups, orthogonalize
-from cifarzoo.train import TrainConfig, fit
+from cifarzoo.train import fit
+from cifarzoo.training import Recipe
 
 
 def _matrix(rows: int, cols: int, condition: float, seed: int) -> torch.Tensor:
@@ -174,12 +175,12 @@ def test_muon_differs_from_sgd_and_off_by_default() -> None:
         fit(model, train, epochs=1, batch_size=32, muon_lr=muon_lr, ema_decay=0.0, quiet=True)
         results.append(model.conv.weight.detach().clone())
     assert not torch.allclose(results[0], results[1])
-    assert TrainConfig().muon_lr == 0.0
+    assert Recipe().muon_lr == 0.0
 
 
 def test_negative_muon_lr_is_refused() -> None:
     with pytest.raises(ValueError, match="muon_lr must be >= 0"):
-        TrainConfig(muon_lr=-0.01)
+        Recipe(muon_lr=-0.01)
 
 
 def test_muon_groups_ignore_weight_decay() -> None:

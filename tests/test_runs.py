@@ -14,7 +14,7 @@ from cifarzoo import runs
 from cifarzoo.checkpoint import load_weights, sha256_file
 from cifarzoo.compare import synthetic_data
 from cifarzoo.data import CIFAR10Data
-from cifarzoo.train import History
+from cifarzoo.training import History
 
 
 def tiny_history() -> History:

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cifarzoo.metrics import model_mean_std
-from cifarzoo.train import TrainConfig, fit, frozen_norm_statistics, sam_ascent
+from cifarzoo.train import fit, frozen_norm_statistics, sam_ascent
+from cifarzoo.training import Recipe
 
 
 def _params(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -129,4 +130,4 @@ def test_sam_trains_resumes_and_is_recorded(tmp_path: Path) -> None:
 
 def test_negative_rho_is_refused() -> None:
     with pytest.raises(ValueError, match="sam_rho must be >= 0"):
-        TrainConfig(sam_rho=-0.1)
+        Recipe(sam_rho=-0.1)

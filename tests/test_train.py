@@ -29,12 +29,13 @@ from cifarzoo.train import (
     History,
     LRSchedule,
     NonFiniteLossError,
-    TrainConfig,
     fit,
     param_groups,
     read_checkpoint,
     recipe_of,
 )
+from cifarzoo.training import Recipe, RunOptions
+from cifarzoo.training import fit as fit_with
 
 SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu")
 
@@ -199,13 +200,18 @@ def test_huge_lr_is_caught(tmp_path: Path) -> None:
     assert not (tmp_path / CHECKPOINT_NAME).exists()
 
 
-def test_config_replaces_keywords() -> None:
+def test_fit_takes_a_recipe_and_run_options() -> None:
     train, _ = _data(64)
-    cfg = TrainConfig(epochs=1, batch_size=64, ema_decay=0.0, tta_flip=False)
-    h = fit(TinyNet(), train, config=cfg, quiet=True, device="cpu")
+    recipe = Recipe(epochs=1, batch_size=64, ema_decay=0.0)
+    h = fit_with(TinyNet(), train, recipe, RunOptions(tta_flip=False, quiet=True, device="cpu"))
     assert len(h.step_loss) == 1 and h.eval_acc == [None]
     with pytest.raises(ValueError, match="schedule"):
-        TrainConfig(schedule="linear")  # type: ignore[arg-type]
+        Recipe(schedule="linear")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="eval_every"):
+        RunOptions(eval_every=0)
+    # the flat keywords of cifarzoo.train.fit: a name of neither is refused
+    with pytest.raises(TypeError, match=r"unknown training setting\(s\) epoch;"):
+        fit(TinyNet(), train, epoch=1)
 
 
 # -- evaluate --------------------------------------------------------------------------------
@@ -326,12 +332,16 @@ def test_resume_accepts_a_checkpoint_written_before_a_recipe_field_existed(tmp_p
     fit(TinyNet(), train, **kw)
     path = tmp_path / CHECKPOINT_NAME
     state = load_checkpoint(path)
-    del state["config"]["tta_translate"]  # as written by cifarzoo 0.1's first checkpoints
+    del state["config"]["sam_rho"]  # a recipe field the checkpoint predates: its default
     torch.save(state, path)
-    h = fit(TinyNet(), train, resume=True, **kw)
+    # test-time augmentation is no part of the recipe: another one resumes
+    h = fit(TinyNet(), train, resume=True, **{**kw, "tta_translate": True})
     assert h.epoch == [1, 2]
-    with pytest.raises(ValueError, match=r"recipe differs.*tta_translate"):
-        fit(TinyNet(), train, resume=True, **{**kw, "tta_translate": True})
+    state["config"]["epochs"] = 3
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"recipe differs \(epochs: checkpoint 3 vs now 2\)"):
+        fit(TinyNet(), train, resume=True, **kw)
+    assert fit(TinyNet(), train, resume=True, **{**kw, "epochs": 3}).epoch == [1, 2, 3]
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -427,13 +437,13 @@ def test_lenet_learns_cifar10_in_one_short_epoch(cifar10_root: Path) -> None:
 
 def test_config_errors_name_the_value() -> None:
     with pytest.raises(ValueError, match=r"^epochs must be >= 1, got 0$"):
-        TrainConfig(epochs=0)
+        Recipe(epochs=0)
     with pytest.raises(ValueError, match=r"^lr must be > 0, got -0.1$"):
-        TrainConfig(lr=-0.1)
+        Recipe(lr=-0.1)
     with pytest.raises(ValueError, match=r"^batch_size must be >= 1, got 0$"):
-        TrainConfig(batch_size=0)
+        Recipe(batch_size=0)
     with pytest.raises(ValueError, match=r"^label_smoothing must be in \[0, 1\], got 1.5$"):
-        TrainConfig(label_smoothing=1.5)
+        Recipe(label_smoothing=1.5)
 
 
 def test_labels_out_of_range_are_a_clear_error() -> None:
@@ -535,14 +545,14 @@ def test_errors_other_than_the_format_pass_through(
 ) -> None:
     """A valid checkpoint that cannot be read now (no permission, no memory on the device) is
     not called corrupt: the user must not be told to delete it."""
-    from cifarzoo import train as train_module
+    from cifarzoo.training import state as state_module
 
     train, kw = _checkpoint(tmp_path)
 
     def fail(*args: Any, **kwargs: Any) -> dict[str, Any]:
         raise error
 
-    monkeypatch.setattr(train_module, "load_checkpoint", fail)
+    monkeypatch.setattr(state_module, "load_checkpoint", fail)
     with pytest.raises(type(error)) as e:
         fit(TinyNet(), train, resume=True, **kw)
     assert e.value is error
@@ -605,18 +615,18 @@ class _InfAndSigint(nn.Module):
 def test_ctrl_c_after_an_unchecked_nan_keeps_the_last_good_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cifarzoo import train as train_module
+    from cifarzoo.training import loop as train_module
 
     bars: list[Any] = []
 
-    class Recorded(train_module._Progress):
+    class Recorded(train_module.Progress):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             bars.append(self)
 
-    monkeypatch.setattr(train_module, "_Progress", Recorded)
+    monkeypatch.setattr(train_module, "Progress", Recorded)
     # As on a GPU: the loss is not looked at after every step.
-    monkeypatch.setattr(train_module, "_SYNC_EVERY_CPU", 100)
+    monkeypatch.setattr(train_module, "SYNC_EVERY_CPU", 100)
     train, _ = _data(128)  # 4 steps per epoch
     model = _InfAndSigint(TinyNet(), bad=4 + 2)
     with pytest.raises(NonFiniteLossError, match=r"interrupted, but nothing was saved") as e:
@@ -626,3 +636,51 @@ def test_ctrl_c_after_an_unchecked_nan_keeps_the_last_good_checkpoint(
     assert (ckpt["epoch"], ckpt["step"]) == (1, 0)
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
     assert len(bars) == 2 and all(b.bar is None for b in bars)  # every bar was closed
+
+
+#: A checkpoint written by cifarzoo before the training package (``tests/fixtures``): TinyNet
+#: interrupted by Ctrl-C at step 2 of epoch 2 of 2 on ``synthetic_split(64)``, evaluated on
+#: ``synthetic_split(20, seed=1)``; its "config" still holds tta_flip, amp, channels_last and
+#: compile beside the recipe, and it has no "options".
+OLD_CHECKPOINT = Path(__file__).parent / "fixtures" / "checkpoint_v0_1.pt"
+
+
+def test_a_checkpoint_of_the_format_before_the_training_package_resumes_bit_identically(
+    tmp_path: Path,
+) -> None:
+    old = torch.load(OLD_CHECKPOINT, weights_only=False)
+    assert "options" not in old and old["config"]["tta_flip"] is True
+    assert (old["epoch"], old["step"]) == (1, 2) and old["partial"] is not None
+    recipe = Recipe(epochs=2, batch_size=16, lr=0.05, warmup_epochs=0.5, ema_decay=0.9)
+    options = RunOptions(device="cpu", quiet=True, resume=True)
+    train, ev = synthetic_split(64, seed=0), Split(*synthetic_split(20, seed=1))
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / CHECKPOINT_NAME).write_bytes(OLD_CHECKPOINT.read_bytes())
+    resumed = InterruptAt(TinyNet(), at=-1)
+    got = fit_with(
+        resumed, train, recipe, options.replace(checkpoint_dir=tmp_path / "run"), eval_data=ev
+    )
+    # the whole run, uninterrupted, from the checkpoint's initial weights (EMA updates: 0)
+    torch.manual_seed(0)
+    reference = InterruptAt(TinyNet(), at=-1)
+    ref = fit_with(reference, train, recipe, options.replace(resume=False), eval_data=ev)
+    for k, v in reference.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    a, b = ref.to_dict(), got.to_dict()
+    a.pop("seconds")
+    b.pop("seconds")
+    assert a == b and got.epoch == [1, 2]
+    assert got.step_loss[:4] == old["history"]["step_loss"]
+    # another recipe is still refused; the options recorded come from the old "config"
+    written = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
+    assert written["options"]["tta_flip"] is True and "tta_flip" not in written["config"]
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / CHECKPOINT_NAME).write_bytes(OLD_CHECKPOINT.read_bytes())
+    with pytest.raises(ValueError, match=r"recipe differs \(lr: checkpoint 0.05 vs now 0.1\)"):
+        fit_with(
+            TinyNet(),
+            train,
+            recipe.replace(lr=0.1),
+            options.replace(checkpoint_dir=tmp_path / "again"),
+        )

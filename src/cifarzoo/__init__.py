@@ -8,14 +8,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import checkpoint, data, hub, layers, metrics, models, train
+from . import checkpoint, data, hub, layers, metrics, models, train, training
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, DataFormatError, DeviceLoader, Split, load_cifar10
 from .metrics import EvalResult, evaluate
 from .models import *  # noqa: F403  (every model factory, re-exported)
 from .models import __all__ as _model_names
 from .models._registry import PretrainedWeightsError
-from .train import History, NonFiniteLossError, TrainConfig, fit
+from .training import History, NonFiniteLossError, Recipe, RunOptions, fit
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -29,7 +29,8 @@ __all__ = [
     "NonFiniteLossError",
     "PretrainedWeightsError",
     "Split",
-    "TrainConfig",
+    "Recipe",
+    "RunOptions",
     "__version__",
     "checkpoint",
     "data",
@@ -41,5 +42,6 @@ __all__ = [
     "metrics",
     "models",
     "train",
+    "training",
     *_model_names,
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import functools
 import os
 import shlex
 import sys
@@ -19,9 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+from .argtypes import nonnegative_int, positive_int
 from .checkpoint import CHECKPOINT_NAME
-from .compare import AMP_HELP, add_amp_argument, add_compare_parser
+from .compare import add_compare_parser
 from .hub import add_publish_parser
 from .runs import (
     check_weights_source,
@@ -36,9 +35,10 @@ from .runs import (
 )
 
 if TYPE_CHECKING:
-    from .train import TrainConfig
+    from .training import Recipe, RunOptions, TrainState
 
 __all__ = [
+    "OPTION_FLAGS",
     "RECIPE_FLAGS",
     "SUBCOMMANDS",
     "add_eval_parser",
@@ -79,47 +79,20 @@ def run_list(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-#: Command-line flag of each TrainConfig field that ``cifarzoo train`` exposes, recorded by
-#: :func:`add_train_parser` as it adds them.
+#: Command-line flag of each Recipe field of ``cifarzoo train`` (all of them).
 RECIPE_FLAGS: dict[str, str] = {}
-#: The value that each on/off flag among them sets (``--no-tta``: ``tta_flip = False``).
-_SWITCHES: dict[str, bool] = {}
+#: Command-line flag of each RunOptions field of ``cifarzoo train``; a resume takes those not
+#: given from the checkpoint (they do not have to match it).
+OPTION_FLAGS: dict[str, str] = {}
+#: The run options that ``cifarzoo train`` exposes.
+_TRAIN_OPTIONS = ("amp", "compile", "channels_last", "tta_flip", "tta_translate", "eval_every")
 #: ``distill_weight`` when ``--teacher`` is given without ``--distill-weight``.
 _TEACHER_DISTILL_WEIGHT = 0.5
 
 
-def _cli_value(field: str, value: Any) -> str:
-    """How the command line writes a recipe value (``--amp`` names its modes)."""
-    from .train import AMP_MODES
-
-    if field == "amp":
-        return next((k for k, v in AMP_MODES.items() if v is value), str(value))
-    return str(value)
-
-
-def _recipe_option(
-    p: argparse.ArgumentParser, field: str, *flags: str, shown: str | None = None, **kwargs: Any
-) -> None:
-    """Add the option ``flags`` for the TrainConfig ``field`` and record it in RECIPE_FLAGS.
-
-    It is left out of the namespace unless given (with --resume the checkpoint's recipe fills
-    in), so its TrainConfig default goes into the help instead: ``shown`` when given, nothing
-    for an on/off flag.
-    """
-    from .train import TrainConfig
-
-    action = kwargs.get("action")
-    if action in ("store_true", "store_false"):
-        _SWITCHES[field] = action == "store_true"
-    else:
-        default = shown or _cli_value(field, getattr(TrainConfig(), field))
-        kwargs["help"] = f"{kwargs['help']} (default: {default})"
-    p.add_argument(*flags, dest=field, default=argparse.SUPPRESS, **kwargs)
-    RECIPE_FLAGS[field] = flags[0]
-
-
 def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
-    from .train import AMP_MODES
+    from .training import Recipe, RunOptions
+    from .training.arguments import add_common_options, add_setting_options
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "train",
@@ -133,89 +106,22 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", help="model name (see `cifarzoo list`)")
-    p.add_argument(
-        "--data",
-        help="data root holding cifar-10-batches-py; unset: $CIFARZOO_DATA, else ~/.cache/cifarzoo",
+    add_common_options(p, download=True)
+    recipe = p.add_argument_group(
+        "recipe", "what changes the trained weights; a resume must keep the checkpoint's"
     )
-    p.add_argument(
-        "--download",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="download CIFAR-10 through torchvision when the folder is missing",
+    RECIPE_FLAGS.update(
+        add_setting_options(
+            recipe,
+            Recipe,
+            left_out=True,
+            default_text={"distill_weight": f"{_TEACHER_DISTILL_WEIGHT} with --teacher, else 0"},
+        )
     )
-    p.add_argument(
-        "--data-name", default="CIFAR-10", help="how the data is described in metrics.json"
+    run = p.add_argument_group(
+        "run options", "how the run executes and evaluates; a resume may change them"
     )
-    recipe = functools.partial(_recipe_option, p)
-    recipe("epochs", "--epochs", type=positive_int, help="training epochs")
-    recipe("batch_size", "--batch-size", type=positive_int, help="global batch size")
-    recipe("lr", "--lr", type=positive_float, help="peak learning rate")
-    recipe("momentum", "--momentum", type=nonnegative_float, help="SGD momentum, Nesterov")
-    recipe(
-        "weight_decay", "--weight-decay", type=nonnegative_float, help="on conv/linear weights only"
-    )
-    recipe("label_smoothing", "--label-smoothing", type=fraction, help="of the training loss")
-    recipe(
-        "schedule",
-        "--schedule",
-        choices=["onecycle", "cosine", "constant"],
-        help="learning-rate decay after the warm-up",
-    )
-    recipe(
-        "warmup_epochs",
-        "--warmup-epochs",
-        type=nonnegative_float,
-        help="linear learning-rate warm-up",
-    )
-    recipe("ema_decay", "--ema-decay", type=fraction, help="0 turns EMA off")
-    recipe(
-        "crop_padding",
-        "--crop-padding",
-        type=nonnegative_int,
-        help="random crops shift the image by up to this many pixels (reflect padding; less "
-        "than the image size)",
-    )
-    recipe("cutout", "--cutout", type=nonnegative_int, help="cutout size, 0 = off")
-    recipe(
-        "sam_rho",
-        "--sam-rho",
-        type=nonnegative_float,
-        help="sharpness-aware minimization with this radius (0.05 is usual); 0 = off. Each step "
-        "costs two forward and backward passes",
-    )
-    recipe(
-        "muon_lr",
-        "--muon-lr",
-        type=nonnegative_float,
-        help="train the convolution filters with Muon at this peak learning rate (0.01 for "
-        "ResNet-20 at batch 64); 0 = SGD for all parameters",
-    )
-    recipe(
-        "alternate_flip",
-        "--alternate-flip",
-        action="store_true",
-        help="mirror each image in every other epoch instead of at random (airbench)",
-    )
-    recipe(
-        "tta_flip",
-        "--no-tta",
-        action="store_false",
-        help="evaluate without flip test-time augmentation",
-    )
-    recipe(
-        "tta_translate",
-        "--tta-translate",
-        action="store_true",
-        help="also average over copies shifted one pixel diagonally (test-time augmentation)",
-    )
-    recipe("amp", "--amp", choices=list(AMP_MODES), help=AMP_HELP)
-    recipe("compile", "--compile", action="store_true", help="torch.compile the model")
-    p.add_argument(
-        "--eval-every",
-        type=positive_int,
-        default=1,
-        help="evaluate every N epochs (and after the last); the curves get fewer points",
-    )
+    OPTION_FLAGS.update(add_setting_options(run, RunOptions, _TRAIN_OPTIONS, left_out=True))
     p.add_argument(
         "--teacher",
         metavar="MODEL[=WEIGHTS]",
@@ -225,24 +131,11 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "images): its pretrained weights, or =WEIGHTS, a model.safetensors or run folder; "
         "repeat for an ensemble (averaged probabilities)",
     )
-    recipe(
-        "distill_weight",
-        "--distill-weight",
-        type=fraction,
-        shown=f"{_TEACHER_DISTILL_WEIGHT} with --teacher",
-        help="weight of the teacher's probabilities in the targets",
-    )
-    recipe(
-        "distill_temperature",
-        "--distill-temperature",
-        type=positive_float,
-        help="temperature that softens the teacher's probabilities",
-    )
     p.add_argument(
         "--val-size",
         type=nonnegative_int,
         default=0,
-        help="hold out this many training images (stratified) as validation",
+        help="hold out this many training images (stratified, by --seed) as validation",
     )
     p.add_argument(
         "--train-subset",
@@ -266,95 +159,72 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     again.add_argument(
         "--resume",
         action="store_true",
-        help="continue from OUT/checkpoint.pt (a new run if there is none). Recipe options "
-        "left out (--epochs, --lr, --seed...) are taken from the checkpoint; those given must "
-        "match it. The data is not stored, only checked: give the same --data, --val-size, "
-        "--train-subset and --teacher options (other data is refused)",
+        help="continue from OUT/checkpoint.pt (a new run if there is none). Recipe and run "
+        "options left out (--epochs, --lr, --seed, --amp...) are taken from the checkpoint; "
+        "recipe options given must match it. The data is not stored, only checked: give the "
+        "same --data, --val-size, --train-subset and --teacher options (other data is refused)",
     )
-    recipe(
-        "seed",
-        "--seed",
-        type=nonnegative_int,
-        help="seed of the initialization, augmentation and --val-size/--train-subset splits",
-    )
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_train)
     return p
 
 
-def _flag(field: str, value: Any) -> str:
-    """How the command line spells ``field = value`` (TrainConfig field names otherwise)."""
-    flag = RECIPE_FLAGS.get(field)
-    if flag is None:
-        return f"{field}={value!r}"
-    if field in _SWITCHES:
-        return flag if value == _SWITCHES[field] else f"without {flag}"
-    return f"{flag} {_cli_value(field, value)}"
-
-
-def _listed(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-
-
-def _how_to_match(differences: dict[str, tuple[Any, Any]]) -> str:
-    """The command-line change that gives the checkpoint's values: options to pass (with their
-    values) and on/off flags to drop."""
-    passed, dropped = [], []
-    for field, (saved, _) in differences.items():
-        if field in _SWITCHES and saved != _SWITCHES[field]:
-            dropped.append(RECIPE_FLAGS[field])
-        else:
-            passed.append(_flag(field, saved))
-    parts = [f"pass {_listed(passed)}"] if passed else []
-    if dropped:
-        parts.append(f"drop {_listed(dropped)}")
-    return "; ".join(parts)
-
-
 def _recipe_mismatch(path: Path, differences: dict[str, tuple[Any, Any]]) -> str:
+    """The message for a resume whose recipe options differ from the checkpoint's, in flags."""
+    from .training import Recipe
+    from .training.arguments import flag_text
+
+    def flag(name: str, value: Any) -> str:
+        return flag_text(Recipe, name, value)
+
     given = "; ".join(
-        f"{_flag(k, b)} (checkpoint: {_flag(k, a)})" for k, (a, b) in differences.items()
+        f"{flag(k, b)} (checkpoint: {flag(k, a)})" for k, (a, b) in differences.items()
     )
+    wanted = [flag(k, a) for k, (a, _) in differences.items()]
+    listed = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} and {wanted[-1]}"
     return (
         f"cannot resume {path}: the recipe differs from the checkpoint's: {given}. To resume, "
-        f"{_how_to_match(differences)} (recipe options left out come from the checkpoint), or "
-        "start a new run with another --out"
+        f"pass {listed} (recipe options left out come from the checkpoint), or start a new run "
+        "with another --out"
     )
 
 
-def _train_config(
-    args: argparse.Namespace, saved: dict[str, Any] | None, checkpoint: Path
-) -> TrainConfig:
-    """The run's TrainConfig: the options given, the rest from ``saved`` (the checkpoint's
-    recipe, when resuming) or the defaults."""
-    from .train import AMP_MODES, TrainConfig
+def _train_settings(
+    args: argparse.Namespace, saved: TrainState | None, checkpoint: Path
+) -> tuple[Recipe, RunOptions]:
+    """The run's recipe and run options: the options given, the rest from ``saved`` (the
+    checkpoint, when resuming) or the defaults. Whether the recipe matches the checkpoint is
+    checked once, by fit (:class:`~cifarzoo.training.RecipeMismatchError`)."""
+    from .training import Recipe, RunOptions
+    from .training.arguments import given_settings
 
-    given = {field: getattr(args, field) for field in RECIPE_FLAGS if hasattr(args, field)}
-    if "amp" in given:
-        given["amp"] = AMP_MODES[given["amp"]]
+    recipe = given_settings(args, RECIPE_FLAGS)
+    options = {
+        "device": args.device,
+        "quiet": args.quiet,
+        "checkpoint_dir": checkpoint.parent,
+        "resume": args.resume,
+        **given_settings(args, OPTION_FLAGS),
+    }
     teachers = bool(getattr(args, "teacher", None))
     if saved is None:
         if teachers:
-            given.setdefault("distill_weight", _TEACHER_DISTILL_WEIGHT)
-        return TrainConfig(**given)
-    differences = {k: (saved[k], v) for k, v in given.items() if saved[k] != v}
-    if differences:
-        raise ValueError(_recipe_mismatch(checkpoint, differences))
-    distilled = saved["distill_weight"] > 0
+            recipe.setdefault("distill_weight", _TEACHER_DISTILL_WEIGHT)
+        return Recipe(**recipe), RunOptions(**options)
+    distilled = recipe.get("distill_weight", saved.recipe.distill_weight) > 0
     if distilled and not teachers:
         raise ValueError(
             f"cannot resume {checkpoint}: that run distilled from a teacher (distill_weight "
-            f"{saved['distill_weight']}); give the same --teacher options again, or start a new "
-            "run with another --out"
+            f"{saved.recipe.distill_weight}); give the same --teacher options again, or start a "
+            "new run with another --out"
         )
     if teachers and not distilled:
         raise ValueError(
             f"cannot resume {checkpoint}: that run trained without a teacher; drop --teacher, "
             "or start a new run with another --out"
         )
-    return TrainConfig(**{**saved, **given})
+    recorded = {k: v for k, v in saved.options.items() if k in OPTION_FLAGS}
+    return saved.recipe.replace(**recipe), RunOptions(**{**recorded, **options})
 
 
 def _folder_problem(folder: Path) -> str | None:
@@ -410,7 +280,7 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from .metrics import resolve_device
-    from .train import DistEnv
+    from .training import DistEnv
 
     env = DistEnv.from_env()
     _check_data_sizes(args.val_size, args.train_subset)
@@ -452,21 +322,16 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
 
     from .data import load_cifar10, stratified_split
     from .models import create_model
-    from .train import (
-        NonFiniteLossError,
-        RecipeMismatchError,
-        fit,
-        read_checkpoint,
-        recipe_of,
-    )
+    from .training import NonFiniteLossError, RecipeMismatchError, TrainState, fit
+    from .training.options import TrainingSetup
 
     if args.overwrite and env.is_main:
         clear_run(out)
     checkpoint = out / CHECKPOINT_NAME
     resuming = args.resume and checkpoint.is_file()
     # mapped, not read: fit reads the whole checkpoint again to resume
-    saved = recipe_of(read_checkpoint(checkpoint, mmap=True)) if resuming else None
-    cfg = _train_config(args, saved, checkpoint)
+    saved = TrainState.read(checkpoint, mmap=True) if resuming else None
+    recipe, options = _train_settings(args, saved, checkpoint)
     if args.threads:
         torch.set_num_threads(args.threads)
     teachers = [_parse_teacher(spec) for spec in getattr(args, "teacher", [])]
@@ -478,13 +343,13 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
         args.data,
         download=args.download,
         val_size=args.val_size,
-        seed=cfg.seed,
+        seed=recipe.seed,
         name=args.data_name,
     )
     if 0 < args.train_subset < len(data.train):
-        _, keep = stratified_split(data.train.labels, args.train_subset, seed=cfg.seed)
+        _, keep = stratified_split(data.train.labels, args.train_subset, seed=recipe.seed)
         data = dataclasses.replace(data, train=data.train.subset(keep))
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(recipe.seed)
     model = create_model(args.model)
     if env.is_main:
         print(f"writing the run to {out}", flush=True)
@@ -496,17 +361,7 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
         )
     t0 = time.perf_counter()
     try:
-        history = fit(
-            model,
-            data,
-            config=cfg,
-            device=args.device,
-            checkpoint_dir=out,
-            resume=args.resume,
-            quiet=args.quiet,
-            eval_every=args.eval_every,
-            teacher=teacher_models or None,
-        )
+        history = fit(model, data, recipe, options, teacher=teacher_models or None)
     except KeyboardInterrupt:
         if env.is_main:
             print(f"\ninterrupted; resume with: {_resume_hint(args, out)}", file=sys.stderr)
@@ -523,7 +378,7 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
         model,
         history,
         data,
-        cfg.to_dict(),
+        TrainingSetup(recipe, options).to_dict(),
         wall_seconds=wall,
         extra={
             "val_size": args.val_size,
@@ -561,6 +416,8 @@ def _teacher_description(name: str, model: Any, *, from_file: bool) -> str:
 
 
 def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    from .training.arguments import add_amp_argument, add_common_options
+
     p: argparse.ArgumentParser = subparsers.add_parser(
         "eval",
         help="evaluate weights on the CIFAR-10 test set",
@@ -571,14 +428,7 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="a model.safetensors file (or a folder holding one)")
     src.add_argument("--pretrained", action="store_true", help="the model's published weights")
-    p.add_argument("--data", help="data root (default: $CIFARZOO_DATA, else ~/.cache/cifarzoo)")
-    p.add_argument(
-        "--download",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="download CIFAR-10 through torchvision when the folder is missing",
-    )
-    p.add_argument("--data-name", default="CIFAR-10")
+    add_common_options(p, download=True)
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -596,8 +446,6 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     add_amp_argument(p, default=None, default_help="as recorded with the weights, else auto")
     p.add_argument("--batch-size", type=positive_int, default=1000)
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument(
         "--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file"
     )
@@ -619,7 +467,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from .data import load_cifar10
     from .metrics import evaluate, resolve_device
     from .models import create_model
-    from .train import AMP_MODES
+    from .training import AMP_MODES
 
     if args.json_path:
         json_path = Path(args.json_path)

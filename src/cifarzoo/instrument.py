@@ -4,7 +4,7 @@
   every ``k`` optimizer steps. Used as a context manager it hooks into **every**
   ``torch.optim`` optimizer that updates the model's parameters (through
   :func:`torch.optim.optimizer.register_optimizer_step_pre_hook`), so it works with any training
-  loop, including :func:`cifarzoo.train.fit`, without a callback: gradients are read just before
+  loop, including :func:`cifarzoo.training.fit`, without a callback: gradients are read just before
   ``optimizer.step()``, after ``GradScaler`` unscaled them.
 * :class:`SEGateRecorder` records the gate values of every :class:`~cifarzoo.layers.SEBlock`
   (the sigmoid outputs in (0, 1) that rescale each channel) with forward hooks, grouped by stage.

@@ -181,7 +181,7 @@ class _Accumulator:
 
 
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on ``device`` when ``amp``, else nothing (shared with cifarzoo.train)."""
+    """bf16 autocast on ``device`` when ``amp``, else nothing (shared with cifarzoo.training)."""
     if not amp:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

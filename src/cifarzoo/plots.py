@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .constants import CIFAR10_CLASSES
-from .train import History
+from .training.history import History
 
 __all__ = ["plot_accuracy", "plot_loss", "plot_per_class_accuracy", "save_training_plots"]
 

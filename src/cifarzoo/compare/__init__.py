@@ -1,6 +1,6 @@
 """Side-by-side comparison of architectures trained with one recipe: ``cifarzoo compare``.
 
-:func:`compare` trains each model with :func:`cifarzoo.train.fit` (same recipe, same seed, same
+:func:`compare` trains each model with :func:`cifarzoo.training.fit` (same recipe, same seed, same
 data) -- or reads the output folders of earlier ``cifarzoo train`` runs -- and measures:
 
 * loss and accuracy curves (train and validation), the final training error (unaugmented

@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..argtypes import nonnegative_int, positive_float, positive_int
+from ..argtypes import nonnegative_int, positive_int
 from ..data import CIFAR10Data, load_cifar10
-from ..train import AMP_MODES
-from .measure import DEFAULT_MODELS, GPU_MODELS, compare, subset_train, synthetic_data
+from ..training import AMP_MODES, Recipe
+from ..training.arguments import (
+    AMP_HELP,
+    add_amp_argument,
+    add_common_options,
+    add_setting_options,
+    given_settings,
+)
+from .measure import (
+    COMPARE_RECIPE,
+    DEFAULT_MODELS,
+    GPU_MODELS,
+    compare,
+    subset_train,
+    synthetic_data,
+)
 
 __all__ = ["AMP_HELP", "add_amp_argument", "add_compare_parser", "main", "run_compare"]
+
+#: The recipe fields that ``compare`` always sets (its own defaults); the others only when
+#: given (:data:`~cifarzoo.compare.COMPARE_RECIPE` and the Recipe defaults otherwise).
+_SHOWN = ("epochs", "batch_size", "lr", "seed")
+_RECIPE_FLAGS: dict[str, str] = {}
+#: compare trains without a teacher
+_NO_TEACHER = ("distill_weight", "distill_temperature")
+
+
+def _add_recipe_options(p: argparse.ArgumentParser) -> None:
+    """The Recipe fields as options (the distillation ones aside: compare has no teacher)."""
+    recipe = p.add_argument_group("recipe", "of every model trained (the same for all)")
+    add_setting_options(recipe, Recipe, _SHOWN, defaults={"epochs": 3})
+    _RECIPE_FLAGS.update(
+        add_setting_options(
+            recipe,
+            Recipe,
+            [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER],
+            left_out=True,
+            default_text={k: str(v) for k, v in COMPARE_RECIPE.items()},
+        )
+    )
 
 
 def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,19 +71,8 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"model names (default: {' '.join(DEFAULT_MODELS)})",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    p.add_argument("--epochs", type=positive_int, default=3, help="epochs per model (default 3)")
-    p.add_argument(
-        "--data",
-        metavar="DIR",
-        default=None,
-        help="CIFAR-10 root holding cifar-10-batches-py (default $CIFARZOO_DATA or "
-        "~/.cache/cifarzoo)",
-    )
-    p.add_argument(
-        "--data-name",
-        default="CIFAR-10",
-        help="name of the data in the report, e.g. 'CIFAR-10 (JPEG mirror)'",
-    )
+    add_common_options(p, threads=False)
+    _add_recipe_options(p)
     p.add_argument(
         "--val-size",
         type=nonnegative_int,
@@ -74,12 +100,6 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="also include these `cifarzoo train` output folders (not retrained)",
     )
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument(
-        "--lr", type=positive_float, default=0.1, help="peak learning rate (default 0.1)"
-    )
-    p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument(
         "--grad-every",
         type=positive_int,
@@ -109,19 +129,6 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_compare)
     return p
-
-
-#: Help of the ``--amp`` option.
-AMP_HELP = "bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)"
-
-
-def add_amp_argument(
-    p: argparse.ArgumentParser, *, default: str | None = "auto", default_help: str = "auto"
-) -> None:
-    """``--amp {auto,bf16,off}`` (see :data:`cifarzoo.train.AMP_MODES`); ``default`` is the
-    value when not given (``None``: the caller decides, described by ``default_help``)."""
-    help_text = f"{AMP_HELP} (default: {default_help})"
-    p.add_argument("--amp", choices=list(AMP_MODES), default=default, help=help_text)
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -154,6 +161,7 @@ def run_compare(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         amp=AMP_MODES[args.amp],
+        **given_settings(args, _RECIPE_FLAGS),
     )
     print(report.table())
     print(f"report: {report.files['html']}")

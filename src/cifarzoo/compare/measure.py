@@ -41,10 +41,11 @@ DEFAULT_MODELS: tuple[str, ...] = ("lenet", "resnet20", "seresnet20", "densenet_
 #: The four networks of the original lab report; meant for a GPU.
 GPU_MODELS: tuple[str, ...] = ("lenet", "resnet18", "densenet121", "seresnet18")
 
-#: :func:`~cifarzoo.train.fit` keywords that :func:`compare` changes from fit's defaults: no EMA
-#: and no flip TTA, so the curves, the test evaluation and the gate values all see the same
-#: weights the same way (and, on a CPU, ``channels_last=False``, which is faster there). Any
-#: other fit keyword can be passed to :func:`compare`.
+#: :class:`~cifarzoo.training.Recipe` and :class:`~cifarzoo.training.RunOptions` fields that
+#: :func:`compare` changes from their defaults: no EMA and no flip TTA, so the curves, the test
+#: evaluation and the gate values all see the same weights the same way (and, on a CPU,
+#: ``channels_last=False``, which is faster there). Any other field can be passed to
+#: :func:`compare`.
 COMPARE_RECIPE: dict[str, Any] = {"ema_decay": 0.0, "tta_flip": False}
 
 SCHEMA = "cifarzoo.compare/1"
@@ -149,7 +150,7 @@ def subset_train(data: CIFAR10Data, num_train: int, seed: int = 0) -> CIFAR10Dat
 class ModelReport:
     """Everything measured for one model (see :func:`compare`); JSON via :meth:`to_dict`.
 
-    ``history`` is :class:`cifarzoo.train.History` as a dict; ``test`` holds ``accuracy``,
+    ``history`` is :class:`cifarzoo.training.History` as a dict; ``test`` holds ``accuracy``,
     ``loss``, ``per_class_accuracy`` (list, class order) and ``confusion_matrix`` (row: true
     class); ``val`` the same for the validation split (when there is one) and ``train_eval``
     for training images in eval mode, without augmentation (the *training error* of He et al.'s
@@ -309,7 +310,7 @@ def _train_one(
     fit_kwargs: dict[str, Any],
     model_args: dict[str, Any],
 ) -> ModelReport:
-    from ..train import fit
+    from ..training import fit, split_settings
 
     data, device = measure.data, measure.device
     torch.manual_seed(seed)
@@ -321,9 +322,8 @@ def _train_one(
     steps = max(1, len(data.train) // batch_size) * epochs
     every = grad_every if grad_every is not None else max(1, steps // 40)
     with GradientFlowRecorder(model, every=every) as flow:
-        history = fit(
-            model, data, epochs=epochs, seed=seed, device=device, quiet=quiet, **fit_kwargs
-        )
+        run = {"epochs": epochs, "seed": seed, "device": device, "quiet": quiet}
+        history = fit(model, data, *split_settings({**fit_kwargs, **run}))
     h = history.to_dict()
     return ModelReport(
         name=name,
@@ -422,7 +422,8 @@ def compare(
         model_args: constructor arguments for every trained model that takes them, e.g.
             ``{"zero_init_residual": False}`` to initialise residual and plain networks alike.
         quiet: no progress output.
-        fit_kwargs: recipe keywords for :func:`cifarzoo.train.fit` (``lr``, ``batch_size``...),
+        fit_kwargs: fields of :class:`~cifarzoo.training.Recipe` and
+            :class:`~cifarzoo.training.RunOptions` (``lr``, ``batch_size``, ``amp``...),
             on top of :data:`COMPARE_RECIPE`.
     """
     if not models and not runs:

@@ -153,7 +153,7 @@ def _setting(meta: Mapping[str, Any]) -> str:
         f"{data.get('test', '?')}); {meta.get('epochs')} epoch(s), seed {meta.get('seed')}; "
         f"device {e(str(meta.get('device')))}; cifarzoo {e(str(meta.get('cifarzoo_version')))}, "
         f"torch {e(str(meta.get('torch_version')))}; created {e(str(meta.get('created')))}."
-        f"<br>Recipe (cifarzoo.train.fit): {e(recipe)}."
+        f"<br>Recipe (cifarzoo.training.fit): {e(recipe)}."
     )
 
 

@@ -21,7 +21,7 @@ from .read import read_run
 
 if TYPE_CHECKING:
     from ..data import CIFAR10Data, Split
-    from ..train import History
+    from ..training import History
 
 __all__ = ["hardware_string", "restore_run", "save_grad_flow", "write_run"]
 
@@ -62,15 +62,16 @@ def write_run(
     ``model.safetensors`` (+ ``.sha256``), ``history.json``, PNG curves and, last,
     ``metrics.json``, which marks the run finished (it is removed first).
 
-    ``recipe`` is the training recipe as a plain mapping (``TrainConfig.to_dict()``), recorded
-    as ``metrics["recipe"]``. The accuracies are measured with ``amp`` (default: the recipe's
-    ``amp``, else bf16 on CUDA) and the test-time augmentation ``tta_flip``/``tta_translate``
+    ``recipe`` is the training recipe as a plain mapping (``TrainingSetup.to_dict()``: the
+    recipe fields and the run options recorded with them), stored as
+    ``metrics["recipe"]``. The accuracies are measured with ``amp`` (default: the recipe's ``amp``,
+    else bf16 on CUDA) and the test-time augmentation ``tta_flip``/``tta_translate``
     (default: the recipe's, else none); the single-pass accuracies are recorded beside them.
     ``weights_dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that dtype;
     the model is rounded to it first, so the accuracy written is that of the stored file.
     Returns the metrics (``None`` on ranks other than 0, which write nothing).
     """
-    from ..train import DistEnv
+    from ..training import DistEnv
 
     state = _rounded_state(model, weights_dtype)
     device = next(model.parameters()).device

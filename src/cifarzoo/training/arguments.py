@@ -1,0 +1,156 @@
+"""Command-line options generated from the declarations of :class:`~cifarzoo.training.Recipe`
+and :class:`~cifarzoo.training.RunOptions`, and the options that every command shares (data,
+device, threads, bf16).
+
+``cifarzoo train``, ``cifarzoo compare`` and the GPU scripts in ``benchmarks/`` all call
+:func:`add_setting_options`, so a recipe field has one help text, one rule and one spelling
+everywhere (``--batch-size``; an on/off field is ``--flip`` / ``--no-flip``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from ..argtypes import positive_int
+from .fields import setting_of
+from .options import AMP_MODES, RunOptions
+
+__all__ = [
+    "AMP_HELP",
+    "add_amp_argument",
+    "add_common_options",
+    "add_setting_options",
+    "flag_text",
+    "given_settings",
+]
+
+_AMP = setting_of(next(f for f in dataclasses.fields(RunOptions) if f.name == "amp"))
+#: Help of the ``--amp`` option.
+AMP_HELP = _AMP.help
+
+
+def _on_off(value: Any) -> str:
+    return "on" if value else "off"
+
+
+def _flag(field: dataclasses.Field[Any]) -> str:
+    return setting_of(field).flag or "--" + field.name.replace("_", "-")
+
+
+def add_setting_options(
+    p: argparse.ArgumentParser | argparse._ArgumentGroup,
+    settings: type[Any],
+    names: Collection[str] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    left_out: bool = False,
+    default_text: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Add an option for each field ``names`` (default: all) of the dataclass ``settings``
+    (:class:`~cifarzoo.training.Recipe`, :class:`~cifarzoo.training.RunOptions`) and return
+    ``{field: flag}``. An option takes the field's ``defaults`` value, else its declared
+    default; with ``left_out=True`` a field not given is absent from the namespace (a resume
+    fills it from the checkpoint), its default only named in the help (``default_text``
+    overrides how)."""
+    added: dict[str, str] = {}
+    for f in dataclasses.fields(settings):
+        if names is not None and f.name not in names:
+            continue
+        s, flag = setting_of(f), _flag(f)
+        default = (defaults or {}).get(f.name, f.default)
+        shown = (default_text or {}).get(f.name) or (
+            _on_off(default) if isinstance(f.default, bool) else s.shown(default)
+        )
+        value = argparse.SUPPRESS if left_out else default
+        help_text = f"{s.help} (default: {shown})"
+        if isinstance(f.default, bool):
+            help_text = f"{s.help}; --no-{flag[2:]}: off (default: {shown})"
+            both = p.add_mutually_exclusive_group()
+            both.add_argument(
+                flag, dest=f.name, action="store_const", const=True, default=value, help=help_text
+            )
+            both.add_argument(
+                f"--no-{flag[2:]}",
+                dest=f.name,
+                action="store_const",
+                const=False,
+                default=value,
+                help=argparse.SUPPRESS,
+            )
+        else:
+            kwargs: dict[str, Any] = {"type": s.parse} if s.parse is not None else {}
+            if s.choices is not None:
+                kwargs["metavar"] = "{" + ",".join(s.shown(c) for c in s.choices) + "}"
+                if s.parse is None:
+                    kwargs["choices"] = list(s.choices)
+            p.add_argument(flag, dest=f.name, default=value, help=help_text, **kwargs)
+        added[f.name] = flag
+    return added
+
+
+def given_settings(args: argparse.Namespace, flags: Mapping[str, str]) -> dict[str, Any]:
+    """The fields among ``flags`` that the command line set (with ``left_out=True``)."""
+    return {name: getattr(args, name) for name in flags if hasattr(args, name)}
+
+
+def flag_text(settings: type[Any], name: str, value: Any) -> str:
+    """How the command line writes ``name = value``: ``--epochs 3``, ``--no-flip``."""
+    f = next(f for f in dataclasses.fields(settings) if f.name == name)
+    flag = _flag(f)
+    if isinstance(f.default, bool):
+        return flag if value else f"--no-{flag[2:]}"
+    return f"{flag} {setting_of(f).shown(value)}"
+
+
+def add_amp_argument(
+    p: argparse.ArgumentParser, *, default: str | None = "auto", default_help: str = "auto"
+) -> None:
+    """``--amp {auto,bf16,off}`` as its word (see :data:`~cifarzoo.training.AMP_MODES`);
+    ``default`` is the value when not given (``None``: the caller decides, described by
+    ``default_help``)."""
+    p.add_argument(
+        "--amp",
+        choices=list(AMP_MODES),
+        default=default,
+        help=f"{AMP_HELP} (default: {default_help})",
+    )
+
+
+def add_common_options(
+    p: argparse.ArgumentParser,
+    *,
+    data_name: str = "CIFAR-10",
+    data_required: bool = False,
+    download: bool = False,
+    threads: bool = True,
+) -> None:
+    """The options of every command that reads CIFAR-10 and runs models: ``--data``,
+    ``--data-name``, ``--device``, ``--threads`` (unless ``threads=False``), and
+    ``--download`` when the command may fetch the data. ``--amp`` is
+    :func:`add_amp_argument` (its default differs between commands)."""
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        required=data_required,
+        default=None,
+        help="data root holding cifar-10-batches-py"
+        + ("" if data_required else "; unset: $CIFARZOO_DATA, else ~/.cache/cifarzoo"),
+    )
+    if download:
+        p.add_argument(
+            "--download",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="download CIFAR-10 through torchvision when the folder is missing",
+        )
+    p.add_argument(
+        "--data-name",
+        default=data_name,
+        help="how the data is described in the results (default: %(default)s)",
+    )
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
+    if threads:
+        p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")

@@ -1,0 +1,68 @@
+"""What the user sees and does while a run trains: progress bars, messages and Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+__all__ = ["Progress", "StopRequest", "log"]
+
+
+def log(msg: str) -> None:
+    """Print ``msg`` without breaking a progress bar."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(msg)
+
+
+class StopRequest:
+    """SIGINT sets a flag checked between steps (a second Ctrl-C interrupts immediately)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            signal.signal(signal.SIGINT, self._previous)
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Progress:
+    """A tqdm bar per epoch (or nothing when quiet)."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, desc: str) -> None:
+        self.bar: Any = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=initial, desc=desc, leave=True, dynamic_ncols=True, unit="step"
+            )
+
+    def update(self, n: int, **postfix: str) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self, **postfix: str) -> None:
+        """Close the bar (later calls do nothing)."""
+        if self.bar is not None:
+            if postfix:
+                self.bar.set_postfix(postfix)
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,167 @@
+"""The :class:`Recipe`: everything that changes the trained weights, checked on resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+from ..data import PadMode
+from .fields import check_fields, setting
+
+__all__ = ["Recipe", "RecipeMismatchError", "ScheduleKind", "recipe_differences"]
+
+ScheduleKind = Literal["onecycle", "cosine", "constant"]
+
+_AT_LEAST_1 = {"rule": "must be >= 1", "ok": lambda v: v >= 1, "parse": positive_int}
+_AT_LEAST_0 = {"rule": "must be >= 0", "ok": lambda v: v >= 0, "parse": nonnegative_float}
+_FRACTION = {"rule": "must be in [0, 1]", "ok": lambda v: 0 <= v <= 1, "parse": fraction}
+
+
+def _off_at_0(what: str, parse: Any = nonnegative_float) -> dict[str, Any]:
+    return {"rule": f"must be >= 0 (0 turns {what} off)", "ok": lambda v: v >= 0, "parse": parse}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a run trains with: every field changes the trained weights, so a checkpoint records
+    them and resuming with other values is refused (:class:`RecipeMismatchError`).
+
+    The defaults are the ResNet-20 recipe for 30 CPU epochs (see the README): SGD with Nesterov
+    momentum, batch 128, peak lr 0.1 reached after a 2-epoch linear warm-up then linear decay to
+    0 (``onecycle``), weight decay 5e-4 on conv/linear weights only, label smoothing 0.1, random
+    crops (reflect padding 4) and flips, EMA of the weights (0.999). With a teacher
+    (``fit(teacher=...)``) the training targets become
+    ``(1 - distill_weight) * one_hot(label) + distill_weight * softmax(teacher_logits / T)``
+    with ``T = distill_temperature``. ``sam_rho > 0`` turns on sharpness-aware minimization
+    (SAM, Foret et al. 2021): each step takes its gradient at the weights moved ``sam_rho``
+    along the normalized gradient (a second forward and backward pass). ``muon_lr > 0`` trains
+    the convolution filters with Muon (:class:`~cifarzoo.optim.MuonSGD`) at that peak learning
+    rate, on the same schedule; the other parameters keep SGD with ``lr``.
+
+    How the run is executed and evaluated (device, bf16 autocast, ``torch.compile``, memory
+    layout, test-time augmentation, checkpoints) is not part of it: see
+    :class:`~cifarzoo.training.RunOptions`.
+    """
+
+    epochs: int = setting(30, "training epochs", **_AT_LEAST_1)
+    batch_size: int = setting(
+        128, "global batch size (under torchrun each of N processes takes 1/N)", **_AT_LEAST_1
+    )
+    lr: float = setting(
+        0.1, "peak learning rate", rule="must be > 0", ok=lambda v: v > 0, parse=positive_float
+    )
+    momentum: float = setting(0.9, "SGD momentum", **_AT_LEAST_0)
+    nesterov: bool = setting(True, "Nesterov momentum")
+    weight_decay: float = setting(5e-4, "on conv/linear weights only", **_AT_LEAST_0)
+    label_smoothing: float = setting(0.1, "of the training loss", **_FRACTION)
+    schedule: ScheduleKind = setting(
+        "onecycle",
+        "learning-rate decay after the warm-up: linear, half cosine or none",
+        choices=("onecycle", "cosine", "constant"),
+    )
+    warmup_epochs: float = setting(2.0, "linear learning-rate warm-up", **_AT_LEAST_0)
+    ema_decay: float = setting(
+        0.999,
+        "EMA of the weights, per step; 0 turns EMA off",
+        rule="must be in [0, 1) (0 turns EMA off)",
+        ok=lambda v: 0 <= v < 1,
+        parse=fraction,
+    )
+    crop_padding: int = setting(
+        4,
+        "random crops shift the image by up to this many pixels (less than the image size); "
+        "0 = no crops",
+        **_off_at_0("crops", nonnegative_int),
+    )
+    pad_mode: PadMode = setting(
+        "reflect", "how the crops pad the image", choices=("reflect", "zeros")
+    )
+    flip: bool = setting(True, "random horizontal flips")
+    alternate_flip: bool = setting(
+        False, "mirror each image in every other epoch instead of at random (airbench)"
+    )
+    cutout: int = setting(0, "cutout size, 0 = off", **_off_at_0("cutout", nonnegative_int))
+    grad_clip: float | None = setting(
+        None,
+        "clip the gradient norm to this (off: no clipping)",
+        rule="must be > 0 (or None for no clipping)",
+        ok=lambda v: v is None or v > 0,
+        parse=lambda text: None if text == "off" else positive_float(text),
+        shown=lambda v: "off" if v is None else str(v),
+    )
+    sam_rho: float = setting(
+        0.0,
+        "sharpness-aware minimization with this radius (0.05 is usual); each step costs two "
+        "forward and backward passes; 0 = off",
+        **_off_at_0("SAM"),
+    )
+    muon_lr: float = setting(
+        0.0,
+        "train the convolution filters with Muon at this peak learning rate (0.01 for "
+        "ResNet-20 at batch 64); 0 = SGD for all parameters",
+        **_off_at_0("Muon"),
+    )
+    sync_bn: bool = setting(False, "synchronized batch norm across torchrun processes")
+    distill_weight: float = setting(
+        0.0, "weight of the teacher's probabilities in the targets", **_FRACTION
+    )
+    distill_temperature: float = setting(
+        1.0,
+        "temperature that softens the teacher's probabilities",
+        rule="must be > 0",
+        ok=lambda v: v > 0,
+        parse=positive_float,
+    )
+    seed: int = setting(
+        0,
+        "seed of the initialization, the augmentation and the data order",
+        rule="must be >= 0",
+        ok=lambda v: v >= 0,
+        parse=nonnegative_int,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Recipe:
+        """The recipe of a stored dict (a checkpoint's ``config``, a metrics.json ``recipe``):
+        keys that are no recipe field (older checkpoints also stored ``tta_flip``, ``amp``...)
+        are ignored and a field the dict lacks takes its default."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+
+def recipe_differences(saved: Recipe, now: Recipe) -> dict[str, tuple[Any, Any]]:
+    """``{field: (saved value, value now)}`` for each field that differs."""
+    a, b = saved.to_dict(), now.to_dict()
+    return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+
+class RecipeMismatchError(ValueError):
+    """``resume=True`` with a recipe other than the checkpoint's.
+
+    ``differences`` maps each differing :class:`Recipe` field to
+    ``(checkpoint value, requested value)``.
+    """
+
+    def __init__(self, path: Path, differences: dict[str, tuple[Any, Any]]) -> None:
+        self.path = path
+        self.differences = differences
+        details = ", ".join(
+            f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in differences.items()
+        )
+        wanted = ", ".join(f"{k}={a!r}" for k, (a, _) in differences.items())
+        super().__init__(
+            f"cannot resume {path}: the recipe differs ({details}). Resume with the checkpoint's "
+            f"values ({wanted}), or start a new run in another checkpoint_dir (CLI: --out)"
+        )
