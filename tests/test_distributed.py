@@ -79,9 +79,12 @@ def test_two_gloo_processes_match_one(tmp_path: Path, optimizer: dict[str, float
         **recipe,
     )  # type: ignore[arg-type]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    # Muon's Newton-Schulz iterations amplify the order of float sums: the reference's thread
+    # count alone (1 or 2) moves a weight by 2e-5
+    atol = 5e-5 if optimizer else 1e-5
     for k, v in single.state_dict().items():
         assert torch.equal(ranks[0][k], ranks[1][k]), k  # DDP keeps the replicas identical
-        torch.testing.assert_close(ranks[0][k], v, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ranks[0][k], v, rtol=1e-4, atol=atol)
     hd = json.loads((tmp_path / "history0.json").read_text())
     # evaluation is sharded over the ranks and all-reduced: the same counts as one process
     assert hd["eval_acc"] == pytest.approx(h.eval_acc, abs=1 / 90 + 1e-9)
