@@ -110,7 +110,7 @@ def test_an_interrupted_overwrite_leaves_an_unfinished_run_not_two_mixed(
     err = capsys.readouterr().err
     assert f"{out} is not a finished run" in err and "--resume" in err
     report = ["compare", "--runs", str(out), "--out", str(tmp_path / "report")]
-    assert main([*report, "--data", str(fake_cifar_root), "--quiet"]) == 2
+    assert main([*report, "--data", str(fake_cifar_root), "--val-size", "1000", "--quiet"]) == 2
     assert f"{out} is not a finished run" in capsys.readouterr().err
     assert main([*args, "--seed", "1", "--resume"]) == 0  # the new run, finished
     assert runs.read_run(out).metrics["recipe"]["seed"] == 1
