@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
-from .data import CIFAR10Data, DeviceLoader, Split, _no_classifier_error
+from .data import CIFAR10Data, Split
+from .loader import DeviceLoader, _no_classifier_error
 
 __all__ = [
     "ECE_BINS",

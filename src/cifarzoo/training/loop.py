@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
-from ..data import DeviceLoader, check_labels
+from ..loader import DeviceLoader, check_labels
 from ..metrics import EvalResult, _autocast, evaluate, model_mean_std
 from .distill import Teacher, soft_targets, teacher_logits
 from .distributed import DistEnv, process_group, training_device

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
-from ..data import PadMode
+from ..loader import PadMode
 from .fields import check_fields, setting
 
 __all__ = ["Recipe", "RecipeMismatchError", "ScheduleKind", "recipe_differences"]
