@@ -77,7 +77,7 @@ def test_predict_logits_matches_the_model_in_order() -> None:
     loader = DeviceLoader(images, labels, batch_size=50)
     x, _ = next(iter(loader))
     with torch.no_grad():
-        expected = _tta_logits(model, x, True, False)
+        expected = _tta_logits(model, x, True, False)[0]
     torch.testing.assert_close(logits, expected)
     shuffled = DeviceLoader(images, labels, batch_size=16, train=True)
     with pytest.raises(ValueError, match="unshuffled"):

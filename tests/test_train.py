@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -304,15 +305,17 @@ def test_tta_translate_weighs_the_image_half_and_each_diagonal_shift_a_quarter()
             return torch.stack([v, torch.zeros_like(v)], 1)
 
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32) / 1000
-    got = _tta_logits(Probe(), x, flip=False, translate=True)[:, 0]
+    got = _tta_logits(Probe(), x, flip=False, translate=True)[0][:, 0]
     # shifts by (-1, -1) and (+1, +1) move pixels (0, 0) and (2, 2) to (1, 1)
     want = x[:, 0, 1, 1] / 2 + (x[:, 0, 0, 0] + x[:, 0, 2, 2]) / 4
     torch.testing.assert_close(got, want)
     mirror = x.flip(3)
-    got_flip = _tta_logits(Probe(), x, flip=True, translate=True)[:, 0]
+    got_flip, plain = _tta_logits(Probe(), x, flip=True, translate=True)
+    got_flip = got_flip[:, 0]
+    assert torch.equal(plain[:, 0], x[:, 0, 1, 1])  # the image alone, one of the views
     want_mirror = mirror[:, 0, 1, 1] / 2 + (mirror[:, 0, 0, 0] + mirror[:, 0, 2, 2]) / 4
     torch.testing.assert_close(got_flip, (want + want_mirror) / 2)
-    assert torch.equal(_tta_logits(Probe(), x, flip=False, translate=False)[:, 0], x[:, 0, 1, 1])
+    assert torch.equal(_tta_logits(Probe(), x, flip=False, translate=False)[0][:, 0], x[:, 0, 1, 1])
 
 
 def test_evaluate_with_translate_tta_reports_it() -> None:
@@ -323,6 +326,22 @@ def test_evaluate_with_translate_tta_reports_it() -> None:
     assert res.tta_translate and res.to_dict()["tta_translate"] is True
     assert "(flip + translate TTA)" in res.table() and "TTA" not in plain.table()
     assert res.num_samples == 40
+
+
+@pytest.mark.parametrize(("flip", "translate"), [(True, False), (False, True), (True, True)])
+def test_single_pass_from_the_tta_passes_equals_an_evaluation_without_tta(
+    flip: bool, translate: bool
+) -> None:
+    torch.manual_seed(0)
+    model, ev = TinyNet(), synthetic_split(50, seed=2)
+    res = evaluate(
+        model, ev, tta_flip=flip, tta_translate=translate, batch_size=16, single_pass=True
+    )
+    assert res.single_pass == evaluate(model, ev, batch_size=16)
+    assert (res.tta_flip, res.tta_translate) == (flip, translate)
+    tta_only = evaluate(model, ev, tta_flip=flip, tta_translate=translate, batch_size=16)
+    assert dataclasses.replace(res, single_pass=None) == tta_only
+    assert evaluate(model, ev, single_pass=True).single_pass is None  # nothing else to measure
 
 
 def test_resume_accepts_a_checkpoint_written_before_a_recipe_field_existed(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,9 @@ class EvalResult:
     tta_flip: bool = False
     tta_translate: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: with ``evaluate(..., single_pass=True)`` and a test-time augmentation, the result of
+    #: ``model(x)`` alone, measured from the same forward passes (not in :meth:`to_dict`)
+    single_pass: EvalResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -188,14 +192,17 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> Tensor:
-    def mirrored(images: Tensor) -> Tensor:
-        logits: Tensor = model(images).float()
+def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> tuple[Tensor, Tensor]:
+    """The logits averaged over the test-time views, and those of ``x`` alone (one of them)."""
+
+    def mirrored(images: Tensor, plain: Tensor | None = None) -> Tensor:
+        logits: Tensor = model(images).float() if plain is None else plain
         return (logits + model(images.flip(3)).float()) / 2 if flip else logits
 
-    logits = mirrored(x)
+    plain: Tensor = model(x).float()
+    logits = mirrored(x, plain)
     if not translate:
-        return logits
+        return logits, plain
     # As in airbench: the image counts half, two copies shifted one pixel diagonally (reflect
     # padding) a quarter each -- shifts the training crops produce, so the model knows them.
     h, w = x.shape[-2:]
@@ -204,7 +211,7 @@ def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> Ten
         padded[..., i : i + h, i : i + w].contiguous(memory_format=torch.channels_last)
         for i in (0, 2)
     ]
-    return logits / 2 + (mirrored(shifted[0]) + mirrored(shifted[1])) / 4
+    return logits / 2 + (mirrored(shifted[0]) + mirrored(shifted[1])) / 4, plain
 
 
 def _batches(
@@ -272,8 +279,9 @@ def _predictions(
     amp: bool,
     tta_flip: bool,
     tta_translate: bool,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """``(logits, labels)`` per non-empty batch, in eval mode (the model's mode is restored)."""
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """``(logits, logits without test-time augmentation, labels)`` per non-empty batch, in eval
+    mode (the model's mode is restored)."""
     was_training = model.training
     model.eval()
     try:
@@ -281,7 +289,7 @@ def _predictions(
             if len(y) == 0:
                 continue
             with _autocast(device, amp):
-                yield _tta_logits(model, x, tta_flip, tta_translate), y
+                yield *_tta_logits(model, x, tta_flip, tta_translate), y
     finally:
         model.train(was_training)
 
@@ -299,6 +307,7 @@ def evaluate(
     classes: Sequence[str] | None = None,
     num_classes: int | None = None,
     distributed: bool | None = None,
+    single_pass: bool = False,
 ) -> EvalResult:
     """Evaluate ``model`` on ``data`` (a split, ``(images, labels)``, or a :class:`CIFAR10Data`,
     whose ``test`` split is used).
@@ -312,6 +321,9 @@ def evaluate(
             10); labels outside ``0..num_classes - 1`` are refused with a ``ValueError``.
         distributed: shard over the initialized process group and all-reduce the sums
             (default: when a process group of more than one rank is initialized).
+        single_pass: with a test-time augmentation, also measure ``model(x)`` alone from the
+            same forward passes (the averaged views include the image itself), as the result's
+            ``single_pass``: equal to a second ``evaluate`` without augmentation, at no cost.
 
     The loss is the plain cross-entropy (no label smoothing). The expected calibration error
     uses 15 equal-width confidence bins. The model's train/eval mode is restored afterwards.
@@ -327,14 +339,25 @@ def evaluate(
         num_classes = int(getattr(model, "num_classes", 10))
     batches, default_classes = _batches(data, model, batch_size, dev, rank, world, num_classes)
     acc = _Accumulator(num_classes, dev)
+    plain_acc = (
+        _Accumulator(num_classes, dev) if single_pass and (tta_flip or tta_translate) else None
+    )
     predictions = _predictions(model, batches, dev, amp, tta_flip, tta_translate)
-    for i, (logits, y) in enumerate(predictions):
+    for i, (logits, plain, y) in enumerate(predictions):
         if i == 0:  # the labels were checked when the batches were made; now the model's width
             acc.check_width(logits)
         acc.update(logits, y)
+        if plain_acc is not None:
+            plain_acc.update(plain, y)
+    names = classes if classes is not None else default_classes
     if distributed:
         acc.all_reduce()
-    return acc.result(classes if classes is not None else default_classes, tta_flip, tta_translate)
+    if plain_acc is None:
+        return acc.result(names, tta_flip, tta_translate)
+    if distributed:
+        plain_acc.all_reduce()
+    single = plain_acc.result(names, False, False)
+    return dataclasses.replace(acc.result(names, tta_flip, tta_translate), single_pass=single)
 
 
 @torch.no_grad()
@@ -358,5 +381,7 @@ def predict_logits(
         raise ValueError("predict_logits needs an unshuffled DeviceLoader (train=False)")
     dev = _model_device(model, device)
     batches, _ = _batches(data, model, batch_size, dev, 0, 1, None)
-    out = [logits for logits, _ in _predictions(model, batches, dev, amp, tta_flip, tta_translate)]
+    out = [
+        logits for logits, _, _ in _predictions(model, batches, dev, amp, tta_flip, tta_translate)
+    ]
     return torch.cat(out)

@@ -87,32 +87,13 @@ def write_run(
     weights = out / WEIGHTS_FILE
     digest = save_weights(state, weights, metadata={"model": model_name, "data": data.name})
     history.save(out / HISTORY_FILE)
-    test, val = results.test, results.val
-    metrics: dict[str, Any] = {
-        "model": model_name,
-        "data": data.name,
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "test_ece": test.ece,
-        "val_accuracy": val.accuracy if val else None,
-        "single_pass_test_accuracy": results.single_test.accuracy,
-        "single_pass_val_accuracy": _accuracy(results.single_val),
-        "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
-        "confusion_matrix": test.confusion_matrix,
-        "epochs": len(history),
-        "seconds": history.total_seconds,
+    metrics = {
+        **_metrics(model_name, model, history, data, results, env.world_size, str(device)),
         "wall_seconds": wall_seconds,
         "recipe": dict(recipe),
-        "train_images": len(data.train),
-        "eval_split_during_training": history.eval_split,
         "tta_flip": flip,
         "tta_translate": translate,
         "bf16": bf16,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "hardware": hardware_string(str(device)),
-        "world_size": env.world_size,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
         "weights": weights.name,
         "weights_dtype": str(
             next(v.dtype for v in state.values() if v.is_floating_point())
@@ -120,6 +101,7 @@ def write_run(
         "sha256": digest,
         **(extra or {}),
     }
+    test, val = results.test, results.val
     _save_plots(history, out, test)
     save_json(metrics, out / MARKER)
     _print_summary(model_name, data.name, test, val, history.total_seconds, out, quiet)
@@ -149,23 +131,56 @@ class _FinalResults(NamedTuple):
 def _final_results(
     model: nn.Module, data: CIFAR10Data, bf16: bool, flip: bool, translate: bool
 ) -> _FinalResults:
-    def measure(split: Split, with_tta: bool) -> EvalResult:
-        return evaluate(
+    def measure(split: Split) -> tuple[EvalResult, EvalResult]:
+        """With TTA and without, from the same forward passes."""
+        result = evaluate(
             model,
             split,
             amp=bf16,
             classes=data.classes,
-            tta_flip=flip and with_tta,
-            tta_translate=translate and with_tta,
+            tta_flip=flip,
+            tta_translate=translate,
+            single_pass=True,
         )
+        return result, result.single_pass or result
 
-    test = measure(data.test, True)
-    val = None if data.val is None else measure(data.val, True)
-    if not (flip or translate):
-        return _FinalResults(test, val, test, val)
-    single_test = measure(data.test, False)
-    single_val = None if data.val is None else measure(data.val, False)
+    test, single_test = measure(data.test)
+    val, single_val = (None, None) if data.val is None else measure(data.val)
     return _FinalResults(test, val, single_test, single_val)
+
+
+def _metrics(
+    model_name: str,
+    model: nn.Module,
+    history: History,
+    data: CIFAR10Data,
+    results: _FinalResults,
+    world_size: int,
+    device: str,
+) -> dict[str, Any]:
+    """The measured part of ``metrics.json`` and the machine it was measured on."""
+    test, val = results.test, results.val
+    return {
+        "model": model_name,
+        "data": data.name,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "test_ece": test.ece,
+        "val_accuracy": val.accuracy if val else None,
+        "single_pass_test_accuracy": results.single_test.accuracy,
+        "single_pass_val_accuracy": _accuracy(results.single_val),
+        "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
+        "confusion_matrix": test.confusion_matrix,
+        "epochs": len(history),
+        "seconds": history.total_seconds,
+        "train_images": len(data.train),
+        "eval_split_during_training": history.eval_split,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "hardware": hardware_string(device),
+        "world_size": world_size,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _accuracy(result: EvalResult | None) -> float | None:
