@@ -280,6 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--later", type=Path, help="where batches 2, 3, ... wait for --collect")
     p.add_argument("--session", type=Path, help="session.json to include in the manifest")
     p.add_argument("--log", type=Path, help="log whose tail comes back as session.log")
+    p.add_argument(
+        "--part-bytes",
+        type=int,
+        default=Limits.part_bytes,
+        help=f"largest part, at most the default {Limits.part_bytes} (smaller: the smoke test "
+        "splits small models)",
+    )
     u = sub.add_parser("unpack", help="here: the files brought back -> run folders")
     u.add_argument("files", type=Path, help="the folder the files came back to (files_at)")
     u.add_argument("runs_dir", type=Path, help="where to write RUNS_DIR/<model>/")
@@ -295,11 +302,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "pack":
+            if not 1 <= args.part_bytes <= Limits.part_bytes:
+                raise ValueError(
+                    f"--part-bytes must be in 1..{Limits.part_bytes} (what the device brings "
+                    f"back), got {args.part_bytes}"
+                )
             runs = [r for r in args.runs if is_finished(r)]
             for skipped in sorted(set(args.runs) - set(runs)):
                 print(f"not packed: {skipped} is no finished run (cut short?)", file=sys.stderr)
+            limits = Limits(part_bytes=args.part_bytes)
             for folder in pack(
-                args.dest, runs, later=args.later, session=args.session, log=args.log
+                args.dest, runs, later=args.later, session=args.session, log=args.log, limits=limits
             ):
                 print(f"packed {folder}: " + ", ".join(sorted(read_manifest(folder)["runs"])))
         else:

@@ -34,8 +34,10 @@ if [ "${1:-}" = "--collect" ]; then
   exit
 fi
 data_args=(--data "$DATA")
+pack_args=()
 if [ "${1:-}" = "--smoke" ]; then
   data_args=()  # gpu_recipe.py --smoke trains on synthetic images without --data
+  pack_args=(--part-bytes 262144)  # 256 KiB parts: small models take the multi-part path too
 else
   [ -d "$DATA/cifar-10-batches-py" ] || "$PY" .device/materialize.py "$DATA" || exit 1
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -47,6 +49,6 @@ timeout "$((budget + 60 - SECONDS))" "$PY" benchmarks/gpu_sweep.py "${data_args[
   --out "$RUNS/session" --budget "$((budget - SECONDS))" "$@" 2>&1 | tee "$RUNS/session.log"
 shopt -s nullglob
 "$PY" scripts/gpu_bundle.py pack "$DEST" "$RUNS"/session/final/*/ --later "$LATER" \
-  --session "$RUNS/session/session.json" --log "$RUNS/session.log" \
+  --session "$RUNS/session/session.json" --log "$RUNS/session.log" "${pack_args[@]}" \
   || cp "$RUNS/session.log" "$RUNS/session/session.json" "$DEST"/  # the metrics at least
 ls -l "$DEST"
