@@ -23,10 +23,10 @@ from cifarzoo.cli import (
     OPTION_FLAGS,
     RECIPE_FLAGS,
     SUBCOMMANDS,
-    _train_settings,
     build_parser,
     main,
 )
+from cifarzoo.cli.train import _recipe_mismatch, _train_settings
 from cifarzoo.models._registry import read_weights_meta
 from cifarzoo.training import Recipe, RunOptions
 
@@ -98,12 +98,12 @@ def test_recipe_mismatch_says_what_to_pass() -> None:
         "alternate_flip": (False, True),
         "grad_clip": (None, 1.0),
     }
-    message = cli._recipe_mismatch(Path("run/checkpoint.pt"), differences)
+    message = _recipe_mismatch(Path("run/checkpoint.pt"), differences)
     assert "--epochs 2 (checkpoint: --epochs 30); --alternate-flip (checkpoint: " in message
     assert "--no-alternate-flip); --grad-clip 1.0 (checkpoint: --grad-clip off)" in message
     assert "To resume, pass --epochs 30, --no-alternate-flip and --grad-clip off (" in message
     assert "another --out" in message
-    only = cli._recipe_mismatch(Path("c.pt"), {"alternate_flip": (True, False)})
+    only = _recipe_mismatch(Path("c.pt"), {"alternate_flip": (True, False)})
     assert "To resume, pass --alternate-flip (" in only
     # what the message says to pass is accepted
     args = build_parser().parse_args(["train", "lenet", "--grad-clip", "off", "--no-flip"])

@@ -103,7 +103,45 @@ def _shortcut(
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-class BasicBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """A residual branch (built by :meth:`_build_branch`), optional channel attention on it, and
+    the shortcut; the arguments are :class:`BasicBlock`'s."""
+
+    expansion: int = 1
+    relu: nn.ReLU  # set by _build_branch, in the place torchvision's blocks hold it
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        attn_layer: AttnFactory | None = None,
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        out_channels = channels * self.expansion
+        self._build_branch(in_channels, channels, stride)
+        self.se = attn_layer(out_channels) if attn_layer is not None else None
+        self.residual = residual
+        self.downsample = _shortcut(in_channels, out_channels, stride, downsample, residual)
+
+    def _build_branch(self, in_channels: int, channels: int, stride: int) -> None:
+        raise NotImplementedError
+
+    def _branch(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut: Tensor = x if self.downsample is None else self.downsample(x)
+        out = self._branch(x)
+        if self.se is not None:
+            out = self.se(out)
+        out = self.relu(out + shortcut if self.residual else out)
+        return out
+
+
+class BasicBlock(_ResidualBlock):
     """Two 3x3 convolutions with a residual connection (He et al. 2016), expansion 1.
 
     Args:
@@ -120,37 +158,20 @@ class BasicBlock(nn.Module):
 
     expansion: int = 1
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        attn_layer: AttnFactory | None = None,
-        residual: bool = True,
-    ) -> None:
-        super().__init__()
-        out_channels = channels * self.expansion
+    def _build_branch(self, in_channels: int, channels: int, stride: int) -> None:
         self.conv1 = conv3x3(in_channels, channels, stride)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(channels, out_channels)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.se = attn_layer(out_channels) if attn_layer is not None else None
-        self.residual = residual
-        self.downsample = _shortcut(in_channels, out_channels, stride, downsample, residual)
+        self.conv2 = conv3x3(channels, channels * self.expansion)
+        self.bn2 = nn.BatchNorm2d(channels * self.expansion)
 
-    def forward(self, x: Tensor) -> Tensor:
-        shortcut: Tensor = x if self.downsample is None else self.downsample(x)
+    def _branch(self, x: Tensor) -> Tensor:
         out: Tensor = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.se is not None:
-            out = self.se(out)
-        out = self.relu(out + shortcut if self.residual else out)
         return out
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     """1x1 reduce, 3x3 (carrying the stride, as torchvision's ResNet v1.5), 1x1 expand by 4.
 
     Arguments as :class:`BasicBlock`; ``channels`` is the bottleneck width and the block outputs
@@ -159,36 +180,19 @@ class Bottleneck(nn.Module):
 
     expansion: int = 4
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        stride: int = 1,
-        downsample: nn.Module | None = None,
-        attn_layer: AttnFactory | None = None,
-        residual: bool = True,
-    ) -> None:
-        super().__init__()
-        out_channels = channels * self.expansion
+    def _build_branch(self, in_channels: int, channels: int, stride: int) -> None:
         self.conv1 = conv1x1(in_channels, channels)
         self.bn1 = nn.BatchNorm2d(channels)
         self.conv2 = conv3x3(channels, channels, stride)
         self.bn2 = nn.BatchNorm2d(channels)
-        self.conv3 = conv1x1(channels, out_channels)
-        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.conv3 = conv1x1(channels, channels * self.expansion)
+        self.bn3 = nn.BatchNorm2d(channels * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.se = attn_layer(out_channels) if attn_layer is not None else None
-        self.residual = residual
-        self.downsample = _shortcut(in_channels, out_channels, stride, downsample, residual)
 
-    def forward(self, x: Tensor) -> Tensor:
-        shortcut: Tensor = x if self.downsample is None else self.downsample(x)
+    def _branch(self, x: Tensor) -> Tensor:
         out: Tensor = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.se is not None:
-            out = self.se(out)
-        out = self.relu(out + shortcut if self.residual else out)
         return out
 
 

@@ -20,6 +20,7 @@ as base64 PNG), the figures as PNG files, ``summary.txt`` and ``report.json`` wi
 The report can be re-rendered from ``report.json`` alone (:func:`render_report`).
 
 The package is split by job: :mod:`~cifarzoo.compare.measure` (training and measuring),
+:mod:`~cifarzoo.compare.results` (the report objects and their JSON),
 :mod:`~cifarzoo.compare.findings` (the numbers in words), :mod:`~cifarzoo.compare.figures`,
 :mod:`~cifarzoo.compare.report` (the page, from a template, and the files) and
 :mod:`~cifarzoo.compare.cli`.
@@ -39,14 +40,12 @@ from .measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
     GPU_MODELS,
-    SCHEMA,
-    ComparisonReport,
-    ModelReport,
     compare,
     subset_train,
     synthetic_data,
 )
 from .report import REPORT_HTML, REPORT_JSON, REPORT_TXT, render_report, write_report
+from .results import SCHEMA, ComparisonReport, ModelReport
 
 __all__ = [
     "AMP_HELP",

@@ -11,7 +11,7 @@ import torch
 
 from ..plots import _pyplot
 from .findings import gradient_records, plain_residual_pairs
-from .measure import ModelReport
+from .results import ModelReport
 
 __all__ = ["FIGURES", "render_figures"]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .measure import ComparisonReport, ModelReport
+from .results import ComparisonReport, ModelReport
 
 __all__ = [
     "Finding",

@@ -8,7 +8,7 @@ import datetime
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ..layers import SEBlock
 from ..metrics import evaluate, model_mean_std, resolve_device
 from ..models import create_model
 from ..runs import MARKER, WEIGHTS_FILE, read_grad_flow, read_history, read_metrics
+from .results import ComparisonReport, ModelReport
 
 __all__ = [
     "COMPARE_RECIPE",
@@ -47,9 +48,6 @@ GPU_MODELS: tuple[str, ...] = ("lenet", "resnet18", "densenet121", "seresnet18")
 #: ``channels_last=False``, which is faster there). Any other field can be passed to
 #: :func:`compare`.
 COMPARE_RECIPE: dict[str, Any] = {"ema_decay": 0.0, "tta_flip": False}
-
-SCHEMA = "cifarzoo.compare/1"
-
 
 # --------------------------------------------------------------------------------------------
 # Measurements
@@ -142,108 +140,6 @@ def subset_train(data: CIFAR10Data, num_train: int, seed: int = 0) -> CIFAR10Dat
 
 
 # --------------------------------------------------------------------------------------------
-# Results
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelReport:
-    """Everything measured for one model (see :func:`compare`); JSON via :meth:`to_dict`.
-
-    ``history`` is :class:`cifarzoo.training.History` as a dict; ``test`` holds ``accuracy``,
-    ``loss``, ``per_class_accuracy`` (list, class order) and ``confusion_matrix`` (row: true
-    class); ``val`` the same for the validation split (when there is one) and ``train_eval``
-    for training images in eval mode, without augmentation (the *training error* of He et al.'s
-    degradation result); ``grad_flow`` holds ``every``, ``layers``, ``steps`` and ``norms`` (one
-    list per record); ``se_gates`` maps each stage to a :func:`~cifarzoo.instrument.gate_summary`;
-    ``model_args`` are the constructor arguments the model was trained with (e.g.
-    ``zero_init_residual``).
-    """
-
-    name: str
-    params: int
-    macs: int
-    seconds_per_epoch: float | None
-    peak_memory_bytes: int | None
-    memory_kind: str
-    history: dict[str, Any]
-    test: dict[str, Any]
-    grad_flow: dict[str, Any] | None = None
-    se_gates: dict[str, Any] | None = None
-    source: str = "trained"
-    val: dict[str, Any] | None = None
-    train_eval: dict[str, Any] | None = None
-    model_args: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelReport:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    @property
-    def last_val_accuracy(self) -> float | None:
-        """The validation accuracy after the last epoch (never the best epoch's)."""
-        if self.val is not None:
-            return float(self.val["accuracy"])
-        measured = [v for v in (self.history.get("eval_acc") or []) if v is not None]
-        return float(measured[-1]) if measured else None
-
-
-@dataclass
-class ComparisonReport:
-    """The models' :class:`ModelReport` s plus the shared setting (``meta``: data, recipe,
-    device, versions). ``files`` maps each written file's role to its path."""
-
-    models: list[ModelReport]
-    meta: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, **self.meta, "models": [m.to_dict() for m in self.models]}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ComparisonReport:
-        meta = {k: v for k, v in d.items() if k not in ("models", "schema", "findings")}
-        return cls([ModelReport.from_dict(m) for m in d["models"]], meta)
-
-    def model(self, name: str) -> ModelReport | None:
-        """The report of the model called ``name``, if it is in the comparison."""
-        return next((m for m in self.models if m.name == name), None)
-
-    def table(self) -> str:
-        """A plain-text summary table (last epoch; error rates in %)."""
-        rows = [("model", "params", "MMACs", "train err", "val acc", "test acc", "s/epoch")]
-
-        def pct(v: float | None) -> str:
-            return "-" if v is None else f"{100 * v:.2f}%"
-
-        for m in self.models:
-            train_err = None if m.train_eval is None else 1 - m.train_eval["accuracy"]
-            rows.append(
-                (
-                    m.name,
-                    f"{m.params / 1e6:.2f}M",
-                    f"{m.macs / 1e6:.1f}",
-                    pct(train_err),
-                    pct(m.last_val_accuracy),
-                    pct(m.test["accuracy"]),
-                    "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
-                )
-            )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-            for r in rows
-        )
-
-
-# --------------------------------------------------------------------------------------------
 # compare
 # --------------------------------------------------------------------------------------------
 
@@ -309,10 +205,15 @@ def _train_one(
     quiet: bool,
     fit_kwargs: dict[str, Any],
     model_args: dict[str, Any],
+    announce: str | None = None,
 ) -> ModelReport:
+    """Train ``name`` with the comparison's recipe and measure it; ``announce`` (e.g. "[1/4]")
+    starts the line printed first."""
     from ..training import fit, split_settings
 
     data, device = measure.data, measure.device
+    if announce is not None:
+        print(f"{announce} training {name} for {epochs} epoch(s) on {device}")
     torch.manual_seed(seed)
     model = create_model(name, **model_args)
     params = count_params(model)
@@ -436,69 +337,76 @@ def compare(
     if dev.type == "cpu":
         # Same numbers, but channels_last convolutions are up to 2x slower on CPUs.
         recipe.setdefault("channels_last", False)
-    measure = (
-        None
-        if loaded is None
-        else _Measure(
-            loaded, dev, bool(recipe.get("tta_flip", False)), gate_images, train_eval_images
+    measure = None
+    if loaded is not None:
+        tta_flip = bool(recipe.get("tta_flip", False))
+        measure = _Measure(loaded, dev, tta_flip, gate_images, train_eval_images)
+    reports = [
+        _train_one(
+            name,
+            measure,
+            epochs=epochs,
+            seed=seed,
+            grad_every=grad_every,
+            quiet=quiet,
+            fit_kwargs=recipe,
+            model_args=_accepted_args(name, model_args or {}),
+            announce=None if quiet else f"[{i + 1}/{len(models)}]",
         )
-    )
-    reports: list[ModelReport] = []
-    for i, name in enumerate(models):
-        if not quiet:
-            print(f"[{i + 1}/{len(models)}] training {name} for {epochs} epoch(s) on {dev}")
-        assert measure is not None
-        reports.append(
-            _train_one(
-                name,
-                measure,
-                epochs=epochs,
-                seed=seed,
-                grad_every=grad_every,
-                quiet=quiet,
-                fit_kwargs=recipe,
-                model_args=_accepted_args(name, model_args or {}),
-            )
-        )
+        for i, name in enumerate(models)
+        if measure is not None  # there is data when there are models
+    ]
     reports += [_read_run(Path(folder), measure) for folder in runs]
-    classes = loaded.classes if loaded is not None else CIFAR10_CLASSES
-    meta: dict[str, Any] = {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cifarzoo_version": __version__,
-        "torch_version": torch.__version__,
-        "device": _device_name(dev),
-        "data": None
-        if loaded is None
-        else {
-            "name": loaded.name,
-            "train": len(loaded.train),
-            "val": None if loaded.val is None else len(loaded.val),
-            "test": len(loaded.test),
-            "eval_split": loaded.eval_split_name,
-        },
-        "classes": list(classes),
-        "epochs": epochs,
-        "seed": seed,
-        "recipe": recipe,
-        "notes": {
-            "macs": "FlopCounterMode FLOPs / 2 for one 3x32x32 image: convolutions and matrix "
-            "products only",
-            "seconds_per_epoch": "wall-clock time of a training epoch plus its validation",
-            "peak_memory": _memory_note(dev),
-            "grad_flow": "L2 norm of each conv/linear weight gradient just before the "
-            "optimizer step, every `every` steps",
-            "se_gates": "SE gate values (sigmoid outputs) of each stage over test images, "
-            "eval mode, after training",
-            "train_eval": f"the first {train_eval_images:,} training images, unaugmented, "
-            "eval mode, after the last epoch",
-        },
-    }
+    meta = _meta(loaded, dev, recipe, epochs=epochs, seed=seed)
+    meta["notes"] = _notes(dev, train_eval_images)
     report = ComparisonReport(reports, meta)
     if out is not None:
         from .report import write_report
 
         write_report(report, out)
     return report
+
+
+def _meta(
+    data: CIFAR10Data | None, dev: torch.device, recipe: dict[str, Any], *, epochs: int, seed: int
+) -> dict[str, Any]:
+    """The setting every model of the comparison shares: versions, device, data, recipe."""
+    classes = data.classes if data is not None else CIFAR10_CLASSES
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cifarzoo_version": __version__,
+        "torch_version": torch.__version__,
+        "device": _device_name(dev),
+        "data": None
+        if data is None
+        else {
+            "name": data.name,
+            "train": len(data.train),
+            "val": None if data.val is None else len(data.val),
+            "test": len(data.test),
+            "eval_split": data.eval_split_name,
+        },
+        "classes": list(classes),
+        "epochs": epochs,
+        "seed": seed,
+        "recipe": recipe,
+    }
+
+
+def _notes(dev: torch.device, train_eval_images: int) -> dict[str, str]:
+    """What each measurement is, in words (``meta["notes"]``)."""
+    return {
+        "macs": "FlopCounterMode FLOPs / 2 for one 3x32x32 image: convolutions and matrix "
+        "products only",
+        "seconds_per_epoch": "wall-clock time of a training epoch plus its validation",
+        "peak_memory": _memory_note(dev),
+        "grad_flow": "L2 norm of each conv/linear weight gradient just before the "
+        "optimizer step, every `every` steps",
+        "se_gates": "SE gate values (sigmoid outputs) of each stage over test images, "
+        "eval mode, after training",
+        "train_eval": f"the first {train_eval_images:,} training images, unaugmented, "
+        "eval mode, after the last epoch",
+    }
 
 
 def _accepted_args(name: str, model_args: Mapping[str, Any]) -> dict[str, Any]:

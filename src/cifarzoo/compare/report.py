@@ -20,7 +20,7 @@ from ..checkpoint import atomic_write, save_json
 from ..constants import CIFAR10_CLASSES
 from .figures import FIGURES, render_figures
 from .findings import Finding, degradation_rows, findings
-from .measure import ComparisonReport, ModelReport
+from .results import ComparisonReport, ModelReport
 
 __all__ = ["REPORT_HTML", "REPORT_JSON", "REPORT_TXT", "render_report", "write_report"]
 

@@ -1,0 +1,160 @@
+"""``cifarzoo eval``: evaluate weights on the CIFAR-10 test set, beside the recorded accuracy."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..argtypes import positive_int
+from ..runs import check_weights_source, recorded_bf16, recorded_metrics, recorded_tta
+from .common import Subparsers, folder_problem
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["add_eval_parser", "run_eval"]
+
+
+def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    from ..training.arguments import add_amp_argument, add_common_options
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "eval",
+        help="evaluate weights on the CIFAR-10 test set",
+        description="Evaluate MODEL on the CIFAR-10 test split and print overall and "
+        "per-class accuracy. --weights verifies FILE.sha256 when it exists.",
+    )
+    p.add_argument("model", help="model name (see `cifarzoo list`)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="a model.safetensors file (or a folder holding one)")
+    src.add_argument("--pretrained", action="store_true", help="the model's published weights")
+    add_common_options(p, download=True)
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flip test-time augmentation (default: as the weights' recorded accuracy was "
+        "measured, from the shipped weights' metadata or the run folder's metrics.json; "
+        "else on)",
+    )
+    p.add_argument(
+        "--tta-translate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also average over copies shifted one pixel diagonally (default: as recorded "
+        "with the weights, else off)",
+    )
+    add_amp_argument(p, default=None, default_help="as recorded with the weights, else auto")
+    p.add_argument("--batch-size", type=positive_int, default=1000)
+    p.add_argument(
+        "--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file"
+    )
+    p.set_defaults(func=run_eval)
+    return p
+
+
+def _tta_description(flip: bool, translate: bool) -> str:
+    from ..metrics import tta_views
+
+    views = tta_views(flip, translate)
+    return f"{views} TTA" if views else "no TTA"
+
+
+def _check_json_path(json_path: Path) -> None:
+    if json_path.is_dir():
+        raise ValueError(
+            f"--json {json_path} is a folder; pass a file path, e.g. {json_path / 'eval.json'}"
+        )
+    problem = folder_problem(json_path.parent)
+    if problem is not None:
+        raise ValueError(f"--json {json_path}: {problem}; pass a file path that can be written")
+
+
+def _load_model(args: argparse.Namespace) -> nn.Module:
+    from ..models import create_model
+
+    if args.weights:
+        check_weights_source(args.weights)
+        return create_model(args.model, weights=args.weights)
+    return create_model(args.model, pretrained=True)
+
+
+def _eval_settings(
+    args: argparse.Namespace, recorded: dict[str, Any], device: torch.device
+) -> tuple[bool, bool, bool, str]:
+    """Flip TTA, translate TTA and bf16: those given, else as recorded with the weights; and
+    the note that says they are as recorded."""
+    from ..training import AMP_MODES
+
+    recorded_views = recorded_tta(recorded)
+    flip, translate = recorded_views or (True, False)
+    flip = flip if args.tta is None else args.tta
+    translate = translate if args.tta_translate is None else args.tta_translate
+    recorded_amp = recorded_bf16(recorded)
+    amp = AMP_MODES[args.amp] if args.amp is not None else recorded_amp
+    bf16 = amp if amp is not None else device.type == "cuda"  # as `cifarzoo train` evaluates
+    as_recorded = recorded_views == (flip, translate) and recorded_amp in (None, bf16)
+    return flip, translate, bf16, ", as recorded with the weights" if as_recorded else ""
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoint import save_json
+    from ..data import load_cifar10
+    from ..metrics import evaluate, resolve_device
+
+    if args.json_path:
+        _check_json_path(Path(args.json_path))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = _load_model(args)
+    device = resolve_device(args.device)
+    model.to(device)
+    data = load_cifar10(args.data, download=args.download, name=args.data_name)
+    recorded = recorded_metrics(args.model, None if args.pretrained else args.weights)
+    flip, translate, bf16, recorded_note = _eval_settings(args, recorded, device)
+    run = {"batch_size": args.batch_size, "device": device, "amp": bf16}
+    result = evaluate(
+        model, data.test, tta_flip=flip, tta_translate=translate, classes=data.classes, **run
+    )
+    print(
+        f"{args.model} on {data.name} test ({result.num_samples:,} images; "
+        f"{_tta_description(flip, translate)}{recorded_note}{'; bf16' if bf16 else ''})"
+    )
+    print(result.table())
+    single_pass = result.accuracy
+    if flip or translate:  # also what model(x) gives, one forward pass
+        single_pass = evaluate(model, data.test, **run).accuracy
+    print(_accuracy_summary(single_pass, result.accuracy, flip, translate, recorded))
+    if args.json_path:
+        weights = args.weights or "pretrained"
+        details = {"model": args.model, "data": data.name, "weights": weights, "bf16": bf16}
+        save_json(
+            {**details, "single_pass_accuracy": single_pass, **result.to_dict()}, args.json_path
+        )
+    return 0
+
+
+def _accuracy_summary(
+    single_pass: float, tta: float, flip: bool, translate: bool, recorded: dict[str, Any]
+) -> str:
+    """The single-pass and TTA test accuracies measured, each beside the one recorded with the
+    weights (``single_pass_test_accuracy``; ``test_accuracy``, with the recorded TTA)."""
+    from ..metrics import tta_views
+
+    def pct(x: Any) -> str:
+        return f"{100 * x:.2f}%" if isinstance(x, int | float) else "not recorded"
+
+    lines = [f"single pass: {pct(single_pass)}"]
+    if recorded:
+        lines[0] += (
+            f" (recorded with the weights: {pct(recorded.get('single_pass_test_accuracy'))})"
+        )
+    if flip or translate:
+        lines.append(f"{tta_views(flip, translate)} TTA: {pct(tta)}")
+        if recorded and recorded_tta(recorded) == (flip, translate):
+            lines[-1] += f" (recorded with the weights: {pct(recorded.get('test_accuracy'))})"
+    return "\n".join(lines)

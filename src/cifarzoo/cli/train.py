@@ -1,0 +1,360 @@
+"""``cifarzoo train``: train a model into a run folder, resume it, or replace it.
+
+The options are generated from :class:`~cifarzoo.training.Recipe` (what changes the trained
+weights; a resume must keep the checkpoint's) and :class:`~cifarzoo.training.RunOptions` (how the
+run executes; a resume may change them): :data:`RECIPE_FLAGS` and :data:`OPTION_FLAGS` name the
+flag of each field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..argtypes import nonnegative_int
+from ..checkpoint import CHECKPOINT_NAME
+from ..runs import clear_run, existing_run_files, new_version_folder, run_lock, write_run
+from .common import Subparsers, check_out_folder
+
+if TYPE_CHECKING:
+    from ..data import CIFAR10Data
+    from ..training import Recipe, RunOptions, TrainState
+
+__all__ = ["OPTION_FLAGS", "RECIPE_FLAGS", "add_train_parser", "run_train"]
+
+
+#: Command-line flag of each Recipe field of ``cifarzoo train`` (all of them).
+RECIPE_FLAGS: dict[str, str] = {}
+#: Command-line flag of each RunOptions field of ``cifarzoo train``; a resume takes those not
+#: given from the checkpoint (they do not have to match it).
+OPTION_FLAGS: dict[str, str] = {}
+#: The run options that ``cifarzoo train`` exposes.
+_TRAIN_OPTIONS = ("amp", "compile", "channels_last", "tta_flip", "tta_translate", "eval_every")
+#: ``distill_weight`` when ``--teacher`` is given without ``--distill-weight``.
+_TEACHER_DISTILL_WEIGHT = 0.5
+
+
+def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    from ..training import Recipe, RunOptions
+    from ..training.arguments import add_common_options, add_setting_options
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "train",
+        help="train a model on CIFAR-10",
+        description="Train MODEL on CIFAR-10 and write model.safetensors (+ .sha256), "
+        "history.json, PNG curves and, last, metrics.json into --out (unset: a new "
+        "runs/MODEL/version_N; a folder holding a run needs --resume or --overwrite; the folder "
+        "is locked while the run trains). The defaults are the 30-epoch "
+        "ResNet-20 CPU recipe (SGD Nesterov, batch 128, peak lr 0.1, one-cycle, wd 5e-4, label "
+        "smoothing 0.1, crop+flip, EMA 0.999, flip TTA). Works under torchrun too.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("model", help="model name (see `cifarzoo list`)")
+    add_common_options(p, download=True)
+    recipe = p.add_argument_group(
+        "recipe", "what changes the trained weights; a resume must keep the checkpoint's"
+    )
+    RECIPE_FLAGS.update(
+        add_setting_options(
+            recipe,
+            Recipe,
+            left_out=True,
+            default_text={"distill_weight": f"{_TEACHER_DISTILL_WEIGHT} with --teacher, else 0"},
+        )
+    )
+    run = p.add_argument_group(
+        "run options", "how the run executes and evaluates; a resume may change them"
+    )
+    OPTION_FLAGS.update(add_setting_options(run, RunOptions, _TRAIN_OPTIONS, left_out=True))
+    p.add_argument(
+        "--teacher",
+        metavar="MODEL[=WEIGHTS]",
+        action="append",
+        default=argparse.SUPPRESS,
+        help="distill from this trained model (its flip-TTA predictions on the training "
+        "images): its pretrained weights, or =WEIGHTS, a model.safetensors or run folder; "
+        "repeat for an ensemble (averaged probabilities)",
+    )
+    _add_data_size_options(p)
+    _add_out_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def _add_data_size_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--val-size",
+        type=nonnegative_int,
+        default=0,
+        help="hold out this many training images (stratified, by --seed) as validation",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=nonnegative_int,
+        default=0,
+        metavar="N",
+        help="train on a stratified subset of N images (smoke runs); 0 = all",
+    )
+
+
+def _add_out_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder; one that holds a run needs --resume or --overwrite. Unset: a new "
+        "folder runs/MODEL/version_N",
+    )
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (its run files are deleted before training starts)",
+    )
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/checkpoint.pt (a new run if there is none). Recipe and run "
+        "options left out (--epochs, --lr, --seed, --amp...) are taken from the checkpoint; "
+        "recipe options given must match it. The data is not stored, only checked: give the "
+        "same --data, --val-size, --train-subset and --teacher options (other data is refused)",
+    )
+
+
+def _recipe_mismatch(path: Path, differences: dict[str, tuple[Any, Any]]) -> str:
+    """The message for a resume whose recipe options differ from the checkpoint's, in flags."""
+    from ..training import Recipe
+    from ..training.arguments import flag_text
+
+    def flag(name: str, value: Any) -> str:
+        return flag_text(Recipe, name, value)
+
+    given = "; ".join(
+        f"{flag(k, b)} (checkpoint: {flag(k, a)})" for k, (a, b) in differences.items()
+    )
+    wanted = [flag(k, a) for k, (a, _) in differences.items()]
+    listed = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} and {wanted[-1]}"
+    return (
+        f"cannot resume {path}: the recipe differs from the checkpoint's: {given}. To resume, "
+        f"pass {listed} (recipe options left out come from the checkpoint), or start a new run "
+        "with another --out"
+    )
+
+
+def _train_settings(
+    args: argparse.Namespace, saved: TrainState | None, checkpoint: Path
+) -> tuple[Recipe, RunOptions]:
+    """The run's recipe and run options: the options given, the rest from ``saved`` (the
+    checkpoint, when resuming) or the defaults. Whether the recipe matches the checkpoint is
+    checked once, by fit (:class:`~cifarzoo.training.RecipeMismatchError`)."""
+    from ..training import Recipe, RunOptions
+    from ..training.arguments import given_settings
+
+    recipe = given_settings(args, RECIPE_FLAGS)
+    options = {
+        "device": args.device,
+        "quiet": args.quiet,
+        "checkpoint_dir": checkpoint.parent,
+        "resume": args.resume,
+        **given_settings(args, OPTION_FLAGS),
+    }
+    teachers = bool(getattr(args, "teacher", None))
+    if saved is None:
+        if teachers:
+            recipe.setdefault("distill_weight", _TEACHER_DISTILL_WEIGHT)
+        return Recipe(**recipe), RunOptions(**options)
+    distilled = recipe.get("distill_weight", saved.recipe.distill_weight) > 0
+    if distilled and not teachers:
+        raise ValueError(
+            f"cannot resume {checkpoint}: that run distilled from a teacher (distill_weight "
+            f"{saved.recipe.distill_weight}); give the same --teacher options again, or start a "
+            "new run with another --out"
+        )
+    if teachers and not distilled:
+        raise ValueError(
+            f"cannot resume {checkpoint}: that run trained without a teacher; drop --teacher, "
+            "or start a new run with another --out"
+        )
+    recorded = {k: v for k, v in saved.options.items() if k in OPTION_FLAGS}
+    return saved.recipe.replace(**recipe), RunOptions(**{**recorded, **options})
+
+
+def _check_data_sizes(val_size: int, train_subset: int) -> None:
+    from ..data import NUM_TRAIN
+
+    if not 0 <= val_size < NUM_TRAIN:
+        raise ValueError(
+            f"--val-size must be between 0 (no validation split) and {NUM_TRAIN - 1:,}, got "
+            f"{val_size:,}"
+        )
+    left = NUM_TRAIN - val_size
+    if not 0 <= train_subset <= left:
+        raise ValueError(
+            f"--train-subset must be between 1 and {left:,} (the {NUM_TRAIN:,} training images "
+            f"less --val-size {val_size:,}) or 0 for all of them, got {train_subset:,}"
+        )
+
+
+def _resume_hint(args: argparse.Namespace, out: Path) -> str:
+    """The command that resumes this run: the original command line plus ``--resume``."""
+    words: list[str] | None = getattr(args, "command_line", None)
+    if words is None:  # not called through main(): the data options are unknown
+        return (
+            f"cifarzoo train {shlex.quote(args.model)} --out {shlex.quote(str(out))} --resume "
+            "(with the same data options)"
+        )
+    out_words = (
+        [] if any(w == "--out" or w.startswith("--out=") for w in words) else ["--out", str(out)]
+    )
+    resume = [] if "--resume" in words else ["--resume"]
+    return shlex.join(["cifarzoo", *words, *out_words, *resume])
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..metrics import resolve_device
+    from ..training import DistEnv
+
+    env = DistEnv.from_env()
+    _check_data_sizes(args.val_size, args.train_subset)
+    resolve_device(args.device)  # a missing GPU is refused before any work
+    out = _out_folder(args, env.distributed)
+    with run_lock(out) if env.is_main else contextlib.nullcontext():
+        return _train_into(args, out, env)
+
+
+def _out_folder(args: argparse.Namespace, distributed: bool) -> Path:
+    """The run folder: ``--out`` (checked: a folder holding a run needs --resume or
+    --overwrite), else a new ``runs/MODEL/version_N``."""
+    if args.out is None:
+        if args.resume:
+            raise ValueError(
+                "--resume continues the run in an --out folder: pass --out with the folder of "
+                f"the run to continue (e.g. {Path('runs') / args.model / 'version_0'})"
+            )
+        if distributed:
+            raise ValueError(
+                "under torchrun, pass --out: every process must write into the same folder"
+            )
+        check_out_folder(Path("runs"), "the default run folder")
+        return new_version_folder(Path("runs") / args.model)
+    out = Path(args.out)
+    check_out_folder(out, "--out")
+    held = existing_run_files(out)
+    resuming = args.resume and (out / CHECKPOINT_NAME).is_file()
+    if held and not resuming and not args.overwrite:
+        raise ValueError(
+            f"--out {out} already holds a run ({', '.join(held)}); pass --resume to continue "
+            "it, --overwrite to replace it, or another --out folder"
+        )
+    return out
+
+
+def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
+    import torch
+
+    from ..models import create_model
+    from ..training import NonFiniteLossError, RecipeMismatchError, TrainState, fit
+    from ..training.options import TrainingSetup
+
+    if args.overwrite and env.is_main:
+        clear_run(out)
+    checkpoint = out / CHECKPOINT_NAME
+    resuming = args.resume and checkpoint.is_file()
+    # mapped, not read: fit reads the whole checkpoint again to resume
+    saved = TrainState.read(checkpoint, mmap=True) if resuming else None
+    recipe, options = _train_settings(args, saved, checkpoint)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    teachers = [_parse_teacher(spec) for spec in getattr(args, "teacher", [])]
+    teacher_models = [
+        create_model(name, weights=weights) if weights else create_model(name, pretrained=True)
+        for name, weights in teachers
+    ]
+    data = _training_data(args, recipe.seed)
+    torch.manual_seed(recipe.seed)
+    model = create_model(args.model)
+    if env.is_main:
+        _announce(args, out, model, data, resuming)
+    t0 = time.perf_counter()
+    try:
+        history = fit(model, data, recipe, options, teacher=teacher_models or None)
+    except KeyboardInterrupt:
+        if env.is_main:
+            print(f"\ninterrupted; resume with: {_resume_hint(args, out)}", file=sys.stderr)
+        return 130
+    except RecipeMismatchError as e:
+        raise ValueError(_recipe_mismatch(e.path, e.differences)) from e
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    wall = time.perf_counter() - t0
+    described = [
+        _teacher_description(name, model, from_file=weights is not None)
+        for (name, weights), model in zip(teachers, teacher_models, strict=True)
+    ]
+    setup = TrainingSetup(recipe, options).to_dict()
+    extra = {"val_size": args.val_size, "teacher": described or None}
+    write_run(
+        out,
+        args.model,
+        model,
+        history,
+        data,
+        setup,
+        wall_seconds=wall,
+        extra=extra,
+        quiet=args.quiet,
+    )
+    return 0
+
+
+def _training_data(args: argparse.Namespace, seed: int) -> CIFAR10Data:
+    """The data of ``--data``, less ``--val-size`` held out, cut to ``--train-subset``."""
+    from ..data import load_cifar10, stratified_split
+
+    data = load_cifar10(
+        args.data, download=args.download, val_size=args.val_size, seed=seed, name=args.data_name
+    )
+    if 0 < args.train_subset < len(data.train):
+        _, keep = stratified_split(data.train.labels, args.train_subset, seed=seed)
+        data = dataclasses.replace(data, train=data.train.subset(keep))
+    return data
+
+
+def _announce(
+    args: argparse.Namespace, out: Path, model: Any, data: CIFAR10Data, resuming: bool
+) -> None:
+    print(f"writing the run to {out}", flush=True)
+    if not args.quiet:
+        print(
+            f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
+            f"{data.describe()}"
+            + (" (resuming: the recipe not given comes from the checkpoint)" if resuming else "")
+        )
+
+
+def _parse_teacher(spec: str) -> tuple[str, str | None]:
+    """``MODEL`` or ``MODEL=WEIGHTS`` (a model.safetensors file or a run folder)."""
+    name, _, weights = spec.partition("=")
+    return name, weights or None
+
+
+def _teacher_description(name: str, model: Any, *, from_file: bool) -> str:
+    """How metrics.json names a teacher: the model and the file (with its sha256) that its
+    pretrained_cfg says it was loaded from, a run folder already resolved to its weights."""
+    if not from_file:
+        return f"{name} (pretrained)"
+    from ..checkpoint import sha256_file
+
+    path = Path(model.pretrained_cfg["file"])
+    return f"{name} ({path.name}, sha256 {sha256_file(path)})"
+
+
+# Build the train parser once, so that RECIPE_FLAGS is complete as soon as this module is.
+add_train_parser(argparse.ArgumentParser().add_subparsers())

@@ -1,0 +1,111 @@
+"""The results of a comparison: :class:`ModelReport` per model, :class:`ComparisonReport` for
+all of them, and their JSON form (``report.json``, schema :data:`SCHEMA`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SCHEMA", "ComparisonReport", "ModelReport"]
+
+SCHEMA = "cifarzoo.compare/1"
+
+
+@dataclass
+class ModelReport:
+    """Everything measured for one model (see :func:`compare`); JSON via :meth:`to_dict`.
+
+    ``history`` is :class:`cifarzoo.training.History` as a dict; ``test`` holds ``accuracy``,
+    ``loss``, ``per_class_accuracy`` (list, class order) and ``confusion_matrix`` (row: true
+    class); ``val`` the same for the validation split (when there is one) and ``train_eval``
+    for training images in eval mode, without augmentation (the *training error* of He et al.'s
+    degradation result); ``grad_flow`` holds ``every``, ``layers``, ``steps`` and ``norms`` (one
+    list per record); ``se_gates`` maps each stage to a :func:`~cifarzoo.instrument.gate_summary`;
+    ``model_args`` are the constructor arguments the model was trained with (e.g.
+    ``zero_init_residual``).
+    """
+
+    name: str
+    params: int
+    macs: int
+    seconds_per_epoch: float | None
+    peak_memory_bytes: int | None
+    memory_kind: str
+    history: dict[str, Any]
+    test: dict[str, Any]
+    grad_flow: dict[str, Any] | None = None
+    se_gates: dict[str, Any] | None = None
+    source: str = "trained"
+    val: dict[str, Any] | None = None
+    train_eval: dict[str, Any] | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelReport:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @property
+    def last_val_accuracy(self) -> float | None:
+        """The validation accuracy after the last epoch (never the best epoch's)."""
+        if self.val is not None:
+            return float(self.val["accuracy"])
+        measured = [v for v in (self.history.get("eval_acc") or []) if v is not None]
+        return float(measured[-1]) if measured else None
+
+
+@dataclass
+class ComparisonReport:
+    """The models' :class:`ModelReport` s plus the shared setting (``meta``: data, recipe,
+    device, versions). ``files`` maps each written file's role to its path."""
+
+    models: list[ModelReport]
+    meta: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **self.meta, "models": [m.to_dict() for m in self.models]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ComparisonReport:
+        meta = {k: v for k, v in d.items() if k not in ("models", "schema", "findings")}
+        return cls([ModelReport.from_dict(m) for m in d["models"]], meta)
+
+    def model(self, name: str) -> ModelReport | None:
+        """The report of the model called ``name``, if it is in the comparison."""
+        return next((m for m in self.models if m.name == name), None)
+
+    def table(self) -> str:
+        """A plain-text summary table (last epoch; error rates in %)."""
+        rows = [("model", "params", "MMACs", "train err", "val acc", "test acc", "s/epoch")]
+
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:.2f}%"
+
+        for m in self.models:
+            train_err = None if m.train_eval is None else 1 - m.train_eval["accuracy"]
+            rows.append(
+                (
+                    m.name,
+                    f"{m.params / 1e6:.2f}M",
+                    f"{m.macs / 1e6:.1f}",
+                    pct(train_err),
+                    pct(m.last_val_accuracy),
+                    pct(m.test["accuracy"]),
+                    "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in rows
+        )
