@@ -134,7 +134,7 @@ class _ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut: Tensor = x if self.downsample is None else self.downsample(x)
-        out = self._branch(x)
+        out: Tensor = self._branch(x)
         if self.se is not None:
             out = self.se(out)
         out = self.relu(out + shortcut if self.residual else out)
