@@ -118,16 +118,21 @@ def run_eval(args: argparse.Namespace) -> int:
     flip, translate, bf16, recorded_note = _eval_settings(args, recorded, device)
     run = {"batch_size": args.batch_size, "device": device, "amp": bf16}
     result = evaluate(
-        model, data.test, tta_flip=flip, tta_translate=translate, classes=data.classes, **run
+        model,
+        data.test,
+        tta_flip=flip,
+        tta_translate=translate,
+        classes=data.classes,
+        single_pass=True,
+        **run,
     )
     print(
         f"{args.model} on {data.name} test ({result.num_samples:,} images; "
         f"{_tta_description(flip, translate)}{recorded_note}{'; bf16' if bf16 else ''})"
     )
     print(result.table())
-    single_pass = result.accuracy
-    if flip or translate:  # also what model(x) gives, one forward pass
-        single_pass = evaluate(model, data.test, **run).accuracy
+    # what model(x) alone gives, from the same forward passes (the result itself without TTA)
+    single_pass = (result.single_pass or result).accuracy
     print(_accuracy_summary(single_pass, result.accuracy, flip, translate, recorded))
     if args.json_path:
         weights = args.weights or "pretrained"
