@@ -116,6 +116,7 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "resnet20" in names and all(n.startswith("resnet") for n in names)
 
 
+@pytest.mark.slow
 def test_module_entry_point() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.run(

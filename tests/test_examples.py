@@ -23,6 +23,7 @@ def test_examples_found() -> None:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")

@@ -26,6 +26,7 @@ def run_script(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> None:
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--models", "lenet", "--out", str(tmp_path)]
     cmd += ["--tta-translate", "--eval-every", "2", "--weights-dtype", "float16", "--quiet"]
@@ -69,6 +70,7 @@ def test_sweep_choice_is_the_best_validation_accuracy_ties_to_the_first_listed()
         choose({"base": None})
 
 
+@pytest.mark.slow
 def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
     tmp_path: Path,
 ) -> None:
@@ -96,6 +98,7 @@ def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
     assert session["skipped"] == ["densenet121"] and "would not fit" in proc.stdout
 
 
+@pytest.mark.slow
 def test_sweep_with_every_run_failed_says_why_and_chooses_nothing(tmp_path: Path) -> None:
     cmd = [sys.executable, str(SWEEP), "--smoke", "--out", str(tmp_path)]
     cmd += ["--sweep-model", "resnet7", "--candidates", "base", "--final-models", "lenet"]

@@ -42,6 +42,7 @@ def test_a_moved_block_grid_changes_an_encoded_image_more_than_re_encoding_in_pl
     assert np.abs(jpeg.reencode(flat, quality=75, shift=4).astype(np.int16) - 120).max() <= 2
 
 
+@pytest.mark.slow
 def test_writes_the_standard_layout_with_labels_and_metadata_kept(tmp_path: Path) -> None:
     src = tmp_path / "src" / "cifar-10-batches-py"
     src.mkdir(parents=True)
@@ -71,6 +72,7 @@ def test_writes_the_standard_layout_with_labels_and_metadata_kept(tmp_path: Path
         assert f"{name}: mean absolute change" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_missing_folder_is_named_in_the_error(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path / "nowhere"), str(tmp_path / "out")],

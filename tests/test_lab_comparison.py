@@ -55,6 +55,7 @@ def test_same_initialisation_for_residual_and_plain_networks() -> None:
     assert lab.recipe().lr == 0.1 and lab.recipe(3).epochs == 3
 
 
+@pytest.mark.slow
 def test_smoke_runs_become_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = load_script(SCRIPT)
     out = tmp_path / "runs"

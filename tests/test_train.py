@@ -24,7 +24,7 @@ from cifarzoo.checkpoint import (
 )
 from cifarzoo.constants import CIFAR10_MEAN, CIFAR10_STD
 from cifarzoo.data import DeviceLoader, Split, load_cifar10
-from cifarzoo.metrics import EvalResult, _tta_logits, evaluate
+from cifarzoo.metrics import EvalResult, _tta_logits, eval_batch_size, evaluate, predict_logits
 from cifarzoo.train import (
     DataMismatchError,
     History,
@@ -344,6 +344,16 @@ def test_single_pass_from_the_tta_passes_equals_an_evaluation_without_tta(
     assert evaluate(model, ev, single_pass=True).single_pass is None  # nothing else to measure
 
 
+def test_the_default_evaluation_batch_is_small_on_a_cpu_and_does_not_change_the_results() -> None:
+    assert eval_batch_size(torch.device("cpu")) == 100
+    assert eval_batch_size(torch.device("cuda")) == 1000
+    torch.manual_seed(0)
+    model, ev = TinyNet().eval(), synthetic_split(250, seed=3)  # 100 + 100 + a last 50
+    default = predict_logits(model, ev, tta_flip=True)
+    torch.testing.assert_close(default, predict_logits(model, ev, tta_flip=True, batch_size=250))
+    assert evaluate(model, ev).accuracy == evaluate(model, ev, batch_size=250).accuracy
+
+
 def test_resume_accepts_a_checkpoint_written_before_a_recipe_field_existed(tmp_path: Path) -> None:
     train, ev = _data(64)
     kw: dict[str, Any] = dict(eval_data=ev, epochs=2, checkpoint_dir=tmp_path, **SMALL)
@@ -426,6 +436,7 @@ def test_plots_without_matplotlib(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 # -- real data -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_lenet_learns_cifar10_in_one_short_epoch(cifar10_root: Path) -> None:
     from cifarzoo.models import create_model

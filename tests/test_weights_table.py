@@ -473,6 +473,7 @@ def test_shipped_weights_are_complete_and_verified() -> None:
             assert meta["metrics"].get(key) is not None, f"{meta_path.name}: no {key}"
 
 
+@pytest.mark.slow
 def test_readme_table_is_current() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
@@ -516,6 +517,7 @@ def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> 
     assert folder.stat().st_mode & 0o777 == 0o777 & ~umask == 0o750
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(p.stem for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors")))
 def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_root: Path) -> None:
     """On the data they were measured on, the shipped weights give the recorded test and

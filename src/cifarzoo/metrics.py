@@ -19,6 +19,7 @@ from .loader import DeviceLoader, _no_classifier_error
 __all__ = [
     "ECE_BINS",
     "EvalResult",
+    "eval_batch_size",
     "evaluate",
     "model_mean_std",
     "predict_logits",
@@ -214,6 +215,12 @@ def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> tup
     return logits / 2 + (mirrored(shifted[0]) + mirrored(shifted[1])) / 4, plain
 
 
+def eval_batch_size(device: torch.device) -> int:
+    """Images per evaluation step when none is given: 1000 on an accelerator, 100 on a CPU,
+    where a smaller batch's activations stay in cache (about 2x faster for resnet20)."""
+    return 100 if device.type == "cpu" else 1000
+
+
 def _batches(
     data: EvalData,
     model: nn.Module,
@@ -301,7 +308,7 @@ def evaluate(
     *,
     tta_flip: bool = False,
     tta_translate: bool = False,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     device: torch.device | str | None = None,
     amp: bool = False,
     classes: Sequence[str] | None = None,
@@ -316,6 +323,8 @@ def evaluate(
         tta_flip: average the logits of each image and its horizontal mirror.
         tta_translate: also average over copies shifted one pixel diagonally both ways (the
             image weighs 1/2, each shift 1/4; with ``tta_flip``, their mirrors too).
+        batch_size: images per forward pass (default :func:`eval_batch_size`: 1000 on an
+            accelerator, 100 on a CPU).
         amp: bf16 autocast.
         num_classes: the model's number of outputs (default: its ``num_classes`` attribute, else
             10); labels outside ``0..num_classes - 1`` are refused with a ``ValueError``.
@@ -337,6 +346,7 @@ def evaluate(
     dev = _model_device(model, device)
     if num_classes is None:
         num_classes = int(getattr(model, "num_classes", 10))
+    batch_size = batch_size or eval_batch_size(dev)
     batches, default_classes = _batches(data, model, batch_size, dev, rank, world, num_classes)
     acc = _Accumulator(num_classes, dev)
     plain_acc = (
@@ -367,7 +377,7 @@ def predict_logits(
     *,
     tta_flip: bool = False,
     tta_translate: bool = False,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     device: torch.device | str | None = None,
     amp: bool = False,
 ) -> Tensor:
@@ -380,7 +390,7 @@ def predict_logits(
     if isinstance(data, DeviceLoader) and data.shuffle:
         raise ValueError("predict_logits needs an unshuffled DeviceLoader (train=False)")
     dev = _model_device(model, device)
-    batches, _ = _batches(data, model, batch_size, dev, 0, 1, None)
+    batches, _ = _batches(data, model, batch_size or eval_batch_size(dev), dev, 0, 1, None)
     out = [
         logits for logits, _, _ in _predictions(model, batches, dev, amp, tta_flip, tta_translate)
     ]

@@ -47,7 +47,12 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "with the weights, else off)",
     )
     add_amp_argument(p, default=None, default_help="as recorded with the weights, else auto")
-    p.add_argument("--batch-size", type=positive_int, default=1000)
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="images per forward pass (default: 1000 on a GPU, 100 on a CPU)",
+    )
     p.add_argument(
         "--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file"
     )

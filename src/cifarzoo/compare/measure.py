@@ -327,10 +327,7 @@ def compare(
             :class:`~cifarzoo.training.RunOptions` (``lr``, ``batch_size``, ``amp``...),
             on top of :data:`COMPARE_RECIPE`.
     """
-    if not models and not runs:
-        raise ValueError("nothing to compare: give model names or run folders")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    _check_request(models, runs, epochs)
     dev = resolve_device(device)
     loaded = _load_data(data, val_size, seed) if (models or data is not None) else None
     recipe = {**COMPARE_RECIPE, **fit_kwargs}
@@ -365,6 +362,15 @@ def compare(
 
         write_report(report, out)
     return report
+
+
+def _check_request(
+    models: Sequence[str], runs: Sequence[str | os.PathLike[str]], epochs: int
+) -> None:
+    if not models and not runs:
+        raise ValueError("nothing to compare: give model names or run folders")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
 
 
 def _meta(

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..loader import DeviceLoader, check_labels
-from ..metrics import EvalResult, _autocast, evaluate, model_mean_std
+from ..metrics import EvalResult, _autocast, eval_batch_size, evaluate, model_mean_std
 from .distill import Teacher, soft_targets, teacher_logits
 from .distributed import DistEnv, process_group, training_device
 from .extras import Backward, ModelEma, frozen_norm_statistics, step_extras
@@ -197,7 +197,13 @@ class _Trainer:
         self.eval_loader = (
             None
             if ev is None
-            else DeviceLoader(ev[0], ev[1], batch_size=1000 * env.world_size, train=False, **layout)
+            else DeviceLoader(
+                ev[0],
+                ev[1],
+                batch_size=eval_batch_size(device) * env.world_size,
+                train=False,
+                **layout,
+            )
         )
 
     # -- checkpoints --------------------------------------------------------------------------
