@@ -27,10 +27,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ``slow`` tests first: pytest-xdist hands the tests to its workers in this order, so
-    the long ones start at once on every worker and the short ones fill in around them, and the
-    workers finish together instead of one ending alone on a long test."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The ``slow`` tests first, longest first (``slow(seconds=...)``: about how long on 2
+    cores, default 5), so that no worker ends alone on a long test: with ``--dist worksteal``
+    (pyproject.toml) a worker that runs dry takes the other's last pending tests, which are
+    then short ones."""
+
+    def expected_seconds(item: pytest.Item) -> float:
+        slow = item.get_closest_marker("slow")
+        return 0.0 if slow is None else float(slow.kwargs.get("seconds", 5))
+
+    items.sort(key=expected_seconds, reverse=True)
 
 
 @pytest.fixture(scope="session")

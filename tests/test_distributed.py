@@ -48,7 +48,7 @@ with open(os.path.join(out, f"history{rank}.json"), "w") as f:
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 @pytest.mark.parametrize("optimizer", [{}, {"muon_lr": 0.02}], ids=["sgd", "muon"])
 def test_two_gloo_processes_match_one(tmp_path: Path, optimizer: dict[str, float]) -> None:
     recipe = {**RECIPE, **optimizer}

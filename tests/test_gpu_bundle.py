@@ -180,7 +180,7 @@ def test_runs_past_one_command_wait_in_later_batches(tmp_path: Path) -> None:
         bundle.pack(tmp_path / "x", runs[1:], limits=bundle.Limits(files=2, part_bytes=1000))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 def test_gpu_session_smoke_brings_back_loadable_weights_with_their_accuracy(
     tmp_path: Path,
 ) -> None:

@@ -70,7 +70,7 @@ def test_sweep_choice_is_the_best_validation_accuracy_ties_to_the_first_listed()
         choose({"base": None})
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=18)
 def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
     tmp_path: Path,
 ) -> None:

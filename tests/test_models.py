@@ -658,7 +658,7 @@ def test_torch_compile(name: str) -> None:
         torch.testing.assert_close(compiled(x), model(x))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 def test_torch_compile_inductor_trains() -> None:
     # lenet: inductor's C++ compile of a resnet20 forward and backward costs a minute of CPU;
     # test_torch_compile traces every small model's full graph

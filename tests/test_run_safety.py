@@ -200,7 +200,7 @@ sys.exit(main(argv))
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=27)
 def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_weights(
     fake_cifar_root: Path, tmp_path: Path
 ) -> None:

@@ -517,7 +517,7 @@ def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> 
     assert folder.stat().st_mode & 0o777 == 0o777 & ~umask == 0o750
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=40)
 @pytest.mark.parametrize("arch", sorted(p.stem for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors")))
 def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_root: Path) -> None:
     """On the data they were measured on, the shipped weights give the recorded test and
