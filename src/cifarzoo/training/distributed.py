@@ -16,7 +16,11 @@ __all__ = ["DistEnv", "process_group", "training_device"]
 
 @dataclass(frozen=True)
 class DistEnv:
-    """Rank layout read from the ``torchrun`` environment variables."""
+    """Rank layout read from the ``torchrun`` environment variables.
+
+    Only torchrun's: timm's ``world_info_from_env`` also reads SLURM's and MPI's, so one
+    process started in a SLURM allocation of several tasks would wait for ranks that never
+    start."""
 
     world_size: int = 1
     rank: int = 0
