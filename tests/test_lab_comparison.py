@@ -81,3 +81,10 @@ def test_smoke_runs_become_a_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert by_name["resnet20"].model_args == {"zero_init_residual": False}
     assert by_name["lenet"].train_eval is not None and by_name["lenet"].val is not None
     assert any(f.topic == "shortcuts" for f in findings(report))
+    # the report describes how the runs were trained, not compare's own defaults
+    assert report.meta["epochs"] == 2 and report.meta["seed"] == 0
+    assert report.meta["recipe"]["epochs"] == 2 and report.meta["recipe"]["differs"] == []
+    assert report.meta["device"] == metrics["hardware"]
+    lab.train_one("lenet", data, tmp_path / "other", epochs=3, device="cpu", quiet=True)
+    mixed = compare([], None, runs=[runs[0], tmp_path / "other" / "lenet"], quiet=True)
+    assert mixed.meta["epochs"] is None and mixed.meta["recipe"]["differs"] == ["epochs"]

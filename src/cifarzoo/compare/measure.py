@@ -355,6 +355,8 @@ def compare(
     ]
     reports += [_read_run(Path(folder), measure) for folder in runs]
     meta = _meta(loaded, dev, recipe, epochs=epochs, seed=seed)
+    if not models:  # nothing trained here: the setting is the runs'
+        meta.update(_runs_setting([Path(folder) for folder in runs], meta["device"]))
     meta["notes"] = _notes(dev, train_eval_images)
     report = ComparisonReport(reports, meta)
     if out is not None:
@@ -396,6 +398,32 @@ def _meta(
         "epochs": epochs,
         "seed": seed,
         "recipe": recipe,
+    }
+
+
+def _runs_setting(folders: Sequence[Path], measured_on: str) -> dict[str, Any]:
+    """Epochs, seed, recipe and hardware of run folders trained elsewhere, for the report's
+    meta: each where every run agrees, else ``None`` (the recipe: the fields they share, and
+    the names of those that differ under ``"differs"``)."""
+    from ..training import Recipe
+
+    recorded = [read_metrics(folder) for folder in folders]
+    recipes = [m.get("recipe") or {} for m in recorded]
+
+    def shared(values: Sequence[Any]) -> Any:
+        return values[0] if values and all(v == values[0] for v in values) else None
+
+    fields = [f.name for f in dataclasses.fields(Recipe)]
+    recipe = {k: shared([r.get(k) for r in recipes]) for k in fields}
+    differs = [
+        k for k in fields if recipe[k] is None and any(r.get(k) is not None for r in recipes)
+    ]
+    return {
+        "epochs": shared([m.get("epochs") for m in recorded]),
+        "seed": shared([r.get("seed") for r in recipes]),
+        "recipe": {**{k: v for k, v in recipe.items() if k not in differs}, "differs": differs},
+        "device": shared([m.get("hardware") for m in recorded]) or "several machines",
+        "measured_on": measured_on,
     }
 
 
