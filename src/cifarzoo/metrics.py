@@ -224,7 +224,7 @@ def eval_batch_size(device: torch.device) -> int:
 def _batches(
     data: EvalData,
     model: nn.Module,
-    batch_size: int,
+    batch_size: int | None,
     device: torch.device,
     rank: int,
     world_size: int,
@@ -258,7 +258,7 @@ def _batches(
     loader = DeviceLoader(
         images,
         labels,
-        batch_size=batch_size * world_size,
+        batch_size=(eval_batch_size(device) if batch_size is None else batch_size) * world_size,
         train=False,
         mean=mean,
         std=std,
@@ -346,7 +346,6 @@ def evaluate(
     dev = _model_device(model, device)
     if num_classes is None:
         num_classes = int(getattr(model, "num_classes", 10))
-    batch_size = batch_size or eval_batch_size(dev)
     batches, default_classes = _batches(data, model, batch_size, dev, rank, world, num_classes)
     acc = _Accumulator(num_classes, dev)
     plain_acc = (
@@ -390,7 +389,7 @@ def predict_logits(
     if isinstance(data, DeviceLoader) and data.shuffle:
         raise ValueError("predict_logits needs an unshuffled DeviceLoader (train=False)")
     dev = _model_device(model, device)
-    batches, _ = _batches(data, model, batch_size or eval_batch_size(dev), dev, 0, 1, None)
+    batches, _ = _batches(data, model, batch_size, dev, 0, 1, None)
     out = [
         logits for logits, _, _ in _predictions(model, batches, dev, amp, tta_flip, tta_translate)
     ]

@@ -420,7 +420,7 @@ def _runs_setting(folders: Sequence[Path], measured_on: str) -> dict[str, Any]:
     ]
     return {
         "epochs": shared([m.get("epochs") for m in recorded]),
-        "seed": shared([r.get("seed") for r in recipes]),
+        "seed": recipe["seed"],
         "recipe": {**{k: v for k, v in recipe.items() if k not in differs}, "differs": differs},
         "device": shared([m.get("hardware") for m in recorded]) or "several machines",
         "measured_on": measured_on,
