@@ -374,11 +374,11 @@ def predict_logits(
     model: nn.Module,
     data: EvalData,
     *,
-    tta_flip: bool = False,
-    tta_translate: bool = False,
     batch_size: int | None = None,
     device: torch.device | str | None = None,
     amp: bool = False,
+    tta_flip: bool = False,
+    tta_translate: bool = False,
 ) -> Tensor:
     """The model's float32 logits ``[N, num_classes]`` for every image of ``data``, in order
     (on the model's device), with the same test-time augmentation options as :func:`evaluate`.

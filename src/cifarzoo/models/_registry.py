@@ -101,13 +101,17 @@ def build(
     variant: str,
     pretrained: bool = False,
     *,
+    feature_points: int,
     default_feature_cfg: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> ModelT:
     """Build ``model_cls`` through timm, which resolves the pretrained_cfg of ``variant``
     (``cifar_<name>[.tag]``), passes ``num_classes``/``in_chans`` and loads the weights.
-    ``default_feature_cfg``: the model's settings of timm's ``features_only`` wrapper, which a
-    ``feature_cfg`` in ``kwargs`` overrides key by key.
+
+    ``feature_points``: how many feature points the model has; timm's ``features_only`` wrapper
+    returns all of them by default (timm's own default assumes five). ``default_feature_cfg``:
+    the model's other settings of that wrapper. A ``feature_cfg`` in ``kwargs`` overrides both,
+    key by key.
 
     ``weights=PATH`` loads local weights: a ``.safetensors`` file, a run folder holding
     ``model.safetensors`` (both checked against a ``.sha256`` sidecar if there is one), or a
@@ -117,8 +121,12 @@ def build(
     :func:`~cifarzoo.models._pretrained.checked_weights_file`); loading is strict, except that a
     ``num_classes`` other than the weights' drops their classifier.
     """
-    if default_feature_cfg:
-        kwargs["feature_cfg"] = {**default_feature_cfg, **(kwargs.get("feature_cfg") or {})}
+    every_point = dict(out_indices=tuple(range(feature_points)))
+    kwargs["feature_cfg"] = {
+        **every_point,
+        **(default_feature_cfg or {}),
+        **(kwargs.get("feature_cfg") or {}),
+    }
     weights = kwargs.pop("weights", None)
     if weights is not None:
         use_local_weights(Path(weights), variant, kwargs)

@@ -192,16 +192,13 @@ default_cfgs = generate_default_cfgs(
 
 def _create_densenet(name: str, pretrained: bool, **kwargs: Any) -> DenseNet:
     model_args = _ARCHS[name]
-    # Feature points live inside ``features``, which timm's extractor must flatten; the default
-    # out_indices are all of them (timm's default assumes five).
-    features: dict[str, Any] = dict(
-        flatten_sequential=True, out_indices=tuple(range(len(model_args["block_config"]) + 1))
-    )
+    # The feature points live inside ``features``, which timm's extractor must flatten.
     return build(
         DenseNet,
         f"cifar_{name}",
         pretrained,
-        default_feature_cfg=features,
+        feature_points=len(model_args["block_config"]) + 1,
+        default_feature_cfg=dict(flatten_sequential=True),
         **{**model_args, **kwargs},
     )
 

@@ -127,5 +127,7 @@ def lenet(pretrained: bool = False, **kwargs: Any) -> LeNet:
             f"{feature_cls!r}: both of its feature points are the output of its one pooling "
             "module, which module hooks or torch.fx cannot tell apart."
         )
-    features = dict(feature_cls="getter", out_indices=(0, 1))
-    return build(LeNet, "cifar_lenet", pretrained, default_feature_cfg=features, **kwargs)
+    getter = dict(feature_cls="getter")
+    return build(
+        LeNet, "cifar_lenet", pretrained, feature_points=2, default_feature_cfg=getter, **kwargs
+    )

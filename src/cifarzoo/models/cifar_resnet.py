@@ -214,14 +214,9 @@ def _create_resnet(name: str, pretrained: bool, **kwargs: Any) -> ResNet:
         model_args = dict(_ARCHS[name.removeprefix("se")])
     if name.startswith("se"):
         model_args["attn_layer"] = functools.partial(SEBlock, reduction=16)
-    # Default out_indices: every feature point (timm's default assumes five).
-    features = dict(out_indices=tuple(range(len(model_args["layers"]) + 1)))
+    points = len(model_args["layers"]) + 1
     return build(
-        ResNet,
-        f"cifar_{name}",
-        pretrained,
-        default_feature_cfg=features,
-        **{**model_args, **kwargs},
+        ResNet, f"cifar_{name}", pretrained, feature_points=points, **{**model_args, **kwargs}
     )
 
 
@@ -347,34 +342,29 @@ def seresnet110(pretrained: bool = False, **kwargs: Any) -> ResNet:
 
 @register
 def plain20(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """CIFAR plain-20 (He et al. 2016's baseline): resnet20 without shortcuts, 3 blocks per
-    stage."""
+    """CIFAR plain-20: resnet20 without shortcuts (He et al. 2016's baseline)."""
     return _create_resnet("plain20", pretrained, **kwargs)
 
 
 @register
 def plain32(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """CIFAR plain-32 (He et al. 2016's baseline): resnet32 without shortcuts, 5 blocks per
-    stage."""
+    """CIFAR plain-32: resnet32 without shortcuts (He et al. 2016's baseline)."""
     return _create_resnet("plain32", pretrained, **kwargs)
 
 
 @register
 def plain44(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """CIFAR plain-44 (He et al. 2016's baseline): resnet44 without shortcuts, 7 blocks per
-    stage."""
+    """CIFAR plain-44: resnet44 without shortcuts (He et al. 2016's baseline)."""
     return _create_resnet("plain44", pretrained, **kwargs)
 
 
 @register
 def plain56(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """CIFAR plain-56 (He et al. 2016's baseline): resnet56 without shortcuts, 9 blocks per
-    stage."""
+    """CIFAR plain-56: resnet56 without shortcuts (He et al. 2016's baseline)."""
     return _create_resnet("plain56", pretrained, **kwargs)
 
 
 @register
 def plain110(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """CIFAR plain-110 (He et al. 2016's baseline): resnet110 without shortcuts, 18 blocks per
-    stage."""
+    """CIFAR plain-110: resnet110 without shortcuts (He et al. 2016's baseline)."""
     return _create_resnet("plain110", pretrained, **kwargs)
