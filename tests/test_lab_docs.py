@@ -31,10 +31,17 @@ PATTERNS = {
 }
 
 
+#: a reStructuredText heading's underline, of any level
+UNDERLINE = re.compile(r"([=\-~^\"'`#*+])\1{2,}")
+
+
 def _section(text: str, title: str) -> str:
+    """The body of section ``title``, up to the next heading of any level."""
     lines = text.splitlines()
     start = lines.index(title) + 2  # the title, its underline
-    end = next((i - 1 for i in range(start + 1, len(lines)) if set(lines[i]) == {"~"}), len(lines))
+    end = next(
+        (i - 1 for i in range(start + 1, len(lines)) if UNDERLINE.fullmatch(lines[i])), len(lines)
+    )
     return "\n".join(lines[start:end])
 
 
@@ -61,7 +68,9 @@ def _candidates(report: dict[str, Any]) -> dict[str, list[float]]:
     params = [m["params"] for m in models]
     return {
         "percent": [100 * f for f in fractions] + [100 * (1 - f) for f in fractions],
-        "ratio": [r for g in grads for late in (False, True) if (r := gradient_ratio(g, late))],
+        "ratio": [
+            r for g in grads for late in (False, True) if (r := gradient_ratio(g, late)) is not None
+        ],
         "gate": [s["mean"] for s in gates],
         "gate_std": [s["std"] for s in gates],
         "millions": [n / 1e6 for m in models for n in (m["params"], m["macs"]) if n],
