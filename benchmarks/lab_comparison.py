@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,22 @@ def model_args(name: str) -> dict[str, Any]:
     return {"zero_init_residual": False} if "resnet" in name else {}
 
 
+@dataclass(frozen=True)
+class Lab:
+    """One comparison: its models (in the order they train), the one recipe and run options they
+    share, the models trained channels_last, and each model's constructor arguments."""
+
+    models: tuple[str, ...]
+    recipe: Recipe
+    options: RunOptions
+    channels_last: tuple[str, ...] = ()
+    model_args: Callable[[str], dict[str, Any]] = field(default=lambda name: {})
+
+
+#: The CIFAR-native comparison (plain vs residual at depths 20 and 56, SE, dense).
+LAB = Lab(MODELS, RECIPE, OPTIONS, CHANNELS_LAST, model_args)
+
+
 class SavedGradientFlow(GradientFlowRecorder):
     """A :class:`GradientFlowRecorder` that writes its records to the run folder's
     ``grad_flow.json`` after each one, continuing the file's records up to ``start_step`` (the
@@ -110,14 +128,16 @@ def completed_steps(checkpoint: Path) -> int:
     return int(state.scheduler["last_epoch"])
 
 
-def recipe(epochs: int = RECIPE.epochs) -> Recipe:
-    return RECIPE.replace(epochs=epochs)
+def recipe(epochs: int | None = None, lab: Lab = LAB) -> Recipe:
+    return lab.recipe if epochs is None else lab.recipe.replace(epochs=epochs)
 
 
-def options(name: str, folder: Path, *, device: str | None, quiet: bool) -> RunOptions:
+def options(
+    name: str, folder: Path, *, device: str | None, quiet: bool, lab: Lab = LAB
+) -> RunOptions:
     """The run options of model ``name``, checkpointing into ``folder``."""
-    return OPTIONS.replace(
-        channels_last=name in CHANNELS_LAST, checkpoint_dir=folder, device=device, quiet=quiet
+    return lab.options.replace(
+        channels_last=name in lab.channels_last, checkpoint_dir=folder, device=device, quiet=quiet
     )
 
 
@@ -126,9 +146,10 @@ def train_one(
     data: CIFAR10Data,
     out: Path,
     *,
-    epochs: int = RECIPE.epochs,
+    epochs: int | None = None,
     device: str | None = None,
     quiet: bool = False,
+    lab: Lab = LAB,
 ) -> Path:
     """Train (or resume, or skip when finished) the run ``out/name``; returns its folder."""
     folder = out / name
@@ -137,17 +158,24 @@ def train_one(
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     with run_lock(folder):  # a second process on the same run fails at once
-        _train(name, data, folder, epochs=epochs, device=device, quiet=quiet)
+        _train(name, data, folder, epochs=epochs, device=device, quiet=quiet, lab=lab)
     return folder
 
 
 def _train(
-    name: str, data: CIFAR10Data, folder: Path, *, epochs: int, device: str | None, quiet: bool
+    name: str,
+    data: CIFAR10Data,
+    folder: Path,
+    *,
+    epochs: int | None,
+    device: str | None,
+    quiet: bool,
+    lab: Lab,
 ) -> None:
-    config = recipe(epochs)
-    run = options(name, folder, device=device, quiet=quiet)
+    config = recipe(epochs, lab)
+    run = options(name, folder, device=device, quiet=quiet, lab=lab)
     torch.manual_seed(config.seed)
-    extra = model_args(name)
+    extra = lab.model_args(name)
     model = create_model(name, **extra)
     start = completed_steps(folder / CHECKPOINT_NAME)
     print(f"{name}: {data.describe()}; from step {start}; into {folder}", flush=True)
@@ -173,18 +201,18 @@ def _train(
     (folder / CHECKPOINT_NAME).unlink()
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: list[str] | None = None, lab: Lab = LAB, doc: str | None = __doc__) -> int:
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     add_common_options(p, data_required=True)
     p.add_argument("--out", required=True, help="folder of the run folders")
-    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--models", nargs="+", default=list(lab.models))
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    data = load_cifar10(args.data, val_size=VAL_SIZE, seed=RECIPE.seed, name=args.data_name)
+    data = load_cifar10(args.data, val_size=VAL_SIZE, seed=lab.recipe.seed, name=args.data_name)
     for name in args.models:
-        train_one(name, data, Path(args.out), device=args.device, quiet=args.quiet)
+        train_one(name, data, Path(args.out), device=args.device, quiet=args.quiet, lab=lab)
     return 0
 
 
