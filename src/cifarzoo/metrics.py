@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from torch import Tensor, nn
 
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, Split
+from .devices import autocast, resolve_device
 from .loader import DeviceLoader, _no_classifier_error
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "evaluate",
     "model_mean_std",
     "predict_logits",
-    "resolve_device",
     "tta_views",
 ]
 
@@ -36,35 +35,6 @@ def tta_views(flip: bool, translate: bool) -> str:
     """The test-time views averaged besides the image: ``"flip"``, ``"translate"``,
     ``"flip + translate"``, or ``""`` for none."""
     return " + ".join(name for name, on in (("flip", flip), ("translate", translate)) if on)
-
-
-def resolve_device(device: torch.device | str | None = None) -> torch.device:
-    """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``.
-
-    Raises:
-        ValueError: a CUDA device this machine does not have (the message names ``cpu``).
-    """
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        _check_cuda(dev)
-    return dev
-
-
-def _check_cuda(dev: torch.device) -> None:
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if available == 0:
-        raise ValueError(
-            f"device {str(dev)!r}: no CUDA GPU is available on this machine; use the CPU with "
-            "device='cpu' (CLI: --device cpu), or leave the device unset to use a GPU only "
-            "when there is one"
-        )
-    if dev.index is not None and dev.index >= available:
-        raise ValueError(
-            f"device {str(dev)!r}: this machine has {available} CUDA GPU(s), cuda:0 to "
-            f"cuda:{available - 1}; pick one of them or use device='cpu' (CLI: --device cpu)"
-        )
 
 
 def model_mean_std(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -186,13 +156,6 @@ class _Accumulator:
         )
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on ``device`` when ``amp``, else nothing (shared with cifarzoo.training)."""
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> tuple[Tensor, Tensor]:
     """The logits averaged over the test-time views, and those of ``x`` alone (one of them)."""
 
@@ -295,7 +258,7 @@ def _predictions(
         for x, y in batches:
             if len(y) == 0:
                 continue
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 yield *_tta_logits(model, x, tta_flip, tta_translate), y
     finally:
         model.train(was_training)

@@ -91,6 +91,7 @@ def _eval_settings(
 ) -> tuple[bool, bool, bool, str]:
     """Flip TTA, translate TTA and bf16: those given, else as recorded with the weights; and
     the note that says they are as recorded."""
+    from ..devices import resolve_amp
     from ..training import AMP_MODES
 
     recorded_views = recorded_tta(recorded)
@@ -98,8 +99,11 @@ def _eval_settings(
     flip = flip if args.tta is None else args.tta
     translate = translate if args.tta_translate is None else args.tta_translate
     recorded_amp = recorded_bf16(recorded)
-    amp = AMP_MODES[args.amp] if args.amp is not None else recorded_amp
-    bf16 = amp if amp is not None else device.type == "cuda"  # as `cifarzoo train` evaluates
+    if args.amp is not None:
+        bf16 = resolve_amp(AMP_MODES[args.amp], device)
+    else:  # a run that recorded no precision (earlier versions' auto) was evaluated in bf16 on
+        # CUDA only
+        bf16 = recorded_amp if recorded_amp is not None else device.type == "cuda"
     as_recorded = recorded_views == (flip, translate) and recorded_amp in (None, bf16)
     return flip, translate, bf16, ", as recorded with the weights" if as_recorded else ""
 
@@ -109,7 +113,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from ..checkpoint import save_json
     from ..data import load_cifar10
-    from ..metrics import evaluate, resolve_device
+    from ..devices import resolve_device
+    from ..metrics import evaluate
 
     if args.json_path:
         _check_json_path(Path(args.json_path))

@@ -217,7 +217,7 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..metrics import resolve_device
+    from ..devices import resolve_device
     from ..training import DistEnv
 
     env = DistEnv.from_env()

@@ -19,9 +19,10 @@ from .. import __version__
 from ..constants import CIFAR10_CLASSES, NUM_CLASSES
 from ..cost import count_macs, count_params
 from ..data import CIFAR10Data, DeviceLoader, Split, load_cifar10, stratified_split
+from ..devices import resolve_device
 from ..instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 from ..layers import SEBlock
-from ..metrics import evaluate, model_mean_std, resolve_device
+from ..metrics import evaluate, model_mean_std
 from ..models import create_model
 from ..runs import MARKER, WEIGHTS_FILE, read_grad_flow, read_history, read_metrics
 from .results import ComparisonReport, ModelReport

@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
+from ..devices import autocast
 from ..loader import DeviceLoader, check_labels
-from ..metrics import EvalResult, _autocast, eval_batch_size, evaluate, model_mean_std
+from ..metrics import EvalResult, eval_batch_size, evaluate, model_mean_std
 from .distill import Teacher, soft_targets, teacher_logits
 from .distributed import DistEnv, process_group, training_device
 from .extras import Backward, ModelEma, frozen_norm_statistics, step_extras
@@ -117,7 +118,7 @@ class _Trainer:
         self.quiet = options.quiet or not env.is_main
         folder = options.checkpoint_dir
         self.ckpt_path = Path(folder) / CHECKPOINT_NAME if folder else None
-        self.amp = options.resolved_amp(device.type)
+        self.amp = options.resolved_amp(device)
         self.sync_every = SYNC_EVERY_CPU if device.type == "cpu" else SYNC_EVERY_ACCELERATOR
         train, ev, self.eval_split = split_data(data, eval_data)
         self._make_loaders(model, train, ev, teacher)
@@ -221,7 +222,7 @@ class _Trainer:
             loader=self.loader.state_dict(),
             history=self.history,
             recipe=self.recipe,
-            options=self.options.recorded(),
+            options={**self.options.recorded(), "amp": self.amp},  # the precision that ran
             model_name=model_name(self.model),
             world_size=self.env.world_size,
             data=self.fingerprint,
@@ -310,13 +311,13 @@ class _Trainer:
     def _backward_again(self, x: Tensor, y: Tensor) -> None:
         """The gradients of ``(x, y)`` at the current weights, batch-norm statistics frozen."""
         self.opt.zero_grad(set_to_none=True)
-        with frozen_norm_statistics(self.model), _autocast(self.device, self.amp):
+        with frozen_norm_statistics(self.model), autocast(self.device, self.amp):
             out = self.train_model(x)
         self.criterion(out.float(), y).backward()
 
     def _train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """One optimizer step on the batch ``(x, y)``; returns its (detached) loss and logits."""
-        with _autocast(self.device, self.amp):
+        with autocast(self.device, self.amp):
             out = self.train_model(x)
         if not self._outputs_checked:
             check_outputs(out, self.loader)

@@ -175,12 +175,14 @@ class TrainState:
                 "results will not be bit-identical",
                 stacklevel=4,
             )
-        saved_amp = self.options.get("amp")
-        if "amp" in self.options and RunOptions(amp=saved_amp).resolved_amp(
-            device_type
-        ) != options.resolved_amp(device_type):
+        if "amp" not in self.options:
+            return
+        saved_amp = self.options["amp"]
+        if saved_amp is None:  # an earlier version's "auto": bf16 on CUDA only
+            saved_amp = device_type == "cuda"
+        if bool(saved_amp) != options.resolved_amp(device_type):
             warnings.warn(
-                f"resuming a run trained with amp={amp_name(saved_amp)} with "
+                f"resuming a run trained with amp={amp_name(bool(saved_amp))} with "
                 f"amp={amp_name(options.amp)}; results will not be bit-identical",
                 stacklevel=4,
             )
