@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..argtypes import nonnegative_int
 from ..checkpoint import CHECKPOINT_NAME
-from ..runs import clear_run, existing_run_files, new_version_folder, run_lock, write_run
+from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, write_run
 from .common import Subparsers, check_out_folder
 
 if TYPE_CHECKING:
@@ -115,7 +115,8 @@ def _add_out_options(p: argparse.ArgumentParser) -> None:
     again.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the run in --out (its run files are deleted before training starts)",
+        help="replace the run in --out (its run files are deleted when training starts, once "
+        "the model, data, teachers and recipe were accepted)",
     )
     again.add_argument(
         "--resume",
@@ -162,6 +163,7 @@ def _train_settings(
         "quiet": args.quiet,
         "checkpoint_dir": checkpoint.parent,
         "resume": args.resume,
+        "overwrite": args.overwrite,
         **given_settings(args, OPTION_FLAGS),
     }
     teachers = bool(getattr(args, "teacher", None))
@@ -245,13 +247,7 @@ def _out_folder(args: argparse.Namespace, distributed: bool) -> Path:
         return new_version_folder(Path("runs") / args.model)
     out = Path(args.out)
     check_out_folder(out, "--out")
-    held = existing_run_files(out)
-    resuming = args.resume and (out / CHECKPOINT_NAME).is_file()
-    if held and not resuming and not args.overwrite:
-        raise ValueError(
-            f"--out {out} already holds a run ({', '.join(held)}); pass --resume to continue "
-            "it, --overwrite to replace it, or another --out folder"
-        )
+    check_run_folder(out, resume=args.resume, overwrite=args.overwrite, words=CLI_WORDS)
     return out
 
 
@@ -262,8 +258,6 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     from ..training import NonFiniteLossError, RecipeMismatchError, TrainState, fit
     from ..training.options import TrainingSetup
 
-    if args.overwrite and env.is_main:
-        clear_run(out)
     checkpoint = out / CHECKPOINT_NAME
     resuming = args.resume and checkpoint.is_file()
     # mapped, not read: fit reads the whole checkpoint again to resume

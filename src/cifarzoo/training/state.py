@@ -225,9 +225,9 @@ def read_checkpoint(
             raise
         raise ValueError(
             f"cannot resume from {path}: it is not a readable cifarzoo training checkpoint "
-            f"({type(e).__name__}: {_first_line(e)}). Delete it (or use another checkpoint_dir "
-            "/ --out) to start a new run, or train without resume=True / --resume to start over "
-            "in place (the new run overwrites it after its first epoch)"
+            f"({type(e).__name__}: {_first_line(e)}). To start over in place, train with "
+            "overwrite=True (CLI: --overwrite) instead of resume=True (--resume); or start a new "
+            "run in another checkpoint_dir (CLI: --out)"
         ) from e
     return state
 
