@@ -150,3 +150,49 @@ def test_the_hint_for_a_damaged_checkpoint_works(
     err = capsys.readouterr().err
     assert "not a readable cifarzoo training checkpoint" in err and "--overwrite" in err
     assert main(_train_args(fake_cifar_root, out, "--overwrite")) == 0
+
+
+def _compare_args(out: Path, *extra: str) -> list[str]:
+    """A compare of a few seconds: lenet on 100 synthetic images, one epoch."""
+    return [
+        "compare",
+        "lenet",
+        "--synthetic",
+        "100",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--device",
+        "cpu",
+        "--train-eval-images",
+        "0",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+@pytest.mark.slow(seconds=5)
+def test_compare_out_refuses_a_report_or_a_run_unless_overwrite(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report"
+    assert main(_compare_args(report)) == 0
+    before = _contents(report)
+    capsys.readouterr()
+    assert main(_compare_args(report, "--seed", "1")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cifarzoo compare: error: --out {report} already holds a report (")
+    assert "pass --overwrite to replace it, or another --out folder" in err
+    assert err.count("\n") == 1 and _contents(report) == before
+    assert main(_compare_args(report, "--seed", "1", "--overwrite")) == 0
+    assert _contents(report) != before
+    run = _copy(finished_run, tmp_path)
+    run_files = _contents(run)
+    capsys.readouterr()
+    assert main(_compare_args(run)) == 2
+    err = capsys.readouterr().err
+    assert f"--out {run} holds a `cifarzoo train` run (metrics.json, " in err
+    assert _contents(run) == run_files
