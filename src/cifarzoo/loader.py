@@ -140,6 +140,11 @@ def _checked_images(
             "pad_mode='reflect': a reflection cannot add more pixels than the image has. "
             "Use a smaller crop_padding (4 is usual for 32x32) or pad_mode='zeros'"
         )
+    if augment and cutout >= min(h, w):
+        raise ValueError(
+            f"cutout {cutout} must be smaller than the image size ({h}x{w}): a square that "
+            "large blanks whole images. Use a smaller cutout (8 to 16 is usual for 32x32)"
+        )
     return nhwc
 
 

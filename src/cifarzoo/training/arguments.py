@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ..argtypes import positive_int
-from .fields import setting_of
+from .fields import Setting, setting_of
 from .options import AMP_MODES, RunOptions
 
 __all__ = [
@@ -38,6 +38,22 @@ def _on_off(value: Any) -> str:
 
 def _flag(field: dataclasses.Field[Any]) -> str:
     return setting_of(field).flag or "--" + field.name.replace("_", "-")
+
+
+def _checked_parse(s: Setting) -> Callable[[str], Any]:
+    """``s.parse`` that also applies the field's rule, so that argparse names the option
+    (``argument --momentum: must be in [0, 1), got 2``) before anything runs."""
+    parse, ok = s.parse, s.ok
+    assert parse is not None
+
+    def convert(text: str) -> Any:
+        value = parse(text)
+        if ok is not None and not ok(value):
+            raise argparse.ArgumentTypeError(f"{s.rule}, got {text}")
+        return value
+
+    convert.__name__ = getattr(parse, "__name__", "value")  # argparse names it in messages
+    return convert
 
 
 def add_setting_options(
@@ -81,7 +97,7 @@ def add_setting_options(
                 help=argparse.SUPPRESS,
             )
         else:
-            kwargs: dict[str, Any] = {"type": s.parse} if s.parse is not None else {}
+            kwargs: dict[str, Any] = {"type": _checked_parse(s)} if s.parse is not None else {}
             if s.choices is not None:
                 kwargs["metavar"] = "{" + ",".join(s.shown(c) for c in s.choices) + "}"
                 if s.parse is None:
