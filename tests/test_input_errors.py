@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import synthetic_split
 
 import cifarzoo
@@ -88,3 +89,20 @@ def test_recipe_values_have_sane_upper_bounds(
     number = int(value) if field == "seed" else float(value)
     with pytest.raises(ValueError, match=f"{field} must be in "):
         Recipe(**{field: number})
+
+
+def test_soft_labels_must_be_probability_rows() -> None:
+    images, labels = synthetic_split(128)
+    one_hot = torch.nn.functional.one_hot(labels, 10).float()
+    model = cifarzoo.create_model("lenet")
+    not_probabilities = {
+        "all -1 (trained to a loss of -20.5 before)": -torch.ones_like(one_hot),
+        "rows summing to 2": 2 * one_hot,
+        "NaN": one_hot * float("nan"),
+    }
+    for case, soft in not_probabilities.items():
+        with pytest.raises(ValueError, match=r"soft labels \[N, C\], so each row must be class"):
+            fit(model, (images, soft), Recipe(epochs=1, batch_size=64))
+            pytest.fail(case)
+    smoothed = 0.9 * one_hot + 0.01  # label smoothing: probabilities
+    assert len(fit(model, (images, smoothed), Recipe(epochs=1, batch_size=64))) == 1
