@@ -3,6 +3,7 @@ error is one line that names the option and the fix."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from conftest import synthetic_split
 import cifarzoo
 from cifarzoo.cli import main
 from cifarzoo.data import DeviceLoader
-from cifarzoo.training import Recipe, fit
+from cifarzoo.training import Recipe, RunOptions, fit
 
 
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -106,3 +107,25 @@ def test_soft_labels_must_be_probability_rows() -> None:
             pytest.fail(case)
     smoothed = 0.9 * one_hot + 0.01  # label smoothing: probabilities
     assert len(fit(model, (images, smoothed), Recipe(epochs=1, batch_size=64))) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Resuming
+# --------------------------------------------------------------------------------------------
+
+
+def test_resuming_with_another_thread_count_warns(tmp_path: Path) -> None:
+    data, recipe = synthetic_split(128), Recipe(epochs=1, batch_size=64)
+    options = RunOptions(device="cpu", quiet=True, checkpoint_dir=tmp_path)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        fit(cifarzoo.create_model("lenet"), data, recipe, options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same threads: not a word
+            fit(cifarzoo.create_model("lenet"), data, recipe, options.replace(resume=True))
+        torch.set_num_threads(2)
+        with pytest.warns(UserWarning, match="trained with 1 CPU threads with 2; results will"):
+            fit(cifarzoo.create_model("lenet"), data, recipe, options.replace(resume=True))
+    finally:
+        torch.set_num_threads(threads)

@@ -231,6 +231,7 @@ class _Trainer:
             model_name=model_name(self.model),
             world_size=self.env.world_size,
             data=self.fingerprint,
+            threads=torch.get_num_threads(),
         )
 
     def _save(self, epoch: int, step: int, progress: EpochProgress | None = None) -> None:
@@ -253,6 +254,7 @@ class _Trainer:
             data=self.fingerprint,
             world_size=self.env.world_size,
             device_type=self.device.type,
+            threads=torch.get_num_threads(),
             log=self._log,
         )
         try:
