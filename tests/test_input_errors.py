@@ -3,6 +3,8 @@ error is one line that names the option and the fix."""
 
 from __future__ import annotations
 
+import shutil
+import struct
 import warnings
 from pathlib import Path
 
@@ -11,8 +13,9 @@ import torch
 from conftest import synthetic_split
 
 import cifarzoo
-from cifarzoo.cli import main
-from cifarzoo.data import DeviceLoader
+from cifarzoo.cli import build_parser, main
+from cifarzoo.compare import compare, subset_train, synthetic_data
+from cifarzoo.data import DeviceLoader, load_cifar10
 from cifarzoo.training import Recipe, RunOptions, fit
 
 
@@ -129,3 +132,84 @@ def test_resuming_with_another_thread_count_warns(tmp_path: Path) -> None:
             fit(cifarzoo.create_model("lenet"), data, recipe, options.replace(resume=True))
     finally:
         torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_report_without_validation_never_calls_the_test_accuracy_val(tmp_path: Path) -> None:
+    data = synthetic_data(100, 100)  # no val split: the curves measure the test set
+    report = compare(
+        ["lenet"],
+        data,
+        epochs=1,
+        batch_size=50,
+        device="cpu",
+        out=tmp_path,
+        train_eval_images=0,
+        gate_images=0,
+        quiet=True,
+    )
+    (model,) = report.models
+    assert model.history["eval_split"] == "test" and model.last_val_accuracy is None
+    summary = (tmp_path / "summary.txt").read_text()
+    row = summary.splitlines()[-1].split()
+    assert row[0] == "lenet" and row[4] == "-"  # the val acc column
+    for text in (summary, (tmp_path / "report.html").read_text()):
+        assert "(validation" not in text
+
+
+def test_compare_refuses_a_train_subset_larger_than_the_data(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ["--out", str(tmp_path / "report"), "--quiet"]
+    err = _error(capsys, "compare", "lenet", "--data", str(fake_cifar_root), *out,
+                 "--train-subset", "99999999")  # fmt: skip
+    assert "--train-subset must be between 1 and 45,000" in err  # as train says
+    err = _error(capsys, "compare", "lenet", "--synthetic", "100", "--train-subset", "101", *out)
+    assert "--train-subset must be at most 100 (the --synthetic training images), got 101" in err
+    line = _refused_by_argparse(capsys, "compare", "--synthetic", str(10**12), *out)
+    assert "argument --synthetic: must be an integer from 1 to 50,000" in line
+    assert not (tmp_path / "report").exists()
+    with pytest.raises(ValueError, match="cannot take 101 training images of synthetic: it has"):
+        subset_train(synthetic_data(100, 100), 101)
+
+
+# --------------------------------------------------------------------------------------------
+# Threads and memory
+# --------------------------------------------------------------------------------------------
+
+
+def test_threads_are_bounded_by_the_cpus_available(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cifarzoo.argtypes import available_cpus
+
+    cpus = available_cpus()
+    for too_many in (str(cpus + 1), "100000", str(10**20)):
+        line = _refused_by_argparse(capsys, "eval", "lenet", "--pretrained", "--threads", too_many)
+        assert f"argument --threads: must be an integer from 1 to {cpus} (the CPUs available)" in (
+            line
+        )
+        line = _refused_by_argparse(capsys, "train", "lenet", "--threads", too_many)
+        assert "argument --threads: must be an integer from 1 to" in line
+    assert build_parser().parse_args(["train", "lenet", "--threads", str(cpus)]).threads == cpus
+
+
+def test_out_of_memory_reading_the_data_never_advises_deleting_it(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(fake_cifar_root, root)
+    # a pickle that asks for a terabyte: what a damaged length field, or a machine out of
+    # memory, gives
+    batch = root / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"abc")
+    with pytest.raises(MemoryError) as e:
+        load_cifar10(root)
+    assert f"out of memory while reading {batch}" in str(e.value)
+    err = _error(capsys, "eval", "lenet", "--pretrained", "--data", str(root), "--device", "cpu")
+    assert f"error: out of memory while reading {batch}" in err
+    assert "delete" not in err.lower() and batch.is_file()

@@ -219,7 +219,14 @@ def _read_pickle(path: Path) -> dict[str, Any]:
     raw = path.read_bytes()
     try:
         obj = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except Exception as e:  # damaged pickles fail in many ways: Overflow-, Memory-, IndexError...
+    except MemoryError as e:  # a damaged length field, or a machine out of memory: never
+        # advise deleting data that may be fine
+        raise MemoryError(
+            f"out of memory while reading {path}: free some memory (other programs, fewer "
+            "--threads) and try again; if it fails with memory free, the file is damaged: "
+            "compare it with a fresh copy of the CIFAR-10 python release"
+        ) from e
+    except Exception as e:  # damaged pickles fail in many ways: Overflow-, IndexError...
         raise DataFormatError(
             f"{path} is not a CIFAR-10 python pickle file ({type(e).__name__}: {e}). "
             f"{_how_to_replace(path.parent)}"

@@ -187,22 +187,6 @@ def _train_settings(
     return saved.recipe.replace(**recipe), RunOptions(**{**recorded, **options})
 
 
-def _check_data_sizes(val_size: int, train_subset: int) -> None:
-    from ..data import NUM_TRAIN
-
-    if not 0 <= val_size < NUM_TRAIN:
-        raise ValueError(
-            f"--val-size must be between 0 (no validation split) and {NUM_TRAIN - 1:,}, got "
-            f"{val_size:,}"
-        )
-    left = NUM_TRAIN - val_size
-    if not 0 <= train_subset <= left:
-        raise ValueError(
-            f"--train-subset must be between 1 and {left:,} (the {NUM_TRAIN:,} training images "
-            f"less --val-size {val_size:,}) or 0 for all of them, got {train_subset:,}"
-        )
-
-
 def _resume_hint(args: argparse.Namespace, out: Path) -> str:
     """The command that resumes this run: the original command line plus ``--resume``."""
     words: list[str] | None = getattr(args, "command_line", None)
@@ -221,9 +205,10 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
 def run_train(args: argparse.Namespace) -> int:
     from ..metrics import resolve_device
     from ..training import DistEnv
+    from ..training.arguments import check_data_sizes
 
     env = DistEnv.from_env()
-    _check_data_sizes(args.val_size, args.train_subset)
+    check_data_sizes(args.val_size, args.train_subset)
     resolve_device(args.device)  # a missing GPU is refused before any work
     out = _out_folder(args, env.distributed)
     with run_lock(out) if env.is_main else contextlib.nullcontext():

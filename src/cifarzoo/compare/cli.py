@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..argtypes import nonnegative_int, positive_int
-from ..data import CIFAR10Data, load_cifar10
+from ..argtypes import int_up_to, nonnegative_int, positive_int
+from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
 from ..runs import existing_run_files
 from ..training import AMP_MODES, Recipe
 from ..training.arguments import (
@@ -18,6 +18,7 @@ from ..training.arguments import (
     add_amp_argument,
     add_common_options,
     add_setting_options,
+    check_data_sizes,
     given_settings,
 )
 from .measure import (
@@ -101,7 +102,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--synthetic",
-        type=positive_int,
+        type=int_up_to(NUM_TRAIN, "CIFAR-10's training images"),
         default=None,
         metavar="N",
         help="use N random synthetic training images instead of CIFAR-10 (smoke test)",
@@ -165,6 +166,14 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``cifarzoo compare``; returns the exit status."""
     _check_out(Path(args.out), args.overwrite)
+    subset = args.train_subset or 0
+    if args.synthetic is None:
+        check_data_sizes(args.val_size, subset)
+    elif subset > args.synthetic:
+        raise ValueError(
+            f"--train-subset must be at most {args.synthetic:,} (the --synthetic training "
+            f"images), got {subset:,}"
+        )
     models = list(args.models) if args.models or args.runs else list(DEFAULT_MODELS)
     if args.synthetic is not None:
         data: CIFAR10Data = synthetic_data(

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..argtypes import positive_int
+from ..argtypes import thread_count
 from .fields import Setting, setting_of
 from .options import AMP_MODES, RunOptions
 
@@ -23,6 +23,7 @@ __all__ = [
     "add_amp_argument",
     "add_common_options",
     "add_setting_options",
+    "check_data_sizes",
     "flag_text",
     "given_settings",
 ]
@@ -107,6 +108,24 @@ def add_setting_options(
     return added
 
 
+def check_data_sizes(val_size: int, train_subset: int) -> None:
+    """Refuse a ``--val-size`` or ``--train-subset`` that CIFAR-10's training images cannot
+    give (``train_subset`` 0 means all of them), before the data is read."""
+    from ..data import NUM_TRAIN
+
+    if not 0 <= val_size < NUM_TRAIN:
+        raise ValueError(
+            f"--val-size must be between 0 (no validation split) and {NUM_TRAIN - 1:,}, got "
+            f"{val_size:,}"
+        )
+    left = NUM_TRAIN - val_size
+    if not 0 <= train_subset <= left:
+        raise ValueError(
+            f"--train-subset must be between 1 and {left:,} (the {NUM_TRAIN:,} training images "
+            f"less --val-size {val_size:,}) or 0 for all of them, got {train_subset:,}"
+        )
+
+
 def given_settings(args: argparse.Namespace, flags: Mapping[str, str]) -> dict[str, Any]:
     """The fields among ``flags`` that the command line set (with ``left_out=True``)."""
     return {name: getattr(args, name) for name in flags if hasattr(args, name)}
@@ -169,4 +188,9 @@ def add_common_options(
     )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
     if threads:
-        p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+        p.add_argument(
+            "--threads",
+            type=thread_count,
+            default=None,
+            help="torch CPU threads, at most the CPUs available",
+        )
