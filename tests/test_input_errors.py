@@ -13,9 +13,11 @@ import torch
 from conftest import synthetic_split
 
 import cifarzoo
+from cifarzoo.checkpoint import save_weights
 from cifarzoo.cli import build_parser, main
 from cifarzoo.compare import compare, subset_train, synthetic_data
 from cifarzoo.data import DeviceLoader, load_cifar10
+from cifarzoo.metrics import resolve_device
 from cifarzoo.training import Recipe, RunOptions, fit
 
 
@@ -213,3 +215,69 @@ def test_out_of_memory_reading_the_data_never_advises_deleting_it(
     err = _error(capsys, "eval", "lenet", "--pretrained", "--data", str(root), "--device", "cpu")
     assert f"error: out of memory while reading {batch}" in err
     assert "delete" not in err.lower() and batch.is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------
+
+
+def test_eval_refuses_weights_that_are_not_finite(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = cifarzoo.create_model("lenet").state_dict()
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = torch.full_like(state[first], float("nan"))
+    weights = tmp_path / "model.safetensors"
+    save_weights(state, weights)
+    data = ["--data", str(fake_cifar_root), "--device", "cpu"]
+    err = _error(capsys, "eval", "lenet", "--weights", str(weights), *data)
+    assert f"the weights of {weights} hold NaN or infinite values ({first})" in err
+
+
+def test_eval_refuses_a_run_whose_metrics_are_damaged(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_weights(cifarzoo.create_model("lenet").state_dict(), tmp_path / "model.safetensors")
+    (tmp_path / "metrics.json").write_text('{"model": "lenet", "test_accuracy": 0.9')  # cut off
+    data = ["--data", str(fake_cifar_root), "--device", "cpu"]
+    err = _error(capsys, "eval", "lenet", "--weights", str(tmp_path), *data)
+    assert f"{tmp_path / 'metrics.json'} is not valid JSON" in err and "damaged" in err
+
+
+# --------------------------------------------------------------------------------------------
+# Devices and data folders
+# --------------------------------------------------------------------------------------------
+
+
+def test_devices_cifarzoo_cannot_use_are_named_plainly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unusable = ["meta", "xpu", "foo"]
+    if not torch.backends.mps.is_available():
+        unusable.append("mps")
+    for device in unusable:
+        with pytest.raises(ValueError, match=f"device '{device}': "):
+            resolve_device(device)
+        err = _error(capsys, "train", "lenet", *_no_data(tmp_path), "--device", device)
+        assert f"device '{device}': " in err and "--device cpu" in err
+        assert "Expected one of" not in err and "privateuseone" not in err
+
+
+def test_a_data_root_that_is_a_file_is_called_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "root"
+    root.write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match=f"the data root {root} is a file, not a folder"):
+        load_cifar10(root, download=True)
+    out = ["--out", str(tmp_path / "o")]
+    err = _error(capsys, "train", "lenet", "--data", str(root), "--download", *out)
+    assert "is a file, not a folder" in err and "File exists" not in err
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cifar-10-batches-py").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="cifar-10-batches-py is a file, not the folder"):
+        load_cifar10(tmp_path / "data")
+    err = _error(capsys, "train", "lenet", "--data", str(tmp_path / "data"), "--download", *out)
+    assert "is a file, not the folder of the CIFAR-10 python release" in err
+    assert "does not exist" not in err

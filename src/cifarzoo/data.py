@@ -358,6 +358,21 @@ def _read_split(folder: Path, files: Sequence[str], what: str, per_file: int, so
     return split
 
 
+def _check_folders(base: Path, folder: Path) -> None:
+    """Refuse a data root, or a ``cifar-10-batches-py`` in it, that is a file: neither is
+    missing data (nothing to download) nor damaged data (nothing to delete)."""
+    if base.exists() and not base.is_dir():
+        raise NotADirectoryError(
+            f"the data root {base} is a file, not a folder: pass the folder that holds (or is "
+            f"to hold) {FOLDER}/ (CLI: --data DIR)"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"{folder} is a file, not the folder of the CIFAR-10 python release: move it "
+            f"aside, then unpack or download the data so that {folder}/ holds its batch files"
+        )
+
+
 def load_cifar10(
     root: str | os.PathLike[str] | None = None,
     *,
@@ -380,10 +395,12 @@ def load_cifar10(
         DataFormatError: a file exists but has the wrong format, shape, dtype, labels or count
             (each batch file must hold the ``num_cases_per_batch`` images of ``batches.meta``,
             10,000 without one, and each split as many images of every class).
+        NotADirectoryError: the data root, or its ``cifar-10-batches-py``, is a file.
         RuntimeError: the download failed.
     """
     base = resolve_data_root(root)
     folder = base / FOLDER
+    _check_folders(base, folder)
     files = [*TRAIN_FILES, TEST_FILE]
     missing = [f for f in files if not (folder / f).is_file()]
     if missing and download:
