@@ -3,17 +3,21 @@ error is one line that names the option and the fix."""
 
 from __future__ import annotations
 
+import errno
+import resource
 import shutil
+import signal
 import struct
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import synthetic_split
 
 import cifarzoo
-from cifarzoo.checkpoint import save_weights
+from cifarzoo.checkpoint import CHECKPOINT_NAME, save_checkpoint, save_weights
 from cifarzoo.cli import build_parser, main
 from cifarzoo.compare import compare, subset_train, synthetic_data
 from cifarzoo.data import DeviceLoader, load_cifar10
@@ -281,3 +285,40 @@ def test_a_data_root_that_is_a_file_is_called_a_file(
     err = _error(capsys, "train", "lenet", "--data", str(tmp_path / "data"), "--download", *out)
     assert "is a file, not the folder of the CIFAR-10 python release" in err
     assert "does not exist" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# The Python API
+# --------------------------------------------------------------------------------------------
+
+
+def test_models_name_a_numpy_batch_and_a_float64_batch(fake_cifar_root: Path) -> None:
+    model = cifarzoo.create_model("resnet20")
+    batch = np.zeros((2, 3, 32, 32), dtype=np.float32)
+    with pytest.raises(TypeError, match=r"expects a torch\.Tensor batch .* got numpy\.ndarray"):
+        model(batch)
+    with pytest.raises(TypeError, match=r"has float32 weights but got a float64 batch") as e:
+        model(torch.from_numpy(batch).double())
+    assert "x.to(torch.float32)" in str(e.value)
+    assert model(torch.from_numpy(batch)).shape == (2, 10)
+    with pytest.raises(TypeError, match=r"val_size is a number of images .* got 0\.1"):
+        load_cifar10(fake_cifar_root, val_size=0.1)  # type: ignore[arg-type]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_file(tmp_path: Path) -> None:
+    """A real failed write: the file size limit (EFBIG) stands in for a full disk (ENOSPC);
+    torch's zip writer reported both as "unexpected pos" without the file."""
+    path = tmp_path / CHECKPOINT_NAME
+    state = {"model": {"w": torch.zeros(100_000)}}
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a signal
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, limit[1]))
+        with pytest.raises(OSError) as e:
+            save_checkpoint(state, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert e.value.errno == errno.EFBIG and e.value.filename == str(path)
+    assert not list(tmp_path.iterdir())  # the temporary file is removed
+    assert "inline_container" not in str(e.value)  # the CLI prints "File too large: PATH"

@@ -430,6 +430,11 @@ def stratified_split(labels: Tensor, val_size: int, *, seed: int = 0) -> tuple[T
     permutation. Both index tensors are sorted (the original order is kept).
     """
     n = len(labels)
+    if isinstance(val_size, bool) or not isinstance(val_size, numbers.Integral):
+        raise TypeError(
+            f"val_size is a number of images (an int in 1..{n - 1}), got {val_size!r}; for a "
+            f"fraction f of the {n:,} images pass round(f * {n})"
+        )
     if not 0 < val_size < n:
         raise ValueError(f"val_size must be in 1..{n - 1}, got {val_size}")
     counts = torch.bincount(labels).tolist()
