@@ -84,7 +84,14 @@ def test_overwrite_checks_every_input_before_it_replaces_the_run(
             "--data",
             str(_damaged_data(fake_cifar_root, tmp_path)),
         ],
-        "missing teacher": ["train", "lenet", "--data", data, "--teacher", "lenet=/no/such.pt"],
+        "missing teacher": [
+            "train",
+            "lenet",
+            "--data",
+            data,
+            "--teacher",
+            "lenet=/no/such/model.safetensors",
+        ],
         "momentum 0": ["train", "lenet", "--data", data, "--momentum", "0"],
         "crops larger than the images": ["train", "lenet", "--data", data, "--crop-padding", "32"],
     }
