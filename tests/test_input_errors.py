@@ -145,6 +145,7 @@ def test_resuming_with_another_thread_count_warns(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow(seconds=6)
 def test_a_report_without_validation_never_calls_the_test_accuracy_val(tmp_path: Path) -> None:
     data = synthetic_data(100, 100)  # no val split: the curves measure the test set
     report = compare(

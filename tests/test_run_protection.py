@@ -65,7 +65,7 @@ def _damaged_data(root: Path, tmp_path: Path) -> Path:
     return copy
 
 
-@pytest.mark.slow(seconds=6)
+@pytest.mark.slow(seconds=11)  # with the finished run it makes first
 def test_overwrite_checks_every_input_before_it_replaces_the_run(
     fake_cifar_root: Path,
     finished_run: Path,
@@ -139,6 +139,7 @@ def test_fit_refuses_another_runs_checkpoint_unless_resume_or_overwrite(tmp_path
     assert len(fit(TinyNet(), data, longer, options.replace(overwrite=True))) == 2
 
 
+@pytest.mark.slow(seconds=6)
 def test_resume_with_no_checkpoint_says_so_even_when_quiet(
     fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -181,7 +182,7 @@ def _compare_args(out: Path, *extra: str) -> list[str]:
     ]
 
 
-@pytest.mark.slow(seconds=5)
+@pytest.mark.slow(seconds=10)
 def test_compare_out_refuses_a_report_or_a_run_unless_overwrite(
     finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
