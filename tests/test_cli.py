@@ -431,7 +431,7 @@ def test_bad_options_are_refused_before_any_work(
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
     err = error("train", "lenet", *nodata, "--out", str(run), "--resume")
-    assert f"cannot resume from {run / 'checkpoint.pt'}" in err and "Delete it" in err
+    assert f"cannot resume from {run / 'checkpoint.pt'}" in err and "--overwrite" in err
     with pytest.raises(SystemExit):  # argparse: "argument --epochs: must be a positive integer"
         main(["train", "lenet", *nodata, "--out", str(tmp_path / "o"), "--epochs", "0"])
     assert "argument --epochs: must be a positive integer, got 0" in capsys.readouterr().err

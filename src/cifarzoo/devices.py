@@ -15,14 +15,32 @@ def resolve_device(device: torch.device | str | None = None) -> torch.device:
     """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``.
 
     Raises:
-        ValueError: a CUDA device this machine does not have (the message names ``cpu``).
+        ValueError: a device that is no ``cpu``, ``cuda[:N]`` or ``mps``, or one this machine
+            does not have (the message names ``cpu``).
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:  # torch's message lists its twenty device types
+        raise ValueError(_device_choices(device)) from None
     if dev.type == "cuda":
         _check_cuda(dev)
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device {str(device)!r}: this machine has no Apple GPU (mps); use the CPU with "
+            "device='cpu' (CLI: --device cpu)"
+        )
+    elif dev.type not in ("cpu", "mps"):
+        raise ValueError(_device_choices(device))
     return dev
+
+
+def _device_choices(device: torch.device | str) -> str:
+    return (
+        f"device {str(device)!r}: cifarzoo runs models on 'cpu', 'cuda' or 'cuda:N' (and 'mps' "
+        "on Apple machines); pick one of them, e.g. device='cpu' (CLI: --device cpu)"
+    )
 
 
 def _check_cuda(dev: torch.device) -> None:

@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # disk full, permissions...: one line, not a traceback
         print(f"cifarzoo {args.command}: error: {_os_error_text(e)}", file=sys.stderr)
         return 2
+    except MemoryError as e:
+        said = " ".join(str(e).split()) or "out of memory: free some memory, or ask for less"
+        print(f"cifarzoo {args.command}: error: {said}", file=sys.stderr)
+        return 2
 
 
 def _os_error_text(e: OSError) -> str:

@@ -82,8 +82,29 @@ def _load_model(args: argparse.Namespace) -> nn.Module:
 
     if args.weights:
         check_weights_source(args.weights)
-        return create_model(args.model, weights=args.weights)
-    return create_model(args.model, pretrained=True)
+        model = create_model(args.model, weights=args.weights)
+    else:
+        model = create_model(args.model, pretrained=True)
+    _check_finite(model, args.weights or f"the pretrained {args.model}")
+    return model
+
+
+def _check_finite(model: nn.Module, source: str) -> None:
+    """Refuse weights that hold NaN or infinities: their accuracy would look like a result."""
+    import torch
+
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        listed = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ValueError(
+            f"the weights of {source} hold NaN or infinite values ({listed}), so there is "
+            "nothing to evaluate: train again (a run whose weights stop being finite stops "
+            "before it writes them), or get an intact copy of the file"
+        )
 
 
 def _eval_settings(
@@ -121,10 +142,10 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = _load_model(args)
+    recorded = recorded_metrics(args.model, None if args.pretrained else args.weights)
     device = resolve_device(args.device)
     model.to(device)
     data = load_cifar10(args.data, download=args.download, name=args.data_name)
-    recorded = recorded_metrics(args.model, None if args.pretrained else args.weights)
     flip, translate, bf16, recorded_note = _eval_settings(args, recorded, device)
     run = {"batch_size": args.batch_size, "device": device, "amp": bf16}
     result = evaluate(

@@ -133,8 +133,17 @@ def synthetic_data(
 
 def subset_train(data: CIFAR10Data, num_train: int, seed: int = 0) -> CIFAR10Data:
     """``data`` with a stratified (class-balanced, seeded) subset of ``num_train`` training
-    images, for quick comparisons."""
-    if num_train >= len(data.train):
+    images, for quick comparisons (all of them when ``num_train`` is their number).
+
+    Raises:
+        ValueError: ``num_train`` is more than the training images.
+    """
+    if num_train > len(data.train):
+        raise ValueError(
+            f"cannot take {num_train:,} training images of {data.name}: it has "
+            f"{len(data.train):,} (CLI: --train-subset)"
+        )
+    if num_train == len(data.train):
         return data
     _, keep = stratified_split(data.train.labels, num_train, seed=seed)
     return dataclasses.replace(data, train=data.train.subset(keep))

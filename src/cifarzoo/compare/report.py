@@ -22,11 +22,24 @@ from .figures import FIGURES, render_figures
 from .findings import Finding, degradation_rows, findings
 from .results import ComparisonReport, ModelReport
 
-__all__ = ["REPORT_HTML", "REPORT_JSON", "REPORT_TXT", "render_report", "write_report"]
+__all__ = [
+    "REPORT_HTML",
+    "REPORT_JSON",
+    "REPORT_TXT",
+    "existing_report_files",
+    "render_report",
+    "write_report",
+]
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 REPORT_TXT = "summary.txt"
+
+
+def existing_report_files(folder: Path) -> list[str]:
+    """The files of a comparison report that ``folder`` holds (empty for a new folder)."""
+    names = (REPORT_JSON, REPORT_HTML, REPORT_TXT, *FIGURES.values())
+    return [name for name in names if (folder / name).is_file()]
 
 
 def render_report(summary: Mapping[str, Any] | ComparisonReport) -> tuple[str, dict[str, bytes]]:

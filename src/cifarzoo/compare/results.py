@@ -53,9 +53,12 @@ class ModelReport:
 
     @property
     def last_val_accuracy(self) -> float | None:
-        """The validation accuracy after the last epoch (never the best epoch's)."""
+        """The validation accuracy after the last epoch (never the best epoch's); ``None``
+        without a validation split (the curves of a run without one measure the test set)."""
         if self.val is not None:
             return float(self.val["accuracy"])
+        if self.history.get("eval_split", "val") != "val":
+            return None
         measured = [v for v in (self.history.get("eval_acc") or []) if v is not None]
         return float(measured[-1]) if measured else None
 

@@ -19,6 +19,7 @@ from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..devices import autocast
 from ..loader import DeviceLoader, check_labels
 from ..metrics import EvalResult, eval_batch_size, evaluate, model_mean_std
+from ..runs.folder import check_run_folder, clear_run
 from .distill import Teacher, soft_targets, teacher_logits
 from .distributed import DistEnv, process_group, training_device
 from .extras import Backward, ModelEma, frozen_norm_statistics, step_extras
@@ -71,7 +72,9 @@ def fit(
         options: how to run (:class:`RunOptions`: device, bf16, checkpoints, resume, TTA of the
             evaluations...; default ``RunOptions()``). With ``resume=True`` the recipe must be
             the checkpoint's (:class:`RecipeMismatchError` otherwise) and so must the data
-            (:class:`DataMismatchError`; see :func:`data_fingerprint`).
+            (:class:`DataMismatchError`; see :func:`data_fingerprint`). A ``checkpoint_dir``
+            that holds a run is refused unless ``resume=True`` continues it or
+            ``overwrite=True`` replaces it (deleted when training starts).
         teacher: distill from this model (its flip-TTA logits on the training images, computed
             once before training), from a list of models (an ensemble: their averaged
             probabilities), or from precomputed logits ``[N_train, C]``. Needs
@@ -96,6 +99,9 @@ def fit(
             f"teacher={'None' if teacher is None else type(teacher).__name__} and "
             f"distill_weight={recipe.distill_weight}"
         )
+    if options.checkpoint_dir is not None:
+        folder = Path(options.checkpoint_dir)
+        check_run_folder(folder, resume=options.resume, overwrite=options.overwrite)
     env = DistEnv.from_env()
     device = training_device(options.device, env)
     with process_group(env, device):
@@ -226,6 +232,7 @@ class _Trainer:
             model_name=model_name(self.model),
             world_size=self.env.world_size,
             data=self.fingerprint,
+            threads=torch.get_num_threads(),
         )
 
     def _save(self, epoch: int, step: int, progress: EpochProgress | None = None) -> None:
@@ -248,6 +255,7 @@ class _Trainer:
             data=self.fingerprint,
             world_size=self.env.world_size,
             device_type=self.device.type,
+            threads=torch.get_num_threads(),
             log=self._log,
         )
         try:
@@ -296,8 +304,10 @@ class _Trainer:
             self._log(
                 f"resuming from {self.ckpt_path} at epoch {start_epoch + 1}, step {start_step}"
             )
-        elif self.options.resume:
-            self._log(f"no checkpoint at {self.ckpt_path}; starting a new run")
+        elif self.options.resume and self.env.is_main:  # said even when quiet: no resume
+            log(f"no checkpoint at {self.ckpt_path}: starting a new run, not resuming one")
+        elif self.options.overwrite and self.ckpt_path is not None and self.env.is_main:
+            clear_run(self.ckpt_path.parent)  # only now: the model, data and recipe passed
         with StopRequest(enabled=not self.env.distributed) as stop:
             for epoch in range(start_epoch, self.recipe.epochs):
                 first = epoch == start_epoch

@@ -61,7 +61,10 @@ class RunOptions:
     ``tta_translate`` are the test-time augmentation of the evaluations during training
     (``History.eval_*``); ``eval_every`` evaluates every this many epochs (and after the last).
     ``checkpoint_dir`` receives ``checkpoint.pt`` after every epoch (atomically) and on Ctrl-C;
-    ``resume`` continues from it when it exists.
+    ``resume`` continues from it when it exists. A ``checkpoint_dir`` that holds a run (a
+    finished one's ``metrics.json``, another run's ``checkpoint.pt``...) is refused unless
+    ``resume`` continues it or ``overwrite`` replaces it: its run files are then deleted when
+    training starts, once the model, data and recipe were accepted.
     """
 
     device: torch.device | str | None = setting(None, "cuda, cuda:1, cpu...; unset: cuda if any")
@@ -89,10 +92,18 @@ class RunOptions:
         None, "write checkpoint.pt here after every epoch and on Ctrl-C"
     )
     resume: bool = setting(False, "continue from checkpoint_dir/checkpoint.pt when it exists")
+    overwrite: bool = setting(
+        False, "replace the run that checkpoint_dir holds (deleted when training starts)"
+    )
     quiet: bool = setting(False, "no progress bars")
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.resume and self.overwrite:
+            raise ValueError(
+                "resume=True continues the run in checkpoint_dir and overwrite=True replaces it: "
+                "pass one of them"
+            )
 
     def replace(self, **changes: Any) -> RunOptions:
         return dataclasses.replace(self, **changes)
