@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from conftest import load_script
 from huggingface_hub import constants
 from safetensors.torch import save_file
-from timm.models import generate_default_cfgs
+from timm.models import generate_default_cfgs, get_pretrained_cfg
 from torch import nn
 
 import cifarzoo
@@ -471,6 +472,48 @@ def test_shipped_weights_are_complete_and_verified() -> None:
             keys += ("val_accuracy",)  # packaged weights and any run with a held-out split
         for key in keys:
             assert meta["metrics"].get(key) is not None, f"{meta_path.name}: no {key}"
+
+
+def test_packaged_cfgs_name_the_classes_and_no_path_of_this_machine() -> None:
+    """The registry's cfg of shipped weights names CIFAR-10's classes, describes the weights
+    from their metadata, and refers to its file inside the package, not by an absolute path."""
+    for arch in cifarzoo.list_models(pretrained=True):
+        meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.json").read_text())
+        cfg = get_pretrained_cfg(f"cifar_{arch}").to_dict()
+        assert cfg["file"] == f"cifarzoo:weights/{arch}.safetensors"
+        assert list(cfg["label_names"]) == list(cifarzoo.CIFAR10_CLASSES)
+        accuracy = meta["metrics"]["single_pass_test_accuracy"]
+        assert cfg["description"].startswith(f"cifarzoo {arch} trained on {DATA} for ")
+        assert cfg["description"].endswith(
+            f": {100 * accuracy:.2f}% test accuracy (one forward pass)"
+        )
+    model = timm.create_model("cifar_resnet20", pretrained=True)
+    assert model.pretrained_cfg["file"] == "cifarzoo:weights/resnet20.safetensors"
+    assert not any(str(ROOT) in str(v) for v in model.pretrained_cfg.values())
+
+
+@pytest.mark.slow(seconds=8)
+def test_packaged_weights_load_from_a_copy_of_the_package(tmp_path: Path) -> None:
+    """The package installed elsewhere (as from a wheel) loads its own weights file."""
+    import shutil
+    import subprocess
+
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "src" / "cifarzoo", site / "cifarzoo")
+    code = (
+        "import timm, cifarzoo; m = timm.create_model('cifar_lenet', pretrained=True); "
+        "from cifarzoo.models._cfgs import packaged_weights_path as p; "
+        "print(p(m.pretrained_cfg['file'])); print(float(m.conv1.weight.sum()))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    path, total = out.stdout.split()
+    assert Path(path) == (site / "cifarzoo" / "weights" / "lenet.safetensors").resolve()
+    expected = cifarzoo.lenet(pretrained=True).conv1.weight.sum()
+    assert float(total) == pytest.approx(float(expected))
 
 
 @pytest.mark.slow

@@ -139,6 +139,7 @@ def build(
     )
     arch = str(cfg.get("architecture") or variant)
     name = f"{arch}.{cfg['tag']}" if cfg.get("tag") else arch
+    reference = cfg.get("file")
     path = checked_weights_file(cfg, name, kwargs.get("cache_dir"))
     try:
         model = build_model_with_cfg(model_cls, variant, True, pretrained_cfg=cfg, **kwargs)
@@ -147,6 +148,9 @@ def build(
         if explained is None:
             raise
         raise explained from err
+    built_cfg = getattr(model, "pretrained_cfg", None)
+    if reference is not None and isinstance(built_cfg, dict):
+        built_cfg["file"] = reference  # the package's reference, not this machine's path
     return _named(model, variant)
 
 
