@@ -32,6 +32,7 @@ __all__ = [
     "render_rst",
     "replace_between_markers",
     "update_table_in_file",
+    "weights_note",
 ]
 
 TABLE_START = "<!-- model-table:start -->"
@@ -109,6 +110,21 @@ def model_table(
             )
         rows.append(row)
     return rows
+
+
+def weights_note(name: str, *, weights_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """How ``cifarzoo list`` marks a model with weights that load: where they are and their
+    one-forward-pass test accuracy (``None`` for a model without such weights)."""
+    meta = read_weights_meta(name.removeprefix(TIMM_PREFIX), weights_dir)
+    if meta is None or not (meta.get("file") or meta.get("hf_hub_id")):
+        return None
+    metrics = meta.get("metrics") or {}
+    note = "pretrained" if meta.get("file") else "pretrained (Hub)"
+    accuracy = _single_pass(metrics, "test")
+    if accuracy is not None:
+        note += f": {percent(accuracy)} test accuracy, one forward pass"
+        note += f", on {metrics['data']}" if metrics.get("data") else ""
+    return note
 
 
 def _count(n: float) -> str:
