@@ -232,8 +232,9 @@ def test_train_then_eval(
     eval_args = ["eval", "lenet", "--data", str(fake_cifar_root), "--json", str(report)]
     eval_args += ["--device", "cpu"]
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
     assert "airplane" in printed and "all" in printed
+    assert f"lenet on CIFAR-10 test:   0%|          | 0/{FAKE_PER_FILE}" in progress  # tqdm
     # eval's default is the TTA the run's metrics.json records (here train's default, flip)
     assert f"({FAKE_PER_FILE:,} images; flip TTA, as recorded with the weights)" in printed
     result = json.loads(report.read_text())
