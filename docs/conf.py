@@ -36,6 +36,7 @@ templates_path: list[str] = []
 html_theme = "furo"
 html_title = f"cifarzoo {release}"
 html_static_path = ["_static"] if (DOCS / "_static").is_dir() else []
+html_css_files = ["cifarzoo.css"]
 
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
@@ -78,35 +79,16 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def _model_table() -> str:
+def _model_tables() -> tuple[str, str]:
+    """The weights table and the architecture table, from the weights' metadata
+    (:func:`cifarzoo.table.model_table`)."""
     import torch
 
-    try:
-        from cifarzoo.table import model_table, render_rst
-    except ImportError:
-        model_table = render_rst = None  # type: ignore[assignment]
-    if model_table is not None and render_rst is not None:
-        with torch.device("meta"):  # count parameters and MACs without allocating weights
-            return str(render_rst(model_table()))
-    from cifarzoo.compare import count_macs, count_params
+    from cifarzoo.table import model_table, render_architecture_rst, render_weights_rst
 
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - Model",
-        "     - Params",
-        "     - MACs (32x32)",
-    ]
-    for name in cifarzoo.list_models():
-        with torch.device("meta"):
-            model = cifarzoo.create_model(name)
-        lines += [
-            f"   * - {name}",
-            f"     - {count_params(model) / 1e6:.2f} M",
-            f"     - {count_macs(model) / 1e6:.1f} M",
-        ]
-    return "\n".join(lines) + "\n"
+    with torch.device("meta"):  # count parameters and MACs without allocating weights
+        rows = model_table()
+    return render_weights_rst(rows), render_architecture_rst(rows)
 
 
 def _families() -> str:
@@ -272,7 +254,9 @@ def _examples() -> str:
 
 
 def generate(_app: object = None) -> None:
-    _write(GENERATED / "model_table.rst", _model_table())
+    weights_table, architecture_table = _model_tables()
+    _write(GENERATED / "weights_table.rst", weights_table)
+    _write(GENERATED / "architecture_table.rst", architecture_table)
     _write(GENERATED / "families.rst", _families())
     _write(GENERATED / "api.rst", _api())
     _write(GENERATED / "lab_comparison.rst", _lab_comparison())
