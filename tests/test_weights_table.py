@@ -299,13 +299,13 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     weights_part, architecture_part = md.split("**Architectures**")
     weights_lines = [line for line in weights_part.splitlines() if line.startswith("|")]
     assert weights_lines[0] == (
-        "| Model | Test acc. | Val acc. | TTA test / val acc. | Epochs | Train time | Data "
-        "| Hardware |"
+        "| Model | Test acc. | Val acc. | TTA test / val acc. | Epochs x images | Train time "
+        "| Data | Hardware |"
     )
     assert len(weights_lines[1].split("|")) == len(weights_lines[0].split("|"))
     # only the rows with weights, numbers never broken across lines
     assert weights_lines[2:] == [
-        f"| lenet | 63.01% | 62.22% | — | 12 | 96\u00a0s | {DATA}, 45,000 training images "
+        f"| lenet | 63.01% | 62.22% | — | 12\u00a0x\u00a045,000 | 96\u00a0s | {DATA} "
         "| 1x NVIDIA H200 |"
     ]
     assert "All these weights ship in the package" in weights_part
@@ -343,7 +343,10 @@ def test_distilled_weights_say_so_in_the_table(tmp_path: Path) -> None:
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.distilled
     md = table.render_markdown([row])
-    assert "| 12, distilled |" in md and "metadata names them).\n\n**Architectures**" in md
+    assert (
+        "| 12\u00a0x\u00a045,000, distilled |" in md
+        and "metadata names them).\n\n**Architectures**" in md
+    )
     assert "*distilled*: trained on a mix of the labels" in table.render_rst([row])
     plain = dataclasses.replace(row, distilled=False)
     assert "distilled" not in table.render_markdown([plain])
@@ -372,9 +375,9 @@ def test_the_table_says_how_the_accuracy_was_measured(
     assert row.tta == cell
     md = table.render_markdown([row])
     if cell == "none":  # the recorded accuracy is one forward pass
-        assert "| lenet | 65.12% | 64.31% | — | 12 |" in md
+        assert "| lenet | 65.12% | 64.31% | — | 12\u00a0x" in md
     else:  # the main columns are one forward pass, the TTA figures get their own
-        assert f"| lenet | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% ({cell}) | 12 |" in md
+        assert f"| lenet | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% ({cell}) | 12\u00a0x" in md
     assert "*Test acc.* and *Val acc.* are one forward pass" in md
     assert "*TTA test / val acc.* the same weights with the test-time augmentation" in md
     assert "`cifarzoo eval MODEL --pretrained`" in md

@@ -187,13 +187,13 @@ def percent(x: float | None) -> str:
 
 #: The weights table: one row per model whose weights load.
 WEIGHTS_COLUMNS = (
-    "Model", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs", "Train time", "Data",
-    "Hardware",
+    "Model", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images", "Train time",
+    "Data", "Hardware",
 )  # fmt: skip
 #: The architecture table: every model.
 ARCHITECTURE_COLUMNS = ("Model", "Params", "MACs (32x32)")
 _NUMERIC_COLUMNS = {
-    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs",
+    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images",
     "Train time",
 }  # fmt: skip
 
@@ -228,20 +228,25 @@ def _tta_accuracy_cell(row: ModelRow) -> str:
     return f"{pair} ({row.tta})"
 
 
-def _weights_cells(row: ModelRow) -> list[str]:
-    data = row.data or _DASH
+def _training_cell(row: ModelRow) -> str:
+    """Epochs x training images (``30 x 45,000``), and whether distilled."""
+    if row.epochs is None:
+        return _DASH
+    cell = f"{row.epochs:g}"
     if row.train_images is not None:
-        data += f", {row.train_images:,} training images"
+        cell += f"{_NBSP}x{_NBSP}{row.train_images:,}"
+    return cell + (", distilled" if row.distilled else "")
+
+
+def _weights_cells(row: ModelRow) -> list[str]:
     return [
         row.model + (" (Hub)" if row.weights == "hub" else ""),
         percent(row.test_accuracy),
         percent(row.val_accuracy),
         _tta_accuracy_cell(row),
-        _DASH
-        if row.epochs is None
-        else f"{row.epochs:g}" + (", distilled" if row.distilled else ""),
+        _training_cell(row),
         _unbroken(duration(row.seconds)),
-        data,
+        row.data or _DASH,
         hardware_cell(row.hardware),
     ]
 
@@ -261,8 +266,9 @@ _ACCURACY_NOTE = (
     "`model(x)` gives; *TTA test / val acc.* the same weights with the test-time augmentation "
     "named in brackets: *flip* averages each image's logits with its mirror's, *translate* adds "
     "copies shifted one pixel diagonally (`cifarzoo eval MODEL --pretrained` measures both "
-    "ways). Only weights that load are listed; docs/training.rst records the measurements of "
-    "weights that were not kept."
+    "ways). *Epochs x images*: training epochs, and the training images of each (the rest of "
+    "the 50,000 held out for validation). Only weights that load are listed; docs/training.rst "
+    "records the measurements of weights that were not kept."
 )
 
 
