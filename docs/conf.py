@@ -235,6 +235,8 @@ def _examples() -> str:
         "",
     ]
     for path in sorted((ROOT / "examples").glob("*.py")):
+        if path.name.startswith("_"):  # a helper the examples share, not an example
+            continue
         doc = ""
         text = path.read_text()
         if text.startswith('"""'):
@@ -250,7 +252,47 @@ def _examples() -> str:
             "   :language: python",
             "",
         ]
+    out += [
+        "The examples share ``examples/_common.py``: CIFAR-10 from ``CIFARZOO_DATA`` when it is "
+        "there (synthetic data otherwise, with a message), and the tests' fast mode.",
+        "",
+    ]
     return "\n".join(out)
+
+
+def _readme_command(marker: str) -> str:
+    """The shell command between README.md's ``<!-- MARKER:start/end -->`` lines."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
+    return block.strip().removeprefix("```bash").removesuffix("```").strip()
+
+
+def _console(command: str) -> str:
+    """A one-line ``a && b && c`` command as an indented console block, one step a line."""
+    return "   " + " \\\n     && ".join(command.split(" && "))
+
+
+def _checkout_commands() -> str:
+    """install.rst's commands for a checkout: the README's two, so that the two never differ."""
+    return "\n".join(
+        [
+            "Train a small model on CIFAR-10 on a CPU in a few minutes (the data is downloaded "
+            "into ``~/.cache/cifarzoo`` unless ``--data DIR`` or ``CIFARZOO_DATA`` points at a "
+            "``cifar-10-batches-py`` folder):",
+            "",
+            ".. code-block:: console",
+            "",
+            _console(_readme_command("main-command")),
+            "",
+            "Run the tests (the real-data tests run when ``CIFARZOO_TEST_DATA`` names a folder "
+            "holding ``cifar-10-batches-py``, and are skipped otherwise):",
+            "",
+            ".. code-block:: console",
+            "",
+            _console(_readme_command("test-command")),
+            "",
+        ]
+    )
 
 
 def generate(_app: object = None) -> None:
@@ -262,6 +304,7 @@ def generate(_app: object = None) -> None:
     _write(GENERATED / "lab_comparison.rst", _lab_comparison())
     _write(GENERATED / "changelog.md", _changelog())
     _write(GENERATED / "examples.rst", _examples())
+    _write(GENERATED / "checkout_commands.rst", _checkout_commands())
 
 
 def setup(app: object) -> None:
