@@ -71,6 +71,11 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"model names (default: {' '.join(DEFAULT_MODELS)})",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument(
+        "--render",
+        metavar="REPORT_JSON",
+        help="write the report of this report.json again into --out (no data, no training)",
+    )
     add_common_options(p, threads=False)
     _add_recipe_options(p)
     p.add_argument(
@@ -133,6 +138,8 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``cifarzoo compare``; returns the exit status."""
+    if args.render is not None:
+        return _rerender(args)
     models = list(args.models) if args.models or args.runs else list(DEFAULT_MODELS)
     if args.synthetic is not None:
         data: CIFAR10Data = synthetic_data(
@@ -165,6 +172,20 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     print(report.table())
     print(f"report: {report.files['html']}")
+    return 0
+
+
+def _rerender(args: argparse.Namespace) -> int:
+    """``compare --render REPORT_JSON --out DIR``: the report again, from its JSON alone."""
+    from .report import rerender
+
+    if args.models or args.runs or args.synthetic is not None:
+        raise ValueError(
+            "--render writes a report again from its report.json alone; drop the model names, "
+            "--runs and --synthetic (or drop --render to compare)"
+        )
+    files = rerender(args.render, args.out)
+    print(f"report: {files['html']}")
     return 0
 
 

@@ -6,7 +6,6 @@ import copy
 import dataclasses
 import datetime
 import os
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,14 @@ from ..instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 from ..layers import SEBlock
 from ..metrics import evaluate, model_mean_std, resolve_device
 from ..models import create_model
-from ..runs import MARKER, WEIGHTS_FILE, read_grad_flow, read_history, read_metrics
+from ..runs import (
+    MARKER,
+    WEIGHTS_FILE,
+    hardware_string,
+    read_grad_flow,
+    read_history,
+    read_metrics,
+)
 from .results import ComparisonReport, ModelReport
 
 __all__ = [
@@ -435,7 +441,7 @@ def _notes(dev: torch.device, train_eval_images: int) -> dict[str, str]:
         "seconds_per_epoch": "wall-clock time of a training epoch plus its validation",
         "peak_memory": _memory_note(dev),
         "grad_flow": "L2 norm of each conv/linear weight gradient just before the "
-        "optimizer step, every `every` steps",
+        "optimizer step, every grad_flow.every steps",
         "se_gates": "SE gate values (sigmoid outputs) of each stage over test images, "
         "eval mode, after training",
         "train_eval": f"the first {train_eval_images:,} training images, unaugmented, "
@@ -455,12 +461,9 @@ def _accepted_args(name: str, model_args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
-    return (
-        f"{dev.type} ({platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads)"
-    )
+    """The machine, as ``cifarzoo train`` records it (``hardware`` in metrics.json), so that a
+    report names trained and reused runs' machines and thread counts the same way."""
+    return hardware_string(str(dev))
 
 
 def _memory_note(dev: torch.device) -> str:
