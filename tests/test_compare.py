@@ -35,6 +35,7 @@ from cifarzoo.compare import (
     synthetic_data,
     too_short,
 )
+from cifarzoo.compare.estimate import describe_estimate, estimated_seconds, evaluated_images
 from cifarzoo.instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder, stage_name
 from cifarzoo.runs import hardware_string
 
@@ -412,6 +413,34 @@ def test_render_writes_a_report_again_from_its_json(
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_estimate_scales_one_step_to_the_epochs_and_evaluations() -> None:
+    data = synthetic_data(1000, 200, val_size=100)
+    # each epoch's validation (100 images), then test (200), val (100) and 50 training images
+    assert evaluated_images(data, epochs=2, train_eval_images=50) == 2 * 100 + 200 + 100 + 50
+    seconds = estimated_seconds(0.5, batch_size=100, train_images=1000, epochs=2, eval_images=550)
+    assert seconds == pytest.approx(0.5 * (20 + 5.5 / 3))  # 20 steps; 550 images at 1/3 a step
+    line = describe_estimate(
+        {"lenet": 0.5, "resnet20": 2.0}, data, epochs=2, batch_size=100, train_eval_images=50
+    )
+    assert line == (
+        "estimated time: about 55 s (lenet 11 s, resnet20 44 s; from one timed training step "
+        "of each model)"
+    )
+
+
+@pytest.mark.slow(seconds=6)
+def test_compare_says_how_long_it_will_take_and_shows_its_evaluation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = synthetic_data(64, 40, val_size=20)
+    compare(["lenet"], data, epochs=1, device="cpu", batch_size=32, gate_images=0)
+    out, err = capsys.readouterr()
+    assert out.startswith("estimated time: about ") and "(lenet " in out.splitlines()[0]
+    assert out.splitlines()[1] == "[1/1] training lenet for 1 epoch(s) on cpu"
+    for split, n in (("test", 40), ("val", 20), ("training error", 64)):
+        assert f"lenet: {split}:   0%|          | 0/{n}" in err  # tqdm bars, on stderr
 
 
 def test_compare_rejects_nothing() -> None:
