@@ -151,7 +151,7 @@ def _pct(v: float | None) -> str:
 
 
 def _list_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = [".. list-table::", "   :header-rows: 1", ""]
+    out = [".. list-table::", "   :header-rows: 1", "   :class: lab-table", ""]
     for row in [header, *rows]:
         out += [f"   * - {row[0]}", *(f"     - {c}" for c in row[1:])]
     return [*out, ""]
@@ -166,20 +166,26 @@ def _lab_comparison() -> str:
         )
     import json
 
-    from cifarzoo.compare import ComparisonReport, degradation_rows
+    from cifarzoo.compare import CONCLUSION_TOPICS, ComparisonReport, degradation_rows, findings
+    from cifarzoo.compare.page import GRADIENT_RATIO_NOTE, SECONDS_CAVEAT, result_rows
 
     summary = json.loads(path.read_text())
     report = ComparisonReport.from_dict(summary)
     data = summary.get("data") or {}
     names = ", ".join(f"``{m.name}``" for m in report.models)
+    found = findings(report)
+    header, *results = result_rows(report)
     out = [
         f"Models: {names}; data: {data.get('name')} (train {data.get('train'):,}, validation "
         f"{data.get('val'):,}, test {data.get('test'):,}); {summary.get('epochs')} epochs, seed "
-        f"{summary.get('seed')}, on {summary.get('device')}. Every number is the last epoch's.",
+        f"{summary.get('seed')}, trained on {summary.get('device')}. Every number is the last "
+        "epoch's.",
         "",
-        "What the numbers say (generated from the report, :func:`cifarzoo.compare.findings`):",
+        "What the numbers say, as the report states it (:func:`cifarzoo.compare.findings`): "
+        + " ".join(f.text for f in found if f.topic in CONCLUSION_TOPICS),
         "",
-        *(f"* {f['text']}" for f in summary.get("findings", [])),
+        *_list_table(header, [[f"``{r[0]}``", *r[1:]] for r in results]),
+        GRADIENT_RATIO_NOTE,
         "",
     ]
     rows = degradation_rows(report)
@@ -197,20 +203,11 @@ def _lab_comparison() -> str:
                 for r in rows
             ],
         )
-    out += _list_table(
-        ["Model", "Params", "MACs", "Val acc.", "Test acc.", "s / epoch"],
-        [
-            [
-                f"``{m.name}``",
-                f"{m.params / 1e6:.2f} M",
-                f"{m.macs / 1e6:.1f} M",
-                _pct(m.last_val_accuracy),
-                _pct(m.test["accuracy"]),
-                "--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}",
-            ]
-            for m in report.models
-        ],
-    )
+    seconds = [
+        [f"``{m.name}``", "--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}"]
+        for m in report.models
+    ]
+    out += [*_list_table(["Model", "s / epoch (wall clock)"], seconds), SECONDS_CAVEAT, ""]
     for name, caption in LAB_FIGURES:
         if (LAB_REPORT / name).is_file():
             out += [f".. figure:: /_static/lab/{name}", "   :width: 100%", "", f"   {caption}", ""]

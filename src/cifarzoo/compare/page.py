@@ -16,7 +16,14 @@ from .figures import FIGURES
 from .findings import CONCLUSION_TOPICS, Finding, degradation_rows, gradient_ratio
 from .results import ComparisonReport, ModelReport
 
-__all__ = ["GRADIENT_RATIO_NOTE", "RESULT_COLUMNS", "html_page", "result_rows"]
+__all__ = [
+    "DEGRADATION_COLUMNS",
+    "GRADIENT_RATIO_NOTE",
+    "RESULT_COLUMNS",
+    "SECONDS_CAVEAT",
+    "html_page",
+    "result_rows",
+]
 
 #: The columns of the results table, the page's and ``summary.txt``'s.
 RESULT_COLUMNS = (
