@@ -264,6 +264,27 @@ def _predictions(
         model.train(was_training)
 
 
+def _num_images(data: EvalData, world_size: int) -> int | None:
+    """How many images one rank evaluates (about), for a progress bar's total."""
+    if isinstance(data, DeviceLoader):
+        return None
+    labels = (
+        data.test.labels
+        if isinstance(data, CIFAR10Data)
+        else (data.labels if isinstance(data, Split) else data[1])
+    )
+    return -(-len(labels) // world_size)
+
+
+def _progress_bar(desc: str | None, total: int | None) -> Any:
+    """A tqdm bar of images (``None`` without a description)."""
+    if desc is None:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -278,6 +299,7 @@ def evaluate(
     num_classes: int | None = None,
     distributed: bool | None = None,
     single_pass: bool = False,
+    progress: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``data`` (a split, ``(images, labels)``, or a :class:`CIFAR10Data`,
     whose ``test`` split is used).
@@ -296,6 +318,8 @@ def evaluate(
         single_pass: with a test-time augmentation, also measure ``model(x)`` alone from the
             same forward passes (the averaged views include the image itself), as the result's
             ``single_pass``: equal to a second ``evaluate`` without augmentation, at no cost.
+        progress: show a progress bar (tqdm, on stderr) of the images evaluated, with this
+            description; on the first rank only.
 
     The loss is the plain cross-entropy (no label smoothing). The expected calibration error
     uses 15 equal-width confidence bins. The model's train/eval mode is restored afterwards.
@@ -315,12 +339,17 @@ def evaluate(
         _Accumulator(num_classes, dev) if single_pass and (tta_flip or tta_translate) else None
     )
     predictions = _predictions(model, batches, dev, amp, tta_flip, tta_translate)
+    bar = _progress_bar(progress if rank == 0 else None, _num_images(data, world))
     for i, (logits, plain, y) in enumerate(predictions):
         if i == 0:  # the labels were checked when the batches were made; now the model's width
             acc.check_width(logits)
         acc.update(logits, y)
         if plain_acc is not None:
             plain_acc.update(plain, y)
+        if bar is not None:
+            bar.update(len(y))
+    if bar is not None:
+        bar.close()
     names = classes if classes is not None else default_classes
     if distributed:
         acc.all_reduce()

@@ -155,6 +155,7 @@ def run_eval(args: argparse.Namespace) -> int:
         tta_translate=translate,
         classes=data.classes,
         single_pass=True,
+        progress=f"{args.model} on {data.name} test",
         **run,
     )
     print(

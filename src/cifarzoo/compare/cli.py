@@ -85,6 +85,11 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="replace the report in --out (or write one beside the run it holds)",
     )
+    p.add_argument(
+        "--render",
+        metavar="REPORT_JSON",
+        help="write the report of this report.json again into --out (no data, no training)",
+    )
     add_common_options(p, threads=False)
     _add_recipe_options(p)
     p.add_argument(
@@ -165,7 +170,11 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``cifarzoo compare``; returns the exit status."""
-    _check_out(Path(args.out), args.overwrite)
+    out = Path(args.out)
+    in_place = args.render is not None and Path(args.render).resolve().parent == out.resolve()
+    _check_out(out, args.overwrite or in_place)  # a report written again in place loses nothing
+    if args.render is not None:
+        return _rerender(args)
     subset = args.train_subset or 0
     if args.synthetic is None:
         check_data_sizes(args.val_size, subset)
@@ -206,6 +215,20 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     print(report.table())
     print(f"report: {report.files['html']}")
+    return 0
+
+
+def _rerender(args: argparse.Namespace) -> int:
+    """``compare --render REPORT_JSON --out DIR``: the report again, from its JSON alone."""
+    from .report import rerender
+
+    if args.models or args.runs or args.synthetic is not None:
+        raise ValueError(
+            "--render writes a report again from its report.json alone; drop the model names, "
+            "--runs and --synthetic (or drop --render to compare)"
+        )
+    files = rerender(args.render, args.out)
+    print(f"report: {files['html']}")
     return 0
 
 

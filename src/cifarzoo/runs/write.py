@@ -39,7 +39,8 @@ def hardware_string(device: str | None = None) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu} ({os.cpu_count()} CPUs, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{cpu} ({os.cpu_count()} CPUs, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def write_run(
