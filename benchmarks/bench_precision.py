@@ -12,7 +12,6 @@ take, with the CPU's name and whether ``amp="auto"`` picks bf16 on it
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 
 import cifarzoo
 from cifarzoo.devices import autocast, fast_bf16, resolve_device
+from cifarzoo.runs import hardware_string
 
 
 def images_per_second(
@@ -62,9 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    where = platform.processor() or platform.machine()
     print(
-        f"{device.type}: {where}, {torch.get_num_threads()} threads, batch {args.batch_size}; "
+        f"{hardware_string(str(device))}, batch {args.batch_size}; "
         f"amp='auto' picks {'bf16' if fast_bf16(device) else 'fp32'} here"
     )
     print("| model | fp32 img/s | bf16 img/s | bf16 / fp32 | bf16 min per 50k-image epoch |")
