@@ -331,6 +331,21 @@ def test_eval_pretrained_measures_as_the_shipped_metadata_records(
     assert json.loads(report.read_text())["bf16"] is not recipe["amp"]
 
 
+def test_eval_says_when_the_data_differs_from_the_recorded_data(
+    fake_cifar_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped lenet was measured on a named copy of CIFAR-10; other data, or the same
+    files unnamed (not the official release by their md5 sums), is said to be other data."""
+    recorded = read_weights_meta("lenet")["metrics"]["data"]  # type: ignore[index]
+    args = ["eval", "lenet", "--pretrained", "--data", str(fake_cifar_root), "--device", "cpu"]
+    assert main([*args, "--no-tta"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet on CIFAR-10 (unverified copy) test" in out
+    assert f"recorded with the weights was measured on {recorded}, not on this data" in out
+    assert main([*args, "--no-tta", "--data-name", recorded]) == 0
+    assert "measured on" not in capsys.readouterr().out
+
+
 def test_resume_continues_in_the_same_folder(
     fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

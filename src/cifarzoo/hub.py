@@ -24,6 +24,7 @@ from torch import nn
 
 from .checkpoint import atomic_dir, json_text, verify_sha256
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from .data import OFFICIAL_NAME
 from .models._registry import _FACTORIES, SHA256_NOTE
 from .runs import MARKER, WEIGHTS_FILE, RunInfo, one_line, read_run
 from .table import duration, percent
@@ -39,8 +40,9 @@ __all__ = [
     "run_publish_command",
 ]
 
-#: The data name (``--data-name``) of the official CIFAR-10 release, and its Hub dataset id.
-OFFICIAL_DATA_NAME = "CIFAR-10"
+#: The data name of the official CIFAR-10 release (:data:`cifarzoo.data.OFFICIAL_NAME`), and its
+#: Hub dataset id.
+OFFICIAL_DATA_NAME = OFFICIAL_NAME
 OFFICIAL_DATASET_ID = "cifar10"
 
 
@@ -82,8 +84,9 @@ def build_model_card(run: RunInfo, repo_id: str) -> Any:
     test and validation accuracy on the data set named exactly as measured, the recipe,
     per-class accuracy and the curves.
 
-    Only a run on data named exactly ``"CIFAR-10"`` (``--data-name``'s default, the official
-    release) links the Hub's CIFAR-10 dataset; for any other data the results carry an id made
+    Only a run on data named exactly ``"CIFAR-10"`` (the name of the official release, which
+    :func:`~cifarzoo.data.load_cifar10` recognises by its md5 sums) links the Hub's CIFAR-10
+    dataset; for any other data the results carry an id made
     from its name, and the card says that the data is not the official release.
     """
     from huggingface_hub import ModelCard

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..argtypes import positive_int
-from ..runs import check_weights_source, recorded_bf16, recorded_metrics, recorded_tta
+from ..runs import (
+    check_weights_source,
+    one_line,
+    recorded_bf16,
+    recorded_metrics,
+    recorded_tta,
+)
 from .common import Subparsers, folder_problem
 
 if TYPE_CHECKING:
@@ -135,6 +141,9 @@ def run_eval(args: argparse.Namespace) -> int:
         f"{args.model} on {data.name} test ({result.num_samples:,} images; "
         f"{_tta_description(flip, translate)}{recorded_note}{'; bf16' if bf16 else ''})"
     )
+    other_data = _other_data_note(recorded, data.name)
+    if other_data:
+        print(other_data)
     print(result.table())
     # what model(x) alone gives, from the same forward passes (the result itself without TTA)
     single_pass = (result.single_pass or result).accuracy
@@ -146,6 +155,21 @@ def run_eval(args: argparse.Namespace) -> int:
             {**details, "single_pass_accuracy": single_pass, **result.to_dict()}, args.json_path
         )
     return 0
+
+
+def _other_data_note(recorded: dict[str, Any], name: str) -> str | None:
+    """The line that says the accuracy recorded with the weights was measured on other data
+    (by its recorded name), or ``None``."""
+    from ..data import UNVERIFIED_NAME
+
+    recorded_name = recorded.get("data")
+    if not recorded_name or one_line(recorded_name) == name:
+        return None
+    hint = " (if it is the same data, name it with --data-name)" if name == UNVERIFIED_NAME else ""
+    return (
+        f"note: the accuracy recorded with the weights was measured on {one_line(recorded_name)}, "
+        f"not on this data ({name}){hint}: the figures are not comparable"
+    )
 
 
 def _accuracy_summary(
