@@ -43,7 +43,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from cifarzoo.checkpoint import PretrainedWeightsError, atomic_write, save_json  # noqa: E402
-from cifarzoo.runs import is_finished, read_metrics, read_run, restore_run  # noqa: E402
+from cifarzoo.runs import (  # noqa: E402
+    is_finished,
+    read_metrics,
+    read_run,
+    recorded_accuracy,
+    restore_run,
+)
 
 MiB = 2**20
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what the device returns, no leading dot
@@ -257,15 +263,15 @@ def unpack(folder: Path, runs_dir: Path, *, overwrite: bool = False) -> list[Pat
 
 def describe(target: Path) -> str:
     metrics = read_metrics(target)
-    tta = metrics.get("tta") or {}
+    acc = recorded_accuracy(metrics)
 
     def pct(x: float | None) -> str:
         return "--" if x is None else f"{100 * x:.2f}%"
 
     return (
-        f"{target}: test {pct(metrics['test_accuracy'])}, val {pct(metrics.get('val_accuracy'))}"
-        f" (single pass; TTA test {pct(tta.get('test_accuracy'))}, val "
-        f"{pct(tta.get('val_accuracy'))}), {metrics['epochs']} epochs, {metrics['data']}"
+        f"{target}: test {pct(acc.test)}, val {pct(acc.val)} (single pass; {acc.tta or 'no'} "
+        f"TTA test {pct(acc.tta_test)}, val {pct(acc.tta_val)}), {metrics['epochs']} epochs, "
+        f"{metrics['data']}"
     )
 
 

@@ -339,6 +339,8 @@ def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
     metrics = {
         "model": "lenet",
         "test_accuracy": 0.5,
+        "tta": None,
+        "tta_test_accuracy": None,
         "per_class_accuracy": [0.5] * 10,
         "confusion_matrix": [[1] * 10] * 10,
     }
@@ -351,3 +353,43 @@ def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
     weights.write_bytes(bytes(data))
     with pytest.raises(cifarzoo.PretrainedWeightsError, match="sha256 mismatch"):
         compare([], None, runs=[run], quiet=True, device="cpu")
+
+
+def test_reused_runs_are_compared_in_one_forward_pass(tmp_path: Path) -> None:
+    """A run's recorded single-pass figures are the comparison's; its TTA figure is shown
+    beside them, named. A run of an earlier version whose per-class figures were measured with
+    TTA is refused without data to measure it again."""
+    from cifarzoo.checkpoint import save_weights
+    from cifarzoo.models import create_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_weights(create_model("lenet").state_dict(), run / "model.safetensors")
+    metrics = {
+        "model": "lenet",
+        "test_accuracy": 0.5,
+        "tta": "flip + translate",
+        "tta_test_accuracy": 0.55,
+        "per_class_accuracy": [0.5] * 10,
+        "confusion_matrix": [[1] * 10] * 10,
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    report = compare([], None, runs=[run], quiet=True, device="cpu")
+    test = report.models[0].test
+    assert (test["accuracy"], test["tta"], test["tta_accuracy"]) == (0.5, "flip + translate", 0.55)
+    header, row = report.table().splitlines()
+    assert header.split()[7:] == ["test", "acc", "s/epoch", "TTA", "test", "acc"]
+    assert row.split()[5:] == ["50.00%", "-", "55.00%", "(flip", "+", "translate)"]
+    old = {**metrics, "test_accuracy": 0.55, "single_pass_test_accuracy": 0.5, "tta_flip": True}
+    del old["tta"], old["tta_test_accuracy"]
+    (run / "metrics.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"no single-pass test metrics.*pass data"):
+        compare([], None, runs=[run], quiet=True, device="cpu")
+    # with data, compare measures the run itself: one forward pass, flip TTA beside it
+    data = synthetic_data(32, 40, seed=1)
+    report = compare([], data, runs=[run], quiet=True, device="cpu", tta_flip=True)
+    model = create_model("lenet", weights=str(run / "model.safetensors"))
+    test = report.models[0].test
+    assert test["accuracy"] == cifarzoo.evaluate(model, data.test).accuracy
+    assert test["tta_accuracy"] == cifarzoo.evaluate(model, data.test, tta_flip=True).accuracy
+    assert test["tta"] == "flip"

@@ -64,6 +64,22 @@ def test_fit_learns_and_returns_history(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "h.json").read_text())["epoch"] == [1, 2, 3, 4]
 
 
+def test_curves_are_one_forward_pass_with_tta_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """With a test-time augmentation on, the recorded curves (and the progress bar's
+    ``eval_acc``) are still what ``model(x)`` gives; the TTA figure is shown beside, named."""
+    torch.manual_seed(0)
+    train, ev = _data(64)
+    model = TinyNet(dropout=0.0)
+    options = {**SMALL, "quiet": False}
+    h = fit(model, train, eval_data=ev, epochs=1, ema_decay=0.0, tta_flip=True, **options)
+    single, tta = evaluate(model, ev), evaluate(model, ev, tta_flip=True)
+    assert single.loss != tta.loss  # so that the check below tells them apart
+    assert (h.eval_acc, h.eval_loss) == ([single.accuracy], [single.loss])
+    bar = capsys.readouterr().err
+    assert f"eval_acc={100 * single.accuracy:.2f}%" in bar
+    assert f"eval_tta_acc={100 * tta.accuracy:.2f}%" in bar
+
+
 def test_schedule_shapes() -> None:
     s = LRSchedule("onecycle", warmup_steps=10, total_steps=110)
     assert s(0) == pytest.approx(0.1) and s(9) == pytest.approx(1.0)

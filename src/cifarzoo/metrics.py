@@ -94,6 +94,12 @@ class EvalResult:
     #: ``model(x)`` alone, measured from the same forward passes (not in :meth:`to_dict`)
     single_pass: EvalResult | None = None
 
+    @property
+    def one_pass(self) -> EvalResult | None:
+        """What ``model(x)`` alone gives: this result when it was measured without test-time
+        augmentation, else :attr:`single_pass` (``None`` when it was not asked for)."""
+        return self if not (self.tta_flip or self.tta_translate) else self.single_pass
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "accuracy": self.accuracy,

@@ -118,7 +118,7 @@ def _summary_rows(models: Sequence[ModelReport]) -> str:
                 f"{m.macs / 1e6:,.1f} M",
                 _pct(None if m.train_eval is None else 1 - m.train_eval["accuracy"]),
                 _pct(m.last_val_accuracy),
-                _pct(m.test["accuracy"]),
+                _test_cell(m.test),
                 "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
                 "-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f}",
                 html.escape(m.source),
@@ -126,6 +126,14 @@ def _summary_rows(models: Sequence[ModelReport]) -> str:
         )
         for m in models
     )
+
+
+def _test_cell(test: Mapping[str, Any]) -> str:
+    """The test accuracy, one forward pass, and its test-time augmentation's beside it, named."""
+    tta = test.get("tta_accuracy")
+    if tta is None:
+        return _pct(test["accuracy"])
+    return f"{_pct(test['accuracy'])} ({html.escape(str(test.get('tta')))} TTA: {_pct(tta)})"
 
 
 def _per_class_rows(models: Sequence[ModelReport], classes: Sequence[str]) -> str:

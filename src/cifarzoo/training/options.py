@@ -54,8 +54,10 @@ class RunOptions:
     bit-identical, as a different number of processes does).
 
     ``amp=None`` means bf16 autocast on CUDA and fp32 elsewhere. ``tta_flip`` and
-    ``tta_translate`` are the test-time augmentation of the evaluations during training
-    (``History.eval_*``); ``eval_every`` evaluates every this many epochs (and after the last).
+    ``tta_translate`` are the test-time augmentation measured beside the single-pass accuracy
+    in the evaluations during training (shown in the progress bar; the curves,
+    ``History.eval_*``, are one forward pass) and at the end (``cifarzoo train``'s
+    ``tta_test_accuracy``); ``eval_every`` evaluates every this many epochs (and after the last).
     ``checkpoint_dir`` receives ``checkpoint.pt`` after every epoch (atomically) and on Ctrl-C;
     ``resume`` continues from it when it exists.
     """
@@ -70,7 +72,11 @@ class RunOptions:
     )
     compile: bool = setting(False, "torch.compile the model")
     channels_last: bool = setting(True, "channels_last memory layout (faster on GPUs)")
-    tta_flip: bool = setting(True, "flip test-time augmentation in the evaluations", flag="--tta")
+    tta_flip: bool = setting(
+        True,
+        "also measure flip test-time augmentation, beside the single-pass accuracy",
+        flag="--tta",
+    )
     tta_translate: bool = setting(
         False, "also average over copies shifted one pixel diagonally (test-time augmentation)"
     )
