@@ -3,7 +3,7 @@
 Measured on one H200 (eager, --no-compile, flip + translate TTA as these figures were recorded
 before the single-pass headline), CIFAR-10 (JPEG mirror), last epoch:
 resnet18 91.04% in 29 epochs (40 s) and 91.81% in 60 (89 s), seresnet18 90.43% in 29 (58 s),
-densenet121 91.60% in 29 (206 s); short of the 94% aimed at (see docs/training.rst).
+densenet121 91.60% in 29 (206 s); short of the 94% aimed at (see docs/experiments.rst).
 
     python benchmarks/gpu_recipe.py --data ROOT --out runs/gpu              # one GPU (H200)
     torchrun --nproc_per_node=8 benchmarks/gpu_recipe.py --data ROOT ...      # several GPUs

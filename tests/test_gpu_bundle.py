@@ -1,4 +1,4 @@
-"""scripts/gpu_bundle.py: trained weights through the lent GPU machine's $OUT and back, checked."""
+"""scripts/gpu_bundle.py: weights packed on a GPU machine in small files, rebuilt and checked."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ bundle = load_script(ROOT / "scripts" / "gpu_bundle.py")
 recipe = load_script(ROOT / "benchmarks" / "gpu_recipe.py")
 
 MiB = 2**20
-# What the device brings back from one command (see the run tool's notes)
+# What one copy from a GPU machine with a limited transfer brings back (gpu_bundle.py)
 DEVICE_FILES, DEVICE_FILE_BYTES, DEVICE_TOTAL_BYTES = 8, 16 * MiB, 64 * MiB
 DEVICE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 

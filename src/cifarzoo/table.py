@@ -200,8 +200,8 @@ _TTA_NOTE = (
     "each image's logits with its mirror's, *translate* adds copies shifted one pixel diagonally "
     "(`cifarzoo eval MODEL --pretrained` measures both ways). *Seeds*: how many seeds the recipe "
     "was trained with (the weights are one of them) and, for two or more, the range of their "
-    "test accuracies. Only models whose weights load show accuracies; docs/training.rst records "
-    "the measurements of weights that were not kept."
+    "test accuracies (with TTA where the cell says so). Only models whose weights load show "
+    "accuracies; docs/experiments.rst records the measurements of weights that were not kept."
 )
 
 
