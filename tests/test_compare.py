@@ -329,22 +329,22 @@ def test_write_report_is_atomic_and_strict_json(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old report is whole
 
 
-def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
+def reused_run(folder: Path, **metrics: Any) -> Path:
+    """A `cifarzoo train` run folder of an untrained lenet, which recorded ``metrics`` (and a
+    test accuracy of 50% in every class)."""
     from cifarzoo.checkpoint import save_weights
     from cifarzoo.models import create_model
 
-    run = tmp_path / "run"
-    run.mkdir()
-    save_weights(create_model("lenet").state_dict(), run / "model.safetensors")
-    metrics = {
-        "model": "lenet",
-        "test_accuracy": 0.5,
-        "tta": None,
-        "tta_test_accuracy": None,
-        "per_class_accuracy": [0.5] * 10,
-        "confusion_matrix": [[1] * 10] * 10,
-    }
-    (run / "metrics.json").write_text(json.dumps(metrics))
+    folder.mkdir()
+    save_weights(create_model("lenet").state_dict(), folder / "model.safetensors")
+    recorded = {"model": "lenet", "test_accuracy": 0.5, "per_class_accuracy": [0.5] * 10}
+    recorded["confusion_matrix"] = [[1] * 10] * 10
+    (folder / "metrics.json").write_text(json.dumps({**recorded, **metrics}))
+    return folder
+
+
+def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
+    run = reused_run(tmp_path / "run", tta=None, tta_test_accuracy=None)
     report = compare([], None, runs=[run], quiet=True, device="cpu")
     assert report.models[0].name == "lenet" and report.models[0].source == str(run)
     weights = run / "model.safetensors"
@@ -359,21 +359,10 @@ def test_reused_runs_are_compared_in_one_forward_pass(tmp_path: Path) -> None:
     """A run's recorded single-pass figures are the comparison's; its TTA figure is shown
     beside them, named. A run of an earlier version whose per-class figures were measured with
     TTA is refused without data to measure it again."""
-    from cifarzoo.checkpoint import save_weights
     from cifarzoo.models import create_model
 
-    run = tmp_path / "run"
-    run.mkdir()
-    save_weights(create_model("lenet").state_dict(), run / "model.safetensors")
-    metrics = {
-        "model": "lenet",
-        "test_accuracy": 0.5,
-        "tta": "flip + translate",
-        "tta_test_accuracy": 0.55,
-        "per_class_accuracy": [0.5] * 10,
-        "confusion_matrix": [[1] * 10] * 10,
-    }
-    (run / "metrics.json").write_text(json.dumps(metrics))
+    run = reused_run(tmp_path / "run", tta="flip + translate", tta_test_accuracy=0.55)
+    metrics = json.loads((run / "metrics.json").read_text())
     report = compare([], None, runs=[run], quiet=True, device="cpu")
     test = report.models[0].test
     assert (test["accuracy"], test["tta"], test["tta_accuracy"]) == (0.5, "flip + translate", 0.55)
