@@ -366,7 +366,7 @@ def _read_split(folder: Path, files: Sequence[str], what: str, per_file: int, so
 def official_checksums() -> dict[str, str]:
     """The md5 sum of each data file of the official python release, as torchvision's
     ``CIFAR10`` checks them (``train_list`` and ``test_list``)."""
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.cifar import CIFAR10
 
     return {name: md5 for name, md5 in [*CIFAR10.train_list, *CIFAR10.test_list]}
 
