@@ -36,6 +36,7 @@ templates_path: list[str] = []
 html_theme = "furo"
 html_title = f"cifarzoo {release}"
 html_static_path = ["_static"] if (DOCS / "_static").is_dir() else []
+html_css_files = ["cifarzoo.css"]
 
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
@@ -78,35 +79,16 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def _model_table() -> str:
+def _model_tables() -> tuple[str, str]:
+    """The weights table and the architecture table, from the weights' metadata
+    (:func:`cifarzoo.table.model_table`)."""
     import torch
 
-    try:
-        from cifarzoo.table import model_table, render_rst
-    except ImportError:
-        model_table = render_rst = None  # type: ignore[assignment]
-    if model_table is not None and render_rst is not None:
-        with torch.device("meta"):  # count parameters and MACs without allocating weights
-            return str(render_rst(model_table()))
-    from cifarzoo.compare import count_macs, count_params
+    from cifarzoo.table import model_table, render_architecture_rst, render_weights_rst
 
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - Model",
-        "     - Params",
-        "     - MACs (32x32)",
-    ]
-    for name in cifarzoo.list_models():
-        with torch.device("meta"):
-            model = cifarzoo.create_model(name)
-        lines += [
-            f"   * - {name}",
-            f"     - {count_params(model) / 1e6:.2f} M",
-            f"     - {count_macs(model) / 1e6:.1f} M",
-        ]
-    return "\n".join(lines) + "\n"
+    with torch.device("meta"):  # count parameters and MACs without allocating weights
+        rows = model_table()
+    return render_weights_rst(rows), render_architecture_rst(rows)
 
 
 def _families() -> str:
@@ -169,7 +151,7 @@ def _pct(v: float | None) -> str:
 
 
 def _list_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = [".. list-table::", "   :header-rows: 1", ""]
+    out = [".. list-table::", "   :header-rows: 1", "   :class: lab-table", ""]
     for row in [header, *rows]:
         out += [f"   * - {row[0]}", *(f"     - {c}" for c in row[1:])]
     return [*out, ""]
@@ -184,20 +166,26 @@ def _lab_comparison() -> str:
         )
     import json
 
-    from cifarzoo.compare import ComparisonReport, degradation_rows
+    from cifarzoo.compare import CONCLUSION_TOPICS, ComparisonReport, degradation_rows, findings
+    from cifarzoo.compare.page import GRADIENT_RATIO_NOTE, SECONDS_CAVEAT, result_rows
 
     summary = json.loads(path.read_text())
     report = ComparisonReport.from_dict(summary)
     data = summary.get("data") or {}
     names = ", ".join(f"``{m.name}``" for m in report.models)
+    found = findings(report)
+    header, *results = result_rows(report)
     out = [
         f"Models: {names}; data: {data.get('name')} (train {data.get('train'):,}, validation "
         f"{data.get('val'):,}, test {data.get('test'):,}); {summary.get('epochs')} epochs, seed "
-        f"{summary.get('seed')}, on {summary.get('device')}. Every number is the last epoch's.",
+        f"{summary.get('seed')}, trained on {summary.get('device')}. Every number is the last "
+        "epoch's.",
         "",
-        "What the numbers say (generated from the report, :func:`cifarzoo.compare.findings`):",
+        "What the numbers say, as the report states it (:func:`cifarzoo.compare.findings`): "
+        + " ".join(f.text for f in found if f.topic in CONCLUSION_TOPICS),
         "",
-        *(f"* {f['text']}" for f in summary.get("findings", [])),
+        *_list_table(header, [[f"``{r[0]}``", *r[1:]] for r in results]),
+        GRADIENT_RATIO_NOTE,
         "",
     ]
     rows = degradation_rows(report)
@@ -215,20 +203,11 @@ def _lab_comparison() -> str:
                 for r in rows
             ],
         )
-    out += _list_table(
-        ["Model", "Params", "MACs", "Val acc.", "Test acc.", "s / epoch"],
-        [
-            [
-                f"``{m.name}``",
-                f"{m.params / 1e6:.2f} M",
-                f"{m.macs / 1e6:.1f} M",
-                _pct(m.last_val_accuracy),
-                _pct(m.test["accuracy"]),
-                "--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}",
-            ]
-            for m in report.models
-        ],
-    )
+    seconds = [
+        [f"``{m.name}``", "--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}"]
+        for m in report.models
+    ]
+    out += [*_list_table(["Model", "s / epoch (wall clock)"], seconds), SECONDS_CAVEAT, ""]
     for name, caption in LAB_FIGURES:
         if (LAB_REPORT / name).is_file():
             out += [f".. figure:: /_static/lab/{name}", "   :width: 100%", "", f"   {caption}", ""]
@@ -253,6 +232,8 @@ def _examples() -> str:
         "",
     ]
     for path in sorted((ROOT / "examples").glob("*.py")):
+        if path.name.startswith("_"):  # a helper the examples share, not an example
+            continue
         doc = ""
         text = path.read_text()
         if text.startswith('"""'):
@@ -268,16 +249,59 @@ def _examples() -> str:
             "   :language: python",
             "",
         ]
+    out += [
+        "The examples share ``examples/_common.py``: CIFAR-10 from ``CIFARZOO_DATA`` when it is "
+        "there (synthetic data otherwise, with a message), and the tests' fast mode.",
+        "",
+    ]
     return "\n".join(out)
 
 
+def _readme_command(marker: str) -> str:
+    """The shell command between README.md's ``<!-- MARKER:start/end -->`` lines."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
+    return block.strip().removeprefix("```bash").removesuffix("```").strip()
+
+
+def _console(command: str) -> str:
+    """A one-line ``a && b && c`` command as an indented console block, one step a line."""
+    return "   " + " \\\n     && ".join(command.split(" && "))
+
+
+def _checkout_commands() -> str:
+    """install.rst's commands for a checkout: the README's two, so that the two never differ."""
+    return "\n".join(
+        [
+            "Train a small model on CIFAR-10 on a CPU in a few minutes (the data is downloaded "
+            "into ``~/.cache/cifarzoo`` unless ``--data DIR`` or ``CIFARZOO_DATA`` points at a "
+            "``cifar-10-batches-py`` folder):",
+            "",
+            ".. code-block:: console",
+            "",
+            _console(_readme_command("main-command")),
+            "",
+            "Run the tests (the real-data tests run when ``CIFARZOO_TEST_DATA`` names a folder "
+            "holding ``cifar-10-batches-py``, and are skipped otherwise):",
+            "",
+            ".. code-block:: console",
+            "",
+            _console(_readme_command("test-command")),
+            "",
+        ]
+    )
+
+
 def generate(_app: object = None) -> None:
-    _write(GENERATED / "model_table.rst", _model_table())
+    weights_table, architecture_table = _model_tables()
+    _write(GENERATED / "weights_table.rst", weights_table)
+    _write(GENERATED / "architecture_table.rst", architecture_table)
     _write(GENERATED / "families.rst", _families())
     _write(GENERATED / "api.rst", _api())
     _write(GENERATED / "lab_comparison.rst", _lab_comparison())
     _write(GENERATED / "changelog.md", _changelog())
     _write(GENERATED / "examples.rst", _examples())
+    _write(GENERATED / "checkout_commands.rst", _checkout_commands())
 
 
 def setup(app: object) -> None:

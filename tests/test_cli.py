@@ -18,6 +18,7 @@ import torch
 from conftest import FAKE_PER_FILE, InterruptAt
 from torch import nn
 
+import cifarzoo
 from cifarzoo import cli, runs
 from cifarzoo.cli import (
     OPTION_FLAGS,
@@ -110,10 +111,18 @@ def test_recipe_mismatch_says_what_to_pass() -> None:
     assert (args.grad_clip, args.flip) == (None, False)
 
 
-def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_marks_the_models_with_weights(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "resnet*"]) == 0
-    names = capsys.readouterr().out.split()
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines]
     assert "resnet20" in names and all(n.startswith("resnet") for n in names)
+    marked = {line.split()[0]: line for line in lines if len(line.split()) > 1}
+    assert set(marked) == set(cifarzoo.list_models("resnet*", pretrained=True)) > set()
+    for name, line in marked.items():
+        meta = read_weights_meta(name)
+        assert meta is not None
+        accuracy = 100 * (runs.recorded_accuracy(meta["metrics"]).test or 0.0)
+        assert f"pretrained: {accuracy:.2f}% test accuracy, one forward pass, on " in line
 
 
 @pytest.mark.slow
@@ -178,6 +187,8 @@ def test_train_then_eval(
             str(out),
             "--device",
             "cpu",
+            "--amp",
+            "off",  # fp32 on every CPU (auto is bf16 on CPUs with bf16 instructions)
             "--quiet",
         ]
     )
@@ -223,8 +234,9 @@ def test_train_then_eval(
     eval_args = ["eval", "lenet", "--data", str(fake_cifar_root), "--json", str(report)]
     eval_args += ["--device", "cpu"]
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
-    printed = capsys.readouterr().out
+    printed, progress = capsys.readouterr()
     assert "airplane" in printed and "all" in printed
+    assert f"lenet on CIFAR-10 test:   0%|          | 0/{FAKE_PER_FILE}" in progress  # tqdm
     # eval's default is the TTA the run's metrics.json records (here train's default, flip)
     assert f"({FAKE_PER_FILE:,} images; flip TTA, as recorded with the weights)" in printed
     result = json.loads(report.read_text())
@@ -448,7 +460,7 @@ def test_bad_options_are_refused_before_any_work(
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
     err = error("train", "lenet", *nodata, "--out", str(run), "--resume")
-    assert f"cannot resume from {run / 'checkpoint.pt'}" in err and "Delete it" in err
+    assert f"cannot resume from {run / 'checkpoint.pt'}" in err and "--overwrite" in err
     with pytest.raises(SystemExit):  # argparse: "argument --epochs: must be a positive integer"
         main(["train", "lenet", *nodata, "--out", str(tmp_path / "o"), "--epochs", "0"])
     assert "argument --epochs: must be a positive integer, got 0" in capsys.readouterr().err

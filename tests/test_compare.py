@@ -17,7 +17,9 @@ from torch import nn
 
 import cifarzoo
 from cifarzoo.compare import (
+    CONCLUSION_TOPICS,
     FIGURES,
+    MIN_EPOCHS,
     REPORT_HTML,
     REPORT_JSON,
     ComparisonReport,
@@ -31,8 +33,12 @@ from cifarzoo.compare import (
     gradient_ratio,
     render_report,
     synthetic_data,
+    too_short,
 )
+from cifarzoo.compare.estimate import describe_estimate, estimated_seconds, evaluated_images
+from cifarzoo.compare.report import summary_text
 from cifarzoo.instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder, stage_name
+from cifarzoo.runs import hardware_string
 
 pytest.importorskip("matplotlib")
 
@@ -81,6 +87,8 @@ def test_report_json(report_dir: Path) -> None:
         "eval_split": "val",
     }
     assert summary["classes"] == list(cifarzoo.CIFAR10_CLASSES)
+    # the machine named as `cifarzoo train` names it, so reused runs' threads read the same
+    assert summary["device"] == hardware_string("cpu") and "thread" in summary["device"]
     assert [m["name"] for m in summary["models"]] == MODELS
     for m in summary["models"]:
         model = cifarzoo.create_model(m["name"])
@@ -110,7 +118,8 @@ def test_report_json(report_dir: Path) -> None:
     assert lenet["model_args"] == {}  # LeNet takes no such argument
     for m in summary["models"]:
         assert m["train_eval"]["num_samples"] == 40 and m["val"]["num_samples"] == 32
-    assert [f["topic"] for f in summary["findings"]][:3] == ["best", "classes", "shortcuts"]
+    # one epoch on random data: too short to conclude anything, and the report says so
+    assert [f["topic"] for f in summary["findings"]] == ["preliminary"]
     assert se["se_gates"]["num_images"] == 32
     stages = se["se_gates"]["stages"]
     assert list(stages) == ["layer1", "layer2", "layer3"]
@@ -119,21 +128,23 @@ def test_report_json(report_dir: Path) -> None:
         assert sum(s["histogram"]) == s["count"] > 0
 
 
-def test_report_page_states_the_findings(report_dir: Path) -> None:
+def test_a_short_run_says_so_instead_of_concluding(report_dir: Path) -> None:
     page = (report_dir / REPORT_HTML).read_text()
     summary = json.loads((report_dir / REPORT_JSON).read_text())
-    report = ComparisonReport.from_dict(summary)
-    assert page.index("What the numbers say") < page.index("<h2>Summary")
-    for f in findings(report):
-        assert html.escape(f.text) in page
-    assert "Depth 20: without shortcuts (plain20)" in page
-    assert "initialised alike" in page
-    assert "degradation table" in page
+    (finding,) = findings(ComparisonReport.from_dict(summary))
+    assert finding.text.startswith("These runs are too short to compare the architectures (1 ")
+    assert f"fewer than {MIN_EPOCHS}" in finding.text and "--epochs" in finding.text
+    conclusion = page[page.index("<h2>Conclusion") : page.index("<h2>Learning curves")]
+    assert html.escape(finding.text) in conclusion and "Depth 20" not in page
+    assert page.index("<h2>Conclusion") < page.index("<table>") < page.index("<figure>")
+    assert "degradation table" in page  # plain20 and resnet20 are both there: the numbers show
     text = (report_dir / "summary.txt").read_text()
-    assert text.startswith("- Highest test accuracy:") and "train err" in text
+    assert text.startswith("These runs are too short") and "gradient ratio (init / late)" in text
 
 
-def _model(name: str, train_acc: float, test_acc: float, **extra: Any) -> ModelReport:
+def _model(
+    name: str, train_acc: float, test_acc: float, epochs: int = MIN_EPOCHS, **extra: Any
+) -> ModelReport:
     return ModelReport(
         name=name,
         params=1000,
@@ -141,11 +152,110 @@ def _model(name: str, train_acc: float, test_acc: float, **extra: Any) -> ModelR
         seconds_per_epoch=2.0,
         peak_memory_bytes=None,
         memory_kind="not measured",
-        history={"epoch": [1], "train_acc": [train_acc - 0.05], "eval_acc": [test_acc]},
-        test={"accuracy": test_acc, "per_class_accuracy": [test_acc] * 10},
+        history={
+            "epoch": list(range(1, epochs + 1)),
+            "train_loss": [1.0] * epochs,
+            "train_acc": [train_acc - 0.05] * epochs,
+            "eval_acc": [test_acc] * epochs,
+        },
+        test={
+            "accuracy": test_acc,
+            "per_class_accuracy": [test_acc] * 10,
+            "confusion_matrix": torch.eye(10, dtype=torch.long).mul(9).add(1).tolist(),
+        },
         train_eval={"accuracy": train_acc},
         **extra,
     )
+
+
+@pytest.mark.parametrize(
+    ("epochs", "best", "short"),
+    [(MIN_EPOCHS, 0.31, False), (MIN_EPOCHS - 1, 0.9, True), (MIN_EPOCHS, 0.29, True)],
+)
+def test_the_short_run_rule(epochs: int, best: float, short: bool) -> None:
+    """Conclusions need MIN_EPOCHS epochs and a best test accuracy 20 points above chance."""
+    models = [_model("lenet", 0.3, 0.25, epochs), _model("resnet20", best + 0.05, best, epochs)]
+    reason = too_short(ComparisonReport(models, {}))
+    assert (reason is not None) == short
+    topics = [f.topic for f in findings(ComparisonReport(models, {}))]
+    assert (topics == ["preliminary"]) == short
+
+
+def test_a_class_that_loses_is_not_called_the_smallest_gain() -> None:
+    worse, better = _model("lenet", 0.7, 0.5), _model("resnet20", 0.9, 0.8)
+    worse.test["per_class_accuracy"] = [0.5] * 9 + [0.9]
+    better.test["per_class_accuracy"] = [0.85] * 9 + [0.4]
+    (text,) = [
+        f.text for f in findings(ComparisonReport([worse, better], {})) if f.topic == "classes"
+    ]
+    assert "9 loses the most (90.00% to 40.00%)" in text and "the least" not in text
+
+
+def _long_report(names: list[str]) -> ComparisonReport:
+    """A report of runs long enough to conclude from, with gradient records and SE gates."""
+    flow = {
+        "every": 25,
+        "layers": [f"conv{i}" for i in range(8)] + ["fc"],
+        "steps": [0, 25],
+        "norms": [[4.0] * 2 + [1.0] * 7, [1.0] * 9],
+    }
+    gates = {"num_images": 10, "bins": 2, "stages": {}}
+    gates["stages"] = {"layer1": {"mean": 0.5, "std": 0.1, "histogram": [3, 7]}}
+    models = [
+        _model(name, 0.9 - 0.01 * i, 0.8 - 0.01 * i, grad_flow=flow, source=f"/x/runs/{name}")
+        for i, name in enumerate(names)
+    ]
+    for m in models:
+        m.se_gates = gates if m.name.startswith("se") else None
+    meta = {"notes": {"grad_flow": "L2 norm, every `every` steps", "se_gates": "SE gate values"}}
+    return ComparisonReport(models, {**meta, "classes": list(cifarzoo.CIFAR10_CLASSES)})
+
+
+def test_the_page_answers_first_and_explains_each_number_once() -> None:
+    report = _long_report(["resnet20", "seresnet20", "resnet56"])
+    page, _ = render_report(report)
+    found = findings(report)
+    conclusion = page[page.index("<h2>Conclusion") : page.index("<table>")]
+    for f in found:
+        assert (html.escape(f.text) in conclusion) == (f.topic in CONCLUSION_TOPICS), f.text
+    assert [f.topic for f in found].count("gradients") == 3  # in the table, not in words
+    results = page[page.index("<table>") : page.index("</table>")]
+    assert "gradient ratio (init / late)" in results and "4x / 1x" in results
+    assert page.count("Gradient ratio: the mean gradient norm") == 1
+    assert page.index("</table>") < page.index("<h2>Learning curves") < page.index("<figure>")
+    assert "`" not in page  # no raw backticks, whatever the notes hold
+    assert "recorded every 25 steps" in page
+    se = page[page.index("<h2>SE gates") : page.index("<h2>Cost")]
+    assert se.count("SE gate values") == 1 and html.escape("seresnet20's gates (mean ± std") in se
+    assert "degradation table" not in page and degradation_rows(report) == []  # no plain net
+    cost = page[page.index("<h2>Cost") :]
+    assert "peak memory" not in cost and "/x/runs" not in page  # nothing measured; no paths
+    assert "run folder resnet20" in cost and "s / epoch (wall clock)" in cost
+    assert "compare MACs for cost" in cost
+
+
+def test_the_results_table_names_a_tta_figure_beside_the_single_pass_one() -> None:
+    """The page's and summary.txt's test accuracy is one forward pass; a test-time
+    augmentation's figure is beside it, named, and only where one was measured."""
+    report = _long_report(["resnet20", "resnet56"])
+    report.models[0].test.update(accuracy=0.8842, tta="flip", tta_accuracy=0.8973)
+    page, _ = render_report(report)
+    results = page[page.index("<table>") : page.index("</table>")]
+    assert "<td>88.42% (flip TTA: 89.73%)</td>" in results
+    assert "<td>79.00%</td>" in results and results.count("TTA") == 1
+    assert "Accuracies are one forward pass, what <code>model(x)</code> gives" in page
+    text = summary_text(report, findings(report))
+    assert "88.42% (flip TTA: 89.73%)" in text and "Accuracies are one forward pass" in text
+
+
+def test_the_cost_figure_leaves_out_a_panel_without_data() -> None:
+    from cifarzoo.compare.figures import _fig_cost
+
+    models = _long_report(["resnet20", "resnet56"]).models
+    titles = [ax.get_title() for ax in _fig_cost(models).axes]
+    assert not any("memory" in t for t in titles) and "wall clock" in titles[2]
+    models[0].peak_memory_bytes = 2**20
+    assert any("memory" in ax.get_title() for ax in _fig_cost(models).axes)
 
 
 @given(
@@ -160,6 +270,8 @@ def test_degradation_findings_follow_the_numbers(
     accs = {"plain20": plain20, "plain56": plain56, "resnet20": resnet20, "resnet56": resnet56}
     report = ComparisonReport([_model(n, a, a - 0.02) for n, a in accs.items()], {})
     rows = degradation_rows(report)
+    residual_only = ComparisonReport([m for m in report.models if m.name[0] == "r"], {})
+    assert degradation_rows(residual_only) == []  # no plain network: no degradation table
     assert [r["model"] for r in rows] == ["plain20", "resnet20", "plain56", "resnet56"]
     assert all(math.isclose(r["train_error"], 1 - accs[r["model"]]) for r in rows)
     texts: dict[str, list[str]] = {}
@@ -288,6 +400,62 @@ def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / REPORT_HTML).is_file()
     assert "lenet" in capsys.readouterr().out
     assert json.loads((tmp_path / REPORT_JSON).read_text())["recipe"]["amp"] is True
+
+
+def test_render_writes_a_report_again_from_its_json(
+    report_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cifarzoo.cli import main as cli_main
+
+    out = tmp_path / "again"
+    assert cli_main(["compare", "--render", str(report_dir / REPORT_JSON), "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"report: {out / REPORT_HTML}\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in report_dir.iterdir())
+    written = json.loads((out / REPORT_JSON).read_text())
+    assert written == json.loads((report_dir / REPORT_JSON).read_text())  # every number kept
+    assert (out / "summary.txt").read_text() == (report_dir / "summary.txt").read_text()
+    # in place, into the folder of the JSON it reads
+    assert cli_main(["compare", "--render", str(out / REPORT_JSON), "--out", str(out)]) == 0
+    assert json.loads((out / REPORT_JSON).read_text()) == written
+    capsys.readouterr()
+    (tmp_path / "other.json").write_text('{"schema": "something else"}')
+    for args, message in [
+        ([str(tmp_path / "missing.json")], "missing.json"),
+        ([str(tmp_path / "other.json")], "is not the report.json of a `cifarzoo compare` report"),
+        ([str(out / REPORT_JSON), "lenet"], "drop the model names"),
+    ]:
+        assert cli_main(["compare", "--render", *args, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_estimate_scales_one_step_to_the_epochs_and_evaluations() -> None:
+    data = synthetic_data(1000, 200, val_size=100)
+    # each epoch's validation (100 images), then test (200), val (100) and 50 training images
+    assert evaluated_images(data, epochs=2, train_eval_images=50) == 2 * 100 + 200 + 100 + 50
+    seconds = estimated_seconds(0.5, batch_size=100, train_images=1000, epochs=2, eval_images=550)
+    assert seconds == pytest.approx(0.5 * (20 + 5.5 / 3))  # 20 steps; 550 images at 1/3 a step
+    line = describe_estimate(
+        {"lenet": 0.5, "resnet20": 2.0}, data, epochs=2, batch_size=100, train_eval_images=50
+    )
+    assert line == (
+        "estimated time: about 55 s (lenet 11 s, resnet20 44 s; from one timed training step "
+        "of each model)"
+    )
+
+
+@pytest.mark.slow(seconds=6)
+def test_compare_says_how_long_it_will_take_and_shows_its_evaluation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = synthetic_data(64, 40, val_size=20)
+    compare(["lenet"], data, epochs=1, device="cpu", batch_size=32, gate_images=0)
+    out, err = capsys.readouterr()
+    assert out.startswith("estimated time: about ") and "(lenet " in out.splitlines()[0]
+    assert out.splitlines()[1] == "[1/1] training lenet for 1 epoch(s) on cpu"
+    for split, n in (("test", 40), ("val", 20), ("training error", 64)):
+        assert f"lenet: {split}:   0%|          | 0/{n}" in err  # tqdm bars, on stderr
 
 
 def test_compare_rejects_nothing() -> None:

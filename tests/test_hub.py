@@ -251,6 +251,7 @@ def test_hub_folder_contents(hub_folder: Path, run: tuple[Path, nn.Module]) -> N
     assert cfg["input_size"] == [3, 32, 32]
     assert cfg["mean"] == list(cifarzoo.CIFAR10_MEAN) and cfg["std"] == list(cifarzoo.CIFAR10_STD)
     assert "file" not in cfg and "hf_hub_id" not in cfg
+    assert "description" not in cfg  # the packaged weights' description is not the run's
     digest = hashlib.sha256((run[0] / "model.safetensors").read_bytes()).hexdigest()
     assert cfg["notes"] == [f"sha256:{digest}"]
 

@@ -10,7 +10,7 @@ import torch
 from conftest import load_script
 
 import cifarzoo
-from cifarzoo.compare import GRAD_FLOW_FILE, compare, findings, synthetic_data
+from cifarzoo.compare import GRAD_FLOW_FILE, compare, degradation_rows, findings, synthetic_data
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "lab_comparison.py"
 
@@ -80,7 +80,8 @@ def test_smoke_runs_become_a_report(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert by_name["plain20"].grad_flow == recorded
     assert by_name["resnet20"].model_args == {"zero_init_residual": False}
     assert by_name["lenet"].train_eval is not None and by_name["lenet"].val is not None
-    assert any(f.topic == "shortcuts" for f in findings(report))
+    assert [row["model"] for row in degradation_rows(report)] == ["plain20", "resnet20"]
+    assert [f.topic for f in findings(report)] == ["preliminary"]  # two epochs: too short
     # the report describes how the runs were trained, not compare's own defaults
     assert report.meta["epochs"] == 2 and report.meta["seed"] == 0
     assert report.meta["recipe"]["epochs"] == 2 and report.meta["recipe"]["differs"] == []

@@ -18,6 +18,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 REPORT = DOCS / "_static" / "lab" / "report.json"
 PAGE = DOCS / "compare.rst"
 SECTION = "What the runs show"
+INDEX = DOCS / "index.rst"
+INDEX_SECTION = "How plain, residual, dense and SE networks differ while they train"
 
 #: a written number's kind -> its pattern (group 1: the number)
 PATTERNS = {
@@ -104,6 +106,12 @@ def report() -> dict[str, Any]:
 def test_every_number_of_the_analysis_is_in_the_report(report: dict[str, Any]) -> None:
     text = _section(PAGE.read_text(), SECTION)
     assert len(re.findall(PATTERNS["percent"], text)) > 20  # the section was found and read
+    assert _unbacked(text, _candidates(report)) == []
+
+
+def test_every_number_of_the_front_page_summary_is_in_the_report(report: dict[str, Any]) -> None:
+    text = _section(INDEX.read_text(), INDEX_SECTION)
+    assert len(re.findall(PATTERNS["percent"], text)) >= 6  # the section was found and read
     assert _unbacked(text, _candidates(report)) == []
 
 

@@ -21,6 +21,7 @@ from torch import nn
 import cifarzoo
 from cifarzoo.layers import BasicBlock, Bottleneck, DenseLayer, SEBlock
 from cifarzoo.models import cifar_densenet, cifar_resnet
+from cifarzoo.runs import recorded_accuracy
 
 SMALL = ["lenet", "resnet20", "seresnet20", "densenet_bc_100_k12"]
 # Families with timm's feature extraction and gradient checkpointing.
@@ -501,6 +502,47 @@ def test_timm_transforms_are_cifar_transforms() -> None:
     torch.testing.assert_close(x[:, 0, 0], expected, atol=1e-2, rtol=0)
     # Larger images are resized to 32x32, not cropped to a 224 ImageNet view.
     assert transform(Image.new("RGB", (64, 64))).shape == (3, 32, 32)
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    left, right = a.state_dict(), b.state_dict()
+    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
+
+
+def test_weights_default_loads_the_published_weights() -> None:
+    """torchvision's ``weights="DEFAULT"`` is ``pretrained=True``, in every entry point."""
+    pretrained = cifarzoo.resnet20(pretrained=True)
+    for model in (
+        cifarzoo.resnet20(weights="DEFAULT"),
+        cifarzoo.create_model("resnet20", weights="DEFAULT"),
+        timm.create_model("cifar_resnet20", weights="DEFAULT"),
+    ):
+        assert _same_weights(model, pretrained)
+    with pytest.raises(cifarzoo.PretrainedWeightsError, match="no published pretrained weights"):
+        cifarzoo.resnet18(weights="DEFAULT")
+
+
+def test_weights_object_gives_the_transform_and_the_categories() -> None:
+    from PIL import Image
+
+    weights = cifarzoo.get_weights("cifar_resnet20")
+    assert weights == cifarzoo.get_weights("resnet20") == cifarzoo.Weights("cifar_resnet20.c10")
+    assert weights.meta["categories"] == list(cifarzoo.CIFAR10_CLASSES)
+    assert weights.meta["num_params"] == 272_474
+    assert (recorded_accuracy(weights.meta["metrics"]).test or 0.0) > 0.8
+    assert _same_weights(cifarzoo.resnet20(weights=weights), cifarzoo.resnet20(pretrained=True))
+    pixels = torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8)
+    x = weights.transforms()(Image.fromarray(pixels.numpy()))
+    mean, std = (
+        torch.tensor(v).view(3, 1, 1) for v in (cifarzoo.CIFAR10_MEAN, cifarzoo.CIFAR10_STD)
+    )
+    torch.testing.assert_close(x, (pixels.permute(2, 0, 1) / 255 - mean) / std)
+    with pytest.raises(cifarzoo.PretrainedWeightsError, match="are resnet20's, not resnet32's"):
+        cifarzoo.resnet32(weights=weights)
+    with pytest.raises(cifarzoo.PretrainedWeightsError, match="no published pretrained weights"):
+        cifarzoo.get_weights("resnet18")
+    with pytest.raises(ValueError, match="Unknown cifarzoo model"):
+        cifarzoo.get_weights("resnet21")
 
 
 def test_import_emits_no_warnings() -> None:

@@ -129,5 +129,5 @@ def test_sam_trains_resumes_and_is_recorded(tmp_path: Path) -> None:
 
 
 def test_negative_rho_is_refused() -> None:
-    with pytest.raises(ValueError, match="sam_rho must be >= 0"):
+    with pytest.raises(ValueError, match=r"sam_rho must be in \[0, 1\]"):
         Recipe(sam_rho=-0.1)

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 from conftest import load_script
 from huggingface_hub import constants
 from safetensors.torch import save_file
-from timm.models import generate_default_cfgs
+from timm.models import generate_default_cfgs, get_pretrained_cfg
 from torch import nn
 
 import cifarzoo
@@ -256,8 +257,8 @@ def test_install_hub_weights(tmp_path: Path) -> None:
 
 
 def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
-    """Weights trained on all 50k images and not uploaded yet: listed in the table (no val
-    accuracy, "not published yet"), no weights file, and pretrained=True still refuses."""
+    """Weights trained on all 50k images and not uploaded yet: recorded (no val accuracy), no
+    weights file, pretrained=True still refuses, and the weights table leaves them out."""
     run_dir = tmp_path / "run"
     make_run(run_dir, "resnet20")
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -276,18 +277,11 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     assert set(cfgs) == {"cifar_resnet20"} and cfg_sha256(cfgs["cifar_resnet20"]) is None
     with pytest.raises(PretrainedWeightsError, match="no published pretrained weights"):
         cifarzoo.resnet20(pretrained=True, pretrained_cfg=cfgs["cifar_resnet20"])
-    # weights nobody can load show no accuracy in the table
+    # weights nobody can load are not in the weights table
     (row,) = table.model_table(["resnet20"], weights_dir=tmp_path / "w")
     assert (row.test_accuracy, row.val_accuracy, row.weights) == (None, None, "unpublished")
     assert (row.tta_test_accuracy, row.seeds) == (None, None)
-    assert (
-        table.render_markdown([row])
-        .splitlines()[2]
-        .endswith(
-            "| — | — | — | — | — | — | 12 | 50,000 | 96 s | 1x NVIDIA H200 | "
-            f"{DATA} | not published yet |"
-        )
-    )
+    assert table.render_markdown([row]).startswith("**Architectures**")
 
 
 def test_install_needs_a_validation_accuracy(tmp_path: Path) -> None:
@@ -319,23 +313,41 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     assert 40e6 < resnet.macs < 42e6  # the ~41 M of He et al.'s ResNet-20
     assert resnet.test_accuracy is None and resnet.weights is None
 
-    md = table.render_markdown(rows).splitlines()
-    assert md[0].startswith(
-        "| Model | Params | MACs (32x32) | Test acc. | Val acc. | TTA | TTA test acc. "
-        "| TTA val acc. | Seeds |"
+    md = table.render_markdown(rows)
+    weights_part, architecture_part = md.split("**Architectures**")
+    weights_lines = [line for line in weights_part.splitlines() if line.startswith("|")]
+    assert weights_lines[0] == (
+        "| Model | Test acc. | Val acc. | TTA test / val acc. | Epochs x images | Train time "
+        "| Data | Hardware |"
     )
-    assert md[0].endswith("| Data | Weights |")
-    assert md[2] == (
-        "| lenet | 62.01 K | 651.72 K | 63.01% | 62.22% | flip | 65.12% | 64.31% | 1 | 12 "
-        "| 45,000 | 96 s "
-        "| 1x NVIDIA H200 "
-        f"| {DATA} "
-        "| in the package |"
-    )
-    assert md[3] == "| resnet20 | 272.47 K | 40.81 M |" + " — |" * 12
-    assert len(md[1].split("|")) == len(md[0].split("|"))  # an alignment cell per column
+    assert len(weights_lines[1].split("|")) == len(weights_lines[0].split("|"))
+    # only the rows with weights, numbers never broken across lines; TTA beside, named
+    assert weights_lines[2:] == [
+        "| lenet | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% (flip) | 12\u00a0x\u00a045,000 "
+        f"| 96\u00a0s | {DATA} | 1x NVIDIA H200 |"
+    ]
+    assert "All these weights ship in the package" in weights_part
+    architecture_lines = [line for line in architecture_part.splitlines() if line]
+    assert architecture_lines[:2] == ["| Model | Params | MACs (32x32) |", "|---|---:|---:|"]
+    assert architecture_lines[2:] == [
+        "| lenet | 62.01\u00a0K | 651.72\u00a0K |",
+        "| resnet20 | 272.47\u00a0K | 40.81\u00a0M |",
+    ]
     rst = table.render_rst(rows)
-    assert rst.startswith(".. list-table::") and "   * - lenet\n     - 62.01 K\n" in rst
+    assert rst.startswith(".. list-table::") and "   :class: weights-table\n" in rst
+    assert "   * - lenet\n     - 63.01%\n" in rst and "   * - resnet20\n     - 272.47" in rst
+    assert table.render_weights_rst(rows[1:]) == "No model has weights that load yet.\n"
+
+
+def test_hardware_cells_are_short() -> None:
+    assert table.hardware_cell("Intel(R) Xeon(R) Processor (2 CPUs, 1 threads)") == (
+        "Intel Xeon (2 CPUs, 1 thread)"
+    )
+    assert table.hardware_cell("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz (12 CPUs, 6 threads)") == (
+        "Intel Core i7-8700 (12 CPUs, 6 threads)"
+    )
+    assert table.hardware_cell("1x NVIDIA H200") == "1x NVIDIA H200"
+    assert table.hardware_cell(None) == "—"
 
 
 def test_distilled_weights_say_so_in_the_table(tmp_path: Path) -> None:
@@ -349,7 +361,10 @@ def test_distilled_weights_say_so_in_the_table(tmp_path: Path) -> None:
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.distilled
     md = table.render_markdown([row])
-    assert "| 12, distilled |" in md and md.rstrip().endswith("names them).")
+    assert (
+        "| 12\u00a0x\u00a045,000, distilled |" in md
+        and "metadata names them).\n\n**Architectures**" in md
+    )
     assert "*distilled*: trained on a mix of the labels" in table.render_rst([row])
     plain = dataclasses.replace(row, distilled=False)
     assert "distilled" not in table.render_markdown([plain])
@@ -378,13 +393,13 @@ def test_the_table_says_how_the_accuracy_was_measured(
     assert row.tta == cell
     md = table.render_markdown([row])
     if cell == "none":  # the recorded accuracy is one forward pass
-        assert f"| 65.12% | 64.31% | {cell} | — | — | 1 | 12 |" in md
+        assert "| lenet | 65.12% | 64.31% | — | 12\u00a0x" in md
     else:  # the main columns are one forward pass, the TTA figures get their own
-        assert f"| 63.01% | 62.22% | {cell} | 65.12% | 64.31% | 1 | 12 |" in md
+        assert f"| lenet | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% ({cell}) | 12\u00a0x" in md
     assert "*Test acc.* and *Val acc.* are one forward pass" in md
-    assert "*TTA*: the test-time augmentation" in md and "`cifarzoo eval MODEL --pretrained`" in md
+    assert "*TTA test / val acc.* the same weights with the test-time augmentation" in md
+    assert "`cifarzoo eval MODEL --pretrained`" in md
     assert "``cifarzoo eval MODEL --pretrained``" in table.render_rst([row])
-    assert "*TTA*" not in table.render_markdown([dataclasses.replace(row, tta=None)])
 
 
 def test_the_tta_a_run_recorded_beside_its_recipe_reaches_the_table(tmp_path: Path) -> None:
@@ -431,7 +446,7 @@ def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> N
     meta_path.write_text(json.dumps(meta))
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "2 (test 63.01%-66.23%)"
-    assert "| 2 (test 63.01%-66.23%) |" in table.render_markdown([row])
+    assert "lenet, 2 seeds (test 63.01%-66.23%)." in table.render_markdown([row])
     # metadata of the layout before the single-pass headline: its seed runs' figures were
     # measured with the TTA, and the cell says so
     old = {"tta_flip": True, "seed_runs": [other, {**other, "test_accuracy": 0.6512}]}
@@ -439,6 +454,8 @@ def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> N
     meta_path.write_text(json.dumps(meta))
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "2 (test 65.12%-66.23%, TTA)"
+    assert "lenet, 2 seeds (test 65.12%-66.23%, TTA)." in table.render_markdown([row])
+    assert "*Seeds*" not in table.render_markdown([dataclasses.replace(row, seeds="1")])
 
 
 def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
@@ -449,7 +466,7 @@ def test_update_table_in_readme(installed: tuple[Path, nn.Module], tmp_path: Pat
     assert "old" in readme.read_text()  # --check writes nothing
     assert table.update_table_in_file(readme, rows)
     text = readme.read_text()
-    assert "old" not in text and "| lenet | 62.01 K |" in text and text.endswith("after\n")
+    assert "old" not in text and "| lenet | 62.01\u00a0K |" in text and text.endswith("after\n")
     assert not table.update_table_in_file(readme, rows, check=True)  # now current
     assert sorted(os.listdir(tmp_path)) == ["README.md"]  # no temporary file left
     (tmp_path / "bare.md").write_text("no markers\n")
@@ -472,7 +489,7 @@ def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     assert table_script.main([*args, "--check"]) == 1
     assert table_script.main(args) == 0
     assert table_script.main([*args, "--check"]) == 0
-    assert "| lenet | 62.01 K | 651.72 K | 63.01% |" in readme.read_text()
+    assert "| lenet | 63.01% | 62.22% |" in readme.read_text()
 
 
 def test_scripts_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -512,6 +529,48 @@ def test_shipped_weights_are_complete_and_verified() -> None:
             keys += ("val_accuracy",)  # packaged weights and any run with a held-out split
         for key in keys:
             assert meta["metrics"].get(key) is not None, f"{meta_path.name}: no {key}"
+
+
+def test_packaged_cfgs_name_the_classes_and_no_path_of_this_machine() -> None:
+    """The registry's cfg of shipped weights names CIFAR-10's classes, describes the weights
+    from their metadata, and refers to its file inside the package, not by an absolute path."""
+    for arch in cifarzoo.list_models(pretrained=True):
+        meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.json").read_text())
+        cfg = get_pretrained_cfg(f"cifar_{arch}").to_dict()
+        assert cfg["file"] == f"cifarzoo:weights/{arch}.safetensors"
+        assert list(cfg["label_names"]) == list(cifarzoo.CIFAR10_CLASSES)
+        accuracy = runs.recorded_accuracy(meta["metrics"]).test or 0.0
+        assert cfg["description"].startswith(f"cifarzoo {arch} trained on {DATA} for ")
+        assert cfg["description"].endswith(
+            f": {100 * accuracy:.2f}% test accuracy (one forward pass)"
+        )
+    model = timm.create_model("cifar_resnet20", pretrained=True)
+    assert model.pretrained_cfg["file"] == "cifarzoo:weights/resnet20.safetensors"
+    assert not any(str(ROOT) in str(v) for v in model.pretrained_cfg.values())
+
+
+@pytest.mark.slow(seconds=8)
+def test_packaged_weights_load_from_a_copy_of_the_package(tmp_path: Path) -> None:
+    """The package installed elsewhere (as from a wheel) loads its own weights file."""
+    import shutil
+    import subprocess
+
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "src" / "cifarzoo", site / "cifarzoo")
+    code = (
+        "import timm, cifarzoo; m = timm.create_model('cifar_lenet', pretrained=True); "
+        "from cifarzoo.models._cfgs import packaged_weights_path as p; "
+        "print(p(m.pretrained_cfg['file'])); print(float(m.conv1.weight.detach().sum()))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    path, total = out.stdout.split()
+    assert Path(path) == (site / "cifarzoo" / "weights" / "lenet.safetensors").resolve()
+    expected = cifarzoo.lenet(pretrained=True).conv1.weight.detach().sum()
+    assert float(total) == pytest.approx(float(expected))
 
 
 @pytest.mark.slow

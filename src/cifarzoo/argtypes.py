@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
-__all__ = ["fraction", "nonnegative_float", "nonnegative_int", "positive_float", "positive_int"]
+__all__ = [
+    "available_cpus",
+    "fraction",
+    "int_up_to",
+    "nonnegative_float",
+    "nonnegative_int",
+    "positive_float",
+    "positive_int",
+    "thread_count",
+]
 
 
 def _number(
@@ -50,3 +60,22 @@ positive_float = _number(float, "a number > 0", lambda v: v > 0)
 nonnegative_float = _number(float, "a number >= 0", lambda v: v >= 0)
 #: A number in [0, 1] (``--label-smoothing``, ``--distill-weight``).
 fraction = _number(float, "a number from 0 to 1", lambda v: 0 <= v <= 1)
+
+
+def int_up_to(high: int, what: str) -> Callable[[str], int]:
+    """An integer from 1 to ``high`` (``what`` says where the bound comes from)."""
+    return _int_converter(f"an integer from 1 to {high:,} ({what})", lambda v: 1 <= v <= high)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where there is one, else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity masks on macOS and Windows
+        return os.cpu_count() or 1
+
+
+def thread_count(text: str) -> int:
+    """A number of torch CPU threads (``--threads``): 1 to :func:`available_cpus` (more
+    threads than CPUs only wait on each other, and a huge count exhausts memory)."""
+    return int_up_to(available_cpus(), "the CPUs available")(text)

@@ -264,7 +264,14 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
     """Atomically ``torch.save`` a training state (adds a format tag)."""
     path = Path(path)
     with atomic_write(path) as f:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+        try:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+        except RuntimeError as e:
+            # torch's zip writer turns a failed write (a full disk) into "[enforce fail at
+            # inline_container.cc] unexpected pos": raise the OSError itself, which names the file
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from e
+            raise
     return path
 
 

@@ -231,7 +231,14 @@ def _read_pickle(path: Path) -> dict[str, Any]:
     raw = path.read_bytes()
     try:
         obj = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except Exception as e:  # damaged pickles fail in many ways: Overflow-, Memory-, IndexError...
+    except MemoryError as e:  # a damaged length field, or a machine out of memory: never
+        # advise deleting data that may be fine
+        raise MemoryError(
+            f"out of memory while reading {path}: free some memory (other programs, fewer "
+            "--threads) and try again; if it fails with memory free, the file is damaged: "
+            "compare it with a fresh copy of the CIFAR-10 python release"
+        ) from e
+    except Exception as e:  # damaged pickles fail in many ways: Overflow-, IndexError...
         raise DataFormatError(
             f"{path} is not a CIFAR-10 python pickle file ({type(e).__name__}: {e}). "
             f"{_how_to_replace(path.parent)}"
@@ -389,6 +396,21 @@ def data_name(root: str | os.PathLike[str] | None = None) -> str:
     return OFFICIAL_NAME if is_official_release(root) else UNVERIFIED_NAME
 
 
+def _check_folders(base: Path, folder: Path) -> None:
+    """Refuse a data root, or a ``cifar-10-batches-py`` in it, that is a file: neither is
+    missing data (nothing to download) nor damaged data (nothing to delete)."""
+    if base.exists() and not base.is_dir():
+        raise NotADirectoryError(
+            f"the data root {base} is a file, not a folder: pass the folder that holds (or is "
+            f"to hold) {FOLDER}/ (CLI: --data DIR)"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"{folder} is a file, not the folder of the CIFAR-10 python release: move it "
+            f"aside, then unpack or download the data so that {folder}/ holds its batch files"
+        )
+
+
 def load_cifar10(
     root: str | os.PathLike[str] | None = None,
     *,
@@ -413,10 +435,12 @@ def load_cifar10(
         DataFormatError: a file exists but has the wrong format, shape, dtype, labels or count
             (each batch file must hold the ``num_cases_per_batch`` images of ``batches.meta``,
             10,000 without one, and each split as many images of every class).
+        NotADirectoryError: the data root, or its ``cifar-10-batches-py``, is a file.
         RuntimeError: the download failed.
     """
     base = resolve_data_root(root)
     folder = base / FOLDER
+    _check_folders(base, folder)
     files = [*TRAIN_FILES, TEST_FILE]
     missing = [f for f in files if not (folder / f).is_file()]
     if missing and download:
@@ -446,6 +470,11 @@ def stratified_split(labels: Tensor, val_size: int, *, seed: int = 0) -> tuple[T
     permutation. Both index tensors are sorted (the original order is kept).
     """
     n = len(labels)
+    if isinstance(val_size, bool) or not isinstance(val_size, numbers.Integral):
+        raise TypeError(
+            f"val_size is a number of images (an int in 1..{n - 1}), got {val_size!r}; for a "
+            f"fraction f of the {n:,} images pass round(f * {n})"
+        )
     if not 0 < val_size < n:
         raise ValueError(f"val_size must be in 1..{n - 1}, got {val_size}")
     counts = torch.bincount(labels).tolist()

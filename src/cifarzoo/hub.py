@@ -56,8 +56,9 @@ OFFICIAL_DATASET_ID = "cifar10"
 
 def _hub_config(run: RunInfo, model: nn.Module) -> dict[str, Any]:
     """timm's ``config.json`` for the run's model: what ``hf-hub:``/``local-dir:`` read."""
+    # the source, and what describes the packaged weights rather than the run's
     skip = {"file", "url", "hf_hub_id", "hf_hub_filename", "source", "state_dict", "architecture",
-            "tag", "notes"}  # fmt: skip
+            "tag", "notes", "label_names", "description"}  # fmt: skip
     cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in skip}  # type: ignore[arg-type]
     cfg["num_classes"] = run.num_classes
     cfg["notes"] = [SHA256_NOTE + run.sha256]

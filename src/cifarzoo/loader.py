@@ -20,6 +20,8 @@ from .constants import CIFAR10_MEAN, CIFAR10_STD, NUM_CLASSES
 __all__ = ["DeviceLoader", "PadMode", "check_labels"]
 
 PadMode = Literal["reflect", "zeros"]
+#: How far a row of soft labels may sum from 1 (float16 rounding of ten classes is ~5e-3).
+PROBABILITY_TOLERANCE = 1e-2
 
 
 def _no_classifier_error(what: str, classes: int) -> ValueError:
@@ -36,7 +38,8 @@ def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") 
     """Raise a ``ValueError`` unless ``labels`` fit ``num_classes`` classes.
 
     Class indices ``[N]`` must lie in ``0..num_classes - 1`` (only ``>= 0`` is checked when
-    ``num_classes`` is ``None``); class probabilities ``[N, C]`` must have ``C == num_classes``.
+    ``num_classes`` is ``None``); class probabilities ``[N, C]`` must have ``C == num_classes``
+    and be probabilities (each row in [0, 1], summing to 1).
     Checking up front turns what would be an ``IndexError`` in the loss (a device-side assert
     on CUDA) into an error that says what is wrong.
     """
@@ -49,6 +52,7 @@ def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") 
                 f"({list(labels.shape)}), but the model has {num_classes}; give one column per "
                 "class of the model"
             )
+        _check_probability_rows(labels, what)
         return
     if labels.numel() == 0:
         return
@@ -63,6 +67,22 @@ def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") 
             + f", found values from {lo} to {hi}; fix the labels or use a model with "
             "num_classes large enough"
         )
+
+
+def _check_probability_rows(labels: Tensor, what: str) -> None:
+    """Soft labels must be probabilities: each row in [0, 1] and summing to 1 (to float
+    rounding); anything else trains against a loss that means nothing."""
+    if labels.numel() == 0:
+        return
+    lo, hi = float(labels.min()), float(labels.max())
+    off = float((labels.double().sum(1) - 1).abs().max())
+    if math.isfinite(lo + hi + off) and lo >= 0 and hi <= 1 and off <= PROBABILITY_TOLERANCE:
+        return
+    raise ValueError(
+        f"{what} are soft labels [N, C], so each row must be class probabilities (values in "
+        f"[0, 1] that sum to 1), found values from {lo:.4g} to {hi:.4g} and row sums off by up "
+        f"to {off:.4g}; normalize them, e.g. logits.softmax(1), or pass class indices [N]"
+    )
 
 
 def _as_nhwc_uint8(images: Tensor) -> Tensor:
@@ -139,6 +159,11 @@ def _checked_images(
             f"crop_padding {crop_padding} must be smaller than the image size ({h}x{w}) with "
             "pad_mode='reflect': a reflection cannot add more pixels than the image has. "
             "Use a smaller crop_padding (4 is usual for 32x32) or pad_mode='zeros'"
+        )
+    if augment and cutout >= min(h, w):
+        raise ValueError(
+            f"cutout {cutout} must be smaller than the image size ({h}x{w}): a square that "
+            "large blanks whole images. Use a smaller cutout (8 to 16 is usual for 32x32)"
         )
     return nhwc
 

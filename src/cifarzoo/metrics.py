@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from torch import Tensor, nn
 
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, Split
+from .devices import autocast, resolve_device
 from .loader import DeviceLoader, _no_classifier_error
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "evaluate",
     "model_mean_std",
     "predict_logits",
-    "resolve_device",
     "tta_views",
 ]
 
@@ -37,35 +36,6 @@ def tta_views(flip: bool, translate: bool) -> str:
     """The test-time views averaged besides the image: ``"flip"``, ``"translate"``,
     ``"flip + translate"``, or ``""`` for none."""
     return " + ".join(name for name, on in (("flip", flip), ("translate", translate)) if on)
-
-
-def resolve_device(device: torch.device | str | None = None) -> torch.device:
-    """``None``/``"auto"`` -> ``cuda`` when available, else ``cpu``.
-
-    Raises:
-        ValueError: a CUDA device this machine does not have (the message names ``cpu``).
-    """
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        _check_cuda(dev)
-    return dev
-
-
-def _check_cuda(dev: torch.device) -> None:
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if available == 0:
-        raise ValueError(
-            f"device {str(dev)!r}: no CUDA GPU is available on this machine; use the CPU with "
-            "device='cpu' (CLI: --device cpu), or leave the device unset to use a GPU only "
-            "when there is one"
-        )
-    if dev.index is not None and dev.index >= available:
-        raise ValueError(
-            f"device {str(dev)!r}: this machine has {available} CUDA GPU(s), cuda:0 to "
-            f"cuda:{available - 1}; pick one of them or use device='cpu' (CLI: --device cpu)"
-        )
 
 
 def model_mean_std(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -193,13 +163,6 @@ class _Accumulator:
         )
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on ``device`` when ``amp``, else nothing (shared with cifarzoo.training)."""
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> tuple[Tensor, Tensor]:
     """The logits averaged over the test-time views, and those of ``x`` alone (one of them)."""
 
@@ -308,10 +271,31 @@ def _predictions(
         for x, y in batches:
             if len(y) == 0:
                 continue
-            with _autocast(device, amp):
+            with autocast(device, amp):
                 yield *_tta_logits(model, x, tta_flip, tta_translate), y
     finally:
         model.train(was_training)
+
+
+def _num_images(data: EvalData, world_size: int) -> int | None:
+    """How many images one rank evaluates (about), for a progress bar's total."""
+    if isinstance(data, DeviceLoader):
+        return None
+    labels = (
+        data.test.labels
+        if isinstance(data, CIFAR10Data)
+        else (data.labels if isinstance(data, Split) else data[1])
+    )
+    return -(-len(labels) // world_size)
+
+
+def _progress_bar(desc: str | None, total: int | None) -> Any:
+    """A tqdm bar of images (``None`` without a description)."""
+    if desc is None:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
 
 
 @torch.no_grad()
@@ -328,6 +312,7 @@ def evaluate(
     num_classes: int | None = None,
     distributed: bool | None = None,
     single_pass: bool = False,
+    progress: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``data`` (a split, ``(images, labels)``, or a :class:`CIFAR10Data`,
     whose ``test`` split is used).
@@ -346,6 +331,8 @@ def evaluate(
         single_pass: with a test-time augmentation, also measure ``model(x)`` alone from the
             same forward passes (the averaged views include the image itself), as the result's
             ``single_pass``: equal to a second ``evaluate`` without augmentation, at no cost.
+        progress: show a progress bar (tqdm, on stderr) of the images evaluated, with this
+            description; on the first rank only.
 
     The loss is the plain cross-entropy (no label smoothing). The expected calibration error
     uses 15 equal-width confidence bins. The model's train/eval mode is restored afterwards.
@@ -365,12 +352,17 @@ def evaluate(
         _Accumulator(num_classes, dev) if single_pass and (tta_flip or tta_translate) else None
     )
     predictions = _predictions(model, batches, dev, amp, tta_flip, tta_translate)
+    bar = _progress_bar(progress if rank == 0 else None, _num_images(data, world))
     for i, (logits, plain, y) in enumerate(predictions):
         if i == 0:  # the labels were checked when the batches were made; now the model's width
             acc.check_width(logits)
         acc.update(logits, y)
         if plain_acc is not None:
             plain_acc.update(plain, y)
+        if bar is not None:
+            bar.update(len(y))
+    if bar is not None:
+        bar.close()
     names = classes if classes is not None else default_classes
     if distributed:
         acc.all_reduce()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +20,25 @@ from .models._registry import TIMM_PREFIX, create_model, list_models, read_weigh
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
 
 __all__ = [
+    "ARCHITECTURE_COLUMNS",
     "RST_TABLE_END",
     "RST_TABLE_START",
     "TABLE_END",
     "TABLE_START",
+    "WEIGHTS_COLUMNS",
     "ModelRow",
     "duration",
+    "hardware_cell",
+    "has_weights",
     "model_table",
     "percent",
+    "render_architecture_rst",
     "render_markdown",
     "render_rst",
+    "render_weights_rst",
     "replace_between_markers",
     "update_table_in_file",
+    "weights_note",
 ]
 
 TABLE_START = "<!-- model-table:start -->"
@@ -111,6 +119,21 @@ def model_table(
     return rows
 
 
+def weights_note(name: str, *, weights_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """How ``cifarzoo list`` marks a model with weights that load: where they are and their
+    one-forward-pass test accuracy (``None`` for a model without such weights)."""
+    meta = read_weights_meta(name.removeprefix(TIMM_PREFIX), weights_dir)
+    if meta is None or not (meta.get("file") or meta.get("hf_hub_id")):
+        return None
+    metrics = meta.get("metrics") or {}
+    note = "pretrained" if meta.get("file") else "pretrained (Hub)"
+    accuracy = recorded_accuracy(metrics).test
+    if accuracy is not None:
+        note += f": {percent(accuracy)} test accuracy, one forward pass"
+        note += f", on {metrics['data']}" if metrics.get("data") else ""
+    return note
+
+
 def _count(n: float) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
@@ -154,37 +177,74 @@ def percent(x: float | None) -> str:
     return _DASH if x is None else f"{100 * x:.2f}%"
 
 
-_COLUMNS = (
-    "Model", "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA", "TTA test acc.",
-    "TTA val acc.", "Seeds", "Epochs", "Train images", "Train time", "Hardware", "Data", "Weights",
+#: The weights table: one row per model whose weights load.
+WEIGHTS_COLUMNS = (
+    "Model", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images", "Train time",
+    "Data", "Hardware",
 )  # fmt: skip
+#: The architecture table: every model.
+ARCHITECTURE_COLUMNS = ("Model", "Params", "MACs (32x32)")
 _NUMERIC_COLUMNS = {
-    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA test acc.", "TTA val acc.", "Epochs",
-    "Train images", "Train time",
+    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images",
+    "Train time",
 }  # fmt: skip
-_WEIGHTS_CELL = {"package": "in the package", "hub": "Hub", "unpublished": "not published yet"}
 
 
-def _cells(row: ModelRow) -> list[str]:
+def has_weights(row: ModelRow) -> bool:
+    """Whether the row's weights load (shipped in the package or published on the Hub)."""
+    return row.weights in ("package", "hub")
+
+
+def hardware_cell(hardware: str | None) -> str:
+    """A recorded hardware description, short: ``Intel(R) Xeon(R) Processor (2 CPUs, 1
+    threads)`` -> ``Intel Xeon (2 CPUs, 1 thread)``."""
+    if not hardware:
+        return _DASH
+    text = re.sub(r"\((?:R|TM)\)| Processor\b| CPU @ [\d.]+GHz", "", hardware)
+    return re.sub(r"\b1 threads\b", "1 thread", " ".join(text.split()))
+
+
+#: between a number and its unit, and around the "/" of a pair: a cell wraps between words,
+#: never inside a number
+_NBSP = "\u00a0"
+
+
+def _unbroken(text: str) -> str:
+    return text.replace(" ", _NBSP)
+
+
+def _tta_accuracy_cell(row: ModelRow) -> str:
+    if row.tta_test_accuracy is None:
+        return _DASH
+    pair = _unbroken(f"{percent(row.tta_test_accuracy)} / {percent(row.tta_val_accuracy)}")
+    return f"{pair} ({row.tta})"
+
+
+def _training_cell(row: ModelRow) -> str:
+    """Epochs x training images (``30 x 45,000``), and whether distilled."""
+    if row.epochs is None:
+        return _DASH
+    cell = f"{row.epochs:g}"
+    if row.train_images is not None:
+        cell += f"{_NBSP}x{_NBSP}{row.train_images:,}"
+    return cell + (", distilled" if row.distilled else "")
+
+
+def _weights_cells(row: ModelRow) -> list[str]:
     return [
-        row.model,
-        _count(row.params),
-        _count(row.macs),
+        row.model + (" (Hub)" if row.weights == "hub" else ""),
         percent(row.test_accuracy),
         percent(row.val_accuracy),
-        row.tta or _DASH,
-        percent(row.tta_test_accuracy),
-        percent(row.tta_val_accuracy),
-        row.seeds or _DASH,
-        _DASH
-        if row.epochs is None
-        else f"{row.epochs:g}" + (", distilled" if row.distilled else ""),
-        _DASH if row.train_images is None else f"{row.train_images:,}",
-        duration(row.seconds),
-        row.hardware or _DASH,
+        _tta_accuracy_cell(row),
+        _training_cell(row),
+        _unbroken(duration(row.seconds)),
         row.data or _DASH,
-        _WEIGHTS_CELL.get(row.weights or "", _DASH),
+        hardware_cell(row.hardware),
     ]
+
+
+def _architecture_cells(row: ModelRow) -> list[str]:
+    return [row.model, _unbroken(_count(row.params)), _unbroken(_count(row.macs))]
 
 
 _DISTILLED_NOTE = (
@@ -193,42 +253,96 @@ _DISTILLED_NOTE = (
     "names them)."
 )
 
-
-_TTA_NOTE = (
+_ACCURACY_NOTE = (
     "*Test acc.* and *Val acc.* are one forward pass of the normalized 32x32 images, what "
-    "`model(x)` gives. *TTA*: the test-time augmentation of the *TTA* columns: *flip* averages "
-    "each image's logits with its mirror's, *translate* adds copies shifted one pixel diagonally "
-    "(`cifarzoo eval MODEL --pretrained` measures both ways). *Seeds*: how many seeds the recipe "
-    "was trained with (the weights are one of them) and, for two or more, the range of their "
-    "test accuracies (with TTA where the cell says so). Only models whose weights load show "
-    "accuracies; docs/experiments.rst records the measurements of weights that were not kept."
+    "`model(x)` gives; *TTA test / val acc.* the same weights with the test-time augmentation "
+    "named in brackets: *flip* averages each image's logits with its mirror's, *translate* adds "
+    "copies shifted one pixel diagonally (`cifarzoo eval MODEL --pretrained` measures both "
+    "ways). *Epochs x images*: training epochs, and the training images of each (the rest of "
+    "the 50,000 held out for validation). Only weights that load are listed; "
+    "docs/experiments.rst records the measurements of weights that were not kept."
 )
 
 
+def _location_note(rows: Sequence[ModelRow]) -> str:
+    if all(r.weights == "package" for r in rows):
+        return "All these weights ship in the package: `pretrained=True` works offline."
+    return (
+        "*(Hub)*: downloaded from the Hugging Face Hub and cached by timm; the other weights "
+        "ship in the package, so `pretrained=True` works offline for them."
+    )
+
+
+def _seeds_note(rows: Sequence[ModelRow]) -> str | None:
+    several = [(r.model, r.seeds) for r in rows if r.seeds and r.seeds != "1"]
+    if not several:
+        return None
+    listed = "; ".join(f"{model}, {seeds.replace(' (', ' seeds (', 1)}" for model, seeds in several)
+    return (
+        f"*Seeds*: trained with several seeds, the weights being one of them: {listed}. "
+        "The other weights come from one run."
+    )
+
+
 def _notes(rows: Sequence[ModelRow]) -> str:
-    notes = []
-    if any(r.tta for r in rows):
-        notes.append(_TTA_NOTE)
+    notes = [_ACCURACY_NOTE, _location_note(rows), _seeds_note(rows)]
     if any(r.distilled for r in rows):
         notes.append(_DISTILLED_NOTE)
-    return "".join(f"\n{note}\n" for note in notes)
+    return "".join(f"\n{note}\n" for note in notes if note)
+
+
+def _markdown(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |"]
+    lines.append("|" + "|".join("---:" if c in _NUMERIC_COLUMNS else "---" for c in columns) + "|")
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _rst(columns: Sequence[str], rows: Iterable[Sequence[str]], css_class: str) -> str:
+    lines = [".. list-table::", "   :header-rows: 1", f"   :class: {css_class}", ""]
+    for cells in [list(columns), *rows]:
+        lines.append(f"   * - {cells[0]}")
+        lines += [f"     - {c}" for c in cells[1:]]
+    return "\n".join(lines) + "\n"
 
 
 def render_markdown(rows: Sequence[ModelRow]) -> str:
-    """A GitHub-flavoured markdown table of ``rows`` (and a note on distilled rows, if any)."""
-    lines = ["| " + " | ".join(_COLUMNS) + " |"]
-    lines.append("|" + "|".join("---:" if c in _NUMERIC_COLUMNS else "---" for c in _COLUMNS) + "|")
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n" + _notes(rows)
+    """Two GitHub-flavoured markdown tables of ``rows``: the weights that load (accuracy, data,
+    training) with their notes, then every architecture (parameters, MACs)."""
+    loaded = [r for r in rows if has_weights(r)]
+    parts = []
+    if loaded:
+        parts += [
+            "**Pretrained weights**\n",
+            _markdown(WEIGHTS_COLUMNS, (_weights_cells(r) for r in loaded)) + _notes(loaded),
+        ]
+    parts += [
+        "**Architectures**\n",
+        _markdown(ARCHITECTURE_COLUMNS, (_architecture_cells(r) for r in rows)),
+    ]
+    return "\n".join(parts)
+
+
+def render_weights_rst(rows: Sequence[ModelRow]) -> str:
+    """An RST ``list-table`` (class ``weights-table``) of the rows whose weights load, with
+    its notes."""
+    loaded = [r for r in rows if has_weights(r)]
+    if not loaded:
+        return "No model has weights that load yet.\n"
+    table = _rst(WEIGHTS_COLUMNS, (_weights_cells(r) for r in loaded), "weights-table")
+    return table + _notes(loaded).replace("`", "``")  # RST inline literals
+
+
+def render_architecture_rst(rows: Sequence[ModelRow]) -> str:
+    """An RST ``list-table`` (class ``architecture-table``) of every row's parameters and
+    MACs."""
+    return _rst(ARCHITECTURE_COLUMNS, (_architecture_cells(r) for r in rows), "architecture-table")
 
 
 def render_rst(rows: Sequence[ModelRow]) -> str:
-    """An RST ``list-table`` of ``rows``."""
-    lines = [".. list-table::", "   :header-rows: 1", ""]
-    for cells in [list(_COLUMNS), *(_cells(r) for r in rows)]:
-        lines.append(f"   * - {cells[0]}")
-        lines += [f"     - {c}" for c in cells[1:]]
-    return "\n".join(lines) + "\n" + _notes(rows).replace("`", "``")  # RST inline literals
+    """Both RST tables of ``rows``: :func:`render_weights_rst` then
+    :func:`render_architecture_rst`."""
+    return render_weights_rst(rows) + "\n" + render_architecture_rst(rows)
 
 
 def replace_between_markers(text: str, block: str, start: str, end: str) -> str:

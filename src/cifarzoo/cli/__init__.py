@@ -37,7 +37,10 @@ __all__ = [
 
 def add_list_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "list", help="list the model names", description="List the models cifarzoo can build."
+        "list",
+        help="list the model names, marking those with pretrained weights",
+        description="List the models cifarzoo can build, one a line; a model with pretrained "
+        "weights is marked with its test accuracy (one forward pass).",
     )
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
     p.add_argument("--pretrained", action="store_true", help="only models with weights")
@@ -47,9 +50,13 @@ def add_list_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run_list(args: argparse.Namespace) -> int:
     from ..models import list_models
+    from ..table import weights_note
 
-    for name in list_models(args.pattern, pretrained=args.pretrained):
-        print(name)
+    names = list_models(args.pattern, pretrained=args.pretrained)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        note = weights_note(name)
+        print(name if note is None else f"{name:<{width}}  {note}")
     return 0
 
 
@@ -95,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as e:  # disk full, permissions...: one line, not a traceback
         print(f"cifarzoo {args.command}: error: {_os_error_text(e)}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        said = " ".join(str(e).split()) or "out of memory: free some memory, or ask for less"
+        print(f"cifarzoo {args.command}: error: {said}", file=sys.stderr)
         return 2
 
 

@@ -89,8 +89,29 @@ def _load_model(args: argparse.Namespace) -> nn.Module:
 
     if args.weights:
         check_weights_source(args.weights)
-        return create_model(args.model, weights=args.weights)
-    return create_model(args.model, pretrained=True)
+        model = create_model(args.model, weights=args.weights)
+    else:
+        model = create_model(args.model, pretrained=True)
+    _check_finite(model, args.weights or f"the pretrained {args.model}")
+    return model
+
+
+def _check_finite(model: nn.Module, source: str) -> None:
+    """Refuse weights that hold NaN or infinities: their accuracy would look like a result."""
+    import torch
+
+    bad = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        listed = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ValueError(
+            f"the weights of {source} hold NaN or infinite values ({listed}), so there is "
+            "nothing to evaluate: train again (a run whose weights stop being finite stops "
+            "before it writes them), or get an intact copy of the file"
+        )
 
 
 def _eval_settings(
@@ -98,6 +119,7 @@ def _eval_settings(
 ) -> tuple[bool, bool, bool, str]:
     """Flip TTA, translate TTA and bf16: those given, else as recorded with the weights; and
     the note that says they are as recorded."""
+    from ..devices import resolve_amp
     from ..training import AMP_MODES
 
     recorded_views = recorded_tta(recorded)
@@ -105,8 +127,11 @@ def _eval_settings(
     flip = flip if args.tta is None else args.tta
     translate = translate if args.tta_translate is None else args.tta_translate
     recorded_amp = recorded_bf16(recorded)
-    amp = AMP_MODES[args.amp] if args.amp is not None else recorded_amp
-    bf16 = amp if amp is not None else device.type == "cuda"  # as `cifarzoo train` evaluates
+    if args.amp is not None:
+        bf16 = resolve_amp(AMP_MODES[args.amp], device)
+    else:  # a run that recorded no precision (earlier versions' auto) was evaluated in bf16 on
+        # CUDA only
+        bf16 = recorded_amp if recorded_amp is not None else device.type == "cuda"
     as_recorded = recorded_views == (flip, translate) and recorded_amp in (None, bf16)
     return flip, translate, bf16, ", as recorded with the weights" if as_recorded else ""
 
@@ -116,17 +141,18 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from ..checkpoint import save_json
     from ..data import load_cifar10
-    from ..metrics import evaluate, resolve_device, tta_views
+    from ..devices import resolve_device
+    from ..metrics import evaluate, tta_views
 
     if args.json_path:
         _check_json_path(Path(args.json_path))
     if args.threads:
         torch.set_num_threads(args.threads)
     model = _load_model(args)
+    recorded = recorded_metrics(args.model, None if args.pretrained else args.weights)
     device = resolve_device(args.device)
     model.to(device)
     data = load_cifar10(args.data, download=args.download, name=args.data_name)
-    recorded = recorded_metrics(args.model, None if args.pretrained else args.weights)
     flip, translate, bf16, recorded_note = _eval_settings(args, recorded, device)
     run = {"batch_size": args.batch_size, "device": device, "amp": bf16}
     result = evaluate(
@@ -136,6 +162,7 @@ def run_eval(args: argparse.Namespace) -> int:
         tta_translate=translate,
         classes=data.classes,
         single_pass=True,
+        progress=f"{args.model} on {data.name} test",
         **run,
     )
     print(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..argtypes import nonnegative_int
 from ..checkpoint import CHECKPOINT_NAME
-from ..runs import clear_run, existing_run_files, new_version_folder, run_lock, write_run
+from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, write_run
 from .common import Subparsers, check_out_folder
 
 if TYPE_CHECKING:
@@ -117,7 +117,8 @@ def _add_out_options(p: argparse.ArgumentParser) -> None:
     again.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the run in --out (its run files are deleted before training starts)",
+        help="replace the run in --out (its run files are deleted when training starts, once "
+        "the model, data, teachers and recipe were accepted)",
     )
     again.add_argument(
         "--resume",
@@ -164,6 +165,7 @@ def _train_settings(
         "quiet": args.quiet,
         "checkpoint_dir": checkpoint.parent,
         "resume": args.resume,
+        "overwrite": args.overwrite,
         **given_settings(args, OPTION_FLAGS),
     }
     teachers = bool(getattr(args, "teacher", None))
@@ -187,22 +189,6 @@ def _train_settings(
     return saved.recipe.replace(**recipe), RunOptions(**{**recorded, **options})
 
 
-def _check_data_sizes(val_size: int, train_subset: int) -> None:
-    from ..data import NUM_TRAIN
-
-    if not 0 <= val_size < NUM_TRAIN:
-        raise ValueError(
-            f"--val-size must be between 0 (no validation split) and {NUM_TRAIN - 1:,}, got "
-            f"{val_size:,}"
-        )
-    left = NUM_TRAIN - val_size
-    if not 0 <= train_subset <= left:
-        raise ValueError(
-            f"--train-subset must be between 1 and {left:,} (the {NUM_TRAIN:,} training images "
-            f"less --val-size {val_size:,}) or 0 for all of them, got {train_subset:,}"
-        )
-
-
 def _resume_hint(args: argparse.Namespace, out: Path) -> str:
     """The command that resumes this run: the original command line plus ``--resume``."""
     words: list[str] | None = getattr(args, "command_line", None)
@@ -219,11 +205,12 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..metrics import resolve_device
+    from ..devices import resolve_device
     from ..training import DistEnv
+    from ..training.arguments import check_data_sizes
 
     env = DistEnv.from_env()
-    _check_data_sizes(args.val_size, args.train_subset)
+    check_data_sizes(args.val_size, args.train_subset)
     resolve_device(args.device)  # a missing GPU is refused before any work
     out = _out_folder(args, env.distributed)
     with run_lock(out) if env.is_main else contextlib.nullcontext():
@@ -247,13 +234,7 @@ def _out_folder(args: argparse.Namespace, distributed: bool) -> Path:
         return new_version_folder(Path("runs") / args.model)
     out = Path(args.out)
     check_out_folder(out, "--out")
-    held = existing_run_files(out)
-    resuming = args.resume and (out / CHECKPOINT_NAME).is_file()
-    if held and not resuming and not args.overwrite:
-        raise ValueError(
-            f"--out {out} already holds a run ({', '.join(held)}); pass --resume to continue "
-            "it, --overwrite to replace it, or another --out folder"
-        )
+    check_run_folder(out, resume=args.resume, overwrite=args.overwrite, words=CLI_WORDS)
     return out
 
 
@@ -264,8 +245,6 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     from ..training import NonFiniteLossError, RecipeMismatchError, TrainState, fit
     from ..training.options import TrainingSetup
 
-    if args.overwrite and env.is_main:
-        clear_run(out)
     checkpoint = out / CHECKPOINT_NAME
     resuming = args.resume and checkpoint.is_file()
     # mapped, not read: fit reads the whole checkpoint again to resume

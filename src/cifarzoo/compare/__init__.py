@@ -14,15 +14,18 @@ data) -- or reads the output folders of earlier ``cifarzoo train`` runs -- and m
 * for SE models, the distribution of the SE gate values of each stage over test images
   (:class:`~cifarzoo.instrument.SEGateRecorder`).
 
-:func:`findings` states what those numbers show, in words; :func:`write_report` turns the
-result into a folder: ``report.html`` (self-contained, the findings at the top, figures embedded
-as base64 PNG), the figures as PNG files, ``summary.txt`` and ``report.json`` with every number.
-The report can be re-rendered from ``report.json`` alone (:func:`render_report`).
+:func:`findings` states what those numbers show, in words (or, for runs too short to mean
+anything, says so: :func:`too_short`); :func:`write_report` turns the result into a folder:
+``report.html`` (self-contained: a conclusion and one table of results at the top, then the
+figures, embedded as base64 PNG), the figures as PNG files, ``summary.txt`` and ``report.json``
+with every number. The report can be written again from ``report.json`` alone
+(:func:`rerender`, ``cifarzoo compare --render report.json --out DIR``).
 
 The package is split by job: :mod:`~cifarzoo.compare.measure` (training and measuring),
 :mod:`~cifarzoo.compare.results` (the report objects and their JSON),
 :mod:`~cifarzoo.compare.findings` (the numbers in words), :mod:`~cifarzoo.compare.figures`,
-:mod:`~cifarzoo.compare.report` (the page, from a template, and the files) and
+:mod:`~cifarzoo.compare.page` (the HTML page, from a template),
+:mod:`~cifarzoo.compare.report` (the files) and
 :mod:`~cifarzoo.compare.cli`.
 
 >>> from cifarzoo.compare import compare, synthetic_data
@@ -35,7 +38,16 @@ from ..cost import count_macs, count_params
 from ..runs import GRAD_FLOW_FILE
 from .cli import AMP_HELP, add_amp_argument, add_compare_parser, main, run_compare
 from .figures import FIGURES
-from .findings import Finding, degradation_rows, findings, gradient_ratio
+from .findings import (
+    CONCLUSION_TOPICS,
+    MIN_EPOCHS,
+    MIN_LEAD_OVER_CHANCE,
+    Finding,
+    degradation_rows,
+    findings,
+    gradient_ratio,
+    too_short,
+)
 from .measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
@@ -44,16 +56,19 @@ from .measure import (
     subset_train,
     synthetic_data,
 )
-from .report import REPORT_HTML, REPORT_JSON, REPORT_TXT, render_report, write_report
+from .report import REPORT_HTML, REPORT_JSON, REPORT_TXT, render_report, rerender, write_report
 from .results import SCHEMA, ComparisonReport, ModelReport
 
 __all__ = [
     "AMP_HELP",
     "COMPARE_RECIPE",
+    "CONCLUSION_TOPICS",
     "DEFAULT_MODELS",
     "FIGURES",
     "GPU_MODELS",
     "GRAD_FLOW_FILE",
+    "MIN_EPOCHS",
+    "MIN_LEAD_OVER_CHANCE",
     "REPORT_HTML",
     "REPORT_JSON",
     "REPORT_TXT",
@@ -71,8 +86,10 @@ __all__ = [
     "gradient_ratio",
     "main",
     "render_report",
+    "rerender",
     "run_compare",
     "subset_train",
     "synthetic_data",
+    "too_short",
     "write_report",
 ]

@@ -6,16 +6,19 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from ..argtypes import nonnegative_int, positive_int
-from ..data import CIFAR10Data, load_cifar10
+from ..argtypes import int_up_to, nonnegative_int, positive_int
+from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
+from ..runs import existing_run_files
 from ..training import AMP_MODES, Recipe
 from ..training.arguments import (
     AMP_HELP,
     add_amp_argument,
     add_common_options,
     add_setting_options,
+    check_data_sizes,
     given_settings,
 )
 from .measure import (
@@ -26,6 +29,7 @@ from .measure import (
     subset_train,
     synthetic_data,
 )
+from .report import existing_report_files
 
 __all__ = ["AMP_HELP", "add_amp_argument", "add_compare_parser", "main", "run_compare"]
 
@@ -70,7 +74,22 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="MODEL",
         help=f"model names (default: {' '.join(DEFAULT_MODELS)})",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="report folder; one that holds a report or a `cifarzoo train` run needs --overwrite",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the report in --out (or write one beside the run it holds)",
+    )
+    p.add_argument(
+        "--render",
+        metavar="REPORT_JSON",
+        help="write the report of this report.json again into --out (no data, no training)",
+    )
     add_common_options(p, threads=False)
     _add_recipe_options(p)
     p.add_argument(
@@ -88,7 +107,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--synthetic",
-        type=positive_int,
+        type=int_up_to(NUM_TRAIN, "CIFAR-10's training images"),
         default=None,
         metavar="N",
         help="use N random synthetic training images instead of CIFAR-10 (smoke test)",
@@ -131,8 +150,39 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that holds a report or a run (its files would be replaced or mixed with
+    the report's) unless --overwrite says so: checked before anything is trained."""
+    if overwrite:
+        return
+    report, run = existing_report_files(out), existing_run_files(out)
+    if report:
+        raise ValueError(
+            f"--out {out} already holds a report ({', '.join(report)}); pass --overwrite to "
+            "replace it, or another --out folder"
+        )
+    if run:
+        raise ValueError(
+            f"--out {out} holds a `cifarzoo train` run ({', '.join(run)}); pass another --out "
+            "folder, or --overwrite to write the report beside it"
+        )
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """Handler of ``cifarzoo compare``; returns the exit status."""
+    out = Path(args.out)
+    in_place = args.render is not None and Path(args.render).resolve().parent == out.resolve()
+    _check_out(out, args.overwrite or in_place)  # a report written again in place loses nothing
+    if args.render is not None:
+        return _rerender(args)
+    subset = args.train_subset or 0
+    if args.synthetic is None:
+        check_data_sizes(args.val_size, subset)
+    elif subset > args.synthetic:
+        raise ValueError(
+            f"--train-subset must be at most {args.synthetic:,} (the --synthetic training "
+            f"images), got {subset:,}"
+        )
     models = list(args.models) if args.models or args.runs else list(DEFAULT_MODELS)
     if args.synthetic is not None:
         data: CIFAR10Data = synthetic_data(
@@ -165,6 +215,20 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     print(report.table())
     print(f"report: {report.files['html']}")
+    return 0
+
+
+def _rerender(args: argparse.Namespace) -> int:
+    """``compare --render REPORT_JSON --out DIR``: the report again, from its JSON alone."""
+    from .report import rerender
+
+    if args.models or args.runs or args.synthetic is not None:
+        raise ValueError(
+            "--render writes a report again from its report.json alone; drop the model names, "
+            "--runs and --synthetic (or drop --render to compare)"
+        )
+    files = rerender(args.render, args.out)
+    print(f"report: {files['html']}")
     return 0
 
 

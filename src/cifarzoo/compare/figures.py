@@ -132,18 +132,24 @@ def _fig_confusion(models: Sequence[ModelReport], classes: Sequence[str]) -> Any
 
 
 def _fig_cost(models: Sequence[ModelReport]) -> Any:
+    """One bar panel per cost, and test accuracy; a panel without any value is left out."""
     plt = _pyplot()
     panels: list[tuple[str, list[float | None]]] = [
         ("parameters (M)", [m.params / 1e6 for m in models]),
         ("MACs per image (M)", [m.macs / 1e6 for m in models]),
-        ("seconds per epoch", [m.seconds_per_epoch for m in models]),
+        (
+            "seconds per epoch\n(wall clock, machine-dependent)",
+            [m.seconds_per_epoch for m in models],
+        ),
         (
             "peak memory (MiB)",
             [None if m.peak_memory_bytes is None else m.peak_memory_bytes / 2**20 for m in models],
         ),
         ("test accuracy (%)", [100 * m.test["accuracy"] for m in models]),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    panels = [(title, values) for title, values in panels if any(v is not None for v in values)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    axes = axes[0]
     names = [m.name for m in models]
     colors = _colors(len(models))
     for ax, (title, values) in zip(axes, panels, strict=True):

@@ -3,7 +3,8 @@
 :func:`findings` reads a :class:`~cifarzoo.compare.ComparisonReport` and states what its numbers
 show (only for the models it holds): shortcuts at each depth, the degradation of plain networks
 with depth, the gradient reaching the first layers, what SE gates and dense connections change,
-and which classes gain. :func:`degradation_rows` is the training-error table of He et al. 2016's
+and which classes gain. Runs too short to mean anything (:func:`too_short`) get one statement
+saying so instead. :func:`degradation_rows` is the training-error table of He et al. 2016's
 plain-vs-residual result. Every number is last-epoch; nothing is chosen on the test set.
 """
 
@@ -18,13 +19,25 @@ from typing import Any
 from .results import ComparisonReport, ModelReport
 
 __all__ = [
+    "CONCLUSION_TOPICS",
+    "MIN_EPOCHS",
+    "MIN_LEAD_OVER_CHANCE",
     "Finding",
     "degradation_rows",
+    "epochs_trained",
     "findings",
     "gradient_ratio",
     "gradient_records",
     "plain_residual_pairs",
+    "too_short",
 ]
+
+#: Conclusions are drawn only from runs of at least this many epochs...
+MIN_EPOCHS = 5
+#: ...in which the best model's test accuracy beats chance by at least this much.
+MIN_LEAD_OVER_CHANCE = 0.2
+#: The findings that make a report's conclusion (the others have their own sections).
+CONCLUSION_TOPICS = ("preliminary", "best", "degradation", "se", "dense")
 
 _DEPTH = re.compile(r"^(plain|resnet|seresnet)(\d+)$")
 
@@ -51,11 +64,44 @@ def _augmented_train_error(m: ModelReport) -> float | None:
     return 1.0 - float(accs[-1]) if accs else None
 
 
-def degradation_rows(report: ComparisonReport) -> list[dict[str, Any]]:
-    """One row per plain or residual CIFAR network of the report, by depth then shortcuts:
-    ``model``, ``depth``, ``shortcuts``, ``train_error`` (unaugmented training images, eval
-    mode), ``train_error_augmented`` (the last epoch's running error on augmented batches),
-    ``val_error`` and ``test_error``."""
+def epochs_trained(m: ModelReport) -> int:
+    """The epochs a model's history records (its last epoch number)."""
+    epochs = m.history.get("epoch") or []
+    return int(max(epochs)) if epochs else 0
+
+
+def too_short(report: ComparisonReport) -> str | None:
+    """Why the report's runs are too short to compare the architectures, or ``None``: a model
+    trained fewer than :data:`MIN_EPOCHS` epochs, or the best test accuracy within
+    :data:`MIN_LEAD_OVER_CHANCE` of chance (one class in ``num_classes``)."""
+    if not report.models:
+        return None
+    reasons = []
+    short = {m.name: epochs_trained(m) for m in report.models if epochs_trained(m) < MIN_EPOCHS}
+    if short and len(short) == len(report.models) and len(set(short.values())) == 1:
+        n = next(iter(short.values()))
+        reasons.append(f"{n} epoch{'' if n == 1 else 's'} of training, fewer than {MIN_EPOCHS}")
+    elif short:
+        listed = ", ".join(f"{name} ({n})" for name, n in short.items())
+        reasons.append(f"epochs of training fewer than {MIN_EPOCHS}: {listed}")
+    chance = 1 / max(1, len(report.models[0].test.get("per_class_accuracy") or [0] * 10))
+    best = max(float(m.test["accuracy"]) for m in report.models)
+    if best < chance + MIN_LEAD_OVER_CHANCE:
+        reasons.append(
+            f"the best test accuracy, {_pct(best)}, is within "
+            f"{100 * MIN_LEAD_OVER_CHANCE:.0f} points of chance ({_pct(chance)})"
+        )
+    if not reasons:
+        return None
+    return (
+        f"These runs are too short to compare the architectures ({'; '.join(reasons)}): the "
+        "numbers below describe these runs only. Train for "
+        f"{MIN_EPOCHS} epochs or more (--epochs) before drawing conclusions from them."
+    )
+
+
+def _depth_rows(report: ComparisonReport) -> list[dict[str, Any]]:
+    """:func:`degradation_rows` for every plain or residual network, paired or not."""
     rows = []
     for m in report.models:
         match = _DEPTH.match(m.name)
@@ -74,6 +120,17 @@ def degradation_rows(report: ComparisonReport) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: (r["depth"], r["shortcuts"]))
+
+
+def degradation_rows(report: ComparisonReport) -> list[dict[str, Any]]:
+    """One row per plain or residual CIFAR network of the report, by depth then shortcuts:
+    ``model``, ``depth``, ``shortcuts``, ``train_error`` (unaugmented training images, eval
+    mode), ``train_error_augmented`` (the last epoch's running error on augmented batches),
+    ``val_error`` and ``test_error``. Empty unless the report holds a plain network and its
+    residual twin (``plainN`` and ``resnetN``): without both, the table shows no degradation."""
+    if not plain_residual_pairs(report.models):
+        return []
+    return _depth_rows(report)
 
 
 def gradient_records(grad_flow: dict[str, Any], late: bool = False) -> Sequence[Sequence[float]]:
@@ -118,7 +175,7 @@ def gradient_ratio(grad_flow: dict[str, Any], late: bool = False) -> float | Non
 
 def _shortcut_findings(report: ComparisonReport) -> list[Finding]:
     out = []
-    rows = {r["model"]: r for r in degradation_rows(report)}
+    rows = {r["model"]: r for r in _depth_rows(report)}
     depths = sorted({r["depth"] for r in rows.values()})
     for d in depths:
         plain, res = rows.get(f"plain{d}"), rows.get(f"resnet{d}")
@@ -191,31 +248,30 @@ def _gradient_findings(report: ComparisonReport) -> list[Finding]:
 
 
 def _se_findings(report: ComparisonReport) -> list[Finding]:
+    """What SE gates change against the same network without them (``se``), and how the gates
+    spread over test images (``se_gates``)."""
     out = []
     for m in report.models:
         match = _DEPTH.match(m.name)
-        base = report.model(f"resnet{match.group(2)}") if match else None
-        if match is None or match.group(1) != "seresnet" or base is None:
+        if match is None or match.group(1) != "seresnet":
             continue
-        gain = float(m.test["accuracy"]) - float(base.test["accuracy"])
-        numbers = {"test_accuracy_gain": gain}
-        gates = ""
-        if m.se_gates and m.se_gates.get("stages"):
-            stages = m.se_gates["stages"]
-            gates = "; its gates (mean ± std over test images) are " + ", ".join(
-                f"{stage} {s['mean']:.2f} ± {s['std']:.2f}" for stage, s in stages.items()
-            )
-            numbers |= {f"{stage}_gate_std": float(s["std"]) for stage, s in stages.items()}
-        out.append(
-            Finding(
-                "se",
+        base = report.model(f"resnet{match.group(2)}")
+        if base is not None:
+            gain = float(m.test["accuracy"]) - float(base.test["accuracy"])
+            text = (
                 f"SE gates: {m.name} reaches {_pct(float(m.test['accuracy']))} test accuracy "
                 f"against {base.name}'s {_pct(float(base.test['accuracy']))} "
-                f"({100 * gain:+.2f} points) for {m.params - base.params:,} more "
-                f"parameters{gates}.",
-                numbers,
+                f"({100 * gain:+.2f} points) for {m.params - base.params:,} more parameters."
             )
-        )
+            out.append(Finding("se", text, {"test_accuracy_gain": gain}))
+        stages = (m.se_gates or {}).get("stages")
+        if stages:
+            spread = ", ".join(
+                f"{stage} {s['mean']:.2f} ± {s['std']:.2f}" for stage, s in stages.items()
+            )
+            numbers = {f"{m.name}_{stage}_gate_std": float(s["std"]) for stage, s in stages.items()}
+            text = f"{m.name}'s gates (mean ± std over test images): {spread}."
+            out.append(Finding("se_gates", text, numbers))
     return out
 
 
@@ -271,11 +327,12 @@ def _class_findings(report: ComparisonReport, classes: Sequence[str]) -> list[Fi
         gains = [a - b for a, b in zip(acc, base, strict=True)]
         order = sorted(range(len(gains)), key=lambda c: -gains[c])
         most, least = order[0], order[-1]
+        least_text = "loses the most" if gains[least] < 0 else "the least"
         out.append(
             Finding(
                 "classes",
                 f"From {worst.name} to {best.name}, {names[most]} gains the most "
-                f"({_pct(base[most])} to {_pct(acc[most])}) and {names[least]} the least "
+                f"({_pct(base[most])} to {_pct(acc[most])}) and {names[least]} {least_text} "
                 f"({_pct(base[least])} to {_pct(acc[least])}).",
                 {f"{names[most]}_gain": gains[most], f"{names[least]}_gain": gains[least]},
             )
@@ -284,7 +341,13 @@ def _class_findings(report: ComparisonReport, classes: Sequence[str]) -> list[Fi
 
 
 def findings(report: ComparisonReport) -> list[Finding]:
-    """What the report's numbers say, one :class:`Finding` per statement."""
+    """What the report's numbers say, one :class:`Finding` per statement; for runs too short
+    to mean anything (:func:`too_short`), only the one saying so (topic ``preliminary``)."""
+    reason = too_short(report)
+    if reason is not None:
+        best = max(float(m.test["accuracy"]) for m in report.models)
+        epochs = min(epochs_trained(m) for m in report.models)
+        return [Finding("preliminary", reason, {"epochs": epochs, "best_test_accuracy": best})]
     classes = report.meta.get("classes") or []
     return [
         *_class_findings(report, classes),

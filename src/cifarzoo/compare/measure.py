@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import datetime
 import os
-import platform
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +19,21 @@ from .. import __version__
 from ..constants import CIFAR10_CLASSES, NUM_CLASSES
 from ..cost import count_macs, count_params
 from ..data import CIFAR10Data, DeviceLoader, Split, load_cifar10, stratified_split
+from ..devices import resolve_device
 from ..instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder
 from ..layers import SEBlock
-from ..metrics import evaluate, model_mean_std, resolve_device
+from ..metrics import evaluate, model_mean_std
 from ..models import create_model
 from ..runs import (
     MARKER,
     WEIGHTS_FILE,
+    hardware_string,
     read_grad_flow,
     read_history,
     read_metrics,
     recorded_accuracy,
 )
+from .estimate import describe_estimate
 from .results import ComparisonReport, ModelReport
 
 __all__ = [
@@ -61,11 +64,12 @@ COMPARE_RECIPE: dict[str, Any] = {"ema_decay": 0.0, "tta_flip": False}
 # --------------------------------------------------------------------------------------------
 
 
-def _peak_step_memory(
+def _probe_steps(
     model: nn.Module, batch_size: int, device: torch.device, steps: int = 1
-) -> tuple[int, str]:
-    """Peak memory of ``steps`` SGD training steps at ``batch_size`` on a copy of the model,
-    after one warm-up step (so one-off initialization is not counted)."""
+) -> tuple[int, str, float]:
+    """Peak memory (bytes, and its kind) and seconds per step of ``steps`` SGD training steps at
+    ``batch_size`` on a copy of the model, after one warm-up step (so one-off initialization is
+    not counted)."""
     probe = copy.deepcopy(model).to(device).train()
     x = torch.randn(batch_size, 3, 32, 32, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
@@ -79,10 +83,13 @@ def _peak_step_memory(
 
     step()  # warm-up: lazy initialization, thread pools, optimizer state
     opt.zero_grad(set_to_none=True)
+    start = time.perf_counter()
     with PeakMemory(device) as mem:
         for _ in range(steps):
             step()
-    return mem.peak_bytes, mem.kind
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return mem.peak_bytes, mem.kind, (time.perf_counter() - start) / steps
 
 
 def _has_se(model: nn.Module) -> bool:
@@ -139,8 +146,17 @@ def synthetic_data(
 
 def subset_train(data: CIFAR10Data, num_train: int, seed: int = 0) -> CIFAR10Data:
     """``data`` with a stratified (class-balanced, seeded) subset of ``num_train`` training
-    images, for quick comparisons."""
-    if num_train >= len(data.train):
+    images, for quick comparisons (all of them when ``num_train`` is their number).
+
+    Raises:
+        ValueError: ``num_train`` is more than the training images.
+    """
+    if num_train > len(data.train):
+        raise ValueError(
+            f"cannot take {num_train:,} training images of {data.name}: it has "
+            f"{len(data.train):,} (CLI: --train-subset)"
+        )
+    if num_train == len(data.train):
         return data
     _, keep = stratified_split(data.train.labels, num_train, seed=seed)
     return dataclasses.replace(data, train=data.train.subset(keep))
@@ -160,12 +176,23 @@ def _load_data(
 
 
 def _eval_dict(
-    model: nn.Module, split: Split, classes: Sequence[str], device: torch.device, tta_flip: bool
+    model: nn.Module,
+    split: Split,
+    classes: Sequence[str],
+    device: torch.device,
+    tta_flip: bool,
+    progress: str | None = None,
 ) -> dict[str, Any]:
     """One forward pass (accuracy, loss, per-class accuracy, confusion matrix) and, with
     ``tta_flip``, the flip TTA accuracy beside it (``tta``, ``tta_accuracy``)."""
     res = evaluate(
-        model, split, device=device, tta_flip=tta_flip, classes=classes, single_pass=True
+        model,
+        split,
+        device=device,
+        tta_flip=tta_flip,
+        classes=classes,
+        single_pass=True,
+        progress=progress,
     )
     single = res.one_pass or res
     return {
@@ -189,21 +216,27 @@ class _Measure:
     tta_flip: bool
     gate_images: int
     train_eval_images: int
+    quiet: bool = True
 
-    def splits(self, model: nn.Module) -> dict[str, Any]:
+    def splits(self, model: nn.Module, name: str = "model") -> dict[str, Any]:
         """``test``, ``val`` (when the data has one), ``train_eval`` (the first
-        ``train_eval_images`` training images, unaugmented, eval mode) and ``se_gates``."""
+        ``train_eval_images`` training images, unaugmented, eval mode) and ``se_gates``; with a
+        progress bar per split unless ``quiet``."""
         data, dev = self.data, self.device
         n_train = min(self.train_eval_images, len(data.train))
         train_part = data.train.subset(torch.arange(n_train)) if n_train else None
+
+        def bar(split: str) -> str | None:
+            return None if self.quiet else f"{name}: {split}"
+
         return {
-            "test": _eval_dict(model, data.test, data.classes, dev, self.tta_flip),
+            "test": _eval_dict(model, data.test, data.classes, dev, self.tta_flip, bar("test")),
             "val": None
             if data.val is None
-            else _eval_dict(model, data.val, data.classes, dev, self.tta_flip),
+            else _eval_dict(model, data.val, data.classes, dev, self.tta_flip, bar("val")),
             "train_eval": None
             if train_part is None
-            else _eval_dict(model, train_part, data.classes, dev, False),
+            else _eval_dict(model, train_part, data.classes, dev, False, bar("training error")),
             "se_gates": _se_gates(model, data.test, self.gate_images, dev),
         }
 
@@ -218,10 +251,11 @@ def _train_one(
     quiet: bool,
     fit_kwargs: dict[str, Any],
     model_args: dict[str, Any],
+    probe: tuple[int, str, float],
     announce: str | None = None,
 ) -> ModelReport:
-    """Train ``name`` with the comparison's recipe and measure it; ``announce`` (e.g. "[1/4]")
-    starts the line printed first."""
+    """Train ``name`` with the comparison's recipe and measure it; ``probe`` is its
+    :func:`_probe_steps`; ``announce`` (e.g. "[1/4]") starts the line printed first."""
     from ..training import fit, split_settings
 
     data, device = measure.data, measure.device
@@ -232,7 +266,7 @@ def _train_one(
     params = count_params(model)
     macs = count_macs(model)
     batch_size = int(fit_kwargs.get("batch_size", 128))
-    peak, kind = _peak_step_memory(model, min(batch_size, len(data.train)), device)
+    peak, kind, _ = probe
     steps = max(1, len(data.train) // batch_size) * epochs
     every = grad_every if grad_every is not None else max(1, steps // 40)
     with GradientFlowRecorder(model, every=every) as flow:
@@ -249,8 +283,50 @@ def _train_one(
         history=h,
         grad_flow=flow.to_dict(),
         model_args=dict(model_args),
-        **measure.splits(model),
+        **measure.splits(model, name),
     )
+
+
+def _train_models(
+    models: Sequence[str],
+    measure: _Measure,
+    recipe: dict[str, Any],
+    model_args: Mapping[str, Any],
+    **train: Any,
+) -> list[ModelReport]:
+    """Time one training step of each model, say how long the comparison will take (unless
+    quiet), then train and measure each (``train``: :func:`_train_one`'s keywords)."""
+    args = {name: _accepted_args(name, model_args) for name in models}
+    batch_size = int(recipe.get("batch_size", 128))
+    probes = {}
+    for name in models:
+        torch.manual_seed(train["seed"])
+        model = create_model(name, **args[name])
+        probes[name] = _probe_steps(model, min(batch_size, len(measure.data.train)), measure.device)
+    if not train["quiet"]:
+        seconds = {name: probe[2] for name, probe in probes.items()}
+        print(
+            describe_estimate(
+                seconds,
+                measure.data,
+                epochs=train["epochs"],
+                batch_size=batch_size,
+                train_eval_images=measure.train_eval_images,
+            ),
+            flush=True,
+        )
+    return [
+        _train_one(
+            name,
+            measure,
+            fit_kwargs=recipe,
+            model_args=args[name],
+            probe=probes[name],
+            announce=None if train["quiet"] else f"[{i + 1}/{len(models)}]",
+            **train,
+        )
+        for i, name in enumerate(models)
+    ]
 
 
 def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
@@ -263,7 +339,7 @@ def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
     model = create_model(name, weights=str(weights)) if weights.is_file() else create_model(name)
     if measure is not None:
         model.to(measure.device)
-        measured = measure.splits(model)
+        measured = measure.splits(model, name)
     else:
         measured = {"test": _recorded_test(folder, metrics), **_NOT_MEASURED}
     seconds = history.get("seconds") or []
@@ -363,22 +439,11 @@ def compare(
     measure = None
     if loaded is not None:
         tta_flip = bool(recipe.get("tta_flip", False))
-        measure = _Measure(loaded, dev, tta_flip, gate_images, train_eval_images)
-    reports = [
-        _train_one(
-            name,
-            measure,
-            epochs=epochs,
-            seed=seed,
-            grad_every=grad_every,
-            quiet=quiet,
-            fit_kwargs=recipe,
-            model_args=_accepted_args(name, model_args or {}),
-            announce=None if quiet else f"[{i + 1}/{len(models)}]",
-        )
-        for i, name in enumerate(models)
-        if measure is not None  # there is data when there are models
-    ]
+        measure = _Measure(loaded, dev, tta_flip, gate_images, train_eval_images, quiet)
+    reports = []
+    if models and measure is not None:  # there is data when there are models
+        train = {"epochs": epochs, "seed": seed, "grad_every": grad_every, "quiet": quiet}
+        reports = _train_models(models, measure, recipe, model_args or {}, **train)
     reports += [_read_run(Path(folder), measure) for folder in runs]
     meta = _meta(loaded, dev, recipe, epochs=epochs, seed=seed)
     if not models:  # nothing trained here: the setting is the runs'
@@ -461,7 +526,7 @@ def _notes(dev: torch.device, train_eval_images: int) -> dict[str, str]:
         "seconds_per_epoch": "wall-clock time of a training epoch plus its validation",
         "peak_memory": _memory_note(dev),
         "grad_flow": "L2 norm of each conv/linear weight gradient just before the "
-        "optimizer step, every `every` steps",
+        "optimizer step, every grad_flow.every steps",
         "se_gates": "SE gate values (sigmoid outputs) of each stage over test images, "
         "eval mode, after training",
         "train_eval": f"the first {train_eval_images:,} training images, unaugmented, "
@@ -481,12 +546,9 @@ def _accepted_args(name: str, model_args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
-    return (
-        f"{dev.type} ({platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads)"
-    )
+    """The machine, as ``cifarzoo train`` records it (``hardware`` in metrics.json), so that a
+    report names trained and reused runs' machines and thread counts the same way."""
+    return hardware_string(str(dev))
 
 
 def _memory_note(dev: torch.device) -> str:

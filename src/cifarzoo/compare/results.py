@@ -4,12 +4,12 @@ all of them, and their JSON form (``report.json``, schema :data:`SCHEMA`)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA", "ComparisonReport", "ModelReport"]
+__all__ = ["SCHEMA", "ComparisonReport", "ModelReport", "text_table"]
 
 SCHEMA = "cifarzoo.compare/1"
 
@@ -54,9 +54,12 @@ class ModelReport:
 
     @property
     def last_val_accuracy(self) -> float | None:
-        """The validation accuracy after the last epoch (never the best epoch's)."""
+        """The validation accuracy after the last epoch (never the best epoch's); ``None``
+        without a validation split (the curves of a run without one measure the test set)."""
         if self.val is not None:
             return float(self.val["accuracy"])
+        if self.history.get("eval_split", "val") != "val":
+            return None
         measured = [v for v in (self.history.get("eval_acc") or []) if v is not None]
         return float(measured[-1]) if measured else None
 
@@ -109,11 +112,16 @@ class ComparisonReport:
                 "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
             )
             rows.append(cells + tta(m.test))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-            for r in rows
+        return text_table(rows)
+
+
+def text_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as aligned plain text: the first column left-aligned, the others right."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
         )
+        for r in rows
+    )

@@ -2,6 +2,7 @@
 
 from ._base import CifarModel
 from ._registry import TIMM_PREFIX, create_model, list_models
+from ._weights import Weights, get_weights
 from .cifar_densenet import (
     DenseNet,
     densenet121,
@@ -46,12 +47,14 @@ __all__ = [
     "DenseNet",
     "LeNet",
     "ResNet",
+    "Weights",
     "create_model",
     "densenet121",
     "densenet169",
     "densenet201",
     "densenet264",
     "densenet_bc_100_k12",
+    "get_weights",
     "lenet",
     "list_models",
     "plain20",

@@ -8,7 +8,7 @@ import torch
 from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
-__all__ = ["CifarModel", "check_input", "check_num_classes", "make_classifier"]
+__all__ = ["CifarModel", "check_input", "check_input_dtype", "check_num_classes", "make_classifier"]
 
 
 def check_num_classes(num_classes: int) -> int:
@@ -41,6 +41,13 @@ def make_classifier(
 def check_input(x: Tensor, in_chans: int, arch: str, size: tuple[int, int] | None = None) -> None:
     """Raise a readable error unless ``x`` is a batch ``(N, in_chans, H, W)``, with
     ``(H, W) == size`` when the model has a fixed input size."""
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{arch} expects a torch.Tensor batch of shape (N, {in_chans}, H, W), got "
+            f"{type(x).__module__}.{type(x).__name__}. Convert a numpy array with "
+            "torch.from_numpy(x).float() (normalized with the model's pretrained_cfg mean/std), "
+            "or give uint8 images to cifarzoo.evaluate / cifarzoo.metrics.predict_logits"
+        )
     if x.dim() != 4 or x.shape[1] != in_chans:
         raise ValueError(
             f"{arch} expects a batch of shape (N, {in_chans}, H, W), got {list(x.shape)}. "
@@ -58,6 +65,18 @@ def check_input(x: Tensor, in_chans: int, arch: str, size: tuple[int, int] | Non
         raise ValueError(
             f"{arch} needs {size[0]}x{size[1]} images (its layers are sized for them), got "
             f"{x.shape[2]}x{x.shape[3]}. Resize or crop the input to {size[0]}x{size[1]}."
+        )
+
+
+@torch.fx.wrap
+def check_input_dtype(x: Tensor, weights: torch.dtype, arch: str) -> None:
+    """Raise a readable error when ``x`` is not of the weights' dtype ``weights`` and no
+    autocast converts it (torch's own message names neither the model nor the fix)."""
+    if x.dtype != weights and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"{arch} has {str(weights).removeprefix('torch.')} weights but got a "
+            f"{str(x.dtype).removeprefix('torch.')} batch (numpy arrays are float64): convert "
+            f"the batch with x.to({weights}), or the model with model.to(dtype)"
         )
 
 
@@ -146,6 +165,14 @@ class CifarModel(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         check_input(x, self.in_chans, self.arch_name, self.fixed_input_size)
+        if not torch.jit.is_scripting():  # type: ignore[attr-defined]
+            self._check_input_dtype(x)
+
+    @torch.jit.unused
+    def _check_input_dtype(self, x: Tensor) -> None:
+        weights = next(self.parameters(), None)
+        if weights is not None:
+            check_input_dtype(x, weights.dtype, self.arch_name)
 
     def forward_features(self, x: Tensor) -> Tensor:
         raise NotImplementedError

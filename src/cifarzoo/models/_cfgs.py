@@ -1,5 +1,6 @@
-"""The timm pretrained_cfgs of cifarzoo models: their names in timm's registry and where their
-weights are (the package's weights folder, or a pinned Hugging Face Hub repository)."""
+"""The timm pretrained_cfgs of cifarzoo models: their names in timm's registry, where their
+weights are (the package's weights folder, or a pinned Hugging Face Hub repository), and what
+the weights are (their class names and a one-line description)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..constants import CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from ..constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 
 #: timm already owns ``resnet18``, ``densenet121`` and ``seresnet18`` (ImageNet models), so
 #: cifarzoo's models are registered with timm as ``cifar_<name>``.
 TIMM_PREFIX = "cifar_"
 #: The folder of the weights shipped inside the package: ``<arch>.safetensors`` + ``<arch>.json``.
 PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+#: How a pretrained_cfg's ``file`` names weights shipped in the package: their file name after
+#: this prefix. It is resolved against the installed package when the weights are loaded
+#: (:func:`packaged_weights_path`), so that no cfg holds a path of the machine it was built on.
+PACKAGED_FILE_PREFIX = "cifarzoo:weights/"
 #: Tag of cifarzoo's own CIFAR-10 weights (``cifar_resnet20.c10``), unless their JSON names another.
 DEFAULT_TAG = "c10"
 #: A pretrained_cfg's expected weights digest is kept in its ``notes`` as ``"sha256:<hex>"``:
@@ -31,6 +36,29 @@ HF_CONFIG_FILE = "config.json"
 def strip_prefix(name: str) -> str:
     """``name`` without timm's ``cifar_`` prefix."""
     return name.removeprefix(TIMM_PREFIX)
+
+
+def packaged_weights_path(file: str) -> Path | None:
+    """The installed file that a ``cifarzoo:weights/NAME`` reference names; ``None`` for any
+    other ``file``."""
+    if not file.startswith(PACKAGED_FILE_PREFIX):
+        return None
+    return PACKAGED_WEIGHTS_DIR / file.removeprefix(PACKAGED_FILE_PREFIX)
+
+
+def _describe(arch: str, metrics: dict[str, Any]) -> str:
+    """One line on what the weights are, from their metadata's ``metrics`` (in any layout
+    cifarzoo has written: :func:`~cifarzoo.runs.recorded_accuracy`)."""
+    # imported here: the models register their cfgs while cifarzoo.runs may still be importing
+    from ..runs.recorded import recorded_accuracy
+
+    text = f"cifarzoo {arch} trained on {metrics.get('data') or 'CIFAR-10'}"
+    if metrics.get("epochs"):
+        text += f" for {metrics['epochs']:g} epochs"
+    accuracy = recorded_accuracy(metrics).test
+    if accuracy is not None:
+        text += f": {100 * accuracy:.2f}% test accuracy (one forward pass)"
+    return text
 
 
 def cifar_cfg(**overrides: Any) -> dict[str, Any]:
@@ -85,9 +113,13 @@ def weight_cfgs(
 
     Shipped weights (``"file"`` in the JSON) are loaded from the package folder with no network;
     published ones (``"hf_hub_id"``, pinned as ``org/name@<commit>``) through timm's Hub loader.
-    The JSON's ``sha256`` goes into the cfg's ``notes`` and is checked before loading.
+    The JSON's ``sha256`` goes into the cfg's ``notes`` and is checked before loading. A cfg
+    with weights names their classes (``label_names``, CIFAR-10's) and describes them
+    (``description``). The package's own files are named by reference
+    (:data:`PACKAGED_FILE_PREFIX`), another folder's by their path.
     """
     folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
+    in_package = folder.resolve() == PACKAGED_WEIGHTS_DIR
     cfgs: dict[str, Any] = {}
     for arch in archs:
         arch_overrides = {**overrides, "pool_size": pool_size(arch) if pool_size else None}
@@ -95,7 +127,8 @@ def weight_cfgs(
         source: dict[str, Any] = {}
         if meta is not None:
             if meta.get("file"):
-                source["file"] = str(folder / str(meta["file"]))
+                name = str(meta["file"])
+                source["file"] = PACKAGED_FILE_PREFIX + name if in_package else str(folder / name)
             if meta.get("hf_hub_id"):
                 source["hf_hub_id"] = str(meta["hf_hub_id"])
                 source["hf_hub_filename"] = HF_WEIGHTS_FILE
@@ -104,6 +137,8 @@ def weight_cfgs(
             continue
         if meta.get("sha256"):
             source["notes"] = (SHA256_NOTE + str(meta["sha256"]).lower(),)
+        source["label_names"] = CIFAR10_CLASSES
+        source["description"] = _describe(arch, meta.get("metrics") or {})
         tag = str(meta.get("tag") or DEFAULT_TAG)
         cfgs[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
     return cfgs

@@ -27,6 +27,7 @@ from ._cfgs import (
     PACKAGED_WEIGHTS_DIR,
     SHA256_NOTE,
     cfg_sha256,
+    packaged_weights_path,
     strip_prefix,
 )
 
@@ -108,8 +109,10 @@ def resolve_cfg(
 def checked_weights_file(cfg: dict[str, Any], name: str, cache_dir: Any) -> Path | None:
     """The local file timm will load ``cfg``'s weights from (the source timm picks), refused
     unless it is a safetensors file that exists and matches its sha256; ``None`` for a cfg
-    that carries a ``state_dict``. A Hub file is fetched into huggingface_hub's cache, and
-    ``cfg['hf_hub_id']`` pinned to the commit it came from, so that timm reads this file."""
+    that carries a ``state_dict``. A file shipped in the package (``cifarzoo:weights/NAME``) is
+    resolved to where the package is installed, in ``cfg['file']``. A Hub file is fetched into
+    huggingface_hub's cache, and ``cfg['hf_hub_id']`` pinned to the commit it came from, so that
+    timm reads this file."""
     if cfg.get("hf_hub_id"):  # else timm falls back to the repository's pickle file
         cfg["hf_hub_filename"] = cfg.get("hf_hub_filename") or HF_WEIGHTS_FILE
     load_from, location = _resolve_pretrained_source(cfg)
@@ -117,8 +120,11 @@ def checked_weights_file(cfg: dict[str, Any], name: str, cache_dir: Any) -> Path
         return None
     if load_from == "hf-hub":
         path = _pinned_hub_file(cfg, name, cache_dir)
-    elif load_from in ("file", "local-dir"):
-        path = Path(location) / HF_WEIGHTS_FILE if load_from == "local-dir" else Path(location)
+    elif load_from == "file":
+        path = packaged_weights_path(str(location)) or Path(location)
+        cfg["file"] = str(path)  # a packaged file's reference, resolved for timm
+    elif load_from == "local-dir":
+        path = Path(location) / HF_WEIGHTS_FILE
     elif load_from == "url":
         raise PretrainedWeightsError(
             f"{name}: cifarzoo does not load weights from a URL ({location}): timm would read "

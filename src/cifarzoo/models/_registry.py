@@ -48,19 +48,23 @@ from ._pretrained import (
     resolve_cfg,
     use_local_weights,
 )
+from ._weights import DEFAULT_WEIGHTS, Weights, get_weights
 
 __all__ = [
     "DEFAULT_TAG",
+    "DEFAULT_WEIGHTS",
     "HF_CONFIG_FILE",
     "HF_WEIGHTS_FILE",
     "PACKAGED_WEIGHTS_DIR",
     "SHA256_NOTE",
     "TIMM_PREFIX",
     "PretrainedWeightsError",
+    "Weights",
     "build",
     "cfg_sha256",
     "cifar_cfg",
     "create_model",
+    "get_weights",
     "list_models",
     "read_weights_meta",
     "register",
@@ -113,7 +117,9 @@ def build(
     the model's other settings of that wrapper. A ``feature_cfg`` in ``kwargs`` overrides both,
     key by key.
 
-    ``weights=PATH`` loads local weights: a ``.safetensors`` file, a run folder holding
+    ``weights="DEFAULT"`` (torchvision's spelling) or a :class:`~cifarzoo.models.Weights`
+    loads published weights, as ``pretrained=True`` does. ``weights=PATH`` loads local
+    weights: a ``.safetensors`` file, a run folder holding
     ``model.safetensors`` (both checked against a ``.sha256`` sidecar if there is one), or a
     Hub-format folder (``config.json`` + ``model.safetensors``), which is read as timm reads
     ``local-dir:PATH``: its config is the pretrained_cfg, and the sha256 recorded there is checked.
@@ -128,7 +134,10 @@ def build(
         **(kwargs.get("feature_cfg") or {}),
     }
     weights = kwargs.pop("weights", None)
-    if weights is not None:
+    if weights == DEFAULT_WEIGHTS or isinstance(weights, Weights):
+        kwargs["pretrained_cfg"] = _published_tag(weights, variant)
+        pretrained = True
+    elif weights is not None:
         use_local_weights(Path(weights), variant, kwargs)
         pretrained = True
     if not pretrained:
@@ -139,6 +148,7 @@ def build(
     )
     arch = str(cfg.get("architecture") or variant)
     name = f"{arch}.{cfg['tag']}" if cfg.get("tag") else arch
+    reference = cfg.get("file")
     path = checked_weights_file(cfg, name, kwargs.get("cache_dir"))
     try:
         model = build_model_with_cfg(model_cls, variant, True, pretrained_cfg=cfg, **kwargs)
@@ -147,7 +157,23 @@ def build(
         if explained is None:
             raise
         raise explained from err
+    built_cfg = getattr(model, "pretrained_cfg", None)
+    if reference is not None and isinstance(built_cfg, dict):
+        built_cfg["file"] = reference  # the package's reference, not this machine's path
     return _named(model, variant)
+
+
+def _published_tag(weights: str | Weights, variant: str) -> str | None:
+    """The registry tag of ``weights="DEFAULT"`` or of a :class:`Weights` (which must be
+    ``variant``'s)."""
+    if not isinstance(weights, Weights):
+        return get_weights(variant).name.partition(".")[2] or None
+    if weights.arch != strip_prefix(variant.partition(".")[0]):
+        raise PretrainedWeightsError(
+            f"weights={weights.name!r} are {weights.arch}'s, not {strip_prefix(variant)}'s; "
+            f"load them with cifarzoo.{weights.arch}(weights=...)"
+        )
+    return weights.name.partition(".")[2] or None
 
 
 def _named(model: ModelT, variant: str) -> ModelT:
@@ -182,7 +208,8 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
     """Create a cifarzoo model by name, with or without the ``cifar_`` prefix and with an
     optional weights tag (``resnet20.tag``). Keyword arguments go to the model (``num_classes``,
     ``in_chans``, ``drop_rate``...), to timm (``pretrained_cfg_overlay``, ``cache_dir``...) and
-    to cifarzoo: ``weights=PATH`` loads a local safetensors file or Hub-format folder.
+    to cifarzoo: ``weights=PATH`` loads a local safetensors file or Hub-format folder,
+    ``weights="DEFAULT"`` the published weights.
 
     ``hf-hub:ORG/NAME[@revision]`` and ``local-dir:FOLDER`` name a Hub repository or Hub-format
     folder, as in ``timm.create_model``: their ``config.json`` gives the architecture, which must

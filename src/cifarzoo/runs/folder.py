@@ -7,7 +7,9 @@ finished and replaced.
   a second process that trains into the same folder stops at once.
 - ``metrics.json`` (:data:`MARKER`) is written last and removed first: a folder without it is
   an unfinished run (still training, or interrupted), whatever else it holds.
-- A folder that holds a run is only written into with ``--resume`` or ``--overwrite``.
+- A folder that holds a run is only written into with ``--resume`` or ``--overwrite``
+  (``resume=True``/``overwrite=True`` for :func:`~cifarzoo.training.fit`'s ``checkpoint_dir``):
+  :func:`check_run_folder` is that rule, for the command line and the Python API alike.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -23,6 +26,8 @@ from ..checkpoint import CHECKPOINT_NAME
 from ..models._registry import HF_WEIGHTS_FILE
 
 __all__ = [
+    "API_WORDS",
+    "CLI_WORDS",
     "GRAD_FLOW_FILE",
     "HISTORY_FILE",
     "LOCK_NAME",
@@ -30,8 +35,10 @@ __all__ = [
     "RUN_FILES",
     "WEIGHTS_FILE",
     "RunLockedError",
+    "SwitchWords",
     "UnfinishedRunError",
     "check_finished",
+    "check_run_folder",
     "clear_run",
     "existing_run_files",
     "is_finished",
@@ -75,6 +82,42 @@ class UnfinishedRunError(FileNotFoundError):
 def existing_run_files(folder: Path) -> list[str]:
     """The files of a run that ``folder`` holds (empty for a new or empty folder)."""
     return [name for name in RUN_FILES if (folder / name).is_file()]
+
+
+class SwitchWords(NamedTuple):
+    """How a caller spells the run folder and the two ways of writing into one that holds a
+    run, in the messages of :func:`check_run_folder`."""
+
+    folder: str
+    resume: str
+    overwrite: str
+
+
+#: The command line's words: ``--out``, ``--resume``, ``--overwrite``.
+CLI_WORDS = SwitchWords("--out", "--resume", "--overwrite")
+#: :class:`~cifarzoo.training.RunOptions`' words.
+API_WORDS = SwitchWords("checkpoint_dir", "resume=True", "overwrite=True")
+
+
+def check_run_folder(
+    folder: Path, *, resume: bool, overwrite: bool, words: SwitchWords = API_WORDS
+) -> None:
+    """Refuse to train into ``folder`` when it holds a run (finished, or another run's
+    checkpoint) that the caller did not ask to continue (``resume``, which needs the
+    checkpoint) or to replace (``overwrite``): nothing a user made is replaced unasked."""
+    held = existing_run_files(folder)
+    if not held or overwrite or (resume and (folder / CHECKPOINT_NAME).is_file()):
+        return
+    if resume:
+        raise ValueError(
+            f"{words.folder} {folder} holds a run ({', '.join(held)}) but no {CHECKPOINT_NAME} "
+            f"to resume from; pass {words.overwrite} to replace it, or another {words.folder} "
+            "folder"
+        )
+    raise ValueError(
+        f"{words.folder} {folder} already holds a run ({', '.join(held)}); pass {words.resume} "
+        f"to continue it, {words.overwrite} to replace it, or another {words.folder} folder"
+    )
 
 
 def new_version_folder(parent: Path) -> Path:

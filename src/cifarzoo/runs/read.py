@@ -187,15 +187,19 @@ def check_weights_source(weights: str | os.PathLike[str]) -> None:
 def recorded_metrics(model: str, weights: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The metrics the accuracy of ``model``'s weights was recorded with: the shipped weights'
     metadata (``weights=None``), or the ``metrics.json`` of the run folder that holds the
-    weights file (or is the folder ``weights``); empty if there are none for this model."""
+    weights file (or is the folder ``weights``); empty if there are none for this model.
+
+    Raises:
+        ValueError: the run folder's ``metrics.json`` is damaged (as :func:`read_run` says).
+    """
     model = model.removeprefix(TIMM_PREFIX)
     if weights is None:
         metrics = (read_weights_meta(model) or {}).get("metrics")
         return metrics if isinstance(metrics, dict) else {}
     path = Path(weights)
-    try:
-        metrics = _read_json((path if path.is_dir() else path.parent) / MARKER)
-    except (OSError, ValueError):
+    marker = (path if path.is_dir() else path.parent) / MARKER
+    if not marker.is_file():
         return {}
+    metrics = _read_json(marker)
     # another model's metrics.json says nothing about these weights
     return metrics if metrics.get("model") == model else {}

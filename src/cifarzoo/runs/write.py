@@ -39,7 +39,8 @@ def hardware_string(device: str | None = None) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu} ({os.cpu_count()} CPUs, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{cpu} ({os.cpu_count()} CPUs, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def write_run(
@@ -65,20 +66,22 @@ def write_run(
     ``recipe`` is the training recipe as a plain mapping (``TrainingSetup.to_dict()``: the
     recipe fields and the run options recorded with them), stored as
     ``metrics["recipe"]``. The accuracies are measured with ``amp`` (default: the recipe's ``amp``,
-    else bf16 on CUDA) and the test-time augmentation ``tta_flip``/``tta_translate``
-    (default: the recipe's, else none): ``test_accuracy``/``val_accuracy`` and the per-class
-    figures are one forward pass, ``tta_test_accuracy``/``tta_val_accuracy`` the augmentation's
-    (named by ``tta``), from the same forward passes.
+    else bf16 where it is fast, :func:`~cifarzoo.devices.fast_bf16`) and the test-time
+    augmentation ``tta_flip``/``tta_translate`` (default: the recipe's, else none):
+    ``test_accuracy``/``val_accuracy`` and the per-class figures are one forward pass,
+    ``tta_test_accuracy``/``tta_val_accuracy`` the augmentation's (named by ``tta``), from the
+    same forward passes.
     ``weights_dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that dtype;
     the model is rounded to it first, so the accuracy written is that of the stored file.
     Returns the metrics (``None`` on ranks other than 0, which write nothing).
     """
+    from ..devices import resolve_amp
     from ..training import DistEnv
 
     state = _rounded_state(model, weights_dtype)
     device = next(model.parameters()).device
     amp = recipe.get("amp") if amp is None else amp
-    bf16 = bool(amp) if amp is not None else device.type == "cuda"
+    bf16 = resolve_amp(amp, device)
     flip = bool(recipe.get("tta_flip", False)) if tta_flip is None else tta_flip
     translate = bool(recipe.get("tta_translate", False)) if tta_translate is None else tta_translate
     results = _final_results(model, data, bf16, flip, translate)

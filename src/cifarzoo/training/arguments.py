@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..argtypes import positive_int
-from .fields import setting_of
+from ..argtypes import thread_count
+from .fields import Setting, setting_of
 from .options import AMP_MODES, RunOptions
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "add_amp_argument",
     "add_common_options",
     "add_setting_options",
+    "check_data_sizes",
     "flag_text",
     "given_settings",
 ]
@@ -38,6 +39,22 @@ def _on_off(value: Any) -> str:
 
 def _flag(field: dataclasses.Field[Any]) -> str:
     return setting_of(field).flag or "--" + field.name.replace("_", "-")
+
+
+def _checked_parse(s: Setting) -> Callable[[str], Any]:
+    """``s.parse`` that also applies the field's rule, so that argparse names the option
+    (``argument --momentum: must be in [0, 1), got 2``) before anything runs."""
+    parse, ok = s.parse, s.ok
+    assert parse is not None
+
+    def convert(text: str) -> Any:
+        value = parse(text)
+        if ok is not None and not ok(value):
+            raise argparse.ArgumentTypeError(f"{s.rule}, got {text}")
+        return value
+
+    convert.__name__ = getattr(parse, "__name__", "value")  # argparse names it in messages
+    return convert
 
 
 def add_setting_options(
@@ -81,7 +98,7 @@ def add_setting_options(
                 help=argparse.SUPPRESS,
             )
         else:
-            kwargs: dict[str, Any] = {"type": s.parse} if s.parse is not None else {}
+            kwargs: dict[str, Any] = {"type": _checked_parse(s)} if s.parse is not None else {}
             if s.choices is not None:
                 kwargs["metavar"] = "{" + ",".join(s.shown(c) for c in s.choices) + "}"
                 if s.parse is None:
@@ -89,6 +106,24 @@ def add_setting_options(
             p.add_argument(flag, dest=f.name, default=value, help=help_text, **kwargs)
         added[f.name] = flag
     return added
+
+
+def check_data_sizes(val_size: int, train_subset: int) -> None:
+    """Refuse a ``--val-size`` or ``--train-subset`` that CIFAR-10's training images cannot
+    give (``train_subset`` 0 means all of them), before the data is read."""
+    from ..data import NUM_TRAIN
+
+    if not 0 <= val_size < NUM_TRAIN:
+        raise ValueError(
+            f"--val-size must be between 0 (no validation split) and {NUM_TRAIN - 1:,}, got "
+            f"{val_size:,}"
+        )
+    left = NUM_TRAIN - val_size
+    if not 0 <= train_subset <= left:
+        raise ValueError(
+            f"--train-subset must be between 1 and {left:,} (the {NUM_TRAIN:,} training images "
+            f"less --val-size {val_size:,}) or 0 for all of them, got {train_subset:,}"
+        )
 
 
 def given_settings(args: argparse.Namespace, flags: Mapping[str, str]) -> dict[str, Any]:
@@ -154,4 +189,9 @@ def add_common_options(
     )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
     if threads:
-        p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+        p.add_argument(
+            "--threads",
+            type=thread_count,
+            default=None,
+            help="torch CPU threads, at most the CPUs available",
+        )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..metrics import resolve_device
+from ..devices import resolve_device
 
 __all__ = ["DistEnv", "process_group", "training_device"]
 

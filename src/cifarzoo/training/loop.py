@@ -16,8 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
+from ..devices import autocast
 from ..loader import DeviceLoader, check_labels
-from ..metrics import EvalResult, _autocast, eval_batch_size, evaluate, model_mean_std
+from ..metrics import EvalResult, eval_batch_size, evaluate, model_mean_std
+from ..runs.folder import check_run_folder, clear_run
 from .distill import Teacher, soft_targets, teacher_logits
 from .distributed import DistEnv, process_group, training_device
 from .extras import Backward, ModelEma, frozen_norm_statistics, step_extras
@@ -70,7 +72,9 @@ def fit(
         options: how to run (:class:`RunOptions`: device, bf16, checkpoints, resume, TTA of the
             evaluations...; default ``RunOptions()``). With ``resume=True`` the recipe must be
             the checkpoint's (:class:`RecipeMismatchError` otherwise) and so must the data
-            (:class:`DataMismatchError`; see :func:`data_fingerprint`).
+            (:class:`DataMismatchError`; see :func:`data_fingerprint`). A ``checkpoint_dir``
+            that holds a run is refused unless ``resume=True`` continues it or
+            ``overwrite=True`` replaces it (deleted when training starts).
         teacher: distill from this model (its flip-TTA logits on the training images, computed
             once before training), from a list of models (an ensemble: their averaged
             probabilities), or from precomputed logits ``[N_train, C]``. Needs
@@ -95,6 +99,9 @@ def fit(
             f"teacher={'None' if teacher is None else type(teacher).__name__} and "
             f"distill_weight={recipe.distill_weight}"
         )
+    if options.checkpoint_dir is not None:
+        folder = Path(options.checkpoint_dir)
+        check_run_folder(folder, resume=options.resume, overwrite=options.overwrite)
     env = DistEnv.from_env()
     device = training_device(options.device, env)
     with process_group(env, device):
@@ -117,7 +124,7 @@ class _Trainer:
         self.quiet = options.quiet or not env.is_main
         folder = options.checkpoint_dir
         self.ckpt_path = Path(folder) / CHECKPOINT_NAME if folder else None
-        self.amp = options.resolved_amp(device.type)
+        self.amp = options.resolved_amp(device)
         self.sync_every = SYNC_EVERY_CPU if device.type == "cpu" else SYNC_EVERY_ACCELERATOR
         train, ev, self.eval_split = split_data(data, eval_data)
         self._make_loaders(model, train, ev, teacher)
@@ -221,10 +228,11 @@ class _Trainer:
             loader=self.loader.state_dict(),
             history=self.history,
             recipe=self.recipe,
-            options=self.options.recorded(),
+            options={**self.options.recorded(), "amp": self.amp},  # the precision that ran
             model_name=model_name(self.model),
             world_size=self.env.world_size,
             data=self.fingerprint,
+            threads=torch.get_num_threads(),
         )
 
     def _save(self, epoch: int, step: int, progress: EpochProgress | None = None) -> None:
@@ -247,6 +255,7 @@ class _Trainer:
             data=self.fingerprint,
             world_size=self.env.world_size,
             device_type=self.device.type,
+            threads=torch.get_num_threads(),
             log=self._log,
         )
         try:
@@ -295,8 +304,10 @@ class _Trainer:
             self._log(
                 f"resuming from {self.ckpt_path} at epoch {start_epoch + 1}, step {start_step}"
             )
-        elif self.options.resume:
-            self._log(f"no checkpoint at {self.ckpt_path}; starting a new run")
+        elif self.options.resume and self.env.is_main:  # said even when quiet: no resume
+            log(f"no checkpoint at {self.ckpt_path}: starting a new run, not resuming one")
+        elif self.options.overwrite and self.ckpt_path is not None and self.env.is_main:
+            clear_run(self.ckpt_path.parent)  # only now: the model, data and recipe passed
         with StopRequest(enabled=not self.env.distributed) as stop:
             for epoch in range(start_epoch, self.recipe.epochs):
                 first = epoch == start_epoch
@@ -310,13 +321,13 @@ class _Trainer:
     def _backward_again(self, x: Tensor, y: Tensor) -> None:
         """The gradients of ``(x, y)`` at the current weights, batch-norm statistics frozen."""
         self.opt.zero_grad(set_to_none=True)
-        with frozen_norm_statistics(self.model), _autocast(self.device, self.amp):
+        with frozen_norm_statistics(self.model), autocast(self.device, self.amp):
             out = self.train_model(x)
         self.criterion(out.float(), y).backward()
 
     def _train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """One optimizer step on the batch ``(x, y)``; returns its (detached) loss and logits."""
-        with _autocast(self.device, self.amp):
+        with autocast(self.device, self.amp):
             out = self.train_model(x)
         if not self._outputs_checked:
             check_outputs(out, self.loader)

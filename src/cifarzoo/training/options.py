@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..argtypes import positive_int
+from ..devices import resolve_amp
 from .fields import check_fields, setting
 from .recipe import Recipe
 
@@ -25,7 +26,8 @@ __all__ = [
     "split_settings",
 ]
 
-#: Command-line spellings of ``RunOptions.amp``: ``auto`` is bf16 autocast on CUDA only.
+#: Command-line spellings of ``RunOptions.amp``: ``auto`` is bf16 autocast where it is fast
+#: (:func:`~cifarzoo.devices.fast_bf16`: CUDA, and CPUs with AMX or AVX512-BF16).
 AMP_MODES: dict[str, bool | None] = {"auto": None, "bf16": True, "off": False}
 
 
@@ -53,19 +55,24 @@ class RunOptions:
     and ``compile``, and a resume with other values warns that the result will not be
     bit-identical, as a different number of processes does).
 
-    ``amp=None`` means bf16 autocast on CUDA and fp32 elsewhere. ``tta_flip`` and
-    ``tta_translate`` are the test-time augmentation measured beside the single-pass accuracy
-    in the evaluations during training (shown in the progress bar; the curves,
-    ``History.eval_*``, are one forward pass) and at the end (``cifarzoo train``'s
-    ``tta_test_accuracy``); ``eval_every`` evaluates every this many epochs (and after the last).
+    ``amp=None`` means bf16 autocast where it is faster than fp32 (CUDA, and CPUs with AMX or
+    AVX512-BF16 instructions: :func:`~cifarzoo.devices.fast_bf16`) and fp32 elsewhere;
+    checkpoints record the precision that ran. ``tta_flip`` and ``tta_translate`` are the
+    test-time augmentation measured beside the single-pass accuracy in the evaluations during
+    training (shown in the progress bar; the curves, ``History.eval_*``, are one forward pass)
+    and at the end (``cifarzoo train``'s ``tta_test_accuracy``); ``eval_every`` evaluates every
+    this many epochs (and after the last).
     ``checkpoint_dir`` receives ``checkpoint.pt`` after every epoch (atomically) and on Ctrl-C;
-    ``resume`` continues from it when it exists.
+    ``resume`` continues from it when it exists. A ``checkpoint_dir`` that holds a run (a
+    finished one's ``metrics.json``, another run's ``checkpoint.pt``...) is refused unless
+    ``resume`` continues it or ``overwrite`` replaces it: its run files are then deleted when
+    training starts, once the model, data and recipe were accepted.
     """
 
     device: torch.device | str | None = setting(None, "cuda, cuda:1, cpu...; unset: cuda if any")
     amp: bool | None = setting(
         None,
-        "bf16 autocast: auto = on for CUDA, off for CPU (bf16 is fast on CPUs with AMX)",
+        "bf16 autocast: auto = on where it is fast (CUDA; CPUs with AMX or AVX512-BF16), else off",
         parse=amp_mode,
         choices=tuple(AMP_MODES.values()),
         shown=amp_name,
@@ -91,10 +98,18 @@ class RunOptions:
         None, "write checkpoint.pt here after every epoch and on Ctrl-C"
     )
     resume: bool = setting(False, "continue from checkpoint_dir/checkpoint.pt when it exists")
+    overwrite: bool = setting(
+        False, "replace the run that checkpoint_dir holds (deleted when training starts)"
+    )
     quiet: bool = setting(False, "no progress bars")
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.resume and self.overwrite:
+            raise ValueError(
+                "resume=True continues the run in checkpoint_dir and overwrite=True replaces it: "
+                "pass one of them"
+            )
 
     def replace(self, **changes: Any) -> RunOptions:
         return dataclasses.replace(self, **changes)
@@ -103,9 +118,9 @@ class RunOptions:
         """The options that checkpoints and run folders record (:data:`RECORDED_OPTIONS`)."""
         return {k: getattr(self, k) for k in RECORDED_OPTIONS}
 
-    def resolved_amp(self, device_type: str) -> bool:
-        """Whether bf16 autocast is on for a device of this type (``"cuda"``, ``"cpu"``)."""
-        return self.amp if self.amp is not None else device_type == "cuda"
+    def resolved_amp(self, device: torch.device | str) -> bool:
+        """Whether bf16 autocast is on for ``device`` (:func:`~cifarzoo.devices.resolve_amp`)."""
+        return resolve_amp(self.amp, torch.device(device))
 
 
 def split_settings(

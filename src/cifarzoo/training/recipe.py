@@ -20,8 +20,25 @@ _AT_LEAST_0 = {"rule": "must be >= 0", "ok": lambda v: v >= 0, "parse": nonnegat
 _FRACTION = {"rule": "must be in [0, 1]", "ok": lambda v: 0 <= v <= 1, "parse": fraction}
 
 
+#: The largest seed ``torch.manual_seed`` takes.
+MAX_SEED = 2**64 - 1
+
+
 def _off_at_0(what: str, parse: Any = nonnegative_float) -> dict[str, Any]:
     return {"rule": f"must be >= 0 (0 turns {what} off)", "ok": lambda v: v >= 0, "parse": parse}
+
+
+def _up_to(top: float, what: str = "", *, below: bool = False) -> dict[str, Any]:
+    """A number from 0 to ``top`` (``below``: less than ``top``); ``what`` is what 0 turns
+    off. An upper bound keeps a typo (1e30) from training into NaN that seems the lr's fault."""
+    rule = f"must be in [0, {top}{')' if below else ']'}" + (
+        f" (0 turns {what} off)" if what else ""
+    )
+    return {
+        "rule": rule,
+        "ok": (lambda v: 0 <= v < top) if below else (lambda v: 0 <= v <= top),
+        "parse": nonnegative_float,
+    }
 
 
 @dataclass(frozen=True)
@@ -53,9 +70,9 @@ class Recipe:
     lr: float = setting(
         0.1, "peak learning rate", rule="must be > 0", ok=lambda v: v > 0, parse=positive_float
     )
-    momentum: float = setting(0.9, "SGD momentum", **_AT_LEAST_0)
-    nesterov: bool = setting(True, "Nesterov momentum")
-    weight_decay: float = setting(5e-4, "on conv/linear weights only", **_AT_LEAST_0)
+    momentum: float = setting(0.9, "SGD momentum", **_up_to(1, below=True))
+    nesterov: bool = setting(True, "Nesterov momentum (needs a momentum above 0)")
+    weight_decay: float = setting(5e-4, "on conv/linear weights only", **_up_to(1))
     label_smoothing: float = setting(0.1, "of the training loss", **_FRACTION)
     schedule: ScheduleKind = setting(
         "onecycle",
@@ -81,9 +98,14 @@ class Recipe:
     )
     flip: bool = setting(True, "random horizontal flips")
     alternate_flip: bool = setting(
-        False, "mirror each image in every other epoch instead of at random (airbench)"
+        False,
+        "mirror each image in every other epoch instead of at random (airbench; needs flip)",
     )
-    cutout: int = setting(0, "cutout size, 0 = off", **_off_at_0("cutout", nonnegative_int))
+    cutout: int = setting(
+        0,
+        "side of a square blanked at a random place (less than the image size); 0 = off",
+        **_off_at_0("cutout", nonnegative_int),
+    )
     grad_clip: float | None = setting(
         None,
         "clip the gradient norm to this (off: no clipping)",
@@ -96,7 +118,7 @@ class Recipe:
         0.0,
         "sharpness-aware minimization with this radius (0.05 is usual); each step costs two "
         "forward and backward passes; 0 = off",
-        **_off_at_0("SAM"),
+        **_up_to(1, "SAM"),
     )
     muon_lr: float = setting(
         0.0,
@@ -118,13 +140,23 @@ class Recipe:
     seed: int = setting(
         0,
         "seed of the initialization, the augmentation and the data order",
-        rule="must be >= 0",
-        ok=lambda v: v >= 0,
+        rule="must be in 0..2**64 - 1",
+        ok=lambda v: 0 <= v <= MAX_SEED,
         parse=nonnegative_int,
     )
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError(
+                "nesterov needs a momentum above 0, got momentum 0: turn Nesterov off "
+                "(nesterov=False; CLI: --no-nesterov) or give a momentum such as 0.9"
+            )
+        if self.alternate_flip and not self.flip:
+            raise ValueError(
+                "alternate_flip mirrors each image in every other epoch, but flip=False turns "
+                "mirroring off: drop one of them (CLI: --alternate-flip or --no-flip)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,9 +3,9 @@
 On disk a checkpoint is the dict that :func:`~cifarzoo.checkpoint.save_checkpoint` writes, with
 the keys ``model``, ``optimizer``, ``scheduler``, ``ema``, ``epoch``, ``step``, ``partial``,
 ``rng``, ``loader``, ``history``, ``config`` (the recipe), ``options``, ``model_name``,
-``world_size`` and ``data``. Checkpoints written before the recipe and the run options were
-separated store ``tta_flip``, ``amp``, ``channels_last`` and ``compile`` in ``config`` and have
-no ``options``; they are read the same way.
+``world_size``, ``data`` and ``threads`` (torch's CPU threads). Checkpoints written before the
+recipe and the run options were separated store ``tta_flip``, ``amp``, ``channels_last`` and
+``compile`` in ``config`` and have no ``options``; they are read the same way.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class TrainState:
     model_name: str | None
     world_size: int
     data: dict[str, Any] | None
+    #: torch's CPU threads (``torch.get_num_threads()``); ``None`` in older checkpoints.
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The dict written to disk (see the module's description)."""
@@ -104,6 +106,7 @@ class TrainState:
             "model_name": self.model_name,
             "world_size": self.world_size,
             "data": self.data,
+            "threads": self.threads,
         }
 
     @classmethod
@@ -130,6 +133,7 @@ class TrainState:
             model_name=d.get("model_name"),
             world_size=int(d.get("world_size", 1)),
             data=d.get("data"),
+            threads=d.get("threads"),
         )
 
     @classmethod
@@ -152,11 +156,13 @@ class TrainState:
         data: dict[str, Any] | None,
         world_size: int,
         device_type: str,
+        threads: int | None = None,
         log: Any = print,
     ) -> None:
         """Refuse another recipe (:class:`RecipeMismatchError`) or other data
         (:class:`DataMismatchError`, when both the checkpoint and ``data`` have a fingerprint);
-        warn when the result will not be bit-identical (other process count or bf16 setting)."""
+        warn when the result will not be bit-identical (other process count, bf16 setting or,
+        on the CPU, number of ``threads``)."""
         differences = recipe_differences(self.recipe, recipe)
         if differences:
             raise RecipeMismatchError(path, differences)
@@ -175,13 +181,22 @@ class TrainState:
                 "results will not be bit-identical",
                 stacklevel=4,
             )
-        saved_amp = self.options.get("amp")
-        if "amp" in self.options and RunOptions(amp=saved_amp).resolved_amp(
-            device_type
-        ) != options.resolved_amp(device_type):
+        if "amp" not in self.options:
+            return
+        saved_amp = self.options["amp"]
+        if saved_amp is None:  # an earlier version's "auto": bf16 on CUDA only
+            saved_amp = device_type == "cuda"
+        if bool(saved_amp) != options.resolved_amp(device_type):
             warnings.warn(
-                f"resuming a run trained with amp={amp_name(saved_amp)} with "
+                f"resuming a run trained with amp={amp_name(bool(saved_amp))} with "
                 f"amp={amp_name(options.amp)}; results will not be bit-identical",
+                stacklevel=4,
+            )
+        if device_type == "cpu" and None not in (self.threads, threads) and self.threads != threads:
+            warnings.warn(
+                f"resuming a run trained with {self.threads} CPU threads with {threads}; results "
+                f"will not be bit-identical (torch.set_num_threads({self.threads}), CLI: "
+                f"--threads {self.threads}, keeps them so)",
                 stacklevel=4,
             )
 
@@ -225,9 +240,9 @@ def read_checkpoint(
             raise
         raise ValueError(
             f"cannot resume from {path}: it is not a readable cifarzoo training checkpoint "
-            f"({type(e).__name__}: {_first_line(e)}). Delete it (or use another checkpoint_dir "
-            "/ --out) to start a new run, or train without resume=True / --resume to start over "
-            "in place (the new run overwrites it after its first epoch)"
+            f"({type(e).__name__}: {_first_line(e)}). To start over in place, train with "
+            "overwrite=True (CLI: --overwrite) instead of resume=True (--resume); or start a new "
+            "run in another checkpoint_dir (CLI: --out)"
         ) from e
     return state
 

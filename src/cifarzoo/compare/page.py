@@ -1,0 +1,312 @@
+"""The report's HTML page (``templates/report.html``): a conclusion in words and one table of
+results first, then the figures, each section with what its numbers mean said once."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import string
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .figures import FIGURES
+from .findings import CONCLUSION_TOPICS, Finding, degradation_rows, gradient_ratio
+from .results import ComparisonReport, ModelReport
+
+__all__ = [
+    "ACCURACY_NOTE",
+    "DEGRADATION_COLUMNS",
+    "GRADIENT_RATIO_NOTE",
+    "RESULT_COLUMNS",
+    "SECONDS_CAVEAT",
+    "html_page",
+    "result_rows",
+    "test_cell",
+]
+
+#: The columns of the results table, the page's and ``summary.txt``'s.
+RESULT_COLUMNS = (
+    "model", "params", "MACs", "training error", "{split} accuracy", "test accuracy",
+    "gradient ratio (init / late)",
+)  # fmt: skip
+#: What the results table's gradient ratio is (said once, under the table).
+GRADIENT_RATIO_NOTE = (
+    "Gradient ratio: the mean gradient norm of the first quarter of a network's layers over "
+    "that of its last quarter (the classifier left out), at initialisation and averaged over "
+    "the last tenth of training. Near 1, every layer gets steps of one size; far above 1, the "
+    "first layers get much larger steps than the last ones; far below 1, the gradient vanishes "
+    "on its way to the input."
+)
+#: What the results table's accuracies are (said once, under the table).
+ACCURACY_NOTE = (
+    "Accuracies are one forward pass, what `model(x)` gives; a test-time augmentation's test "
+    "accuracy, when one was measured, is named beside it (flip TTA: ...)."
+)
+DEGRADATION_COLUMNS = [
+    "model", "depth", "shortcuts", "training error", "training error (augmented)",
+    "validation error", "test error",
+]  # fmt: skip
+SECONDS_CAVEAT = (
+    "Seconds per epoch are wall-clock time (a training epoch and its validation pass) on the "
+    "machine each model trained on, under whatever else ran there at the time: compare MACs "
+    "for cost, and these seconds only between runs made on one machine under one load."
+)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _ratios(m: ModelReport) -> str:
+    if not m.grad_flow:
+        return "-"
+    init, late = gradient_ratio(m.grad_flow), gradient_ratio(m.grad_flow, late=True)
+    if init is None or late is None:
+        return "-"
+    return f"{init:.3g}x / {late:.3g}x"
+
+
+def test_cell(test: Mapping[str, Any]) -> str:
+    """The test accuracy, one forward pass, and its test-time augmentation's beside it, named
+    (``88.42% (flip TTA: 89.73%)``)."""
+    tta = test.get("tta_accuracy")
+    single = _pct(float(test["accuracy"]))
+    return single if tta is None else f"{single} ({test.get('tta')} TTA: {_pct(float(tta))})"
+
+
+def result_rows(report: ComparisonReport) -> list[list[str]]:
+    """The results table: the header (:data:`RESULT_COLUMNS`), then one row per model."""
+    split = (report.meta.get("data") or {}).get("eval_split") or "val"
+    rows = [[c.format(split=split) for c in RESULT_COLUMNS]]
+    for m in report.models:
+        train_error = None if m.train_eval is None else 1 - float(m.train_eval["accuracy"])
+        rows.append(
+            [
+                m.name,
+                f"{m.params / 1e6:.2f} M",
+                f"{m.macs / 1e6:.1f} M",
+                _pct(train_error),
+                _pct(m.last_val_accuracy),
+                test_cell(m.test),
+                _ratios(m),
+            ]
+        )
+    return rows
+
+
+def _inline(text: str) -> str:
+    """``text`` as HTML: escaped, and ```code``` spans as ``<code>``."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """An HTML table: ``rows[0]`` the header, a model name first in each row."""
+    e = html.escape
+    head = "".join(f"<th>{e(c)}</th>" for c in rows[0])
+    body = "".join(
+        f"<tr><td><code>{e(row[0])}</code></td>{''.join(f'<td>{e(c)}</td>' for c in row[1:])}</tr>"
+        for row in rows[1:]
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(pngs: Mapping[str, bytes], key: str, alt: str) -> str:
+    """The figure ``key`` inlined as a data URL, or nothing when it was not drawn."""
+    name = FIGURES[key]
+    if name not in pngs:
+        return ""
+    b64 = base64.b64encode(pngs[name]).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{b64}" alt="{html.escape(alt)}"></figure>'
+
+
+def _init_note(report: ComparisonReport) -> str:
+    args = {m.name: m.model_args for m in report.models if m.model_args}
+    if any(a.get("zero_init_residual") is False for a in args.values()):
+        return (
+            "Residual and plain networks are initialised alike (Kaiming normal, every BN at "
+            "one: no zero-initialised last BN in the residual blocks)."
+        )
+    return (
+        "Each model has its default initialisation (the residual blocks' last BN starts at "
+        "zero, so each block starts as the identity)."
+    )
+
+
+def _sentences(found: Sequence[Finding], topics: Sequence[str]) -> str:
+    return " ".join(_inline(f.text) for f in found if f.topic in topics)
+
+
+def _degradation(report: ComparisonReport, found: Sequence[Finding]) -> str:
+    rows = degradation_rows(report)
+    if not rows:
+        return ""
+    table = [
+        DEGRADATION_COLUMNS,
+        *(
+            [r["model"], str(r["depth"]), "yes" if r["shortcuts"] else "no"]
+            + [_pct(r[k]) for k in ("train_error", "train_error_augmented")]
+            + [_pct(r[k]) for k in ("val_error", "test_error")]
+            for r in rows
+        ),
+    ]
+    return (
+        "<h2>Plain vs residual: the degradation table</h2>"
+        f"<p>{_sentences(found, ('shortcuts',))}</p>{_table(table)}"
+        "<p class='meta'>Training error: unaugmented training images in eval mode after the "
+        "last epoch; the augmented one is the last epoch's running error on the training "
+        "batches. He et al. 2016 (Fig. 6): a deeper plain network trains worse, a deeper "
+        "ResNet better.</p>"
+    )
+
+
+def _per_class_rows(models: Sequence[ModelReport], classes: Sequence[str]) -> str:
+    """One row per class, each model's test accuracy, the best marked."""
+    rows = []
+    for c, cls in enumerate(classes):
+        accs = [m.test["per_class_accuracy"][c] for m in models]
+        best = max(accs) if accs else None
+        cells = "".join(
+            f"<td class='{'best' if a == best and len(accs) > 1 else ''}'>{_pct(a)}</td>"
+            for a in accs
+        )
+        rows.append(f"<tr><td>{html.escape(cls)}</td>{cells}</tr>")
+    return "".join(rows)
+
+
+def _gradient_section(report: ComparisonReport, pngs: Mapping[str, bytes]) -> str:
+    grad = _img(pngs, "grad_flow", "gradient flow")
+    if not grad:
+        return "<p>No gradient records (runs reused without a grad_flow.json).</p>"
+    every = sorted({int(m.grad_flow["every"]) for m in report.models if m.grad_flow})
+    steps = ", ".join(str(k) for k in every)
+    text = (
+        "The L2 norm of each convolution and linear weight gradient just before the optimizer "
+        f"step, recorded every {steps} steps; early records are dark, late ones yellow."
+    )
+    depth = _img(pngs, "grad_depth", "gradient norms of plain and residual networks")
+    pairs = (
+        f"<h3>Plain vs residual at the same depth</h3><p>{html.escape(_init_note(report))}</p>"
+        f"{depth}"
+        if depth
+        else ""
+    )
+    return f"<h2>Gradient flow</h2><p>{text}</p>{grad}{pairs}"
+
+
+def _se_section(
+    pngs: Mapping[str, bytes], notes: Mapping[str, Any], found: Sequence[Finding]
+) -> str:
+    gates = _img(pngs, "se_gates", "SE gate distributions")
+    if not gates:
+        return ""
+    what = notes.get("se_gates") or "SE gate values of each stage over test images"
+    return (
+        f"<h2>SE gates</h2><p>{_inline(what)}: channel weights in (0, 1), one histogram per "
+        "stage. Gates near 0.5 everywhere mean the attention does little yet; spread-out gates "
+        f"mean it selects channels per image. {_sentences(found, ('se_gates',))}</p>{gates}"
+    )
+
+
+def _source(m: ModelReport) -> str:
+    return "trained here" if m.source == "trained" else f"run folder {Path(m.source).name}"
+
+
+def _cost_section(report: ComparisonReport, pngs: Mapping[str, bytes]) -> str:
+    models, notes = report.models, report.meta.get("notes") or {}
+    memory = any(m.peak_memory_bytes is not None for m in models)
+    header = ["model", "parameters", "MACs / image", "s / epoch (wall clock)"]
+    rows = [
+        [m.name, f"{m.params:,}", f"{m.macs / 1e6:,.1f} M"]
+        + ["-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}"]
+        + (["-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f}"] * memory)
+        + [_source(m)]
+        for m in models
+    ]
+    header += ["peak memory (MiB)"] * memory + ["source"]
+    text = [f"MACs: {notes.get('macs', '')}.", SECONDS_CAVEAT]
+    if memory:
+        text.append(f"Peak memory: {notes.get('peak_memory', '')}.")
+    return (
+        f"<h2>Cost</h2>{_table([header, *rows])}<p class='meta'>"
+        f"{' '.join(_inline(t) for t in text)}</p>{_img(pngs, 'cost', 'cost and accuracy')}"
+    )
+
+
+def _context(report: ComparisonReport) -> str:
+    """One line on what was compared, above the conclusion."""
+    meta = report.meta
+    epochs = meta.get("epochs")
+    length = (
+        f"{epochs} epoch{'' if epochs == 1 else 's'} each"
+        if epochs
+        else "each for its own number of epochs"
+    )
+    data = (meta.get("data") or {}).get("name") or "?"
+    return html.escape(
+        f"{len(report.models)} models trained with one recipe, {length}, seed "
+        f"{meta.get('seed')}, on {data}; the full setting is at the end."
+    )
+
+
+def _setting(meta: Mapping[str, Any]) -> str:
+    """The data, recipe, machines and software the comparison ran with."""
+    e = html.escape
+    data = meta.get("data") or {}
+    recipe = ", ".join(f"{k}={v}" for k, v in (meta.get("recipe") or {}).items() if v != [])
+
+    def count(key: str) -> str:
+        n = data.get(key)
+        return f"{n:,}" if isinstance(n, int) else "?"
+
+    val = f"val {count('val')}, " if data.get("val") else ""
+    machines = f"trained on {e(str(meta.get('device')))}"
+    if meta.get("measured_on") and meta["measured_on"] != meta.get("device"):
+        machines += f", evaluated on {e(str(meta['measured_on']))}"
+    return (
+        f"Data: {e(str(data.get('name', '?')))} (train {count('train')}, {val}test "
+        f"{count('test')}); {meta.get('epochs')} epoch(s), seed {meta.get('seed')}; "
+        f"{machines}; cifarzoo {e(str(meta.get('cifarzoo_version')))}, torch "
+        f"{e(str(meta.get('torch_version')))}; created {e(str(meta.get('created')))}."
+        f"<br>Recipe (cifarzoo.training.fit): {e(recipe)}."
+    )
+
+
+def html_page(
+    report: ComparisonReport,
+    found: Sequence[Finding],
+    classes: Sequence[str],
+    pngs: Mapping[str, bytes],
+) -> str:
+    """The self-contained ``report.html`` of ``report``, its findings and figures."""
+    notes = report.meta.get("notes") or {}
+    template = string.Template(
+        resources.files(__package__).joinpath("templates/report.html").read_text("utf-8")
+    )
+    result_notes = [
+        ACCURACY_NOTE,
+        GRADIENT_RATIO_NOTE,
+        f"Training error: {notes.get('train_eval', '-')}.",
+    ]
+    return template.substitute(
+        title=html.escape(", ".join(m.name for m in report.models)),
+        context=_context(report),
+        conclusion=_sentences(found, CONCLUSION_TOPICS),
+        results=_table(result_rows(report)),
+        result_notes=" ".join(_inline(t) for t in result_notes)
+        + " Every number is the last epoch's (never the best epoch's). "
+        + html.escape(_init_note(report)),
+        fig_curves=_img(pngs, "curves", "loss and accuracy curves"),
+        degradation=_degradation(report, found),
+        classes=_sentences(found, ("classes",)),
+        model_heads="".join(f"<th>{html.escape(m.name)}</th>" for m in report.models),
+        per_class_rows=_per_class_rows(report.models, classes),
+        fig_per_class=_img(pngs, "per_class", "per-class accuracy"),
+        fig_confusion=_img(pngs, "confusion", "confusion matrices"),
+        grad_flow=_gradient_section(report, pngs),
+        se_gates=_se_section(pngs, notes, found),
+        cost=_cost_section(report, pngs),
+        setting=_setting(report.meta),
+    )
