@@ -29,7 +29,7 @@ __all__ = [
 
 #: The columns of the results table, the page's and ``summary.txt``'s.
 RESULT_COLUMNS = (
-    "model", "params", "MACs", "training error", "{split} accuracy", "test accuracy",
+    "model", "params", "MACs", "training error", "val accuracy", "test accuracy",
     "gradient ratio (init / late)",
 )  # fmt: skip
 #: What the results table's gradient ratio is (said once, under the table).
@@ -79,8 +79,7 @@ def test_cell(test: Mapping[str, Any]) -> str:
 
 def result_rows(report: ComparisonReport) -> list[list[str]]:
     """The results table: the header (:data:`RESULT_COLUMNS`), then one row per model."""
-    split = (report.meta.get("data") or {}).get("eval_split") or "val"
-    rows = [[c.format(split=split) for c in RESULT_COLUMNS]]
+    rows = [list(RESULT_COLUMNS)]  # the val column stays "-" without a validation split
     for m in report.models:
         train_error = None if m.train_eval is None else 1 - float(m.train_eval["accuracy"])
         rows.append(
