@@ -236,7 +236,9 @@ def test_train_then_eval(
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
     printed, progress = capsys.readouterr()
     assert "airplane" in printed and "all" in printed
-    assert f"lenet on CIFAR-10 test:   0%|          | 0/{FAKE_PER_FILE}" in progress  # tqdm
+    # tqdm; the fake files are not the official release's, so the data is named unverified
+    name = "CIFAR-10 (unverified copy)"
+    assert f"lenet on {name} test:   0%|          | 0/{FAKE_PER_FILE}" in progress
     # eval's default is the TTA the run's metrics.json records (here train's default, flip)
     assert f"({FAKE_PER_FILE:,} images; flip TTA, as recorded with the weights)" in printed
     result = json.loads(report.read_text())
