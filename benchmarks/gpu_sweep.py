@@ -1,7 +1,6 @@
 """One GPU session, planned ahead: pick the recipe on a validation split, train the big models.
 
-A lent GPU comes for minutes at a time, so what to run and how to choose is fixed here, before
-any result is seen:
+What to run and how to choose is fixed here, before any result is seen:
 
 1. **Sweep.** Every candidate in ``CANDIDATES`` (changes to ``benchmarks/gpu_recipe.py``'s recipe)
    trains ResNet-18 for ``--sweep-epochs`` with 5,000 training images held out. The candidates run
@@ -24,10 +23,11 @@ after each step so that a session cut short still reports what it finished.
     python benchmarks/gpu_sweep.py --data ROOT --out runs/session
     python benchmarks/gpu_sweep.py --smoke --out /tmp/session     # the whole path on a CPU
 
-On the lent device, ``scripts/gpu_session.sh`` runs it with the data set's offline copy carried
-in ``.device/`` and packs the finals' weights into ``$OUT`` (``scripts/gpu_bundle.py``); that
-script's header and docs/training.rst ("A GPU session, planned ahead") give the one device call
-and the commands that check and install the weights here.
+On any machine with a CUDA GPU; ``--data`` unset reads cifarzoo's default data root
+(``$CIFARZOO_DATA``, else ``~/.cache/cifarzoo``). ``scripts/gpu_session.sh`` runs it and packs the
+finals' weights into parts that can be copied back from a machine whose file transfers are
+limited (``scripts/gpu_bundle.py``); that script's header and docs/training.rst ("Training on a
+GPU") give the commands that check and install the weights afterwards.
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ def recipe_command(
     else:
         cmd += ["--no-compile"] if not args.compile else []
     if args.data:
-        cmd += ["--data", args.data, "--data-name", args.data_name]
+        cmd += ["--data", args.data]
+    if args.data_name:
+        cmd += ["--data-name", args.data_name]
     return cmd + extra
 
 
@@ -122,7 +124,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", help="root holding cifar-10-batches-py ($CIFARZOO_DATA by default)")
-    ap.add_argument("--data-name", default="CIFAR-10 (JPEG mirror)")
+    ap.add_argument(
+        "--data-name",
+        help="the data's name in the results (default: 'CIFAR-10' for the official release, "
+        "recognised by its md5 sums, else 'CIFAR-10 (unverified copy)')",
+    )
     ap.add_argument("--out", default="runs/session")
     ap.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
     ap.add_argument("--sweep-model", default="resnet18")

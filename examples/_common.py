@@ -20,9 +20,7 @@ def get_data(train_images: int | None = None) -> CIFAR10Data:
     or small synthetic data in fast mode or when CIFAR-10 is not found."""
     if not FAST:
         try:
-            data = load_cifar10(
-                val_size=5000, name=os.environ.get("CIFARZOO_DATA_NAME", "CIFAR-10")
-            )
+            data = load_cifar10(val_size=5000, name=os.environ.get("CIFARZOO_DATA_NAME"))
         except FileNotFoundError:
             print(
                 "CIFAR-10 not found (set CIFARZOO_DATA to its root, or run `cifarzoo train "

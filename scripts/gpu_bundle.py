@@ -1,25 +1,27 @@
 #!/usr/bin/env python
-"""Carry a GPU session's trained weights back through the lent machine's ``$OUT``, and rebuild
-them here as ``cifarzoo train`` run folders.
+"""Carry a GPU session's trained weights back from the GPU machine in a few small files, and
+rebuild them as ``cifarzoo train`` run folders on the machine that keeps them.
 
-The lent machine returns at most 8 files per command, 16 MiB each, 64 MiB in all, named with
-``[A-Za-z0-9._-]`` only. ``pack`` (run there by ``scripts/gpu_session.sh``) splits each run's
+For a GPU machine whose results come back through a limited transfer: by default (``Limits``)
+at most 8 files per copy, 16 MiB each, 64 MiB in all, named with ``[A-Za-z0-9._-]`` only.
+``pack`` (run on the GPU machine, by ``scripts/gpu_session.sh``) splits each run's
 ``model.safetensors`` into parts of at most 15 MiB and writes one manifest, ``bundle.json``,
 holding every run's metrics, history, sha256 (of the whole file and of each part) and part list,
-plus the tail of the session log. Runs that do not fit in one command's files go, whole, into
-later batches (``LATER/batch-2``, ...), which ``bash scripts/gpu_session.sh --collect N`` copies
-to ``$OUT`` in a further command while the machine is still warm. Three float16 models fit in
-one: resnet18 (21.3 MiB: 2 parts), seresnet18 (21.5 MiB: 2), densenet121 (13.5 MiB: 1), 56.4 MiB
-in 7 files with the manifest and the log.
+plus the tail of the session log. Runs that do not fit in one copy go, whole, into later batches
+(``LATER/batch-2``, ...), which ``bash scripts/gpu_session.sh --collect N`` copies to the packed
+folder for a further copy. Three float16 models fit in one: resnet18 (21.3 MiB: 2 parts),
+seresnet18 (21.5 MiB: 2), densenet121 (13.5 MiB: 1), 56.4 MiB in 7 files with the manifest and
+the log.
 
-``unpack`` (run here) checks every part's sha256, joins them, checks the whole file's sha256
-against the manifest and the run's metrics, and writes ``RUNS/<model>/`` (model.safetensors,
-its .sha256, metrics.json, history.json) atomically; an existing run folder is replaced only
-with ``--overwrite``. Nothing is written unless every run in the bundle checks out.
+``unpack`` (run where the files were copied to) checks every part's sha256, joins them, checks
+the whole file's sha256 against the manifest and the run's metrics, and writes
+``RUNS/<model>/`` (model.safetensors, its .sha256, metrics.json, history.json) atomically; an
+existing run folder is replaced only with ``--overwrite``. Nothing is written unless every run
+in the bundle checks out.
 
-    python3 scripts/gpu_bundle.py pack "$OUT" runs/session/final/*/ --log runs/session.log \\
-        --session runs/session/session.json --later runs/session/later      # on the device
-    python scripts/gpu_bundle.py unpack FILES_AT runs/gpu --install         # here
+    python3 scripts/gpu_bundle.py pack OUT runs/session/final/*/ --log runs/session.log \\
+        --session runs/session/session.json --later runs/session/later   # on the GPU machine
+    python scripts/gpu_bundle.py unpack OUT_COPY runs/gpu --install       # where OUT was copied
 
 ``--install`` then installs each run into the package (``scripts/install_weights.py RUN
 --max-mb 24`` for each), after which ``python scripts/accuracy_table.py`` regenerates the table.
@@ -43,10 +45,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from cifarzoo.checkpoint import PretrainedWeightsError, atomic_write, save_json  # noqa: E402
-from cifarzoo.runs import is_finished, read_metrics, read_run, restore_run  # noqa: E402
+from cifarzoo.runs import (  # noqa: E402
+    is_finished,
+    read_metrics,
+    read_run,
+    recorded_accuracy,
+    restore_run,
+)
 
 MiB = 2**20
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # what the device returns, no leading dot
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # names a limited copy keeps, no leading dot
 MANIFEST = "bundle.json"
 LOG = "session.log"
 FORMAT = 1
@@ -61,7 +69,7 @@ class BundleError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What one command may bring back; the defaults keep a margin below the device's 8 files,
+    """What one copy may bring back; the defaults keep a margin below a transfer of 8 files,
     16 MiB a file and 64 MiB in all (the manifest and the log take the rest)."""
 
     files: int = 8
@@ -82,7 +90,7 @@ def sha256(data: bytes) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# pack (on the device)
+# pack (on the GPU machine)
 # --------------------------------------------------------------------------------------------
 
 
@@ -180,7 +188,7 @@ def pack(
 
 
 # --------------------------------------------------------------------------------------------
-# unpack (here)
+# unpack (where the packed files were copied to)
 # --------------------------------------------------------------------------------------------
 
 
@@ -188,7 +196,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise BundleError(
-            f"{path} not found: expected the files a GPU session brought back (its files_at "
+            f"{path} not found: expected the files a GPU session packed (the copy of its OUT "
             "folder, holding bundle.json and the weight parts)"
         )
     manifest: dict[str, Any] = json.loads(path.read_text())
@@ -257,15 +265,15 @@ def unpack(folder: Path, runs_dir: Path, *, overwrite: bool = False) -> list[Pat
 
 def describe(target: Path) -> str:
     metrics = read_metrics(target)
-    tta = metrics.get("tta") or {}
+    acc = recorded_accuracy(metrics)
 
     def pct(x: float | None) -> str:
         return "--" if x is None else f"{100 * x:.2f}%"
 
     return (
-        f"{target}: test {pct(metrics['test_accuracy'])}, val {pct(metrics.get('val_accuracy'))}"
-        f" (single pass; TTA test {pct(tta.get('test_accuracy'))}, val "
-        f"{pct(tta.get('val_accuracy'))}), {metrics['epochs']} epochs, {metrics['data']}"
+        f"{target}: test {pct(acc.test)}, val {pct(acc.val)} (single pass; {acc.tta or 'no'} "
+        f"TTA test {pct(acc.tta_test)}, val {pct(acc.tta_val)}), {metrics['epochs']} epochs, "
+        f"{metrics['data']}"
     )
 
 
@@ -274,8 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pack", help="on the device: run folders -> parts + bundle.json in DEST")
-    p.add_argument("dest", type=Path, help="the folder that comes back ($OUT)")
+    p = sub.add_parser(
+        "pack", help="on the GPU machine: run folders -> parts + bundle.json in DEST"
+    )
+    p.add_argument("dest", type=Path, help="the folder to copy back")
     p.add_argument("runs", type=Path, nargs="*", help="run folders (model.safetensors, ...)")
     p.add_argument("--later", type=Path, help="where batches 2, 3, ... wait for --collect")
     p.add_argument("--session", type=Path, help="session.json to include in the manifest")
@@ -287,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"largest part, at most the default {Limits.part_bytes} (smaller: the smoke test "
         "splits small models)",
     )
-    u = sub.add_parser("unpack", help="here: the files brought back -> run folders")
-    u.add_argument("files", type=Path, help="the folder the files came back to (files_at)")
+    u = sub.add_parser("unpack", help="the files copied back -> run folders")
+    u.add_argument("files", type=Path, help="the folder the packed files were copied to")
     u.add_argument("runs_dir", type=Path, help="where to write RUNS_DIR/<model>/")
     u.add_argument("--overwrite", action="store_true", help="replace existing run folders")
     u.add_argument(
@@ -304,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "pack":
             if not 1 <= args.part_bytes <= Limits.part_bytes:
                 raise ValueError(
-                    f"--part-bytes must be in 1..{Limits.part_bytes} (what the device brings "
+                    f"--part-bytes must be in 1..{Limits.part_bytes} (what one copy brings "
                     f"back), got {args.part_bytes}"
                 )
             runs = [r for r in args.runs if is_finished(r)]

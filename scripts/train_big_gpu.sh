@@ -3,6 +3,9 @@
 #
 #   DATA=/path/holding/cifar-10-batches-py ORG=my-org scripts/train_big_gpu.sh [MODELS...]
 #
+# DATA_NAME names the data in the results (unset: "CIFAR-10" for the official release, recognised
+# by its md5 sums, else "CIFAR-10 (unverified copy)"; e.g. DATA_NAME="CIFAR-10 (JPEG mirror)").
+#
 # benchmarks/gpu_recipe.py writes a `cifarzoo train`-style run folder per model in runs/gpu/<model>
 # (model.safetensors + .sha256, metrics.json, curves); each is then built into hub/<model> and
 # loaded back through timm's local-dir: to check it. Until the upload, the measured metrics can go
@@ -17,12 +20,13 @@ cd "$(dirname "$0")/.."
 : "${DATA:?set DATA to the folder holding cifar-10-batches-py}"
 ORG="${ORG:-cifarzoo}"
 PY="${PYTHON:-python}"
-DATA_NAME="${DATA_NAME:-CIFAR-10 (JPEG mirror)}"
+name_args=()
+[ -n "${DATA_NAME:-}" ] && name_args=(--data-name "$DATA_NAME")
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}"
 models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(resnet18 seresnet18 densenet121)
 
-"$PY" benchmarks/gpu_recipe.py --data "$DATA" --data-name "$DATA_NAME" --out runs/gpu \
+"$PY" benchmarks/gpu_recipe.py --data "$DATA" "${name_args[@]}" --out runs/gpu \
   --models "${models[@]}" ${EXTRA_ARGS:-}
 for m in "${models[@]}"; do
   rm -rf "hub/$m"

@@ -19,7 +19,7 @@ from conftest import FAKE_PER_FILE, InterruptAt
 from torch import nn
 
 import cifarzoo
-from cifarzoo import cli
+from cifarzoo import cli, runs
 from cifarzoo.cli import (
     OPTION_FLAGS,
     RECIPE_FLAGS,
@@ -87,7 +87,7 @@ def test_train_help_shows_the_recipe_defaults() -> None:
         f"(default: {d.schedule})",
         "(default: auto)",  # --amp by its name, not None
         "(default: 0.5 with --teacher, else 0)",
-        "--tta flip test-time augmentation in the evaluations;",  # then --no-tta: off
+        "--tta also measure flip test-time augmentation, beside the single-pass accuracy;",
         "tta: off (default: on)",
     ):
         assert says in text, says
@@ -121,7 +121,7 @@ def test_list_marks_the_models_with_weights(capsys: pytest.CaptureFixture[str]) 
     for name, line in marked.items():
         meta = read_weights_meta(name)
         assert meta is not None
-        accuracy = 100 * meta["metrics"]["single_pass_test_accuracy"]
+        accuracy = 100 * (runs.recorded_accuracy(meta["metrics"]).test or 0.0)
         assert f"pretrained: {accuracy:.2f}% test accuracy, one forward pass, on " in line
 
 
@@ -236,25 +236,32 @@ def test_train_then_eval(
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
     printed, progress = capsys.readouterr()
     assert "airplane" in printed and "all" in printed
-    assert f"lenet on CIFAR-10 test:   0%|          | 0/{FAKE_PER_FILE}" in progress  # tqdm
+    # tqdm; the fake files are not the official release's, so the data is named unverified
+    name = "CIFAR-10 (unverified copy)"
+    assert f"lenet on {name} test:   0%|          | 0/{FAKE_PER_FILE}" in progress
     # eval's default is the TTA the run's metrics.json records (here train's default, flip)
     assert f"({FAKE_PER_FILE:,} images; flip TTA, as recorded with the weights)" in printed
     result = json.loads(report.read_text())
-    # the saved weights (EMA) with flip TTA are exactly what train reported
+    # the saved weights (EMA) give exactly what train reported: one forward pass as the
+    # accuracy, flip TTA beside it
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
-    assert result["num_samples"] == FAKE_PER_FILE and result["tta_translate"] is False
-    assert result["tta_flip"] is True and result["bf16"] is False
+    assert result["tta_accuracy"] == pytest.approx(metrics["tta_test_accuracy"], abs=1e-12)
+    assert result["num_samples"] == FAKE_PER_FILE and result["tta"] == metrics["tta"] == "flip"
+    assert result["tta_flip"] is False and result["bf16"] is False  # of "accuracy"
     assert main([*eval_args, "--weights", str(out), "--no-tta"]) == 0
     assert f"({FAKE_PER_FILE:,} images; no TTA)" in capsys.readouterr().out
-    assert json.loads(report.read_text())["tta_flip"] is False
+    no_tta = json.loads(report.read_text())
+    assert (no_tta["tta"], no_tta["tta_accuracy"], no_tta["accuracy"]) == (
+        None, None, result["accuracy"]
+    )  # fmt: skip
     assert main([*eval_args, "--weights", str(out), "--tta"]) == 0  # still accepted
-    assert json.loads(report.read_text())["accuracy"] == result["accuracy"]
+    assert json.loads(report.read_text())["tta_accuracy"] == result["tta_accuracy"]
     capsys.readouterr()
     # a run folder works as --weights too
     assert main([*eval_args, "--weights", str(out), "--tta-translate"]) == 0
-    assert "(flip + translate TTA)" in capsys.readouterr().out
+    assert "images; flip + translate TTA)" in capsys.readouterr().out
     translated = json.loads(report.read_text())
-    assert translated["tta_translate"] is True
+    assert translated["tta"] == "flip + translate"
     # a run trained with --tta-translate: eval measures that way by default, overridable
     # (write_run records the evaluation's TTA beside the recipe, and the recipe holds it too)
     recipe = {**metrics["recipe"], "tta_translate": True}
@@ -262,10 +269,10 @@ def test_train_then_eval(
     (out / "metrics.json").write_text(json.dumps(recorded))
     assert main([*eval_args, "--weights", str(out / "model.safetensors")]) == 0
     assert "; flip + translate TTA, as recorded with the weights)" in capsys.readouterr().out
-    assert json.loads(report.read_text())["accuracy"] == translated["accuracy"]
+    assert json.loads(report.read_text())["tta_accuracy"] == translated["tta_accuracy"]
     assert main([*eval_args, "--weights", str(out), "--no-tta-translate"]) == 0
     assert f"({FAKE_PER_FILE:,} images; flip TTA)" in capsys.readouterr().out
-    assert json.loads(report.read_text())["tta_translate"] is False
+    assert json.loads(report.read_text())["tta"] == "flip"
     # a run evaluated under bf16: so is eval by default, and --amp overrides it
     (out / "metrics.json").write_text(json.dumps(dict(recorded, bf16=True)))
     assert main([*eval_args, "--weights", str(out)]) == 0
@@ -306,8 +313,8 @@ def test_train_then_eval(
 def test_eval_pretrained_measures_as_the_shipped_metadata_records(
     fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recipe = read_weights_meta("lenet")["metrics"]["recipe"]  # type: ignore[index]
-    flip, translate = recipe["tta_flip"], recipe.get("tta_translate", False)
+    recorded = read_weights_meta("lenet")["metrics"]  # type: ignore[index]
+    acc, bf16 = runs.recorded_accuracy(recorded), runs.recorded_bf16(recorded)
     report = tmp_path / "eval.json"
     args = ["eval", "cifar_lenet", "--pretrained", "--data", str(fake_cifar_root)]
     threads = torch.get_num_threads()
@@ -320,27 +327,39 @@ def test_eval_pretrained_measures_as_the_shipped_metadata_records(
     out = capsys.readouterr().out
     assert ", as recorded with the weights)" in out
     # both figures, each beside the one recorded with the weights
-    recorded = read_weights_meta("lenet")["metrics"]  # type: ignore[index]
     result = json.loads(report.read_text())
-    single = f"{100 * recorded['single_pass_test_accuracy']:.2f}%"
-    measured = f"{100 * result['single_pass_accuracy']:.2f}%"
-    assert f"single pass: {measured} (recorded with the weights: {single})" in out
+    measured = f"{100 * result['accuracy']:.2f}%"
+    assert f"single pass: {measured} (recorded with the weights: {100 * acc.test:.2f}%)" in out
+    assert acc.tta is not None and acc.tta_test is not None
     assert (
-        f"flip TTA: {100 * result['accuracy']:.2f}% (recorded with the weights: "
-        f"{100 * recorded['test_accuracy']:.2f}%)" in out
+        f"{acc.tta} TTA: {100 * result['tta_accuracy']:.2f}% (recorded with the weights: "
+        f"{100 * acc.tta_test:.2f}%)" in out
     )
-    assert (result["tta_flip"], result["tta_translate"]) == (flip, translate)
-    assert result["bf16"] is recipe["amp"]
+    assert result["tta"] == acc.tta and result["bf16"] is bf16
     assert main([*args, "--device", "cpu", "--json", str(report), "--no-tta"]) == 0
     out = capsys.readouterr().out
     assert "as recorded" not in out and "TTA:" not in out
     no_tta = json.loads(report.read_text())
-    assert no_tta["tta_flip"] is False
-    assert no_tta["accuracy"] == no_tta["single_pass_accuracy"] == result["single_pass_accuracy"]
-    other_amp = "off" if recipe["amp"] else "bf16"
+    assert no_tta["tta"] is None and no_tta["accuracy"] == result["accuracy"]
+    other_amp = "off" if bf16 else "bf16"
     assert main([*args, "--device", "cpu", "--json", str(report), "--amp", other_amp]) == 0
     assert "as recorded" not in capsys.readouterr().out
-    assert json.loads(report.read_text())["bf16"] is not recipe["amp"]
+    assert json.loads(report.read_text())["bf16"] is not bf16
+
+
+def test_eval_says_when_the_data_differs_from_the_recorded_data(
+    fake_cifar_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped lenet was measured on a named copy of CIFAR-10; other data, or the same
+    files unnamed (not the official release by their md5 sums), is said to be other data."""
+    recorded = read_weights_meta("lenet")["metrics"]["data"]  # type: ignore[index]
+    args = ["eval", "lenet", "--pretrained", "--data", str(fake_cifar_root), "--device", "cpu"]
+    assert main([*args, "--no-tta"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet on CIFAR-10 (unverified copy) test" in out
+    assert f"recorded with the weights was measured on {recorded}, not on this data" in out
+    assert main([*args, "--no-tta", "--data-name", recorded]) == 0
+    assert "measured on" not in capsys.readouterr().out
 
 
 def test_resume_continues_in_the_same_folder(

@@ -36,6 +36,7 @@ from cifarzoo.compare import (
     too_short,
 )
 from cifarzoo.compare.estimate import describe_estimate, estimated_seconds, evaluated_images
+from cifarzoo.compare.report import summary_text
 from cifarzoo.instrument import GradientFlowRecorder, PeakMemory, SEGateRecorder, stage_name
 from cifarzoo.runs import hardware_string
 
@@ -231,6 +232,20 @@ def test_the_page_answers_first_and_explains_each_number_once() -> None:
     assert "peak memory" not in cost and "/x/runs" not in page  # nothing measured; no paths
     assert "run folder resnet20" in cost and "s / epoch (wall clock)" in cost
     assert "compare MACs for cost" in cost
+
+
+def test_the_results_table_names_a_tta_figure_beside_the_single_pass_one() -> None:
+    """The page's and summary.txt's test accuracy is one forward pass; a test-time
+    augmentation's figure is beside it, named, and only where one was measured."""
+    report = _long_report(["resnet20", "resnet56"])
+    report.models[0].test.update(accuracy=0.8842, tta="flip", tta_accuracy=0.8973)
+    page, _ = render_report(report)
+    results = page[page.index("<table>") : page.index("</table>")]
+    assert "<td>88.42% (flip TTA: 89.73%)</td>" in results
+    assert "<td>79.00%</td>" in results and results.count("TTA") == 1
+    assert "Accuracies are one forward pass, what <code>model(x)</code> gives" in page
+    text = summary_text(report, findings(report))
+    assert "88.42% (flip TTA: 89.73%)" in text and "Accuracies are one forward pass" in text
 
 
 def test_the_cost_figure_leaves_out_a_panel_without_data() -> None:
@@ -482,20 +497,22 @@ def test_write_report_is_atomic_and_strict_json(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old report is whole
 
 
-def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
+def reused_run(folder: Path, **metrics: Any) -> Path:
+    """A `cifarzoo train` run folder of an untrained lenet, which recorded ``metrics`` (and a
+    test accuracy of 50% in every class)."""
     from cifarzoo.checkpoint import save_weights
     from cifarzoo.models import create_model
 
-    run = tmp_path / "run"
-    run.mkdir()
-    save_weights(create_model("lenet").state_dict(), run / "model.safetensors")
-    metrics = {
-        "model": "lenet",
-        "test_accuracy": 0.5,
-        "per_class_accuracy": [0.5] * 10,
-        "confusion_matrix": [[1] * 10] * 10,
-    }
-    (run / "metrics.json").write_text(json.dumps(metrics))
+    folder.mkdir()
+    save_weights(create_model("lenet").state_dict(), folder / "model.safetensors")
+    recorded = {"model": "lenet", "test_accuracy": 0.5, "per_class_accuracy": [0.5] * 10}
+    recorded["confusion_matrix"] = [[1] * 10] * 10
+    (folder / "metrics.json").write_text(json.dumps({**recorded, **metrics}))
+    return folder
+
+
+def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
+    run = reused_run(tmp_path / "run", tta=None, tta_test_accuracy=None)
     report = compare([], None, runs=[run], quiet=True, device="cpu")
     assert report.models[0].name == "lenet" and report.models[0].source == str(run)
     weights = run / "model.safetensors"
@@ -504,3 +521,32 @@ def test_reused_run_weights_are_checked(tmp_path: Path) -> None:
     weights.write_bytes(bytes(data))
     with pytest.raises(cifarzoo.PretrainedWeightsError, match="sha256 mismatch"):
         compare([], None, runs=[run], quiet=True, device="cpu")
+
+
+def test_reused_runs_are_compared_in_one_forward_pass(tmp_path: Path) -> None:
+    """A run's recorded single-pass figures are the comparison's; its TTA figure is shown
+    beside them, named. A run of an earlier version whose per-class figures were measured with
+    TTA is refused without data to measure it again."""
+    from cifarzoo.models import create_model
+
+    run = reused_run(tmp_path / "run", tta="flip + translate", tta_test_accuracy=0.55)
+    metrics = json.loads((run / "metrics.json").read_text())
+    report = compare([], None, runs=[run], quiet=True, device="cpu")
+    test = report.models[0].test
+    assert (test["accuracy"], test["tta"], test["tta_accuracy"]) == (0.5, "flip + translate", 0.55)
+    header, row = report.table().splitlines()
+    assert header.split()[7:] == ["test", "acc", "s/epoch", "TTA", "test", "acc"]
+    assert row.split()[5:] == ["50.00%", "-", "55.00%", "(flip", "+", "translate)"]
+    old = {**metrics, "test_accuracy": 0.55, "single_pass_test_accuracy": 0.5, "tta_flip": True}
+    del old["tta"], old["tta_test_accuracy"]
+    (run / "metrics.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"no single-pass test metrics.*pass data"):
+        compare([], None, runs=[run], quiet=True, device="cpu")
+    # with data, compare measures the run itself: one forward pass, flip TTA beside it
+    data = synthetic_data(32, 40, seed=1)
+    report = compare([], data, runs=[run], quiet=True, device="cpu", tta_flip=True)
+    model = create_model("lenet", weights=str(run / "model.safetensors"))
+    test = report.models[0].test
+    assert test["accuracy"] == cifarzoo.evaluate(model, data.test).accuracy
+    assert test["tta_accuracy"] == cifarzoo.evaluate(model, data.test, tta_flip=True).accuracy
+    assert test["tta"] == "flip"

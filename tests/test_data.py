@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from collections.abc import Callable
@@ -17,11 +18,15 @@ from hypothesis import strategies as st
 
 from cifarzoo.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from cifarzoo.data import (
+    OFFICIAL_NAME,
+    UNVERIFIED_NAME,
     CIFAR10Data,
     DataFormatError,
     DeviceLoader,
     Split,
+    is_official_release,
     load_cifar10,
+    official_checksums,
     resolve_data_root,
     stratified_split,
 )
@@ -59,6 +64,48 @@ def test_load_reads_layout(fake_cifar_root: Path) -> None:
     # rows are channel-major: the first byte of a row is the red value of pixel (0, 0)
     assert int(data.train.images[3, 0, 0, 0]) == 75
     assert f"train {5 * FAKE_PER_FILE:,}" in data.describe()
+
+
+# -- naming ----------------------------------------------------------------------------------
+
+
+def _md5_sums(root: Path) -> dict[str, str]:
+    folder = root / "cifar-10-batches-py"
+    return {f: hashlib.md5((folder / f).read_bytes()).hexdigest() for f in FILES[:-1]}
+
+
+def test_data_is_named_cifar10_only_when_its_files_are_the_official_release(
+    fake_cifar_root: Path,
+) -> None:
+    """Files that are not the official release's (by the md5 sums torchvision checks them
+    with) are not called plain "CIFAR-10" unless the user names them so."""
+    assert not is_official_release(fake_cifar_root)
+    assert load_cifar10(fake_cifar_root).name == UNVERIFIED_NAME != OFFICIAL_NAME
+    assert load_cifar10(fake_cifar_root, name="CIFAR-10").name == "CIFAR-10"  # the user's word
+    # the same check with these files' own sums as the expected ones: the files are recognised
+    assert is_official_release(fake_cifar_root, checksums=_md5_sums(fake_cifar_root))
+
+
+def test_every_data_file_is_checked(fake_cifar_root: Path) -> None:
+    """One data file that differs is enough to tell a copy; the default sums are
+    torchvision's, for the files cifarzoo reads."""
+    from torchvision.datasets import CIFAR10
+
+    sums = _md5_sums(fake_cifar_root)
+    assert official_checksums() == dict(CIFAR10.train_list + CIFAR10.test_list)
+    assert official_checksums().keys() == sums.keys()
+    for name in sums:
+        assert not is_official_release(fake_cifar_root, checksums={**sums, name: "0" * 32})
+
+
+def test_unnamed_tensors_are_not_called_cifar10() -> None:
+    split = Split(torch.zeros(10, 3, 32, 32, dtype=torch.uint8), torch.arange(10))
+    assert CIFAR10Data(train=split, test=split).name == UNVERIFIED_NAME
+
+
+@pytest.mark.data
+def test_the_jpeg_mirror_is_not_the_official_release(cifar10_root: Path) -> None:
+    assert load_cifar10(cifar10_root).name == UNVERIFIED_NAME
 
 
 def test_load_accepts_the_batches_folder_itself(fake_cifar_root: Path) -> None:

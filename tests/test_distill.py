@@ -104,7 +104,7 @@ def _training_targets(
     """The per-image targets fit() trains on (the label rows of its loader)."""
     cfg = Recipe(batch_size=16, **recipe)
     cpu, env = torch.device("cpu"), DistEnv.from_env()
-    options = RunOptions(device="cpu", quiet=True)
+    options = RunOptions(device="cpu", quiet=True, amp=False)  # the teacher in fp32 everywhere
     trainer = _Trainer(TinyNet(), data, cfg, options, None, cpu, env, teacher)
     return trainer.loader._labels
 

@@ -25,6 +25,7 @@ RECIPE = dict(
     ema_decay=0.9,
     tta_flip=True,
     device="cpu",
+    amp=False,  # fp32 on every CPU (auto is bf16 on CPUs with bf16 instructions)
     quiet=True,
 )
 

@@ -1,4 +1,4 @@
-"""scripts/gpu_bundle.py: trained weights through the lent GPU machine's $OUT and back, checked."""
+"""scripts/gpu_bundle.py: weights packed on a GPU machine in small files, rebuilt and checked."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ bundle = load_script(ROOT / "scripts" / "gpu_bundle.py")
 recipe = load_script(ROOT / "benchmarks" / "gpu_recipe.py")
 
 MiB = 2**20
-# What the device brings back from one command (see the run tool's notes)
+# What one copy from a GPU machine with a limited transfer brings back (gpu_bundle.py)
 DEVICE_FILES, DEVICE_FILE_BYTES, DEVICE_TOTAL_BYTES = 8, 16 * MiB, 64 * MiB
 DEVICE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -39,6 +39,7 @@ def make_run(runs: Path, name: str) -> Path:
     }
     digest = save_weights(state, run / "model.safetensors", metadata={"model": name})
     metrics = {"model": name, "test_accuracy": 0.1, "val_accuracy": 0.1, "epochs": 1}
+    metrics |= {"tta": "flip", "tta_test_accuracy": 0.1, "tta_val_accuracy": 0.1, "tta_flip": True}
     metrics |= {"seconds": 1.0, "data": "synthetic", "sha256": digest}
     (run / "metrics.json").write_text(json.dumps(metrics))
     (run / "history.json").write_text(json.dumps({"epochs": [{"epoch": 1}]}))
@@ -207,4 +208,4 @@ def test_gpu_session_smoke_brings_back_loadable_weights_with_their_accuracy(
         for split, key in ((data.test, "test_accuracy"), (data.val, "val_accuracy")):
             assert cifarzoo.evaluate(model, split).accuracy == metrics[key]
             tta = cifarzoo.evaluate(model, split, tta_flip=True, tta_translate=True)
-            assert tta.accuracy == metrics["tta"][key]
+            assert tta.accuracy == metrics[f"tta_{key}"]

@@ -37,14 +37,14 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["weights_dtype"] == "float16" and metrics["epochs"] == 1
     # the headline is one forward pass in float32; TTA (flip + translate) is recorded beside it
-    assert (metrics["tta_flip"], metrics["tta_translate"], metrics["bf16"]) == (False,) * 3
-    assert metrics["recipe"]["tta_flip"] is False and metrics["tta"]["translate"] is True
+    assert (metrics["tta_flip"], metrics["tta_translate"], metrics["bf16"]) == (True, True, False)
+    assert metrics["recipe"]["tta_flip"] is False and metrics["tta"] == "flip + translate"
     recipe_used = metrics["recipe"]
     assert (recipe_used["cutout"], recipe_used["alternate_flip"]) == (8, True)
     assert (recipe_used["label_smoothing"], recipe_used["weight_decay"]) == (0.2, 5e-4)
     (summary,) = json.loads((tmp_path / "summary.json").read_text())
     assert summary["model"] == "lenet" and summary["test_accuracy"] == metrics["test_accuracy"]
-    assert summary["tta_test_accuracy"] == metrics["tta"]["test_accuracy"]
+    assert summary["tta_test_accuracy"] == metrics["tta_test_accuracy"]
     # validation on 50 held-out images (the smoke run's cap), 206 trained on
     assert summary["val_accuracy"] == metrics["val_accuracy"] and metrics["train_images"] == 206
     assert "val acc" in proc.stdout
@@ -59,7 +59,7 @@ def test_smoke_run_stores_float16_weights_measured_as_stored(tmp_path: Path) -> 
     for split, key in ((data.test, "test_accuracy"), (data.val, "val_accuracy")):
         assert cifarzoo.evaluate(model, split).accuracy == metrics[key]
         tta = cifarzoo.evaluate(model, split, tta_flip=True, tta_translate=True)
-        assert tta.accuracy == metrics["tta"][key]
+        assert tta.accuracy == metrics[f"tta_{key}"]
 
 
 def test_sweep_choice_is_the_best_validation_accuracy_ties_to_the_first_listed() -> None:
@@ -93,7 +93,7 @@ def test_sweep_session_chooses_on_validation_and_skips_finals_past_the_budget(
     assert final["recipe"]["cutout"] == (8 if session["choice"] == "cutout8" else 0)
     # the finals hold out the sweep's split, store float16 and record TTA beside the headline
     assert final["train_images"] == 206 and final["val_accuracy"] is not None
-    assert final["weights_dtype"] == "float16" and final["tta"]["translate"] is True
+    assert final["weights_dtype"] == "float16" and final["tta"] == "flip + translate"
     assert session["finals"]["lenet"]["val_accuracy"] == final["val_accuracy"]
     assert session["skipped"] == ["densenet121"] and "would not fit" in proc.stdout
 

@@ -59,8 +59,13 @@ def make_run(run_dir: Path, arch: str = "lenet", seed: int = 0, **metrics: objec
     write_weights(model, run_dir / "model.safetensors")
     record = {
         "model": arch,
-        "test_accuracy": 0.6512,
+        "test_accuracy": 0.6512,  # one forward pass
         "val_accuracy": 0.6431,
+        "tta": "flip",
+        "tta_test_accuracy": 0.6631,
+        "tta_val_accuracy": 0.6545,
+        "tta_flip": True,
+        "tta_translate": False,
         "per_class_accuracy": dict.fromkeys(cifarzoo.CIFAR10_CLASSES, 0.65),
         "epochs": 12,
         "seconds": 95.5,
@@ -251,19 +256,34 @@ def test_hub_folder_contents(hub_folder: Path, run: tuple[Path, nn.Module]) -> N
     assert cfg["notes"] == [f"sha256:{digest}"]
 
 
+#: The results of the model card of ``make_run``'s metrics: one forward pass, then flip TTA.
+CARD_RESULTS = {
+    ("test", "Test accuracy, one forward pass (%)"): 65.12,
+    ("validation", "Validation accuracy, one forward pass (%)"): 64.31,
+    ("test", "Test accuracy, flip TTA (%)"): 66.31,
+    ("validation", "Validation accuracy, flip TTA (%)"): 65.45,
+}
+
+
+def card_results(card: ModelCard) -> dict[tuple[str, str], float]:
+    return {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+
+
 def test_model_card(hub_folder: Path) -> None:
+    """The headline is one forward pass; the TTA figures are beside it, named as TTA."""
     card = ModelCard.load(hub_folder / "README.md")
-    results = {r.dataset_split: r for r in card.data.eval_results}
-    assert set(results) == {"test", "validation"}
-    assert {r.dataset_name for r in results.values()} == {DATA}
-    assert results["test"].metric_type == "accuracy"
-    assert results["test"].metric_value == pytest.approx(65.12)
-    assert results["validation"].metric_value == pytest.approx(64.31)
+    assert card_results(card) == CARD_RESULTS
+    assert {r.dataset_name for r in card.data.eval_results} == {DATA}
+    assert {r.metric_type for r in card.data.eval_results} == {"accuracy"}
     assert card.data.library_name == "timm"
     assert "model-index" in card.content
     text = card.text
+    assert f"| Test accuracy, one forward pass ({DATA}, test split) | 65.12% |" in text
+    assert f"| Test accuracy, flip TTA ({DATA}, test split) | 66.31% |" in text
+    assert "| Validation accuracy, flip TTA (held-out split of the training set) | 65.45% |" in text
     assert f'timm.create_model("hf-hub:{REPO}", pretrained=True)' in text
     assert "import cifarzoo" in text
+    assert "## Per-class test accuracy (one forward pass)" in text
     assert "| airplane | 65.00% |" in text  # per-class accuracy
     assert '"batch_size": 512' in text  # recipe
     assert "![curves](curves.png)" in text
@@ -297,11 +317,28 @@ def make_run_dir(run_dir: Path, **metrics: object) -> Path:
     return run_dir
 
 
-def test_model_card_without_validation_split(tmp_path: Path) -> None:
-    make_run(tmp_path / "run", val_accuracy=None)
+def test_model_card_of_a_run_written_before_the_single_pass_headline(tmp_path: Path) -> None:
+    """Its test_accuracy was the flip-TTA figure, single_pass_test_accuracy the headline."""
+    make_run(tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("tta", "tta_test_accuracy", "tta_val_accuracy"):
+        del metrics[key]
+    metrics.update(test_accuracy=0.6631, val_accuracy=0.6545)
+    metrics.update(single_pass_test_accuracy=0.6512, single_pass_val_accuracy=0.6431)
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
     card = hub.build_model_card(runs.read_run(tmp_path / "run"), REPO)
-    assert [r.dataset_split for r in card.data.eval_results] == ["test"]
-    assert "| Validation accuracy (held-out split of the training set) | — |" in card.text
+    assert card_results(card) == CARD_RESULTS
+    assert "## Per-class test accuracy (flip TTA)" in card.text  # as it was measured
+
+
+def test_model_card_without_validation_split(tmp_path: Path) -> None:
+    make_run(tmp_path / "run", val_accuracy=None, tta_val_accuracy=None)
+    card = hub.build_model_card(runs.read_run(tmp_path / "run"), REPO)
+    assert [r.dataset_split for r in card.data.eval_results] == ["test", "test"]
+    assert (
+        "| Validation accuracy, one forward pass (held-out split of the training set) | — |"
+        in card.text
+    )
     assert "Distilled" not in card.text
 
 

@@ -38,7 +38,10 @@ from cifarzoo.train import (
 from cifarzoo.training import Recipe, RunOptions
 from cifarzoo.training import fit as fit_with
 
-SMALL: dict[str, Any] = dict(batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu")
+# amp off: fp32 on every CPU, as evaluate() measures (auto is bf16 on CPUs with bf16 instructions)
+SMALL: dict[str, Any] = dict(
+    batch_size=32, lr=0.05, warmup_epochs=0.5, quiet=True, device="cpu", amp=False
+)
 
 
 def _data(n: int = 256) -> tuple[tuple[torch.Tensor, torch.Tensor], Split]:
@@ -62,6 +65,22 @@ def test_fit_learns_and_returns_history(tmp_path: Path) -> None:
     h.save(tmp_path / "h.json")
     assert History.load(tmp_path / "h.json") == h
     assert json.loads((tmp_path / "h.json").read_text())["epoch"] == [1, 2, 3, 4]
+
+
+def test_curves_are_one_forward_pass_with_tta_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """With a test-time augmentation on, the recorded curves (and the progress bar's
+    ``eval_acc``) are still what ``model(x)`` gives; the TTA figure is shown beside, named."""
+    torch.manual_seed(0)
+    train, ev = _data(64)
+    model = TinyNet(dropout=0.0)
+    options = {**SMALL, "quiet": False}
+    h = fit(model, train, eval_data=ev, epochs=1, ema_decay=0.0, tta_flip=True, **options)
+    single, tta = evaluate(model, ev), evaluate(model, ev, tta_flip=True)
+    assert single.loss != tta.loss  # so that the check below tells them apart
+    assert (h.eval_acc, h.eval_loss) == ([single.accuracy], [single.loss])
+    bar = capsys.readouterr().err
+    assert f"eval_acc={100 * single.accuracy:.2f}%" in bar
+    assert f"eval_tta_acc={100 * tta.accuracy:.2f}%" in bar
 
 
 def test_schedule_shapes() -> None:
@@ -455,6 +474,7 @@ def test_lenet_learns_cifar10_in_one_short_epoch(cifar10_root: Path) -> None:
         tta_flip=False,
         quiet=True,
         device="cpu",
+        amp=False,  # fp32, as evaluate() below measures
     )
     assert h.train_acc[0] > 0.2 and h.eval_split == "test"
     result = evaluate(model, data.test)

@@ -29,7 +29,9 @@ from cifarzoo.checkpoint import (
     save_json,
     save_weights,
 )
+from cifarzoo.constants import CIFAR10_CLASSES
 from cifarzoo.data import NUM_TRAIN
+from cifarzoo.metrics import tta_views
 from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR, cfg_sha256, weight_cfgs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +44,24 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
 
-def make_run(run_dir: Path, arch: str = "lenet", weights_of: str | None = None) -> nn.Module:
-    """A `cifarzoo train`-style output folder (random-init weights of ``weights_of or arch``)."""
+#: What `cifarzoo train` records: one forward pass as the headline, flip TTA beside it.
+SINGLE_PASS_METRICS = {
+    "test_accuracy": 0.6301, "val_accuracy": 0.6222, "tta": "flip", "tta_test_accuracy": 0.6512,
+    "tta_val_accuracy": 0.6431, "tta_flip": True, "tta_translate": False,
+}  # fmt: skip
+#: What it recorded before the single-pass headline (with a test-time augmentation on, which
+#: these metrics leave to the recipe the tests give them): the TTA figure as test_accuracy.
+TTA_HEADLINE_METRICS = {
+    "test_accuracy": 0.6512, "val_accuracy": 0.6431, "single_pass_test_accuracy": 0.6301,
+    "single_pass_val_accuracy": 0.6222,
+}  # fmt: skip
+
+
+def make_run(
+    run_dir: Path, arch: str = "lenet", weights_of: str | None = None, *, old: bool = False
+) -> nn.Module:
+    """A `cifarzoo train`-style output folder (random-init weights of ``weights_of or arch``);
+    ``old``: its metrics.json in the layout of the runs before the single-pass headline."""
     torch.manual_seed(0)
     model = cifarzoo.create_model(weights_of or arch).eval()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -53,10 +71,7 @@ def make_run(run_dir: Path, arch: str = "lenet", weights_of: str | None = None) 
     (run_dir / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n")
     metrics = {
         "model": arch,
-        "test_accuracy": 0.6512,
-        "val_accuracy": 0.6431,
-        "single_pass_test_accuracy": 0.6301,
-        "single_pass_val_accuracy": 0.6222,
+        **(TTA_HEADLINE_METRICS if old else SINGLE_PASS_METRICS),
         "per_class_accuracy": [0.65] * 10,
         "epochs": 12,
         "train_images": 45_000,
@@ -98,11 +113,14 @@ def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) 
     assert meta["architecture"] == "cifar_lenet" and meta["tag"] == "c10"
     assert meta["num_params"] == 62006
     m = meta["metrics"]
-    assert (m["test_accuracy"], m["val_accuracy"], m["epochs"]) == (0.6512, 0.6431, 12)
-    assert (m["single_pass_test_accuracy"], m["single_pass_val_accuracy"]) == (0.6301, 0.6222)
+    assert (m["test_accuracy"], m["val_accuracy"], m["epochs"]) == (0.6301, 0.6222, 12)
+    assert (m["tta"], m["tta_test_accuracy"], m["tta_val_accuracy"]) == ("flip", 0.6512, 0.6431)
+    assert m["per_class_accuracy"] == [0.65] * 10
+    figures = {k: m[k] for k in SINGLE_PASS_METRICS if not k.startswith("tta_")}
     assert m["seed_runs"] == [
-        {"seed": None, "test_accuracy": 0.6512, "val_accuracy": 0.6431, "kept": True}
-    ]
+        {"seed": None, **figures, "tta_test_accuracy": 0.6512, "tta_val_accuracy": 0.6431,
+         "kept": True}
+    ]  # fmt: skip
     assert (m["data"], m["hardware"], m["recipe"]) == (DATA, "1x NVIDIA H200", {"lr": 0.1})
     assert m["bf16"] is True and runs.recorded_bf16(m) is True
 
@@ -254,7 +272,7 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.json"]
     meta = json.loads((tmp_path / "w" / "resnet20.json").read_text())
     assert meta["file"] is None and meta["hf_hub_id"] is None
-    assert meta["metrics"]["val_accuracy"] is None and meta["metrics"]["test_accuracy"] == 0.6512
+    assert meta["metrics"]["val_accuracy"] is None and meta["metrics"]["test_accuracy"] == 0.6301
     cfgs = weight_cfgs(["resnet20"], weights_dir=tmp_path / "w")
     assert set(cfgs) == {"cifar_resnet20"} and cfg_sha256(cfgs["cifar_resnet20"]) is None
     with pytest.raises(PretrainedWeightsError, match="no published pretrained weights"):
@@ -287,7 +305,7 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     # LeNet by hand: conv 6x28x28x75 + conv 16x10x10x150 + fc 400x120 + 120x84 + 84x10.
     assert (lenet.model, lenet.params, lenet.macs) == ("lenet", 62006, 651720)
     assert (lenet.test_accuracy, lenet.val_accuracy, lenet.epochs) == (0.6301, 0.6222, 12)
-    assert (lenet.tta_test_accuracy, lenet.tta_val_accuracy) == (None, None)  # none recorded
+    assert (lenet.tta, lenet.tta_test_accuracy, lenet.tta_val_accuracy) == ("flip", 0.6512, 0.6431)
     assert lenet.seeds == "1"
     assert lenet.train_images == 45_000 and resnet.train_images is None
     assert (lenet.data, lenet.weights) == (DATA, "package")
@@ -303,10 +321,10 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
         "| Data | Hardware |"
     )
     assert len(weights_lines[1].split("|")) == len(weights_lines[0].split("|"))
-    # only the rows with weights, numbers never broken across lines
+    # only the rows with weights, numbers never broken across lines; TTA beside, named
     assert weights_lines[2:] == [
-        f"| lenet | 63.01% | 62.22% | — | 12\u00a0x\u00a045,000 | 96\u00a0s | {DATA} "
-        "| 1x NVIDIA H200 |"
+        "| lenet | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% (flip) | 12\u00a0x\u00a045,000 "
+        f"| 96\u00a0s | {DATA} | 1x NVIDIA H200 |"
     ]
     assert "All these weights ship in the package" in weights_part
     architecture_lines = [line for line in architecture_part.splitlines() if line]
@@ -364,7 +382,7 @@ def test_the_table_says_how_the_accuracy_was_measured(
     tmp_path: Path, tta: dict[str, bool], cell: str
 ) -> None:
     run_dir = tmp_path / "run"
-    make_run(run_dir)
+    make_run(run_dir, old=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     recipe = {**metrics["config"], **tta}  # an older metrics.json names it "config"
     if cell == "none":  # a run without TTA recorded before the single-pass figures were
@@ -386,7 +404,7 @@ def test_the_table_says_how_the_accuracy_was_measured(
 
 def test_the_tta_a_run_recorded_beside_its_recipe_reaches_the_table(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    make_run(run_dir)
+    make_run(run_dir, old=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     tta = {"tta_flip": True, "tta_translate": True}  # as write_run records the evaluation's
     (run_dir / "metrics.json").write_text(json.dumps({**metrics, **tta}))
@@ -394,22 +412,45 @@ def test_the_tta_a_run_recorded_beside_its_recipe_reaches_the_table(tmp_path: Pa
     recorded = json.loads(meta_path.read_text())["metrics"]
     assert (recorded["tta_flip"], recorded["tta_translate"]) == (True, True)
     assert recorded["recipe"] == {"lr": 0.1}  # the recipe records no TTA
+    # installed in today's layout: one forward pass as the headline, the old per-class figures
+    # (measured with the TTA) under their own name
+    assert (recorded["test_accuracy"], recorded["tta_test_accuracy"]) == (0.6301, 0.6512)
+    assert "per_class_accuracy" not in recorded and recorded["tta_per_class_accuracy"]
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.tta == "flip + translate" and row.tta_test_accuracy == 0.6512
+    assert row.test_accuracy == 0.6301
+
+
+def test_a_run_without_a_single_pass_accuracy_is_not_installed(tmp_path: Path) -> None:
+    """Runs of early versions recorded only their TTA figure: no headline to install."""
+    make_run(tmp_path / "run", old=True)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    del metrics["single_pass_test_accuracy"], metrics["single_pass_val_accuracy"]
+    metrics["recipe"] = {"tta_flip": True}
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match=r"no single-pass test accuracy .*flip test-time"):
+        install.install_weights(tmp_path / "run", weights_dir=tmp_path / "w")
 
 
 def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     make_run(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    recipe = {"tta_flip": True, "tta_translate": True, "seed": 1}
-    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": recipe}))
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, "recipe": {"seed": 1}}))
     meta_path = install.install_weights(run_dir, weights_dir=tmp_path / "weights")
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "1"
     meta = json.loads(meta_path.read_text())
     other = {"seed": 0, "test_accuracy": 0.6623, "val_accuracy": 0.65, "kept": False}
-    meta["metrics"]["seed_runs"].append(other)
+    meta["metrics"]["seed_runs"].append(other)  # a single pass, as the metadata records
+    meta_path.write_text(json.dumps(meta))
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.seeds == "2 (test 63.01%-66.23%)"
+    assert "lenet, 2 seeds (test 63.01%-66.23%)." in table.render_markdown([row])
+    # metadata of the layout before the single-pass headline: its seed runs' figures were
+    # measured with the TTA, and the cell says so
+    old = {"tta_flip": True, "seed_runs": [other, {**other, "test_accuracy": 0.6512}]}
+    meta["metrics"] = {**TTA_HEADLINE_METRICS, **old}
     meta_path.write_text(json.dumps(meta))
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "2 (test 65.12%-66.23%, TTA)"
@@ -498,7 +539,7 @@ def test_packaged_cfgs_name_the_classes_and_no_path_of_this_machine() -> None:
         cfg = get_pretrained_cfg(f"cifar_{arch}").to_dict()
         assert cfg["file"] == f"cifarzoo:weights/{arch}.safetensors"
         assert list(cfg["label_names"]) == list(cifarzoo.CIFAR10_CLASSES)
-        accuracy = meta["metrics"]["single_pass_test_accuracy"]
+        accuracy = runs.recorded_accuracy(meta["metrics"]).test or 0.0
         assert cfg["description"].startswith(f"cifarzoo {arch} trained on {DATA} for ")
         assert cfg["description"].endswith(
             f": {100 * accuracy:.2f}% test accuracy (one forward pass)"
@@ -580,7 +621,8 @@ def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> 
 @pytest.mark.parametrize("arch", sorted(p.stem for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors")))
 def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_root: Path) -> None:
     """On the data they were measured on, the shipped weights give the recorded test and
-    validation accuracy (same split seed, TTA and bf16 setting as the training run)."""
+    validation accuracy (same split seed, TTA and bf16 setting as recorded): one forward pass in
+    float32 as the headline, what timm's validate.py gives, and the TTA figures beside it."""
     meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.json").read_text())
     metrics = meta["metrics"]
     recipe = metrics["recipe"]
@@ -588,26 +630,70 @@ def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_ro
     data = cifarzoo.load_cifar10(cifar10_root, val_size=val_size, seed=recipe["seed"])
     assert metrics["data"].startswith("CIFAR-10")
     model = cifarzoo.create_model(arch, pretrained=True)
-    tta = {"tta_flip": recipe["tta_flip"], "tta_translate": recipe.get("tta_translate", False)}
-    amp = bool(runs.recorded_bf16(metrics))
-    # bf16 kernels may round a borderline image differently on another CPU: 0.1 points slack
-    for split, slack in (("test", 1e-3), ("val", 2e-3)):
+    flip, translate = runs.recorded_tta(metrics) or (False, False)
+    recorded = runs.recorded_accuracy(metrics)
+    assert runs.recorded_bf16(metrics) is False and recorded.tta == tta_views(flip, translate)
+    # other CPUs' float32 kernels may round a borderline image differently: 2 images of slack
+    for split, slack in (("test", 2e-4), ("val", 4e-4)):
         images = getattr(data, split)
         # one evaluation for both: the TTA views include the image itself (test_train.py
         # checks that single_pass equals an evaluation without TTA)
-        with_tta = cifarzoo.evaluate(model, images, amp=amp, single_pass=True, **tta)
-        single_pass = with_tta.single_pass or with_tta
-        assert single_pass.accuracy == pytest.approx(
-            metrics[f"single_pass_{split}_accuracy"], abs=slack
-        ), f"{split}, one forward pass"
-        assert with_tta.accuracy == pytest.approx(metrics[f"{split}_accuracy"], abs=slack), (
-            f"{split}, TTA {tta}"
+        tta = cifarzoo.evaluate(
+            model, images, tta_flip=flip, tta_translate=translate, single_pass=True
         )
-    assert [r for r in metrics["seed_runs"] if r["kept"]] == [
-        {
-            "seed": recipe["seed"],
-            "test_accuracy": metrics["test_accuracy"],
-            "val_accuracy": metrics["val_accuracy"],
-            "kept": True,
-        }
+        single = tta.one_pass
+        assert single is not None
+        assert single.accuracy == pytest.approx(getattr(recorded, split), abs=slack), split
+        recorded_tta = getattr(recorded, f"tta_{split}")
+        assert tta.accuracy == pytest.approx(recorded_tta, abs=slack), f"{split}, TTA"
+    seed_runs = zip(metrics["seed_runs"], runs.recorded_seed_runs(metrics), strict=True)
+    assert [acc for run, acc in seed_runs if run["kept"]] == [recorded]
+
+
+def test_measure_weights_records_what_the_weights_give(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """scripts/measure_weights.py: the metadata's figures become those of the weights on the
+    run's split (one forward pass in float32, the recorded TTA beside it), in today's layout;
+    the weights file stays as it was, and the other seeds' figures stay theirs."""
+    script = load_script(ROOT / "scripts" / "measure_weights.py")
+    make_run(tmp_path / "run")
+    weights_dir = tmp_path / "weights"
+    meta_path = install.install_weights(tmp_path / "run", weights_dir=weights_dir)
+    meta = json.loads(meta_path.read_text())
+    # metadata as installed before the single-pass headline (bf16, flip TTA as test_accuracy)
+    other = {"seed": 1, "test_accuracy": 0.7, "val_accuracy": 0.71, "kept": False}
+    kept = {"seed": 3, "test_accuracy": 0.6512, "val_accuracy": 0.6431, "kept": True}
+    recipe = {"seed": 3, "tta_flip": True, "amp": True}
+    meta["metrics"] = {
+        **TTA_HEADLINE_METRICS, "per_class_accuracy": [0.65] * 10, "epochs": 12, "seconds": 95.5,
+        "train_images": 1600, "data": DATA, "recipe": recipe, "seed_runs": [other, kept],
+    }  # fmt: skip
+    meta_path.write_text(json.dumps(meta))
+    weights = (weights_dir / "lenet.safetensors").read_bytes()
+    args = ["--data", str(fake_cifar_root), "--weights-dir", str(weights_dir), "lenet"]
+    with pytest.raises(SystemExit, match=re.escape(f"pass --data-name '{DATA}'")):
+        script.main(args)  # unnamed, the data is not the data the weights were measured on
+    assert script.main([*args, "--data-name", DATA]) == 0
+    assert (weights_dir / "lenet.safetensors").read_bytes() == weights
+    new = json.loads(meta_path.read_text())
+    assert {k: v for k, v in new.items() if k != "metrics"} == {
+        k: v for k, v in meta.items() if k != "metrics"
+    }
+    m = new["metrics"]
+    data = cifarzoo.load_cifar10(fake_cifar_root, val_size=400, seed=3)
+    model = cifarzoo.create_model("lenet", weights=str(weights_dir / "lenet.safetensors"))
+    single = [cifarzoo.evaluate(model, split) for split in (data.test, data.val)]
+    tta = [cifarzoo.evaluate(model, split, tta_flip=True) for split in (data.test, data.val)]
+    assert (m["test_accuracy"], m["val_accuracy"]) == tuple(r.accuracy for r in single)
+    assert (m["tta_test_accuracy"], m["tta_val_accuracy"]) == tuple(r.accuracy for r in tta)
+    per_class = dict(zip(CIFAR10_CLASSES, single[0].per_class_accuracy, strict=True))
+    assert m["per_class_accuracy"] == per_class
+    assert (m["tta"], m["bf16"], m["tta_flip"], m["tta_translate"]) == ("flip", False, True, False)
+    assert "single_pass_test_accuracy" not in m and "tta_per_class_accuracy" not in m
+    figures = runs.recorded_accuracy(m).fields()
+    assert m["seed_runs"] == [
+        {"seed": 1, **runs.RecordedAccuracy(None, None, "flip", 0.7, 0.71).fields(), "kept": False},
+        {"seed": 3, **figures, "kept": True},
     ]
+    assert f"lenet: test 63.01% -> {100 * single[0].accuracy:.2f}%" in capsys.readouterr().out

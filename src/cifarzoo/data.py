@@ -4,7 +4,8 @@
   shapes, dtype, labels and counts (not md5 sums, so re-encoded copies are accepted): every
   batch file holds the ``num_cases_per_batch`` images ``batches.meta`` declares (10,000 in the
   official release, the count expected when there is no ``batches.meta``) and each split has
-  the same number of images in every class.
+  the same number of images in every class. The md5 sums name the data: only the official
+  release (:func:`is_official_release`) is called ``"CIFAR-10"`` unless the caller names it.
 * :class:`DeviceLoader` (defined in :mod:`cifarzoo.loader`, importable from here too) keeps a
   whole split on the target device and produces augmented, normalized batches with tensor ops.
 """
@@ -19,7 +20,7 @@ import numbers
 import os
 import pickle
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,19 @@ from .constants import CIFAR10_CLASSES, IMAGE_SIZE, NUM_CLASSES
 from .loader import DeviceLoader, PadMode, check_labels
 
 __all__ = [
+    "OFFICIAL_NAME",
+    "UNVERIFIED_NAME",
     "CIFAR10Data",
     "DataFormatError",
     "DeviceLoader",
     "PadMode",
     "Split",
     "check_labels",
+    "data_name",
     "default_data_root",
+    "is_official_release",
     "load_cifar10",
+    "official_checksums",
     "resolve_data_root",
     "stratified_split",
 ]
@@ -52,6 +58,11 @@ IMAGES_PER_FILE = 10_000
 NUM_TRAIN = IMAGES_PER_FILE * len(TRAIN_FILES)
 NUM_TEST = IMAGES_PER_FILE
 ENV_DATA = "CIFARZOO_DATA"
+#: The name of the official release, recognised by its files' md5 sums.
+OFFICIAL_NAME = "CIFAR-10"
+#: The name of CIFAR-10 files that are not the official release's (a re-encoded mirror, a
+#: modified copy) when the caller does not name them, e.g. ``"CIFAR-10 (JPEG mirror)"``.
+UNVERIFIED_NAME = "CIFAR-10 (unverified copy)"
 
 _HOW_TO_GET = (
     "Get the data with `cifarzoo.load_cifar10(root, download=True)` (or "
@@ -117,15 +128,16 @@ class Split:
 class CIFAR10Data:
     """CIFAR-10 as tensors: ``train``, optional ``val`` (held out of train) and ``test``.
 
-    ``name`` describes the data in reports and metrics files; set it when the copy differs
-    from the official release (e.g. ``"CIFAR-10 (JPEG mirror)"``).
+    ``name`` describes the data in reports and metrics files: :func:`load_cifar10` calls the
+    official release ``"CIFAR-10"`` and other files :data:`UNVERIFIED_NAME` unless told a name
+    (e.g. ``"CIFAR-10 (JPEG mirror)"``); tensors built by hand are unverified too.
     """
 
     train: Split
     test: Split
     val: Split | None = None
     classes: tuple[str, ...] = CIFAR10_CLASSES
-    name: str = "CIFAR-10"
+    name: str = UNVERIFIED_NAME
     root: Path | None = None
 
     @property
@@ -358,6 +370,32 @@ def _read_split(folder: Path, files: Sequence[str], what: str, per_file: int, so
     return split
 
 
+def official_checksums() -> dict[str, str]:
+    """The md5 sum of each data file of the official python release, as torchvision's
+    ``CIFAR10`` checks them (``train_list`` and ``test_list``)."""
+    from torchvision.datasets.cifar import CIFAR10
+
+    return {name: md5 for name, md5 in [*CIFAR10.train_list, *CIFAR10.test_list]}
+
+
+def is_official_release(
+    root: str | os.PathLike[str] | None = None, *, checksums: Mapping[str, str] | None = None
+) -> bool:
+    """Whether every data file in ``ROOT/cifar-10-batches-py`` has the official release's md5
+    sum (``checksums``, default :func:`official_checksums`)."""
+    from torchvision.datasets.utils import check_integrity
+
+    folder = resolve_data_root(root) / FOLDER
+    expected = official_checksums() if checksums is None else checksums
+    return all(check_integrity(str(folder / name), md5) for name, md5 in expected.items())
+
+
+def data_name(root: str | os.PathLike[str] | None = None) -> str:
+    """:data:`OFFICIAL_NAME` for the official release (:func:`is_official_release`), else
+    :data:`UNVERIFIED_NAME`."""
+    return OFFICIAL_NAME if is_official_release(root) else UNVERIFIED_NAME
+
+
 def _check_folders(base: Path, folder: Path) -> None:
     """Refuse a data root, or a ``cifar-10-batches-py`` in it, that is a file: neither is
     missing data (nothing to download) nor damaged data (nothing to delete)."""
@@ -379,7 +417,7 @@ def load_cifar10(
     download: bool = False,
     val_size: int = 0,
     seed: int = 0,
-    name: str = "CIFAR-10",
+    name: str | None = None,
 ) -> CIFAR10Data:
     """Read CIFAR-10 from ``ROOT/cifar-10-batches-py`` into uint8 tensors.
 
@@ -388,7 +426,9 @@ def load_cifar10(
         download: fetch the data through torchvision when the folder is missing.
         val_size: number of training images held out (stratified by class, seeded) as ``val``.
         seed: seed of the validation split.
-        name: description stored in the result, e.g. ``"CIFAR-10 (JPEG mirror)"``.
+        name: description stored in the result, e.g. ``"CIFAR-10 (JPEG mirror)"``; default
+            :func:`data_name`: ``"CIFAR-10"`` for the official release, recognised by its
+            files' md5 sums, else ``"CIFAR-10 (unverified copy)"``.
 
     Raises:
         FileNotFoundError: the folder (or a file in it) is missing and ``download`` is false.
@@ -417,7 +457,7 @@ def load_cifar10(
         train=_read_split(folder, TRAIN_FILES, "training", per_file, source),
         test=_read_split(folder, [TEST_FILE], "test", per_file, source),
         classes=classes,
-        name=name,
+        name=data_name(base) if name is None else name,
         root=base,
     )
     return data.hold_out(val_size, seed=seed) if val_size else data

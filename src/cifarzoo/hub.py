@@ -24,8 +24,17 @@ from torch import nn
 
 from .checkpoint import atomic_dir, json_text, verify_sha256
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from .data import OFFICIAL_NAME
 from .models._registry import _FACTORIES, SHA256_NOTE
-from .runs import MARKER, WEIGHTS_FILE, RunInfo, one_line, read_run
+from .runs import (
+    MARKER,
+    WEIGHTS_FILE,
+    RecordedAccuracy,
+    RunInfo,
+    one_line,
+    read_run,
+    recorded_accuracy,
+)
 from .table import duration, percent
 
 __all__ = [
@@ -39,8 +48,9 @@ __all__ = [
     "run_publish_command",
 ]
 
-#: The data name (``--data-name``) of the official CIFAR-10 release, and its Hub dataset id.
-OFFICIAL_DATA_NAME = "CIFAR-10"
+#: The data name of the official CIFAR-10 release (:data:`cifarzoo.data.OFFICIAL_NAME`), and its
+#: Hub dataset id.
+OFFICIAL_DATA_NAME = OFFICIAL_NAME
 OFFICIAL_DATASET_ID = "cifar10"
 
 
@@ -80,11 +90,13 @@ def _per_class(run: RunInfo) -> list[tuple[str, float]]:
 
 def build_model_card(run: RunInfo, repo_id: str) -> Any:
     """The Hub model card (``huggingface_hub.ModelCard``) of a run: ``model-index`` results for
-    test and validation accuracy on the data set named exactly as measured, the recipe,
-    per-class accuracy and the curves.
+    test and validation accuracy on the data set named exactly as measured (one forward pass;
+    a test-time augmentation's figures beside them, named so), the recipe, per-class accuracy
+    and the curves.
 
-    Only a run on data named exactly ``"CIFAR-10"`` (``--data-name``'s default, the official
-    release) links the Hub's CIFAR-10 dataset; for any other data the results carry an id made
+    Only a run on data named exactly ``"CIFAR-10"`` (the name of the official release, which
+    :func:`~cifarzoo.data.load_cifar10` recognises by its md5 sums) links the Hub's CIFAR-10
+    dataset; for any other data the results carry an id made
     from its name, and the card says that the data is not the official release.
     """
     from huggingface_hub import ModelCard
@@ -115,7 +127,11 @@ def _card_data(run: RunInfo, repo_id: str) -> Any:
             metric_value=round(100 * float(value), 2),
         )
 
-    val_acc = run.metrics.get("val_accuracy")
+    results = [
+        result(split, name, value)
+        for split, name, value in _card_accuracies(recorded_accuracy(run.metrics))
+        if value is not None
+    ]
     return ModelCardData(
         model_name=repo_id.split("/")[-1],
         library_name="timm",
@@ -124,16 +140,34 @@ def _card_data(run: RunInfo, repo_id: str) -> Any:
         tags=["image-classification", "timm", "cifarzoo", "cifar10"],
         datasets=[OFFICIAL_DATASET_ID] if official else None,
         metrics=["accuracy"],
-        eval_results=[result("test", "Test accuracy (%)", run.metrics["test_accuracy"])]
-        + ([] if val_acc is None else [result("validation", "Validation accuracy (%)", val_acc)]),
+        eval_results=results,
     )
+
+
+def _card_accuracies(acc: RecordedAccuracy) -> list[tuple[str, str, float | None]]:
+    """``(split, metric name, value)`` of the card's results: one forward pass first, then the
+    test-time augmentation's figures, named as such."""
+    rows = [
+        ("test", "Test accuracy, one forward pass (%)", acc.test),
+        ("validation", "Validation accuracy, one forward pass (%)", acc.val),
+    ]
+    if acc.tta is not None:
+        rows += [
+            ("test", f"Test accuracy, {acc.tta} TTA (%)", acc.tta_test),
+            ("validation", f"Validation accuracy, {acc.tta} TTA (%)", acc.tta_val),
+        ]
+    return rows
 
 
 def _card_summary(run: RunInfo, repo_id: str) -> list[str]:
     """The card's head: what the model is, its accuracy and how to load it."""
     data = one_line(run.metrics["data"])
     summary = (_FACTORIES[run.arch].__doc__ or run.arch).strip().splitlines()[0].rstrip(".")
-    test = float(run.metrics["test_accuracy"])
+    where = {"test": f"{data}, test split", "validation": "held-out split of the training set"}
+    accuracies = [
+        f"| {name.removesuffix(' (%)')} ({where[split]}) | {percent(value)} |"
+        for split, name, value in _card_accuracies(recorded_accuracy(run.metrics))
+    ]
     return [
         f"# {run.arch} for CIFAR-10 (cifarzoo)",
         "",
@@ -143,9 +177,7 @@ def _card_summary(run: RunInfo, repo_id: str) -> list[str]:
         *([] if data == OFFICIAL_DATA_NAME else [_data_note(data), ""]),
         "| Metric | Value |",
         "|---|---:|",
-        f"| Test accuracy ({data}, test split) | {100 * test:.2f}% |",
-        "| Validation accuracy (held-out split of the training set) | "
-        f"{percent(run.metrics.get('val_accuracy'))} |",
+        *accuracies,
         f"| Epochs | {run.metrics['epochs']} |",
         f"| Training time | {duration(float(run.metrics['seconds']))} |",
         f"| Hardware | {one_line(run.metrics.get('hardware'))} |",
@@ -175,7 +207,9 @@ def _card_details(run: RunInfo) -> list[str]:
     lines: list[str] = []
     per_class = _per_class(run)
     if per_class:
-        lines += ["## Per-class test accuracy", "", "| Class | Accuracy |", "|---|---:|"]
+        tta = recorded_accuracy(run.metrics).per_class_tta
+        how = "one forward pass" if tta is None else f"{tta} TTA"
+        lines += [f"## Per-class test accuracy ({how})", "", "| Class | Accuracy |", "|---|---:|"]
         lines += [f"| {name} | {100 * acc:.2f}% |" for name, acc in per_class]
         lines.append("")
     if run.recipe is not None:

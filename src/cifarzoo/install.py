@@ -15,7 +15,7 @@ from .checkpoint import StagedFiles, json_text
 from .constants import NUM_CLASSES
 from .cost import count_params
 from .models._registry import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR
-from .runs import RunInfo, one_line, read_run
+from .runs import RecordedAccuracy, RunInfo, one_line, read_run, recorded_accuracy
 
 __all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "install_weights"]
 
@@ -90,7 +90,15 @@ def _check_installable(
         raise ValueError(f"tag must be lowercase letters, digits and '_', got {tag!r}")
     if run.num_classes != NUM_CLASSES:
         raise ValueError(f"{run.run_dir}: only CIFAR-10 ({NUM_CLASSES}-class) weights are shipped")
-    if package and run.metrics.get("val_accuracy") is None:
+    accuracy = recorded_accuracy(run.metrics)
+    if accuracy.test is None:
+        raise ValueError(
+            f"{run.metrics_file} records no single-pass test accuracy (only one measured with "
+            f"{accuracy.tta or 'a'} test-time augmentation, as runs of earlier cifarzoo "
+            "versions did): the weights' headline accuracy is one forward pass; retrain, or "
+            "install weights from a run that records it."
+        )
+    if package and accuracy.val is None:
         raise ValueError(
             f"{run.metrics_file} has no val_accuracy: shipped weights record a validation "
             "accuracy; train with a held-out split (`cifarzoo train --val-size 5000`)."
@@ -108,8 +116,9 @@ def _weights_meta(
     run: RunInfo, model: nn.Module, *, tag: str, package: bool, hf_hub_id: str | None
 ) -> dict[str, Any]:
     """The weights' metadata JSON (``<arch>.json``): where they load from, their sha256 and the
-    run's metrics."""
-    val_accuracy = run.metrics.get("val_accuracy")
+    run's metrics, the single-pass accuracies as the headline (whatever layout the run's
+    ``metrics.json`` has)."""
+    accuracy = recorded_accuracy(run.metrics)
     return {
         "architecture": run.timm_name,
         "tag": tag,
@@ -118,11 +127,8 @@ def _weights_meta(
         "sha256": run.sha256,
         "num_params": count_params(model),
         "metrics": {
-            "test_accuracy": float(run.metrics["test_accuracy"]),
-            "val_accuracy": None if val_accuracy is None else float(val_accuracy),
-            "single_pass_test_accuracy": run.metrics.get("single_pass_test_accuracy"),
-            "single_pass_val_accuracy": run.metrics.get("single_pass_val_accuracy"),
-            "per_class_accuracy": run.metrics.get("per_class_accuracy"),
+            **accuracy.fields(),
+            **_per_class_keys(run.metrics, accuracy),
             "epochs": run.metrics["epochs"],
             "seconds": float(run.metrics["seconds"]),
             "train_images": run.metrics.get("train_images"),
@@ -134,15 +140,17 @@ def _weights_meta(
             "teacher": run.metrics.get("teacher"),
             # this run alone; the runs of other seeds of the same recipe are added by hand
             "seed_runs": [
-                {
-                    "seed": (run.recipe or {}).get("seed"),
-                    "test_accuracy": float(run.metrics["test_accuracy"]),
-                    "val_accuracy": None if val_accuracy is None else float(val_accuracy),
-                    "kept": True,
-                }
+                {"seed": (run.recipe or {}).get("seed"), **accuracy.fields(), "kept": True}
             ],
         },
     }
+
+
+def _per_class_keys(metrics: dict[str, Any], accuracy: RecordedAccuracy) -> dict[str, Any]:
+    """The run's per-class test accuracy: as ``per_class_accuracy`` when it is one forward
+    pass, else (runs of earlier versions) as ``tta_per_class_accuracy``."""
+    key = "per_class_accuracy" if accuracy.per_class_tta is None else "tta_per_class_accuracy"
+    return {key: metrics.get("per_class_accuracy")}
 
 
 def _recorded_tta_keys(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -285,10 +285,9 @@ class DeviceLoader:
         self._store = flat
         self._windows = flat.as_strided((flat.numel() // 3 - (w - 1), w * 3), (3, 1))
         self._labels = labels.to(self.device, torch.float32 if soft else torch.int64)
-        # Normalization as one fused multiply-add over the flat [B, H*W*3] batch.
-        mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).repeat(h * w) * 255
-        std_t = torch.tensor(std, dtype=torch.float32, device=self.device).repeat(h * w) * 255
-        self._scale, self._bias = (1 / std_t).to(dtype), (-mean_t / std_t).to(dtype)
+        # Per channel, repeated over the flat [B, H*W*3] batch: see _normalized
+        self._mean = torch.tensor(mean, dtype=torch.float32, device=self.device).repeat(h * w)
+        self._std = torch.tensor(std, dtype=torch.float32, device=self.device).repeat(h * w)
         self._row_offsets = torch.arange(h, device=self.device) * self._padded_hw[1]
         self._ar_h = torch.arange(h, device=self.device)
         self._ar_w = torch.arange(w, device=self.device)
@@ -382,7 +381,7 @@ class DeviceLoader:
         base = image * (ph * pw) + shifts[:, 0] * pw + shifts[:, 1]
         starts = (base[:, None] + self._row_offsets).view(-1)
         rgb = self._windows.index_select(0, starts).view(-1, h * w * 3)
-        x = torch.addcmul(self._bias, rgb, self._scale).view(-1, h, w, 3)
+        x = self._normalized(rgb).view(-1, h, w, 3)
         if centers is not None:
             top = centers - self.cutout // 2  # [B, 2]: first row/column of the hole
             dy = self._ar_h[None, :] - top[:, 0:1]
@@ -394,6 +393,13 @@ class DeviceLoader:
         if not self.channels_last:
             x = x.contiguous()
         return x, self._labels[idx]
+
+    def _normalized(self, rgb: Tensor) -> Tensor:
+        """``(rgb / 255 - mean) / std`` in float32, then ``dtype``: torchvision's ``ToTensor``
+        and ``Normalize`` to the bit (a fused ``rgb * scale + bias`` rounds differently), so a
+        model sees what timm's transforms give it."""
+        x = rgb.to(torch.float32).div(255).sub(self._mean).div(self._std)
+        return x if self.dtype == torch.float32 else x.to(self.dtype)
 
     def __repr__(self) -> str:
         return (

@@ -20,6 +20,7 @@ __all__ = [
     "ECE_BINS",
     "EvalResult",
     "eval_batch_size",
+    "eval_channels_last",
     "evaluate",
     "model_mean_std",
     "predict_logits",
@@ -62,6 +63,12 @@ class EvalResult:
     #: with ``evaluate(..., single_pass=True)`` and a test-time augmentation, the result of
     #: ``model(x)`` alone, measured from the same forward passes (not in :meth:`to_dict`)
     single_pass: EvalResult | None = None
+
+    @property
+    def one_pass(self) -> EvalResult | None:
+        """What ``model(x)`` alone gives: this result when it was measured without test-time
+        augmentation, else :attr:`single_pass` (``None`` when it was not asked for)."""
+        return self if not (self.tta_flip or self.tta_translate) else self.single_pass
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,10 +178,8 @@ def _tta_logits(model: nn.Module, x: Tensor, flip: bool, translate: bool) -> tup
     # padding) a quarter each -- shifts the training crops produce, so the model knows them.
     h, w = x.shape[-2:]
     padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = [
-        padded[..., i : i + h, i : i + w].contiguous(memory_format=torch.channels_last)
-        for i in (0, 2)
-    ]
+    layout = torch.contiguous_format if x.is_contiguous() else torch.channels_last
+    shifted = [padded[..., i : i + h, i : i + w].contiguous(memory_format=layout) for i in (0, 2)]
     return logits / 2 + (mirrored(shifted[0]) + mirrored(shifted[1])) / 4, plain
 
 
@@ -182,6 +187,13 @@ def eval_batch_size(device: torch.device) -> int:
     """Images per evaluation step when none is given: 1000 on an accelerator, 100 on a CPU,
     where a smaller batch's activations stay in cache (about 2x faster for resnet20)."""
     return 100 if device.type == "cpu" else 1000
+
+
+def eval_channels_last(device: torch.device) -> bool:
+    """Whether evaluation batches are ``channels_last``: on an accelerator (faster), not on a
+    CPU, where plain NCHW batches are what timm's loaders give (its convolutions round the
+    other layout's sums differently) and are faster too."""
+    return device.type != "cpu"
 
 
 def _batches(
@@ -226,6 +238,7 @@ def _batches(
         mean=mean,
         std=std,
         device=device,
+        channels_last=eval_channels_last(device),
         rank=rank,
         world_size=world_size,
         num_classes=num_classes,

@@ -16,9 +16,8 @@ import torch
 
 from .checkpoint import atomic_write
 from .cost import count_macs, count_params
-from .metrics import tta_views
 from .models._registry import TIMM_PREFIX, create_model, list_models, read_weights_meta
-from .runs import recorded_tta
+from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
 
 __all__ = [
     "ARCHITECTURE_COLUMNS",
@@ -47,6 +46,8 @@ TABLE_END = "<!-- model-table:end -->"
 RST_TABLE_START = ".. model-table:start"
 RST_TABLE_END = ".. model-table:end"
 _DASH = "\u2014"
+#: The TTA cell of weights recorded without a test-time augmentation.
+_NO_TTA = "none"
 
 
 @dataclass(frozen=True)
@@ -89,17 +90,16 @@ def model_table(
         if meta is not None:
             m = meta.get("metrics") or {}
             loads = bool(meta.get("file") or meta.get("hf_hub_id"))
-            tta = _tta_cell(m)
-            with_tta = loads and tta not in (None, "none")
+            acc = recorded_accuracy(m) if loads else RecordedAccuracy(None, None)
             row = ModelRow(
                 row.model,
                 row.params,
                 row.macs,
-                test_accuracy=_single_pass(m, "test") if loads else None,
-                val_accuracy=_single_pass(m, "val") if loads else None,
-                tta_test_accuracy=m.get("test_accuracy") if with_tta else None,
-                tta_val_accuracy=m.get("val_accuracy") if with_tta else None,
-                tta=tta if loads else None,
+                test_accuracy=acc.test,
+                val_accuracy=acc.val,
+                tta_test_accuracy=acc.tta_test,
+                tta_val_accuracy=acc.tta_val,
+                tta=(acc.tta or _NO_TTA) if loads else None,
                 seeds=_seeds_cell(m) if loads else None,
                 epochs=m.get("epochs"),
                 train_images=m.get("train_images"),
@@ -127,7 +127,7 @@ def weights_note(name: str, *, weights_dir: str | os.PathLike[str] | None = None
         return None
     metrics = meta.get("metrics") or {}
     note = "pretrained" if meta.get("file") else "pretrained (Hub)"
-    accuracy = _single_pass(metrics, "test")
+    accuracy = recorded_accuracy(metrics).test
     if accuracy is not None:
         note += f": {percent(accuracy)} test accuracy, one forward pass"
         note += f", on {metrics['data']}" if metrics.get("data") else ""
@@ -152,32 +152,24 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _single_pass(metrics: dict[str, Any], split: str) -> float | None:
-    """The recorded one-forward-pass accuracy on ``split``: ``single_pass_<split>_accuracy``,
-    or ``<split>_accuracy`` when that was measured without TTA."""
-    single: float | None = metrics.get(f"single_pass_{split}_accuracy")
-    if single is None and recorded_tta(metrics) == (False, False):
-        single = metrics.get(f"{split}_accuracy")
-    return single
-
-
 def _seeds_cell(metrics: dict[str, Any]) -> str | None:
     """How many seeds the weights' recipe was trained with (``metrics['seed_runs']``) and, for
-    two or more, the range of their test accuracies (measured as ``test_accuracy``, with the
-    recipe's TTA)."""
-    runs = metrics.get("seed_runs")
+    two or more, the range of their single-pass test accuracies (of their TTA ones, labelled,
+    when some runs recorded no single pass)."""
+    runs = recorded_seed_runs(metrics)
     if not runs:
         return None
     if len(runs) == 1:
         return "1"
-    accuracies = sorted(float(r["test_accuracy"]) for r in runs)
-    with_tta = ", TTA" if _tta_cell(metrics) not in (None, "none") else ""
-    return f"{len(runs)} (test {percent(accuracies[0])}-{percent(accuracies[-1])}{with_tta})"
-
-
-def _tta_cell(metrics: dict[str, Any]) -> str | None:
-    tta = recorded_tta(metrics)
-    return None if tta is None else tta_views(*tta) or "none"
+    single = [r.test for r in runs]
+    tta = [r.tta_test for r in runs]
+    if all(a is not None for a in single):
+        accuracies, label = sorted(float(a) for a in single if a is not None), ""
+    elif all(a is not None for a in tta):
+        accuracies, label = sorted(float(a) for a in tta if a is not None), ", TTA"
+    else:
+        return str(len(runs))
+    return f"{len(runs)} (test {percent(accuracies[0])}-{percent(accuracies[-1])}{label})"
 
 
 def percent(x: float | None) -> str:
@@ -267,8 +259,8 @@ _ACCURACY_NOTE = (
     "named in brackets: *flip* averages each image's logits with its mirror's, *translate* adds "
     "copies shifted one pixel diagonally (`cifarzoo eval MODEL --pretrained` measures both "
     "ways). *Epochs x images*: training epochs, and the training images of each (the rest of "
-    "the 50,000 held out for validation). Only weights that load are listed; docs/training.rst "
-    "records the measurements of weights that were not kept."
+    "the 50,000 held out for validation). Only weights that load are listed; "
+    "docs/experiments.rst records the measurements of weights that were not kept."
 )
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..argtypes import positive_int
-from ..runs import check_weights_source, recorded_bf16, recorded_metrics, recorded_tta
+from ..runs import (
+    check_weights_source,
+    one_line,
+    recorded_accuracy,
+    recorded_bf16,
+    recorded_metrics,
+    recorded_tta,
+)
 from .common import Subparsers, folder_problem
 
 if TYPE_CHECKING:
@@ -135,7 +142,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..checkpoint import save_json
     from ..data import load_cifar10
     from ..devices import resolve_device
-    from ..metrics import evaluate
+    from ..metrics import evaluate, tta_views
 
     if args.json_path:
         _check_json_path(Path(args.json_path))
@@ -162,36 +169,52 @@ def run_eval(args: argparse.Namespace) -> int:
         f"{args.model} on {data.name} test ({result.num_samples:,} images; "
         f"{_tta_description(flip, translate)}{recorded_note}{'; bf16' if bf16 else ''})"
     )
-    print(result.table())
-    # what model(x) alone gives, from the same forward passes (the result itself without TTA)
-    single_pass = (result.single_pass or result).accuracy
-    print(_accuracy_summary(single_pass, result.accuracy, flip, translate, recorded))
+    other_data = _other_data_note(recorded, data.name)
+    if other_data:
+        print(other_data)
+    single = result.one_pass or result  # from the same forward passes: model(x) alone
+    print(single.table())
+    tta = tta_views(flip, translate) or None
+    tta_accuracy = None if tta is None else result.accuracy
+    print(_accuracy_summary(single.accuracy, tta, tta_accuracy, recorded))
     if args.json_path:
         weights = args.weights or "pretrained"
         details = {"model": args.model, "data": data.name, "weights": weights, "bf16": bf16}
-        save_json(
-            {**details, "single_pass_accuracy": single_pass, **result.to_dict()}, args.json_path
-        )
+        figures = {"tta": tta, "tta_accuracy": tta_accuracy}
+        save_json({**details, **single.to_dict(), **figures}, args.json_path)
     return 0
 
 
-def _accuracy_summary(
-    single_pass: float, tta: float, flip: bool, translate: bool, recorded: dict[str, Any]
-) -> str:
-    """The single-pass and TTA test accuracies measured, each beside the one recorded with the
-    weights (``single_pass_test_accuracy``; ``test_accuracy``, with the recorded TTA)."""
-    from ..metrics import tta_views
+def _other_data_note(recorded: dict[str, Any], name: str) -> str | None:
+    """The line that says the accuracy recorded with the weights was measured on other data
+    (by its recorded name), or ``None``."""
+    from ..data import UNVERIFIED_NAME
 
-    def pct(x: Any) -> str:
-        return f"{100 * x:.2f}%" if isinstance(x, int | float) else "not recorded"
+    recorded_name = recorded.get("data")
+    if not recorded_name or one_line(recorded_name) == name:
+        return None
+    hint = " (if it is the same data, name it with --data-name)" if name == UNVERIFIED_NAME else ""
+    return (
+        f"note: the accuracy recorded with the weights was measured on {one_line(recorded_name)}, "
+        f"not on this data ({name}){hint}: the figures are not comparable"
+    )
+
+
+def _accuracy_summary(
+    single_pass: float, tta: str | None, tta_accuracy: float | None, recorded: dict[str, Any]
+) -> str:
+    """The single-pass test accuracy measured and, with a test-time augmentation, its figure,
+    each beside the one recorded with the weights (the TTA one when it is the same TTA)."""
+    acc = recorded_accuracy(recorded)
+
+    def pct(x: float | None) -> str:
+        return "not recorded" if x is None else f"{100 * x:.2f}%"
 
     lines = [f"single pass: {pct(single_pass)}"]
     if recorded:
-        lines[0] += (
-            f" (recorded with the weights: {pct(recorded.get('single_pass_test_accuracy'))})"
-        )
-    if flip or translate:
-        lines.append(f"{tta_views(flip, translate)} TTA: {pct(tta)}")
-        if recorded and recorded_tta(recorded) == (flip, translate):
-            lines[-1] += f" (recorded with the weights: {pct(recorded.get('test_accuracy'))})"
+        lines[0] += f" (recorded with the weights: {pct(acc.test)})"
+    if tta is not None:
+        lines.append(f"{tta} TTA: {pct(tta_accuracy)}")
+        if recorded and acc.tta == tta:
+            lines[-1] += f" (recorded with the weights: {pct(acc.tta_test)})"
     return "\n".join(lines)

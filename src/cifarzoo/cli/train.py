@@ -52,7 +52,9 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "runs/MODEL/version_N; a folder holding a run needs --resume or --overwrite; the folder "
         "is locked while the run trains). The defaults are the 30-epoch "
         "ResNet-20 CPU recipe (SGD Nesterov, batch 128, peak lr 0.1, one-cycle, wd 5e-4, label "
-        "smoothing 0.1, crop+flip, EMA 0.999, flip TTA). Works under torchrun too.",
+        "smoothing 0.1, crop+flip, EMA 0.999). The accuracies printed and recorded as "
+        "test_accuracy and val_accuracy are one forward pass; flip TTA's (--tta) are measured "
+        "beside them, as tta_test_accuracy and tta_val_accuracy. Works under torchrun too.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", help="model name (see `cifarzoo list`)")

@@ -31,6 +31,7 @@ from ..runs import (
     read_grad_flow,
     read_history,
     read_metrics,
+    recorded_accuracy,
 )
 from .estimate import describe_estimate
 from .results import ComparisonReport, ModelReport
@@ -182,17 +183,27 @@ def _eval_dict(
     tta_flip: bool,
     progress: str | None = None,
 ) -> dict[str, Any]:
+    """One forward pass (accuracy, loss, per-class accuracy, confusion matrix) and, with
+    ``tta_flip``, the flip TTA accuracy beside it (``tta``, ``tta_accuracy``)."""
     res = evaluate(
-        model, split, device=device, tta_flip=tta_flip, classes=classes, progress=progress
+        model,
+        split,
+        device=device,
+        tta_flip=tta_flip,
+        classes=classes,
+        single_pass=True,
+        progress=progress,
     )
+    single = res.one_pass or res
     return {
-        "accuracy": res.accuracy,
-        "loss": res.loss,
-        "ece": res.ece,
-        "num_samples": res.num_samples,
-        "tta_flip": res.tta_flip,
-        "per_class_accuracy": list(res.per_class_accuracy),
-        "confusion_matrix": res.confusion_matrix,
+        "accuracy": single.accuracy,
+        "loss": single.loss,
+        "ece": single.ece,
+        "num_samples": single.num_samples,
+        "tta": "flip" if tta_flip else None,
+        "tta_accuracy": res.accuracy if tta_flip else None,
+        "per_class_accuracy": list(single.per_class_accuracy),
+        "confusion_matrix": single.confusion_matrix,
     }
 
 
@@ -329,22 +340,8 @@ def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
     if measure is not None:
         model.to(measure.device)
         measured = measure.splits(model, name)
-    elif "per_class_accuracy" in metrics and "confusion_matrix" in metrics:
-        per_class = metrics["per_class_accuracy"]
-        if isinstance(per_class, Mapping):
-            per_class = list(per_class.values())
-        test = {
-            "accuracy": float(metrics["test_accuracy"]),
-            "loss": metrics.get("test_loss"),
-            "per_class_accuracy": [float(v) for v in per_class],
-            "confusion_matrix": metrics["confusion_matrix"],
-        }
-        measured = {"test": test, "val": None, "train_eval": None, "se_gates": None}
     else:
-        raise ValueError(
-            f"{folder} has no per-class test metrics ({MARKER}); pass data to evaluate "
-            f"{WEIGHTS_FILE} on the test set"
-        )
+        measured = {"test": _recorded_test(folder, metrics), **_NOT_MEASURED}
     seconds = history.get("seconds") or []
     grad_flow = read_grad_flow(folder)
     return ModelReport(
@@ -360,6 +357,33 @@ def _read_run(folder: Path, measure: _Measure | None) -> ModelReport:
         model_args=dict(metrics.get("model_args") or {}),
         **measured,
     )
+
+
+_NOT_MEASURED: dict[str, Any] = {"val": None, "train_eval": None, "se_gates": None}
+
+
+def _recorded_test(folder: Path, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The test figures a run folder recorded, one forward pass (its TTA accuracy beside);
+    refused when it recorded none in one forward pass (runs of earlier versions with TTA)."""
+    acc = recorded_accuracy(metrics)
+    per_class = metrics.get("per_class_accuracy")
+    recorded = per_class is not None and "confusion_matrix" in metrics
+    if per_class is None or not recorded or acc.test is None or acc.per_class_tta is not None:
+        what = "single-pass test metrics" if recorded else "per-class test metrics"
+        raise ValueError(
+            f"{folder} has no {what} ({MARKER}); pass data to evaluate {WEIGHTS_FILE} on the test "
+            "set in one forward pass"
+        )
+    if isinstance(per_class, Mapping):
+        per_class = list(per_class.values())
+    return {
+        "accuracy": acc.test,
+        "loss": metrics.get("test_loss"),
+        "tta": acc.tta,
+        "tta_accuracy": acc.tta_test,
+        "per_class_accuracy": [float(v) for v in per_class],
+        "confusion_matrix": metrics["confusion_matrix"],
+    }
 
 
 def compare(

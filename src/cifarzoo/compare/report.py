@@ -17,7 +17,7 @@ from ..checkpoint import atomic_write, save_json
 from ..constants import CIFAR10_CLASSES
 from .figures import FIGURES, render_figures
 from .findings import CONCLUSION_TOPICS, Finding, findings
-from .page import GRADIENT_RATIO_NOTE, html_page, result_rows
+from .page import ACCURACY_NOTE, GRADIENT_RATIO_NOTE, html_page, result_rows
 from .results import SCHEMA, ComparisonReport, text_table
 
 __all__ = [
@@ -58,14 +58,15 @@ def _render(report: ComparisonReport, found: Sequence[Finding]) -> tuple[str, di
 
 
 def summary_text(report: ComparisonReport, found: Sequence[Finding]) -> str:
-    """``summary.txt``: the conclusion in words, the results table and what its gradient
-    ratio is, then the other findings but the gradient ones (the table holds those)."""
+    """``summary.txt``: the conclusion in words, the results table and what its accuracies
+    and gradient ratio are, then the other findings but the gradient ones (the table holds
+    those)."""
     conclusion = [f.text for f in found if f.topic in CONCLUSION_TOPICS]
     more = [f"- {f.text}" for f in found if f.topic not in (*CONCLUSION_TOPICS, "gradients")]
     parts = [
         textwrap.fill(" ".join(conclusion), 100),
         text_table(result_rows(report)),
-        textwrap.fill(GRADIENT_RATIO_NOTE, 100),
+        textwrap.fill(f"{ACCURACY_NOTE} {GRADIENT_RATIO_NOTE}", 100),
     ]
     return "\n\n".join(parts + ["\n".join(more)] * bool(more)) + "\n"
 

@@ -20,12 +20,13 @@ class ModelReport:
 
     ``history`` is :class:`cifarzoo.training.History` as a dict; ``test`` holds ``accuracy``,
     ``loss``, ``per_class_accuracy`` (list, class order) and ``confusion_matrix`` (row: true
-    class); ``val`` the same for the validation split (when there is one) and ``train_eval``
-    for training images in eval mode, without augmentation (the *training error* of He et al.'s
-    degradation result); ``grad_flow`` holds ``every``, ``layers``, ``steps`` and ``norms`` (one
-    list per record); ``se_gates`` maps each stage to a :func:`~cifarzoo.instrument.gate_summary`;
-    ``model_args`` are the constructor arguments the model was trained with (e.g.
-    ``zero_init_residual``).
+    class), one forward pass, and ``tta_accuracy`` with the test-time augmentation ``tta``
+    (``None`` without one); ``val`` the same for the validation split (when there is one) and
+    ``train_eval`` for training images in eval mode, without augmentation (the *training
+    error* of He et al.'s degradation result); ``grad_flow`` holds ``every``, ``layers``,
+    ``steps`` and ``norms`` (one list per record); ``se_gates`` maps each stage to a
+    :func:`~cifarzoo.instrument.gate_summary`; ``model_args`` are the constructor arguments the
+    model was trained with (e.g. ``zero_init_residual``).
     """
 
     name: str
@@ -85,25 +86,32 @@ class ComparisonReport:
         return next((m for m in self.models if m.name == name), None)
 
     def table(self) -> str:
-        """A plain-text summary table (last epoch; error rates in %)."""
-        rows = [("model", "params", "MMACs", "train err", "val acc", "test acc", "s/epoch")]
+        """A plain-text summary table (last epoch; error rates in %; accuracies one forward
+        pass, and a column of test-time augmentation figures when a model has one)."""
+        with_tta = any(m.test.get("tta_accuracy") is not None for m in self.models)
+        head = ("model", "params", "MMACs", "train err", "val acc", "test acc", "s/epoch")
+        rows: list[tuple[str, ...]] = [head + (("TTA test acc",) if with_tta else ())]
 
         def pct(v: float | None) -> str:
             return "-" if v is None else f"{100 * v:.2f}%"
 
+        def tta(test: dict[str, Any]) -> tuple[str, ...]:
+            value = test.get("tta_accuracy")
+            cell = "-" if value is None else f"{pct(value)} ({test.get('tta')})"
+            return (cell,) if with_tta else ()
+
         for m in self.models:
             train_err = None if m.train_eval is None else 1 - m.train_eval["accuracy"]
-            rows.append(
-                (
-                    m.name,
-                    f"{m.params / 1e6:.2f}M",
-                    f"{m.macs / 1e6:.1f}",
-                    pct(train_err),
-                    pct(m.last_val_accuracy),
-                    pct(m.test["accuracy"]),
-                    "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
-                )
+            cells = (
+                m.name,
+                f"{m.params / 1e6:.2f}M",
+                f"{m.macs / 1e6:.1f}",
+                pct(train_err),
+                pct(m.last_val_accuracy),
+                pct(m.test["accuracy"]),
+                "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
             )
+            rows.append(cells + tta(m.test))
         return text_table(rows)
 
 

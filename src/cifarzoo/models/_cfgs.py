@@ -47,12 +47,16 @@ def packaged_weights_path(file: str) -> Path | None:
 
 
 def _describe(arch: str, metrics: dict[str, Any]) -> str:
-    """One line on what the weights are, from their metadata's ``metrics``."""
+    """One line on what the weights are, from their metadata's ``metrics`` (in any layout
+    cifarzoo has written: :func:`~cifarzoo.runs.recorded_accuracy`)."""
+    # imported here: the models register their cfgs while cifarzoo.runs may still be importing
+    from ..runs.recorded import recorded_accuracy
+
     text = f"cifarzoo {arch} trained on {metrics.get('data') or 'CIFAR-10'}"
     if metrics.get("epochs"):
         text += f" for {metrics['epochs']:g} epochs"
-    accuracy = metrics.get("single_pass_test_accuracy")
-    if isinstance(accuracy, int | float):
+    accuracy = recorded_accuracy(metrics).test
+    if accuracy is not None:
         text += f": {100 * accuracy:.2f}% test accuracy (one forward pass)"
     return text
 

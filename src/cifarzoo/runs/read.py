@@ -1,6 +1,6 @@
 """Reading run folders: the checked :class:`RunInfo` that installing and publishing need, the
 lenient reads that ``cifarzoo compare`` and ``cifarzoo eval`` make, and what recorded metrics say
-about how they were measured."""
+about how they were measured (:mod:`~cifarzoo.runs.recorded`)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,19 @@ __all__ = [
     "read_history",
     "read_metrics",
     "read_run",
-    "recorded_bf16",
     "recorded_metrics",
-    "recorded_tta",
 ]
 
 _REQUIRED_METRICS = ("model", "test_accuracy", "epochs", "seconds", "data")
+#: The fractions ``metrics.json`` may record, in any of its layouts (:mod:`.recorded`).
+_ACCURACIES = (
+    "test_accuracy",
+    "val_accuracy",
+    "tta_test_accuracy",
+    "tta_val_accuracy",
+    "single_pass_test_accuracy",
+    "single_pass_val_accuracy",
+)
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
     missing = [k for k in _REQUIRED_METRICS if metrics.get(k) is None]
     if missing:
         raise ValueError(f"{metrics_path} lacks {', '.join(missing)}")
-    for key in ("test_accuracy", "val_accuracy"):
+    for key in _ACCURACIES:
         if metrics.get(key) is None:
             continue
         value = float(metrics[key])
@@ -196,26 +203,3 @@ def recorded_metrics(model: str, weights: str | os.PathLike[str] | None = None) 
     metrics = _read_json(marker)
     # another model's metrics.json says nothing about these weights
     return metrics if metrics.get("model") == model else {}
-
-
-def recorded_tta(metrics: dict[str, Any]) -> tuple[bool, bool] | None:
-    """``(flip, translate)``: the test-time augmentation the recorded accuracy (``metrics.json``,
-    or the weights metadata's ``metrics``) was measured with: its ``tta_flip``/``tta_translate``
-    (as :func:`write_run` records them), else its recipe's; ``None`` if neither records one."""
-    if metrics.get("tta_flip") is not None:
-        return bool(metrics["tta_flip"]), bool(metrics.get("tta_translate") or False)
-    recipe = metrics.get("recipe") or {}
-    if "tta_flip" not in recipe:
-        return None
-    return bool(recipe["tta_flip"]), bool(recipe.get("tta_translate", False))
-
-
-def recorded_bf16(metrics: dict[str, Any]) -> bool | None:
-    """Whether the recorded accuracy (``metrics.json``, or the weights metadata's ``metrics``)
-    was measured under bf16 autocast; ``None`` if that can't be told (``--amp auto`` recipes
-    recorded without the device they ran on)."""
-    bf16 = metrics.get("bf16")
-    if isinstance(bf16, bool):
-        return bf16
-    amp = (metrics.get("recipe") or {}).get("amp")
-    return amp if isinstance(amp, bool) else None

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import atomic_dir, atomic_write, save_json, save_weights
-from ..metrics import EvalResult, evaluate
+from ..metrics import EvalResult, evaluate, tta_views
 from .folder import GRAD_FLOW_FILE, HISTORY_FILE, MARKER, WEIGHTS_FILE
 from .read import read_run
 
@@ -67,8 +67,10 @@ def write_run(
     recipe fields and the run options recorded with them), stored as
     ``metrics["recipe"]``. The accuracies are measured with ``amp`` (default: the recipe's ``amp``,
     else bf16 where it is fast, :func:`~cifarzoo.devices.fast_bf16`) and the test-time
-    augmentation ``tta_flip``/``tta_translate`` (default: the recipe's, else none); the
-    single-pass accuracies are recorded beside them.
+    augmentation ``tta_flip``/``tta_translate`` (default: the recipe's, else none):
+    ``test_accuracy``/``val_accuracy`` and the per-class figures are one forward pass,
+    ``tta_test_accuracy``/``tta_val_accuracy`` the augmentation's (named by ``tta``), from the
+    same forward passes.
     ``weights_dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that dtype;
     the model is rounded to it first, so the accuracy written is that of the stored file.
     Returns the metrics (``None`` on ranks other than 0, which write nothing).
@@ -104,10 +106,9 @@ def write_run(
         "sha256": digest,
         **(extra or {}),
     }
-    test, val = results.test, results.val
-    _save_plots(history, out, test)
+    _save_plots(history, out, results.test)
     save_json(metrics, out / MARKER)
-    _print_summary(model_name, data.name, test, val, history.total_seconds, out, quiet)
+    _print_summary(model_name, data.name, results, history.total_seconds, out, quiet)
     return metrics
 
 
@@ -122,20 +123,22 @@ def _rounded_state(model: nn.Module, dtype: torch.dtype | None) -> dict[str, tor
 
 
 class _FinalResults(NamedTuple):
-    """The final evaluation: ``test``/``val`` with the test-time augmentation, and
-    ``single_test``/``single_val``, what ``model(x)`` gives (the same without augmentation)."""
+    """The final evaluation: ``test``/``val``, what ``model(x)`` gives (one forward pass), and
+    ``tta_test``/``tta_val``, the same with the test-time augmentation ``tta`` (``None``
+    without one)."""
 
     test: EvalResult
     val: EvalResult | None
-    single_test: EvalResult
-    single_val: EvalResult | None
+    tta: str | None
+    tta_test: EvalResult | None
+    tta_val: EvalResult | None
 
 
 def _final_results(
     model: nn.Module, data: CIFAR10Data, bf16: bool, flip: bool, translate: bool
 ) -> _FinalResults:
-    def measure(split: Split) -> tuple[EvalResult, EvalResult]:
-        """With TTA and without, from the same forward passes."""
+    def measure(split: Split) -> tuple[EvalResult, EvalResult | None]:
+        """Without TTA and with it, from the same forward passes."""
         result = evaluate(
             model,
             split,
@@ -145,11 +148,13 @@ def _final_results(
             tta_translate=translate,
             single_pass=True,
         )
-        return result, result.single_pass or result
+        single = result.one_pass
+        assert single is not None  # asked for with single_pass=True
+        return (single, None) if single is result else (single, result)
 
-    test, single_test = measure(data.test)
-    val, single_val = (None, None) if data.val is None else measure(data.val)
-    return _FinalResults(test, val, single_test, single_val)
+    test, tta_test = measure(data.test)
+    val, tta_val = (None, None) if data.val is None else measure(data.val)
+    return _FinalResults(test, val, tta_views(flip, translate) or None, tta_test, tta_val)
 
 
 def _metrics(
@@ -161,7 +166,9 @@ def _metrics(
     world_size: int,
     device: str,
 ) -> dict[str, Any]:
-    """The measured part of ``metrics.json`` and the machine it was measured on."""
+    """The measured part of ``metrics.json`` and the machine it was measured on: one forward
+    pass as the headline (``test_*``, ``val_accuracy``, per-class accuracy and confusion
+    matrix), the TTA figures beside it."""
     test, val = results.test, results.val
     return {
         "model": model_name,
@@ -169,9 +176,10 @@ def _metrics(
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "test_ece": test.ece,
-        "val_accuracy": val.accuracy if val else None,
-        "single_pass_test_accuracy": results.single_test.accuracy,
-        "single_pass_val_accuracy": _accuracy(results.single_val),
+        "val_accuracy": _accuracy(val),
+        "tta": results.tta,
+        "tta_test_accuracy": _accuracy(results.tta_test),
+        "tta_val_accuracy": _accuracy(results.tta_val),
         "per_class_accuracy": dict(zip(test.classes, test.per_class_accuracy, strict=True)),
         "confusion_matrix": test.confusion_matrix,
         "epochs": len(history),
@@ -202,18 +210,26 @@ def _save_plots(history: History, out: Path, test: EvalResult) -> None:
 def _print_summary(
     model_name: str,
     data_name: str,
-    test: EvalResult,
-    val: EvalResult | None,
+    results: _FinalResults,
     seconds: float,
     out: Path,
     quiet: bool,
 ) -> None:
+    """The per-class table and the headline: one forward pass, the TTA figures beside it."""
     if not quiet:
-        print(test.table())
+        print(results.test.table())
+
+    def pct(result: EvalResult) -> str:
+        return f"{100 * result.accuracy:.2f}%"
+
+    val = f", val {pct(results.val)}" if results.val else ""
+    tta = ""
+    if results.tta_test is not None:
+        tta_val = f", val {pct(results.tta_val)}" if results.tta_val else ""
+        tta = f"; {results.tta} TTA: test {pct(results.tta_test)}{tta_val}"
     print(
-        f"{model_name}: test accuracy {100 * test.accuracy:.2f}% ({data_name})"
-        + (f", val {100 * val.accuracy:.2f}%" if val else "")
-        + f" in {seconds:.0f} s; wrote {out}"
+        f"{model_name}: test accuracy {pct(results.test)}{val} ({data_name}, one forward pass)"
+        f"{tta}; {seconds:.0f} s; wrote {out}"
     )
 
 

@@ -157,7 +157,6 @@ def add_amp_argument(
 def add_common_options(
     p: argparse.ArgumentParser,
     *,
-    data_name: str = "CIFAR-10",
     data_required: bool = False,
     download: bool = False,
     threads: bool = True,
@@ -183,8 +182,10 @@ def add_common_options(
         )
     p.add_argument(
         "--data-name",
-        default=data_name,
-        help="how the data is described in the results (default: %(default)s)",
+        default=None,
+        help="how the data is named in the results, e.g. 'CIFAR-10 (JPEG mirror)' (default: "
+        "'CIFAR-10' for the official release, recognised by its files' md5 sums, else "
+        "'CIFAR-10 (unverified copy)')",
     )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
     if threads:

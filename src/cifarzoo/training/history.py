@@ -21,7 +21,9 @@ class History:
     """Per-epoch curves of a run (plus the per-step training loss), saved as JSON.
 
     ``eval_*`` are measured on ``eval_split`` (``"val"`` when the data has one, else ``"test"``),
-    with the EMA weights when EMA is on; ``None`` when there was nothing to evaluate.
+    with the EMA weights when EMA is on, in one forward pass (runs of earlier versions with a
+    test-time augmentation on recorded its figures); ``None`` when there was nothing to
+    evaluate.
     ``lr`` is the learning rate of each epoch's first step. ``train_loss`` includes label smoothing
     (and is measured against the soft targets when distilling); ``train_acc`` counts the
     predictions that match the label, or the soft target's most likely class.

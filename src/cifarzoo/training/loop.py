@@ -387,8 +387,11 @@ class _Trainer:
             seconds += time.perf_counter() - t0
             self._record(epoch, train_loss, train_acc, result, seconds, step_losses)
             post = {"loss": f"{train_loss:.3f}", "acc": f"{100 * train_acc:.1f}%"}
-            if result is not None:
-                post[f"{self.eval_split}_acc"] = f"{100 * result.accuracy:.2f}%"
+            single = result.one_pass if result else None
+            if single is not None:  # one forward pass, and the TTA figure when there is one
+                post[f"{self.eval_split}_acc"] = f"{100 * single.accuracy:.2f}%"
+            if result is not None and result is not single:
+                post[f"{self.eval_split}_tta_acc"] = f"{100 * result.accuracy:.2f}%"
             bar.close(**post)
         except KeyboardInterrupt:
             bar.close()
@@ -441,6 +444,7 @@ class _Trainer:
             amp=self.amp,
             device=self.device,
             distributed=self.env.distributed,
+            single_pass=True,
         )
 
     def _record(
@@ -456,8 +460,9 @@ class _Trainer:
         h.epoch.append(epoch + 1)
         h.train_loss.append(train_loss)
         h.train_acc.append(train_acc)
-        h.eval_loss.append(result.loss if result else None)
-        h.eval_acc.append(result.accuracy if result else None)
+        single = result.one_pass if result else None  # the curves are one forward pass
+        h.eval_loss.append(single.loss if single else None)
+        h.eval_acc.append(single.accuracy if single else None)
         h.lr.append(self.recipe.lr * self.schedule(epoch * self.steps))
         h.seconds.append(seconds)
         h.step_loss.extend(step_losses)

@@ -57,9 +57,11 @@ class RunOptions:
 
     ``amp=None`` means bf16 autocast where it is faster than fp32 (CUDA, and CPUs with AMX or
     AVX512-BF16 instructions: :func:`~cifarzoo.devices.fast_bf16`) and fp32 elsewhere;
-    checkpoints record the precision that ran. ``tta_flip`` and
-    ``tta_translate`` are the test-time augmentation of the evaluations during training
-    (``History.eval_*``); ``eval_every`` evaluates every this many epochs (and after the last).
+    checkpoints record the precision that ran. ``tta_flip`` and ``tta_translate`` are the
+    test-time augmentation measured beside the single-pass accuracy in the evaluations during
+    training (shown in the progress bar; the curves, ``History.eval_*``, are one forward pass)
+    and at the end (``cifarzoo train``'s ``tta_test_accuracy``); ``eval_every`` evaluates every
+    this many epochs (and after the last).
     ``checkpoint_dir`` receives ``checkpoint.pt`` after every epoch (atomically) and on Ctrl-C;
     ``resume`` continues from it when it exists. A ``checkpoint_dir`` that holds a run (a
     finished one's ``metrics.json``, another run's ``checkpoint.pt``...) is refused unless
@@ -77,7 +79,11 @@ class RunOptions:
     )
     compile: bool = setting(False, "torch.compile the model")
     channels_last: bool = setting(True, "channels_last memory layout (faster on GPUs)")
-    tta_flip: bool = setting(True, "flip test-time augmentation in the evaluations", flag="--tta")
+    tta_flip: bool = setting(
+        True,
+        "also measure flip test-time augmentation, beside the single-pass accuracy",
+        flag="--tta",
+    )
     tta_translate: bool = setting(
         False, "also average over copies shifted one pixel diagonally (test-time augmentation)"
     )
