@@ -282,7 +282,9 @@ def _checkout_commands() -> str:
             _console(_readme_command("main-command")),
             "",
             "Run the tests (the real-data tests run when ``CIFARZOO_TEST_DATA`` names a folder "
-            "holding ``cifar-10-batches-py``, and are skipped otherwise):",
+            "holding ``cifar-10-batches-py``, and are skipped otherwise; "
+            "``CIFARZOO_TEST_REPRODUCTION=1`` adds the evaluation of every shipped model on the "
+            "whole test set, a few minutes more, which CI runs):",
             "",
             ".. code-block:: console",
             "",

@@ -30,13 +30,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The ``slow`` tests first, longest first (``slow(seconds=...)``: about how long on 2
     cores, default 5), so that no worker ends alone on a long test: with ``--dist worksteal``
     (pyproject.toml) a worker that runs dry takes the other's last pending tests, which are
-    then short ones."""
+    then short ones. The ``reproduction`` tests run only with CIFARZOO_TEST_REPRODUCTION=1."""
 
     def expected_seconds(item: pytest.Item) -> float:
         slow = item.get_closest_marker("slow")
         return 0.0 if slow is None else float(slow.kwargs.get("seconds", 5))
 
     items.sort(key=expected_seconds, reverse=True)
+    if os.environ.get("CIFARZOO_TEST_REPRODUCTION") != "1":
+        skip = pytest.mark.skip(
+            reason="set CIFARZOO_TEST_REPRODUCTION=1 (CI does) to evaluate every shipped model on "
+            "the whole test set"
+        )
+        for item in items:
+            if item.get_closest_marker("reproduction") is not None:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
