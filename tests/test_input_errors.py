@@ -17,7 +17,7 @@ import torch
 from conftest import synthetic_split
 
 import cifarzoo
-from cifarzoo.checkpoint import CHECKPOINT_NAME, save_checkpoint, save_weights
+from cifarzoo.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, save_weights
 from cifarzoo.cli import build_parser, main
 from cifarzoo.compare import compare, subset_train, synthetic_data
 from cifarzoo.data import DeviceLoader, load_cifar10
@@ -134,6 +134,13 @@ def test_resuming_with_another_thread_count_warns(tmp_path: Path) -> None:
             warnings.simplefilter("error")  # the same threads: not a word
             fit(cifarzoo.create_model("lenet"), data, recipe, options.replace(resume=True))
         torch.set_num_threads(2)
+        with pytest.warns(UserWarning, match="trained with 1 CPU threads with 2; results will"):
+            fit(cifarzoo.create_model("lenet"), data, recipe, options.replace(resume=True))
+        # a checkpoint that records no precision is checked for its threads all the same
+        state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+        del state["options"]["amp"]
+        state["threads"] = 1
+        torch.save(state, tmp_path / CHECKPOINT_NAME)
         with pytest.warns(UserWarning, match="trained with 1 CPU threads with 2; results will"):
             fit(cifarzoo.create_model("lenet"), data, recipe, options.replace(resume=True))
     finally:

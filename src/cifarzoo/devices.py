@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["autocast", "fast_bf16", "resolve_amp", "resolve_device"]
+__all__ = ["autocast", "earlier_auto_amp", "fast_bf16", "resolve_amp", "resolve_device"]
 
 
 def resolve_device(device: torch.device | str | None = None) -> torch.device:
@@ -69,6 +69,12 @@ def fast_bf16(device: torch.device) -> bool:
     cpu: Any = torch.cpu  # the capability probes are not in torch's type stubs
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in probes)
+
+
+def earlier_auto_amp(device_type: str) -> bool:
+    """What ``amp=None`` ("auto") meant before :func:`fast_bf16`, for checkpoints and run folders
+    that recorded it unresolved: bf16 on CUDA only."""
+    return device_type == "cuda"
 
 
 def resolve_amp(amp: bool | None, device: torch.device) -> bool:

@@ -119,7 +119,7 @@ def _eval_settings(
 ) -> tuple[bool, bool, bool, str]:
     """Flip TTA, translate TTA and bf16: those given, else as recorded with the weights; and
     the note that says they are as recorded."""
-    from ..devices import resolve_amp
+    from ..devices import earlier_auto_amp, resolve_amp
     from ..training import AMP_MODES
 
     recorded_views = recorded_tta(recorded)
@@ -129,9 +129,8 @@ def _eval_settings(
     recorded_amp = recorded_bf16(recorded)
     if args.amp is not None:
         bf16 = resolve_amp(AMP_MODES[args.amp], device)
-    else:  # a run that recorded no precision (earlier versions' auto) was evaluated in bf16 on
-        # CUDA only
-        bf16 = recorded_amp if recorded_amp is not None else device.type == "cuda"
+    else:  # a run that recorded no precision was evaluated by an earlier version's auto
+        bf16 = recorded_amp if recorded_amp is not None else earlier_auto_amp(device.type)
     as_recorded = recorded_views == (flip, translate) and recorded_amp in (None, bf16)
     return flip, translate, bf16, ", as recorded with the weights" if as_recorded else ""
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import load_checkpoint
+from ..devices import earlier_auto_amp
 from .history import History
 from .inputs import DataMismatchError, data_differences
 from .options import RECORDED_OPTIONS, RunOptions, amp_name
@@ -181,17 +182,15 @@ class TrainState:
                 "results will not be bit-identical",
                 stacklevel=4,
             )
-        if "amp" not in self.options:
-            return
-        saved_amp = self.options["amp"]
-        if saved_amp is None:  # an earlier version's "auto": bf16 on CUDA only
-            saved_amp = device_type == "cuda"
-        if bool(saved_amp) != options.resolved_amp(device_type):
-            warnings.warn(
-                f"resuming a run trained with amp={amp_name(bool(saved_amp))} with "
-                f"amp={amp_name(options.amp)}; results will not be bit-identical",
-                stacklevel=4,
-            )
+        if "amp" in self.options:
+            saved_amp = self.options["amp"]
+            ran_bf16 = earlier_auto_amp(device_type) if saved_amp is None else bool(saved_amp)
+            if ran_bf16 != options.resolved_amp(device_type):
+                warnings.warn(
+                    f"resuming a run trained with amp={amp_name(ran_bf16)} with "
+                    f"amp={amp_name(options.amp)}; results will not be bit-identical",
+                    stacklevel=4,
+                )
         if device_type == "cpu" and None not in (self.threads, threads) and self.threads != threads:
             warnings.warn(
                 f"resuming a run trained with {self.threads} CPU threads with {threads}; results "
