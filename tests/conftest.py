@@ -59,6 +59,26 @@ def cifar10_root() -> Path:
     return path
 
 
+def lenet_train_args(data: Path, *extra: str) -> list[str]:
+    """``cifarzoo train`` arguments for a lenet run of a few seconds: 320 images, batch 64 (5
+    steps an epoch), no TTA; ``extra`` adds ``--out``, ``--epochs``..."""
+    return [
+        "train",
+        "lenet",
+        "--data",
+        str(data),
+        "--batch-size",
+        "64",
+        "--train-subset",
+        "320",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--no-tta",
+        *extra,
+    ]
+
+
 def load_script(path: Path) -> ModuleType:
     """Import a script of the repository (benchmarks/, scripts/) as a module, by its path."""
     spec = importlib.util.spec_from_file_location(path.stem, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TinyNet, synthetic_split
+from conftest import TinyNet, lenet_train_args, synthetic_split
 
 import cifarzoo
 from cifarzoo.checkpoint import CHECKPOINT_NAME
@@ -18,26 +18,8 @@ from cifarzoo.training import Recipe, RunOptions, fit
 
 
 def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
-    """A lenet run of a few seconds: 320 images, batch 64, one epoch, no TTA."""
-    return [
-        "train",
-        "lenet",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "64",
-        "--train-subset",
-        "320",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--no-tta",
-        *extra,
-    ]
+    """A one-epoch lenet run of a few seconds into ``out``."""
+    return lenet_train_args(data, "--out", str(out), "--epochs", "1", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import FAKE_PER_FILE, InterruptAt, synthetic_split
+from conftest import FAKE_PER_FILE, InterruptAt, lenet_train_args, synthetic_split
 from huggingface_hub import constants
 from torch import nn
 
@@ -33,25 +33,6 @@ from cifarzoo.train import fit
 SRC = Path(cifarzoo.__file__).parents[1]
 
 
-def _train_args(data: Path, *extra: str) -> list[str]:
-    """A lenet run of a few seconds: 320 images, batch 64 (5 steps an epoch), no TTA."""
-    return [
-        "train",
-        "lenet",
-        "--data",
-        str(data),
-        "--batch-size",
-        "64",
-        "--train-subset",
-        "320",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--no-tta",
-        *extra,
-    ]
-
-
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(SRC)}
 
@@ -65,7 +46,7 @@ def test_a_folder_holding_a_run_is_refused_unless_overwrite(
     fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    args = _train_args(fake_cifar_root, "--epochs", "1", "--out", str(out))
+    args = lenet_train_args(fake_cifar_root, "--epochs", "1", "--out", str(out))
     assert main(args) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     capsys.readouterr()
@@ -87,7 +68,7 @@ def test_an_interrupted_overwrite_leaves_an_unfinished_run_not_two_mixed(
     import cifarzoo.models
 
     out = tmp_path / "run"
-    args = _train_args(fake_cifar_root, "--epochs", "2", "--out", str(out))
+    args = lenet_train_args(fake_cifar_root, "--epochs", "2", "--out", str(out))
     assert main(args) == 0
     create = cifarzoo.models.create_model
     at = [5 + 2]  # in epoch 2
@@ -123,7 +104,7 @@ def test_runs_without_out_get_new_version_folders(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    args = _train_args(fake_cifar_root, "--epochs", "1")
+    args = lenet_train_args(fake_cifar_root, "--epochs", "1")
     for version in range(2):
         assert main(args) == 0
         out = Path("runs", "lenet", f"version_{version}")
@@ -137,7 +118,7 @@ def test_a_second_process_training_into_the_same_folder_fails_at_once(
     fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    args = _train_args(fake_cifar_root, "--epochs", "300", "--eval-every", "300")
+    args = lenet_train_args(fake_cifar_root, "--epochs", "300", "--eval-every", "300")
     args += ["--out", str(out), "--threads", "1"]
     first = subprocess.Popen([sys.executable, "-m", "cifarzoo", *args], env=_env())
     try:
@@ -206,7 +187,7 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_weights(
 ) -> None:
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
-    base = _train_args(fake_cifar_root, "--epochs", "3", "--threads", "1")
+    base = lenet_train_args(fake_cifar_root, "--epochs", "3", "--threads", "1")
 
     def train(out: Path, *extra: str, kill: tuple[str, int] = ("step", -1)) -> int:
         cmd = [sys.executable, str(script), kill[0], str(kill[1]), *base, "--out", str(out)]
