@@ -1,16 +1,21 @@
-"""docs/compare.rst's analysis of the lab runs: every number it writes is one of
-docs/_static/lab/report.json's, at the precision written."""
+"""docs/compare.rst's analysis of the lab runs and the front page's summary of it: every number
+they write is the docs/_static/lab/report.json field it names, rounded as the report rounds
+(Python's float format at the written precision), in the order the text names them."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cifarzoo.compare.findings import gradient_ratio
 
@@ -21,112 +26,393 @@ SECTION = "What the runs show"
 INDEX = DOCS / "index.rst"
 INDEX_SECTION = "How plain, residual, dense and SE networks differ while they train"
 
-#: a written number's kind -> its pattern (group 1: the number)
-PATTERNS = {
-    "percent": r"(\d+(?:\.\d+)?)%",
-    "ratio": r"(\d+(?:\.\d+)?)x\b",
-    "gate": r"(\d\.\d+) ± ",
-    "gate_std": r" ± (\d\.\d+)",
-    "millions": r"(\d+(?:\.\d+)?) M\b",
-    "count": r"\b(\d{1,3}(?:,\d{3})+)\b",
-    "points": r"(\d+(?:\.\d+)?) points?\b",
-}
+Report = dict[str, Any]
 
-
+#: a written number: ``83.23``, ``655``, ``2,752``
+NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
 #: a reStructuredText heading's underline, of any level
 UNDERLINE = re.compile(r"([=\-~^\"'`#*+])\1{2,}")
+#: inline literals (``plain20``): names, not numbers
+LITERAL = re.compile(r"``[^`]+``")
+
+
+# --- the fields a number can name ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """A number of the report, by name: ``value`` reads it from report.json."""
+
+    name: str
+    value: Callable[[Report], float]
+
+
+def _model(report: Report, name: str) -> dict[str, Any]:
+    return next(m for m in report["models"] if m["name"] == name)
+
+
+def _fraction(report: Report, model: str, split: str) -> float:
+    return float(_model(report, model)[split]["accuracy"])
+
+
+SPLITS = {"test": "test", "val": "validation", "train_eval": "final training"}
+
+
+def accuracy(model: str, split: str) -> Field:
+    return Field(
+        f"{model}'s {SPLITS[split]} accuracy (%)", lambda r: 100 * _fraction(r, model, split)
+    )
+
+
+def error(model: str, split: str) -> Field:
+    return Field(
+        f"{model}'s {SPLITS[split]} error (%)", lambda r: 100 * (1 - _fraction(r, model, split))
+    )
+
+
+def lead(model: str, over: str, split: str) -> Field:
+    return Field(
+        f"{model}'s {SPLITS[split]} accuracy minus {over}'s (points)",
+        lambda r: 100 * (_fraction(r, model, split) - _fraction(r, over, split)),
+    )
+
+
+def class_accuracy(model: str, name: str) -> Field:
+    def value(r: Report) -> float:
+        per_class = _model(r, model)["test"]["per_class_accuracy"]
+        return 100 * float(per_class[r["classes"].index(name)])
+
+    return Field(f"{model}'s test accuracy on {name} (%)", value)
+
+
+def classes(name: str, before: str, after: str) -> tuple[Field, Field]:
+    """The test accuracy on class ``name`` of two models."""
+    return class_accuracy(before, name), class_accuracy(after, name)
+
+
+def val_after(model: str, epoch: int) -> Field:
+    def value(r: Report) -> float:
+        history = _model(r, model)["history"]
+        assert history["eval_split"] == "val" and history["epoch"][epoch - 1] == epoch
+        return 100 * float(history["eval_acc"][epoch - 1])
+
+    return Field(f"{model}'s validation accuracy after epoch {epoch} (%)", value)
+
+
+def params(model: str) -> Field:
+    return Field(f"{model}'s parameters (millions)", lambda r: _model(r, model)["params"] / 1e6)
+
+
+def macs(model: str) -> Field:
+    return Field(f"{model}'s MACs (millions)", lambda r: _model(r, model)["macs"] / 1e6)
+
+
+def more_params(model: str, than: str) -> Field:
+    return Field(
+        f"{model}'s parameters minus {than}'s",
+        lambda r: _model(r, model)["params"] - _model(r, than)["params"],
+    )
+
+
+def _ratio(r: Report, model: str, late: bool) -> float:
+    value = gradient_ratio(_model(r, model)["grad_flow"], late)
+    assert value is not None, f"{model} has no gradient ratio"
+    return value
+
+
+def ratio(model: str, *, late: bool = False) -> Field:
+    when = "late in training" if late else "at initialisation"
+    return Field(f"{model}'s gradient ratio {when}", lambda r: _ratio(r, model, late))
+
+
+def late_ratios(pick: Callable[[list[float]], float], models: Sequence[str]) -> Field:
+    return Field(
+        f"{pick.__name__} of {', '.join(models)}'s gradient ratios late in training",
+        lambda r: pick([_ratio(r, m, late=True) for m in models]),
+    )
+
+
+def gate(stage: str, statistic: str) -> Field:
+    return Field(
+        f"seresnet20's {stage} gate {statistic}",
+        lambda r: float(_model(r, "seresnet20")["se_gates"]["stages"][stage][statistic]),
+    )
+
+
+EPOCHS = Field("epochs of every run", lambda r: float(r["epochs"]))
+
+# --- what the text says --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A phrase of the text, one ``{}`` where it writes each number of ``fields`` (a phrase
+    without fields holds numbers that are no measurement, such as a citation)."""
+
+    phrase: str
+    fields: tuple[Field, ...] = ()
+
+    def pattern(self) -> re.Pattern[str]:
+        parts = (re.escape(part) for part in self.phrase.split("{}"))
+        return re.compile(f"({NUMBER})".join(parts))
+
+
+def claim(phrase: str, *fields: Field) -> Claim:
+    assert phrase.count("{}") == len(fields), phrase
+    return Claim(phrase, fields)
+
+
+PLAIN_AND_RESIDUAL = ("plain20", "resnet20", "plain56", "resnet56")
+DENSE = "densenet_bc_100_k12"
+
+#: docs/compare.rst's "What the runs show", in order
+ANALYSIS = [
+    claim("({} epochs each", EPOCHS),
+    claim("CIFAR-10 (JPEG mirror)"),
+    claim("Removing the shortcuts at depth 20 costs"),
+    claim(
+        "``plain20`` ends at {}% test / {}%",
+        accuracy("plain20", "test"),
+        accuracy("plain20", "val"),
+    ),
+    claim("``resnet20`` at {}% / {}%", accuracy("resnet20", "test"), accuracy("resnet20", "val")),
+    claim(": {} points,", lead("resnet20", "plain20", "test")),
+    claim("({} M;", params("plain20")),
+    claim("1x1 downsampling shortcuts add {})", more_params("resnet20", "plain20")),
+    claim("MACs ({} M vs {} M)", macs("plain20"), macs("resnet20")),
+    claim("({}% vs {}%)", error("plain20", "train_eval"), error("resnet20", "train_eval")),
+    claim("At depth 56 it costs {} points", lead("resnet56", "plain56", "test")),
+    claim(
+        "``plain56`` ends at {}% test / {}%",
+        accuracy("plain56", "test"),
+        accuracy("plain56", "val"),
+    ),
+    claim("``resnet56`` at {}% / {}%", accuracy("resnet56", "test"), accuracy("resnet56", "val")),
+    claim("from 20 to 56 layers"),
+    claim("rises from {}% to {}%", error("plain20", "train_eval"), error("plain56", "train_eval")),
+    claim(
+        "falls from {}% to {}%", error("resnet20", "train_eval"), error("resnet56", "train_eval")
+    ),
+    claim("(test error {}% to {}%)", error("resnet20", "test"), error("resnet56", "test")),
+    claim("(2016, Fig. 6)"),
+    claim("after 7 epochs ``plain56`` had {}%", val_after("plain56", 7)),
+    claim("``plain20`` {}%, ``resnet56`` {}%.", val_after("plain20", 7), val_after("resnet56", 7)),
+    claim("is {}x that of its last quarter", ratio("plain56")),
+    claim("through 56 layers"),
+    claim("``resnet56``'s ratio is {}x", ratio("resnet56")),
+    claim("``plain20``'s {}x and ``resnet20``'s {}x.", ratio("plain20"), ratio("resnet20")),
+    claim(
+        "between {}x and {}x",
+        late_ratios(min, PLAIN_AND_RESIDUAL),
+        late_ratios(max, PLAIN_AND_RESIDUAL),
+    ),
+    claim(
+        "``seresnet20`` ends at {}% test / {}%",
+        accuracy("seresnet20", "test"),
+        accuracy("seresnet20", "val"),
+    ),
+    claim("``resnet20`` at {}% / {}%", accuracy("resnet20", "test"), accuracy("resnet20", "val")),
+    claim(
+        ": {} and {} points less",
+        lead("resnet20", "seresnet20", "test"),
+        lead("resnet20", "seresnet20", "val"),
+    ),
+    claim("for {} more parameters", more_params("seresnet20", "resnet20")),
+    claim("layer1 {} ± {},", gate("layer1", "mean"), gate("layer1", "std")),
+    claim("layer2 {} ± {},", gate("layer2", "mean"), gate("layer2", "std")),
+    claim("layer3 {} ± {})", gate("layer3", "mean"), gate("layer3", "std")),
+    claim("after {} epochs the gates", EPOCHS),
+    claim("gets {}x the gradient norm", ratio("seresnet20")),
+    claim("(``resnet20``: {}x).", ratio("resnet20")),
+    claim(": {}% test / {}%", accuracy(DENSE, "test"), accuracy(DENSE, "val")),
+    claim("``resnet56``'s {}% / {}%", accuracy("resnet56", "test"), accuracy("resnet56", "val")),
+    claim(
+        "({} and {} points more)", lead(DENSE, "resnet56", "test"), lead(DENSE, "resnet56", "val")
+    ),
+    claim("({} M vs {} M;", params(DENSE), params("resnet56")),
+    claim("{} fewer)", more_params("resnet56", DENSE)),
+    claim("{} M MACs per image against {} M.", macs(DENSE), macs("resnet56")),
+    claim("({}% validation accuracy after 3 epochs", val_after(DENSE, 3)),
+    claim("``resnet56`` {}%;", val_after("resnet56", 3)),
+    claim("{}% vs {}% after 5)", val_after(DENSE, 5), val_after("resnet56", 5)),
+    claim("(final training error {}%", error(DENSE, "train_eval")),
+    claim("``resnet56`` {}%", error("resnet56", "train_eval")),
+    claim("``resnet20`` {}%)", error("resnet20", "train_eval")),
+    claim("validation error ({}%)", error(DENSE, "val")),
+    claim("gets {}x the gradient norm", ratio(DENSE)),
+    claim("and {}x late in training", ratio(DENSE, late=True)),
+    claim("(``resnet20``: {}x and {}x)", ratio("resnet20"), ratio("resnet20", late=True)),
+    claim("From ``lenet`` ({}%)", accuracy("lenet", "test")),
+    claim("cat gains the most ({}% to {}%)", *classes("cat", "lenet", DENSE)),
+    claim("ship the least ({}% to {}%)", *classes("ship", "lenet", DENSE)),
+    claim("deer ({}% to {}%)", *classes("deer", "plain56", "resnet56")),
+    claim("cat ({}% to {}%)", *classes("cat", "plain56", "resnet56")),
+    claim("bird ({}% to {}%)", *classes("bird", "plain56", "resnet56")),
+    claim("automobile gains the least ({}% to {}%)", *classes("automobile", "plain56", "resnet56")),
+    claim("bird ({}% to {}%)", *classes("bird", "resnet56", DENSE)),
+    claim("deer ({}% to {}%)", *classes("deer", "resnet56", DENSE)),
+    claim("cat ({}% to {}%)", *classes("cat", "resnet56", DENSE)),
+    claim("airplane ({}% to {}%)", *classes("airplane", "resnet56", DENSE)),
+    claim("automobile ({}% to {}%)", *classes("automobile", "resnet56", DENSE)),
+    claim("frog ({}% to {}%)", *classes("frog", "resnet56", DENSE)),
+    claim("ship ({}% to {}%)", *classes("ship", "resnet56", DENSE)),
+    claim("on a shared 2-core machine"),
+]
+
+#: docs/index.rst's summary of it, in order
+SUMMARY = [
+    claim("for {} epochs", EPOCHS),
+    claim("``plain56`` ends at {}% test", accuracy("plain56", "test")),
+    claim("``resnet56``'s {}%", accuracy("resnet56", "test")),
+    claim(
+        "from {}% (``plain20``) to {}%",
+        error("plain20", "train_eval"),
+        error("plain56", "train_eval"),
+    ),
+    claim("get {}x the gradient norm", ratio("plain56")),
+    claim("({}% vs {}%)", accuracy("seresnet20", "test"), accuracy("resnet20", "test")),
+    claim("reaches {}%", accuracy(DENSE, "test")),
+    claim("({} M vs {} M)", params(DENSE), params("resnet56")),
+    claim("at {} M MACs per image against {} M.", macs(DENSE), macs("resnet56")),
+]
+
+
+# --- checking -------------------------------------------------------------------------------
 
 
 def _section(text: str, title: str) -> str:
-    """The body of section ``title``, up to the next heading of any level."""
+    """The prose of section ``title`` (up to the next heading of any level; directives and
+    their indented options and captions left out), on one line."""
     lines = text.splitlines()
     start = lines.index(title) + 2  # the title, its underline
     end = next(
         (i - 1 for i in range(start + 1, len(lines)) if UNDERLINE.fullmatch(lines[i])), len(lines)
     )
-    return "\n".join(lines[start:end])
+    paragraphs = "\n".join(lines[start:end]).split("\n\n")
+    prose = [p for p in paragraphs if p.strip() and not p.startswith((" ", ".."))]
+    return " ".join(" ".join(prose).split())
 
 
-def _fractions(m: dict[str, Any]) -> Iterator[float]:
-    for split in ("test", "val", "train_eval"):
-        result = m.get(split) or {}
-        if "accuracy" in result:
-            yield result["accuracy"]
-            yield from result.get("per_class_accuracy") or []
-    for key in ("eval_acc", "train_acc"):
-        yield from m["history"].get(key) or []
+def _as_written(value: float, written: str) -> str:
+    """``value`` as the report rounds it, at the precision of ``written`` (``2,752`` -> 0
+    decimals, thousands separated; ``83.23`` -> 2)."""
+    decimals = len(written.partition(".")[2])
+    return f"{value:{',' if ',' in written else ''}.{decimals}f}"
 
 
-def _candidates(report: dict[str, Any]) -> dict[str, list[float]]:
-    models = report["models"]
-    fractions = [f for m in models for f in _fractions(m)]
-    finding_numbers = [
-        v for f in report["findings"] for v in f.get("numbers", {}).values() if v is not None
+@dataclass(frozen=True)
+class Number:
+    """A number of the text: where it is, as written, and the field it names."""
+
+    start: int
+    end: int
+    written: str
+    field: Field
+
+
+def _numbers(text: str, claims: Sequence[Claim]) -> Iterator[Number]:
+    """The numbers of ``claims``, each phrase found after the one before it.
+
+    Raises:
+        AssertionError: a phrase is not in the text (after the one before it), or a number
+            of the text is in none of the phrases.
+    """
+    at, covered = 0, set[int]()
+    for c in claims:
+        found = c.pattern().search(text, at)
+        assert found is not None, f"no {c.phrase!r} in the text after ...{text[at - 60 : at]!r}"
+        covered.update(range(found.start(), found.end()))
+        for group, field in enumerate(c.fields, start=1):
+            yield Number(found.start(group), found.end(group), found.group(group), field)
+        at = found.end()
+    names = {i for m in LITERAL.finditer(text) for i in range(m.start(), m.end())}
+    unnamed = [
+        f"{m.group()!r} in ...{text[max(0, m.start() - 40) : m.end() + 10]!r}"
+        for m in re.finditer(NUMBER, text)
+        if m.start() not in covered and m.start() not in names
     ]
-    fractions += finding_numbers
-    gates = [s for m in models for s in ((m.get("se_gates") or {}).get("stages") or {}).values()]
-    grads = [m["grad_flow"] for m in models if m.get("grad_flow")]
-    accuracies = [m[s]["accuracy"] for m in models for s in ("test", "val") if m.get(s)]
-    params = [m["params"] for m in models]
-    return {
-        "percent": [100 * f for f in fractions] + [100 * (1 - f) for f in fractions],
-        "ratio": [
-            r for g in grads for late in (False, True) if (r := gradient_ratio(g, late)) is not None
-        ],
-        "gate": [s["mean"] for s in gates],
-        "gate_std": [s["std"] for s in gates],
-        "millions": [n / 1e6 for m in models for n in (m["params"], m["macs"]) if n],
-        "count": params + [abs(a - b) for a, b in itertools.combinations(params, 2)],
-        "points": [100 * abs(a - b) for a, b in itertools.combinations(accuracies, 2)],
-    }
-
-
-def _matches(written: str, candidates: Iterable[float]) -> bool:
-    """``written`` (e.g. ``83.23``, ``655``, ``2,752``) is a candidate rounded to its digits."""
-    digits = written.replace(",", "")
-    decimals = len(digits.partition(".")[2])
-    value = float(digits)
-    return any(abs(c - value) <= 0.5 * 10**-decimals + 1e-9 for c in candidates)
-
-
-def _unbacked(text: str, candidates: dict[str, list[float]]) -> list[str]:
-    return [
-        f"{kind} {m.group(1)!r} in ...{text[max(0, m.start() - 40) : m.end() + 10]!r}"
-        for kind, pattern in PATTERNS.items()
-        for m in re.finditer(pattern, text)
-        if not _matches(m.group(1), candidates[kind])
-    ]
-
-
-@pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    return json.loads(REPORT.read_text())
-
-
-def test_every_number_of_the_analysis_is_in_the_report(report: dict[str, Any]) -> None:
-    text = _section(PAGE.read_text(), SECTION)
-    assert len(re.findall(PATTERNS["percent"], text)) > 20  # the section was found and read
-    assert _unbacked(text, _candidates(report)) == []
-
-
-def test_every_number_of_the_front_page_summary_is_in_the_report(report: dict[str, Any]) -> None:
-    text = _section(INDEX.read_text(), INDEX_SECTION)
-    assert len(re.findall(PATTERNS["percent"], text)) >= 6  # the section was found and read
-    assert _unbacked(text, _candidates(report)) == []
-
-
-def test_a_number_not_in_the_report_is_found(report: dict[str, Any]) -> None:
-    text = _section(PAGE.read_text(), SECTION)
-    candidates = _candidates(report)
-    first = re.search(r"(\d+\.\d\d)% test", text)
-    assert first is not None
-    # a transcription error: the first test accuracy off by a few tenths, to a value no
-    # report number rounds to
-    wrong = next(
-        w
-        for delta in (0.37, 0.41, 0.53, 0.67, 0.79)
-        if not _matches(w := f"{float(first.group(1)) + delta:.2f}", candidates["percent"])
+    assert not unnamed, "numbers that no phrase of the test names a field for: " + "; ".join(
+        unnamed
     )
-    altered = text.replace(first.group(0), f"{wrong}% test", 1)
-    unbacked = _unbacked(altered, candidates)
-    assert len(unbacked) == 1 and repr(wrong) in unbacked[0]
+
+
+@functools.cache
+def _report() -> Report:
+    return dict(json.loads(REPORT.read_text()))
+
+
+def _wrong(text: str, claims: Sequence[Claim]) -> list[str]:
+    """Each number of ``text`` that is not its field, as the report rounds it, in words."""
+    report = _report()
+    return [
+        f"{n.written!r} is {n.field.name}: {expected} "
+        f"(in ...{text[max(0, n.start - 40) : n.end + 10]!r})"
+        for n in _numbers(text, claims)
+        if n.written != (expected := _as_written(n.field.value(report), n.written))
+    ]
+
+
+def _analysis() -> str:
+    return _section(PAGE.read_text(), SECTION)
+
+
+def test_every_number_of_the_analysis_is_the_field_it_names() -> None:
+    text = _analysis()
+    assert len(list(_numbers(text, ANALYSIS))) > 90  # the section was found and read
+    assert _wrong(text, ANALYSIS) == []
+
+
+def test_every_number_of_the_front_page_summary_is_the_field_it_names() -> None:
+    text = _section(INDEX.read_text(), INDEX_SECTION)
+    assert len(list(_numbers(text, SUMMARY))) >= 13  # the section was found and read
+    assert _wrong(text, SUMMARY) == []
+
+
+def _replace(text: str, number: Number, written: str) -> str:
+    return text[: number.start] + written + text[number.end :]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_wrong_number_is_found(data: st.DataObject) -> None:
+    """Any number of the analysis moved by up to 99 units of its last digit is wrong, and is
+    the one found: the report's other numbers do not excuse it."""
+    text = _analysis()
+    number = data.draw(st.sampled_from(list(_numbers(text, ANALYSIS))))
+    digits = number.written.replace(",", "")
+    units = int(digits.replace(".", ""))  # the number in units of its last digit
+    moved = units + data.draw(st.integers(-min(units, 99), 99).filter(bool))
+    written = _as_written(moved / 10 ** len(digits.partition(".")[2]), number.written)
+    wrong = _wrong(_replace(text, number, written), ANALYSIS)
+    assert len(wrong) == 1 and wrong[0].startswith(f"{written!r} is {number.field.name}:")
+
+
+@functools.cache
+def _swappable() -> list[tuple[Number, Number]]:
+    """Pairs of numbers of the analysis each wrong in the other's place (not one value at two
+    precisions, such as 74.00% and 74.0%)."""
+
+    def misplaced(number: Number, written: str) -> bool:
+        return _as_written(number.field.value(_report()), written) != written
+
+    return [
+        (a, b)
+        for a, b in itertools.combinations(_numbers(_analysis(), ANALYSIS), 2)
+        if misplaced(a, b.written) and misplaced(b, a.written)
+    ]
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_two_numbers_swapped_are_found(data: st.DataObject) -> None:
+    """Two numbers of the analysis written in each other's place are both found."""
+    first, second = data.draw(st.sampled_from(_swappable()))
+    swapped = _replace(_replace(_analysis(), second, first.written), first, second.written)
+    wrong = _wrong(swapped, ANALYSIS)
+    assert [w.partition(" is ")[0] for w in wrong] == [repr(second.written), repr(first.written)]
+
+
+def test_a_number_no_phrase_names_is_found() -> None:
+    text = _analysis().replace("as He et al.", "as He et al., 4.2% of them,")
+    with pytest.raises(AssertionError, match=r"names a field for: '4\.2' in [^;]*$"):
+        list(_numbers(text, ANALYSIS))

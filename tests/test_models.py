@@ -706,11 +706,19 @@ def test_torch_compile_inductor_trains() -> None:
     # test_torch_compile traces every small model's full graph
     torch._dynamo.reset()
     model = cifarzoo.lenet().train()
+    eager = copy.deepcopy(model)
     compiled = torch.compile(model)
-    x = torch.randn(4, 3, 32, 32)
-    loss = nn.functional.cross_entropy(compiled(x), torch.arange(4))
+    x, y = torch.randn(4, 3, 32, 32), torch.arange(4)
+    loss = nn.functional.cross_entropy(compiled(x), y)
     loss.backward()
-    assert model.conv1.weight.grad is not None
+    expected = nn.functional.cross_entropy(eager(x), y)
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    # the same gradients as eager, up to the float32 rounding of a reordered computation
+    grads = {name: param.grad for name, param in model.named_parameters()}
+    expected_grads = {name: param.grad for name, param in eager.named_parameters()}
+    assert None not in grads.values() and None not in expected_grads.values()
+    torch.testing.assert_close(grads, expected_grads, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", SMALL)

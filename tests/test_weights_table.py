@@ -617,6 +617,7 @@ def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> 
     assert folder.stat().st_mode & 0o777 == 0o777 & ~umask == 0o750
 
 
+@pytest.mark.data
 @pytest.mark.slow(seconds=40)
 @pytest.mark.parametrize(
     "arch",

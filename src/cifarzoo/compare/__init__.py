@@ -21,7 +21,9 @@ figures, embedded as base64 PNG), the figures as PNG files, ``summary.txt`` and 
 with every number. The report can be written again from ``report.json`` alone
 (:func:`rerender`, ``cifarzoo compare --render report.json --out DIR``).
 
-The package is split by job: :mod:`~cifarzoo.compare.measure` (training and measuring),
+The package is split by job: :mod:`~cifarzoo.compare.measure` (:func:`compare`, from
+:mod:`~cifarzoo.compare.trained` models, :mod:`~cifarzoo.compare.reused` run folders, their
+:mod:`~cifarzoo.compare.evaluation` and the report's :mod:`~cifarzoo.compare.meta`),
 :mod:`~cifarzoo.compare.results` (the report objects and their JSON),
 :mod:`~cifarzoo.compare.findings` (the numbers in words), :mod:`~cifarzoo.compare.figures`,
 :mod:`~cifarzoo.compare.page` (the HTML page, from a template),

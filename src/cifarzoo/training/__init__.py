@@ -6,8 +6,10 @@
 >>> options = RunOptions(device="cpu", quiet=True, checkpoint_dir=None)
 
 The pieces, one module each: :mod:`~cifarzoo.training.recipe`,
-:mod:`~cifarzoo.training.options`, the loop (:mod:`~cifarzoo.training.loop`), the checkpoint
-state and its checks (:mod:`~cifarzoo.training.state`), the data and its fingerprint
+:mod:`~cifarzoo.training.options`, the loop (:mod:`~cifarzoo.training.loop`), its device
+loaders (:mod:`~cifarzoo.training.loaders`), its stop on a loss or weights no longer finite
+(:mod:`~cifarzoo.training.nonfinite`), the checkpoint state and its checks
+(:mod:`~cifarzoo.training.state`), the data and its fingerprint
 (:mod:`~cifarzoo.training.inputs`), the per-step extras EMA/SAM/clipping
 (:mod:`~cifarzoo.training.extras`), distillation targets (:mod:`~cifarzoo.training.distill`),
 :class:`History`, the optimizer and schedule, ``torchrun`` support and the command-line options

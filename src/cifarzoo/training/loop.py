@@ -10,21 +10,22 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import torch
 from torch import Tensor, nn
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..devices import autocast
-from ..loader import DeviceLoader, check_labels
-from ..metrics import EvalResult, eval_batch_size, evaluate, model_mean_std
+from ..metrics import EvalResult, evaluate
 from ..runs.folder import check_run_folder, clear_run
-from .distill import Teacher, soft_targets, teacher_logits
+from .distill import Teacher
 from .distributed import DistEnv, process_group, training_device
 from .extras import Backward, ModelEma, frozen_norm_statistics, step_extras
 from .history import History
 from .inputs import EvalData, TrainData, check_outputs, data_fingerprint, split_data
+from .loaders import run_loaders
+from .nonfinite import non_finite_message, weights_are_finite
 from .optimizer import make_optimizer, make_schedule
 from .options import RunOptions
 from .progress import Progress, StopRequest, log
@@ -127,7 +128,19 @@ class _Trainer:
         self.amp = options.resolved_amp(device)
         self.sync_every = SYNC_EVERY_CPU if device.type == "cpu" else SYNC_EVERY_ACCELERATOR
         train, ev, self.eval_split = split_data(data, eval_data)
-        self._make_loaders(model, train, ev, teacher)
+        self.loader, self.eval_loader = run_loaders(
+            model,
+            train,
+            ev,
+            self.eval_split,
+            teacher,
+            recipe=recipe,
+            options=options,
+            env=env,
+            device=device,
+            amp=self.amp,
+            log=self._log,
+        )
         self.fingerprint = (
             data_fingerprint(train, ev, self.eval_split) if self.ckpt_path is not None else None
         )
@@ -156,62 +169,6 @@ class _Trainer:
         self.train_model = train_model
         self.history = History(eval_split=self.eval_split)
         self._outputs_checked = False
-
-    def _make_loaders(
-        self,
-        model: nn.Module,
-        train: tuple[Tensor, Tensor],
-        ev: tuple[Tensor, Tensor] | None,
-        teacher: Teacher | None,
-    ) -> None:
-        recipe, env, device = self.recipe, self.env, self.device
-        declared = getattr(model, "num_classes", None)
-        num_classes = declared if isinstance(declared, int) else None
-        # The labels are checked once, here; the loaders below only refuse negative ones.
-        check_labels(train[1], num_classes, "training labels")
-        if ev is not None:
-            check_labels(ev[1], num_classes, f"{self.eval_split} labels")
-        mean, std = model_mean_std(model)
-        targets = train[1]
-        if teacher is not None:
-            logits = teacher_logits(teacher, train, device, self.amp, self._log)
-            targets = soft_targets(
-                logits, train[1], recipe.distill_weight, recipe.distill_temperature, num_classes
-            )
-        layout: dict[str, Any] = dict(
-            mean=mean, std=std, device=device, channels_last=self.options.channels_last
-        )
-        layout.update(rank=env.rank, world_size=env.world_size)
-        self.loader = DeviceLoader(
-            train[0],
-            targets,
-            batch_size=recipe.batch_size,
-            train=True,
-            drop_last=True,
-            crop_padding=recipe.crop_padding,
-            pad_mode=recipe.pad_mode,
-            flip=recipe.flip,
-            alternate_flip=recipe.alternate_flip,
-            cutout=recipe.cutout,
-            seed=recipe.seed,
-            **layout,
-        )
-        if len(self.loader) == 0:
-            raise ValueError(
-                f"batch_size {recipe.batch_size} is larger than the training set "
-                f"({self.loader.num_images} images)"
-            )
-        self.eval_loader = (
-            None
-            if ev is None
-            else DeviceLoader(
-                ev[0],
-                ev[1],
-                batch_size=eval_batch_size(device) * env.world_size,
-                train=False,
-                **layout,
-            )
-        )
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -470,8 +427,7 @@ class _Trainer:
     def _check_weights(self, epoch: int, step: int) -> None:
         """Stop (keeping the last checkpoint) if the weights are no longer finite: the last
         step's update can break them after its loss was checked."""
-        params = [p.detach() for p in self.model.parameters()]
-        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        if not weights_are_finite(self.model):
             self._non_finite(epoch, step, float("nan"), what="weights")
 
     def _interrupt(
@@ -494,17 +450,9 @@ class _Trainer:
     def _non_finite(
         self, epoch: int, step: int, value: float, *, what: str = "loss", interrupted: bool = False
     ) -> NoReturn:
-        kept = (
-            f"the last good checkpoint is kept at {self.ckpt_path}"
-            if self.ckpt_path and self.ckpt_path.is_file()
-            else "no checkpoint was written"
-        )
-        became = f"training loss became {value}" if what == "loss" else "the weights became NaN/inf"
-        saved = (
-            " (interrupted, but nothing was saved: the state is not finite)" if interrupted else ""
-        )
+        lr = float(self.sched.get_last_lr()[0])
         raise NonFiniteLossError(
-            f"{became} at epoch {epoch + 1}, step {step + 1} "
-            f"(lr {self.sched.get_last_lr()[0]:.3g}){saved}; training stopped and {kept}. "
-            "Lower the learning rate, enable grad_clip, or check the data."
+            non_finite_message(
+                epoch, step, value, lr, self.ckpt_path, what=what, interrupted=interrupted
+            )
         )

@@ -1,0 +1,77 @@
+"""The report's ``meta``: the setting every model of a comparison shares, and what each
+measurement is, in words."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..constants import CIFAR10_CLASSES
+from ..data import CIFAR10Data
+from ..runs import hardware_string
+
+__all__ = ["measurement_notes", "report_meta"]
+
+
+def report_meta(
+    data: CIFAR10Data | None, dev: torch.device, recipe: dict[str, Any], *, epochs: int, seed: int
+) -> dict[str, Any]:
+    """The setting every model of the comparison shares: versions, device, data, recipe."""
+    classes = data.classes if data is not None else CIFAR10_CLASSES
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cifarzoo_version": __version__,
+        "torch_version": torch.__version__,
+        "device": _device_name(dev),
+        "data": None
+        if data is None
+        else {
+            "name": data.name,
+            "train": len(data.train),
+            "val": None if data.val is None else len(data.val),
+            "test": len(data.test),
+            "eval_split": data.eval_split_name,
+        },
+        "classes": list(classes),
+        "epochs": epochs,
+        "seed": seed,
+        "recipe": recipe,
+    }
+
+
+def measurement_notes(dev: torch.device, train_eval_images: int) -> dict[str, str]:
+    """What each measurement is, in words (``meta["notes"]``)."""
+    return {
+        "macs": "FlopCounterMode FLOPs / 2 for one 3x32x32 image: convolutions and matrix "
+        "products only",
+        "seconds_per_epoch": "wall-clock time of a training epoch plus its validation",
+        "peak_memory": _memory_note(dev),
+        "grad_flow": "L2 norm of each conv/linear weight gradient just before the "
+        "optimizer step, every grad_flow.every steps",
+        "se_gates": "SE gate values (sigmoid outputs) of each stage over test images, "
+        "eval mode, after training",
+        "train_eval": f"the first {train_eval_images:,} training images, unaugmented, "
+        "eval mode, after the last epoch",
+    }
+
+
+def _device_name(dev: torch.device) -> str:
+    """The machine, as ``cifarzoo train`` records it (``hardware`` in metrics.json), so that a
+    report names trained and reused runs' machines and thread counts the same way."""
+    return hardware_string(str(dev))
+
+
+def _memory_note(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return (
+            "torch.cuda.max_memory_allocated during SGD training steps at the training "
+            "batch size, after a warm-up step (weights, gradients, optimizer state, "
+            "activations; caching allocator excluded)"
+        )
+    return (
+        "growth of the process's resident set size (RSS) during SGD training steps at the "
+        "training batch size, after a warm-up step, sampled every 2 ms: an estimate"
+    )

@@ -1,0 +1,107 @@
+"""The run folders of earlier ``cifarzoo train`` runs that a comparison reads instead of
+training: each one's report, and the setting they share."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..cost import count_macs, count_params
+from ..models import create_model
+from ..runs import (
+    MARKER,
+    WEIGHTS_FILE,
+    read_grad_flow,
+    read_history,
+    read_metrics,
+    recorded_accuracy,
+)
+from .evaluation import Evaluation
+from .results import ModelReport
+
+__all__ = ["read_run", "runs_setting"]
+
+
+def read_run(folder: Path, measure: Evaluation | None) -> ModelReport:
+    """A :class:`ModelReport` from a ``cifarzoo train`` output folder. Its
+    ``model.safetensors`` is loaded as ``cifarzoo eval --weights`` loads it: checked against
+    the ``.sha256`` sidecar first."""
+    metrics, history = read_metrics(folder), read_history(folder)
+    name = str(metrics.get("model") or folder.name)
+    weights = folder / WEIGHTS_FILE
+    model = create_model(name, weights=str(weights)) if weights.is_file() else create_model(name)
+    if measure is not None:
+        model.to(measure.device)
+        measured = measure.splits(model, name)
+    else:
+        measured = {"test": _recorded_test(folder, metrics), **_NOT_MEASURED}
+    seconds = history.get("seconds") or []
+    grad_flow = read_grad_flow(folder)
+    return ModelReport(
+        name=name,
+        params=count_params(model),
+        macs=count_macs(model),
+        seconds_per_epoch=float(sum(seconds) / len(seconds)) if seconds else None,
+        peak_memory_bytes=None,
+        memory_kind="not measured",
+        history=history,
+        grad_flow=grad_flow,
+        source=str(folder),
+        model_args=dict(metrics.get("model_args") or {}),
+        **measured,
+    )
+
+
+_NOT_MEASURED: dict[str, Any] = {"val": None, "train_eval": None, "se_gates": None}
+
+
+def _recorded_test(folder: Path, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The test figures a run folder recorded, one forward pass (its TTA accuracy beside);
+    refused when it recorded none in one forward pass (runs of earlier versions with TTA)."""
+    acc = recorded_accuracy(metrics)
+    per_class = metrics.get("per_class_accuracy")
+    recorded = per_class is not None and "confusion_matrix" in metrics
+    if per_class is None or not recorded or acc.test is None or acc.per_class_tta is not None:
+        what = "single-pass test metrics" if recorded else "per-class test metrics"
+        raise ValueError(
+            f"{folder} has no {what} ({MARKER}); pass data to evaluate {WEIGHTS_FILE} on the test "
+            "set in one forward pass"
+        )
+    if isinstance(per_class, Mapping):
+        per_class = list(per_class.values())
+    return {
+        "accuracy": acc.test,
+        "loss": metrics.get("test_loss"),
+        "tta": acc.tta,
+        "tta_accuracy": acc.tta_test,
+        "per_class_accuracy": [float(v) for v in per_class],
+        "confusion_matrix": metrics["confusion_matrix"],
+    }
+
+
+def runs_setting(folders: Sequence[Path], measured_on: str) -> dict[str, Any]:
+    """Epochs, seed, recipe and hardware of run folders trained elsewhere, for the report's
+    meta: each where every run agrees, else ``None`` (the recipe: the fields they share, and
+    the names of those that differ under ``"differs"``)."""
+    from ..training import Recipe
+
+    recorded = [read_metrics(folder) for folder in folders]
+    recipes = [m.get("recipe") or {} for m in recorded]
+
+    def shared(values: Sequence[Any]) -> Any:
+        return values[0] if values and all(v == values[0] for v in values) else None
+
+    fields = [f.name for f in dataclasses.fields(Recipe)]
+    recipe = {k: shared([r.get(k) for r in recipes]) for k in fields}
+    differs = [
+        k for k in fields if recipe[k] is None and any(r.get(k) is not None for r in recipes)
+    ]
+    return {
+        "epochs": shared([m.get("epochs") for m in recorded]),
+        "seed": recipe["seed"],
+        "recipe": {**{k: v for k, v in recipe.items() if k not in differs}, "differs": differs},
+        "device": shared([m.get("hardware") for m in recorded]) or "several machines",
+        "measured_on": measured_on,
+    }
