@@ -17,14 +17,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..argtypes import nonnegative_int
 from ..checkpoint import CHECKPOINT_NAME
 from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, write_run
+from ..training import Recipe, RunOptions
+from .argtypes import nonnegative_int
 from .common import Subparsers, check_out_folder
+from .options import (
+    add_common_options,
+    add_setting_options,
+    check_data_sizes,
+    flag_text,
+    given_settings,
+)
 
 if TYPE_CHECKING:
     from ..data import CIFAR10Data
-    from ..training import Recipe, RunOptions, TrainState
+    from ..training import TrainState
 
 __all__ = ["OPTION_FLAGS", "RECIPE_FLAGS", "add_train_parser", "run_train"]
 
@@ -41,9 +49,6 @@ _TEACHER_DISTILL_WEIGHT = 0.5
 
 
 def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
-    from ..training import Recipe, RunOptions
-    from ..training.arguments import add_common_options, add_setting_options
-
     p: argparse.ArgumentParser = subparsers.add_parser(
         "train",
         help="train a model on CIFAR-10",
@@ -132,8 +137,6 @@ def _add_out_options(p: argparse.ArgumentParser) -> None:
 
 def _recipe_mismatch(path: Path, differences: dict[str, tuple[Any, Any]]) -> str:
     """The message for a resume whose recipe options differ from the checkpoint's, in flags."""
-    from ..training import Recipe
-    from ..training.arguments import flag_text
 
     def flag(name: str, value: Any) -> str:
         return flag_text(Recipe, name, value)
@@ -156,9 +159,6 @@ def _train_settings(
     """The run's recipe and run options: the options given, the rest from ``saved`` (the
     checkpoint, when resuming) or the defaults. Whether the recipe matches the checkpoint is
     checked once, by fit (:class:`~cifarzoo.training.RecipeMismatchError`)."""
-    from ..training import Recipe, RunOptions
-    from ..training.arguments import given_settings
-
     recipe = given_settings(args, RECIPE_FLAGS)
     options = {
         "device": args.device,
@@ -207,7 +207,6 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
 def run_train(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..training import DistEnv
-    from ..training.arguments import check_data_sizes
 
     env = DistEnv.from_env()
     check_data_sizes(args.val_size, args.train_subset)

@@ -10,8 +10,9 @@ The pieces, one module each: :mod:`~cifarzoo.training.recipe`,
 state and its checks (:mod:`~cifarzoo.training.state`), the data and its fingerprint
 (:mod:`~cifarzoo.training.inputs`), the per-step extras EMA/SAM/clipping
 (:mod:`~cifarzoo.training.extras`), distillation targets (:mod:`~cifarzoo.training.distill`),
-:class:`History`, the optimizer and schedule, ``torchrun`` support and the command-line options
-generated from the recipe's declarations (:mod:`~cifarzoo.training.arguments`).
+:class:`History`, the optimizer and schedule, ``torchrun`` support, and the settings declared once
+with their rules (:mod:`~cifarzoo.training.fields`), from which :mod:`cifarzoo.cli.options`
+generates the command-line options.
 """
 
 from __future__ import annotations

@@ -9,19 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..argtypes import int_up_to, nonnegative_int, positive_int
-from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
-from ..runs import existing_run_files
-from ..training import AMP_MODES, Recipe
-from ..training.arguments import (
-    AMP_HELP,
-    add_amp_argument,
-    add_common_options,
-    add_setting_options,
-    check_data_sizes,
-    given_settings,
-)
-from .measure import (
+from ..compare.measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
     GPU_MODELS,
@@ -29,9 +17,20 @@ from .measure import (
     subset_train,
     synthetic_data,
 )
-from .report import existing_report_files
+from ..compare.report import existing_report_files
+from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
+from ..runs import existing_run_files
+from ..training import AMP_MODES, Recipe
+from .argtypes import int_up_to, nonnegative_int, positive_int
+from .options import (
+    add_amp_argument,
+    add_common_options,
+    add_setting_options,
+    check_data_sizes,
+    given_settings,
+)
 
-__all__ = ["AMP_HELP", "add_amp_argument", "add_compare_parser", "main", "run_compare"]
+__all__ = ["add_compare_parser", "main", "run_compare"]
 
 #: The recipe fields that ``compare`` always sets (its own defaults); the others only when
 #: given (:data:`~cifarzoo.compare.COMPARE_RECIPE` and the Recipe defaults otherwise).
@@ -220,7 +219,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _rerender(args: argparse.Namespace) -> int:
     """``compare --render REPORT_JSON --out DIR``: the report again, from its JSON alone."""
-    from .report import rerender
+    from ..compare.report import rerender
 
     if args.models or args.runs or args.synthetic is not None:
         raise ValueError(
