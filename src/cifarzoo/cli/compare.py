@@ -28,6 +28,7 @@ from .options import (
     add_setting_options,
     check_data_sizes,
     given_settings,
+    setting_flags,
 )
 
 __all__ = ["add_compare_parser", "main", "run_compare"]
@@ -35,23 +36,24 @@ __all__ = ["add_compare_parser", "main", "run_compare"]
 #: The recipe fields that ``compare`` always sets (its own defaults); the others only when
 #: given (:data:`~cifarzoo.compare.COMPARE_RECIPE` and the Recipe defaults otherwise).
 _SHOWN = ("epochs", "batch_size", "lr", "seed")
-_RECIPE_FLAGS: dict[str, str] = {}
 #: compare trains without a teacher
 _NO_TEACHER = ("distill_weight", "distill_temperature")
+#: The flags of the recipe fields that compare sets only when given.
+_RECIPE_FLAGS = setting_flags(
+    Recipe, [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER]
+)
 
 
 def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     """The Recipe fields as options (the distillation ones aside: compare has no teacher)."""
     recipe = p.add_argument_group("recipe", "of every model trained (the same for all)")
     add_setting_options(recipe, Recipe, _SHOWN, defaults={"epochs": 3})
-    _RECIPE_FLAGS.update(
-        add_setting_options(
-            recipe,
-            Recipe,
-            [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER],
-            left_out=True,
-            default_text={k: str(v) for k, v in COMPARE_RECIPE.items()},
-        )
+    add_setting_options(
+        recipe,
+        Recipe,
+        _RECIPE_FLAGS,
+        left_out=True,
+        default_text={k: str(v) for k, v in COMPARE_RECIPE.items()},
     )
 
 

@@ -28,6 +28,7 @@ from .options import (
     check_data_sizes,
     flag_text,
     given_settings,
+    setting_flags,
 )
 
 if TYPE_CHECKING:
@@ -37,13 +38,13 @@ if TYPE_CHECKING:
 __all__ = ["OPTION_FLAGS", "RECIPE_FLAGS", "add_train_parser", "run_train"]
 
 
-#: Command-line flag of each Recipe field of ``cifarzoo train`` (all of them).
-RECIPE_FLAGS: dict[str, str] = {}
-#: Command-line flag of each RunOptions field of ``cifarzoo train``; a resume takes those not
-#: given from the checkpoint (they do not have to match it).
-OPTION_FLAGS: dict[str, str] = {}
 #: The run options that ``cifarzoo train`` exposes.
 _TRAIN_OPTIONS = ("amp", "compile", "channels_last", "tta_flip", "tta_translate", "eval_every")
+#: Command-line flag of each Recipe field of ``cifarzoo train`` (all of them).
+RECIPE_FLAGS: dict[str, str] = setting_flags(Recipe)
+#: Command-line flag of each RunOptions field of ``cifarzoo train``; a resume takes those not
+#: given from the checkpoint (they do not have to match it).
+OPTION_FLAGS: dict[str, str] = setting_flags(RunOptions, _TRAIN_OPTIONS)
 #: ``distill_weight`` when ``--teacher`` is given without ``--distill-weight``.
 _TEACHER_DISTILL_WEIGHT = 0.5
 
@@ -67,18 +68,16 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     recipe = p.add_argument_group(
         "recipe", "what changes the trained weights; a resume must keep the checkpoint's"
     )
-    RECIPE_FLAGS.update(
-        add_setting_options(
-            recipe,
-            Recipe,
-            left_out=True,
-            default_text={"distill_weight": f"{_TEACHER_DISTILL_WEIGHT} with --teacher, else 0"},
-        )
+    add_setting_options(
+        recipe,
+        Recipe,
+        left_out=True,
+        default_text={"distill_weight": f"{_TEACHER_DISTILL_WEIGHT} with --teacher, else 0"},
     )
     run = p.add_argument_group(
         "run options", "how the run executes and evaluates; a resume may change them"
     )
-    OPTION_FLAGS.update(add_setting_options(run, RunOptions, _TRAIN_OPTIONS, left_out=True))
+    add_setting_options(run, RunOptions, _TRAIN_OPTIONS, left_out=True)
     p.add_argument(
         "--teacher",
         metavar="MODEL[=WEIGHTS]",
@@ -334,7 +333,3 @@ def _teacher_description(name: str, model: Any, *, from_file: bool) -> str:
 
     path = Path(model.pretrained_cfg["file"])
     return f"{name} ({path.name}, sha256 {sha256_file(path)})"
-
-
-# Build the train parser once, so that RECIPE_FLAGS is complete as soon as this module is.
-add_train_parser(argparse.ArgumentParser().add_subparsers())
