@@ -7,7 +7,6 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ..compare.measure import (
     COMPARE_RECIPE,
@@ -22,6 +21,7 @@ from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
 from ..runs import existing_run_files
 from ..training import AMP_MODES, Recipe
 from .argtypes import int_up_to, nonnegative_int, positive_int
+from .common import Subparsers
 from .options import (
     add_amp_argument,
     add_common_options,
@@ -57,7 +57,7 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``compare`` subcommand to an argparse ``subparsers`` object; the parsed
     namespace's ``func`` is :func:`run_compare`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
