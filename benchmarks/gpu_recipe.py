@@ -50,11 +50,11 @@ from typing import Any
 
 import torch
 
+from cifarzoo.cli.options import add_common_options, add_setting_options, given_settings
 from cifarzoo.data import CIFAR10Data, Split, load_cifar10, stratified_split
 from cifarzoo.models import create_model
 from cifarzoo.runs import write_run
 from cifarzoo.training import DistEnv, Recipe, RunOptions, fit
-from cifarzoo.training.arguments import add_common_options, add_setting_options, given_settings
 from cifarzoo.training.options import TrainingSetup
 
 MODELS = ("resnet18", "seresnet18", "densenet121")

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from cifarzoo.checkpoint import CHECKPOINT_NAME
+from cifarzoo.cli.options import add_common_options
 from cifarzoo.data import CIFAR10Data, load_cifar10
 from cifarzoo.instrument import GradientFlowRecorder
 from cifarzoo.models import create_model
@@ -47,7 +48,6 @@ from cifarzoo.runs import (
     write_run,
 )
 from cifarzoo.training import Recipe, RunOptions, TrainState, fit
-from cifarzoo.training.arguments import add_common_options
 from cifarzoo.training.options import TrainingSetup
 
 #: The order the runs are made in: the depth-20 and depth-56 plain/residual pairs first (the

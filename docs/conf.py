@@ -58,7 +58,7 @@ API_MODULES = [
     ("cifarzoo.data", "Data"),
     ("cifarzoo.training", "Training: fit, Recipe, RunOptions, checkpoints, step extras"),
     ("cifarzoo.training.fields", "Training settings declared once"),
-    ("cifarzoo.training.arguments", "Command-line options from the recipe"),
+    ("cifarzoo.training.parsing", "Training settings from command-line words"),
     ("cifarzoo.optim", "Optimizer: Muon for convolution filters"),
     ("cifarzoo.metrics", "Evaluation"),
     ("cifarzoo.checkpoint", "Checkpoints and weights files"),
@@ -69,6 +69,10 @@ API_MODULES = [
     ("cifarzoo.compare", "Comparison report"),
     ("cifarzoo.instrument", "Recording hooks"),
     ("cifarzoo.plots", "Plots"),
+    ("cifarzoo.cli.options", "Command-line options from the recipe"),
+    ("cifarzoo.cli.argtypes", "Command-line option types"),
+    ("cifarzoo.cli.compare", "The compare command"),
+    ("cifarzoo.cli.publish", "The publish command"),
 ]
 
 

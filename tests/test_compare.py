@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import cifarzoo
+from cifarzoo.cli.compare import add_compare_parser
 from cifarzoo.compare import (
     CONCLUSION_TOPICS,
     FIGURES,
@@ -25,7 +26,6 @@ from cifarzoo.compare import (
     REPORT_JSON,
     ComparisonReport,
     ModelReport,
-    add_compare_parser,
     compare,
     count_macs,
     count_params,
@@ -392,7 +392,7 @@ def test_cli_parser() -> None:
 
 
 def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from cifarzoo.compare import main
+    from cifarzoo.cli.compare import main
 
     assert (
         main(

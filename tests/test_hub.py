@@ -26,6 +26,7 @@ from torch import nn
 import cifarzoo
 from cifarzoo import hub, runs
 from cifarzoo.checkpoint import ChecksumError, PretrainedWeightsError, load_weights
+from cifarzoo.cli.publish import add_publish_parser
 from cifarzoo.models import _pretrained
 
 DATA = "CIFAR-10 (JPEG mirror)"
@@ -669,7 +670,7 @@ def test_publish_uploads_and_pins_the_commit(
     assert list(tmp_root.iterdir()) == []  # the temporary folder is gone after the upload
 
     parser = argparse.ArgumentParser(prog="cifarzoo")
-    hub.add_publish_parser(parser.add_subparsers(dest="command"))
+    add_publish_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["publish", "--run", str(run[0]), "--repo-id", REPO])
     assert args.func(args) == 0
     out = capsys.readouterr().out
@@ -711,7 +712,7 @@ def test_publish_cli(
     run: tuple[Path, nn.Module], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     parser = argparse.ArgumentParser(prog="cifarzoo")
-    hub.add_publish_parser(parser.add_subparsers(dest="command"))
+    add_publish_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "cli"
     args = parser.parse_args(
         ["publish", "--run", str(run[0]), "--repo-id", REPO, "--dry-run", "--out", str(out)]

@@ -202,7 +202,7 @@ def test_compare_refuses_a_train_subset_larger_than_the_data(
 def test_threads_are_bounded_by_the_cpus_available(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cifarzoo.argtypes import available_cpus
+    from cifarzoo.cli.argtypes import available_cpus
 
     cpus = available_cpus()
     for too_many in (str(cpus + 1), "100000", str(10**20)):

@@ -1,6 +1,6 @@
 """Publishing a training run to the Hugging Face Hub: the model card, timm's ``config.json``,
-the Hub repository folder (checked by loading it back through timm), the upload, and the
-``cifarzoo publish`` command.
+the Hub repository folder (checked by loading it back through timm) and the upload (the
+``cifarzoo publish`` command is :mod:`cifarzoo.cli.publish`).
 
 Loading goes through timm (``timm.create_model('hf-hub:ORG/NAME', pretrained=True)``,
 ``timm.create_model('local-dir:FOLDER')``); the run folders published are read and checked by
@@ -9,7 +9,6 @@ Loading goes through timm (``timm.create_model('hf-hub:ORG/NAME', pretrained=Tru
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -41,11 +40,9 @@ __all__ = [
     "OFFICIAL_DATASET_ID",
     "OFFICIAL_DATA_NAME",
     "PublishResult",
-    "add_publish_parser",
     "build_hub_folder",
     "build_model_card",
     "publish",
-    "run_publish_command",
 ]
 
 #: The data name of the official CIFAR-10 release (:data:`cifarzoo.data.OFFICIAL_NAME`), and its
@@ -374,43 +371,3 @@ def _upload(
     except OfflineModeIsEnabled as err:
         raise RuntimeError(f"cannot upload to {repo_id}: {err}. {later}.") from err
     return PublishResult(folder, repo_id, commit=info.oid, url=info.commit_url)
-
-
-def add_publish_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``publish`` to a CLI's subparsers (``parser.add_subparsers()``); the handler is
-    set as ``func`` (:func:`run_publish_command`, returns an exit code)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "publish",
-        help="publish a training run to the Hugging Face Hub",
-        description=(
-            "Build a Hub repository folder (model.safetensors, timm config.json, model card, "
-            "metrics, curves) from a `cifarzoo train` output folder and upload it."
-        ),
-    )
-    parser.add_argument("--run", required=True, type=Path, help="output folder of cifarzoo train")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, as ORG/NAME")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        help="where to build the folder, kept (default: a temporary folder, removed after upload)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="build and check, don't upload")
-    parser.add_argument("--private", action="store_true", help="create the repository private")
-    parser.set_defaults(func=run_publish_command)
-    return parser
-
-
-def run_publish_command(args: argparse.Namespace) -> int:
-    """The ``cifarzoo publish`` handler."""
-    result = publish(
-        args.run, args.repo_id, out_dir=args.out, dry_run=args.dry_run, private=args.private
-    )
-    if result.folder.exists():
-        print(f"built {result.folder}")
-    if result.commit is None:
-        print("dry run: nothing uploaded")
-    else:
-        print(f"uploaded {result.url}")
-        print(f"pinned revision: {result.pinned_id}")
-        print(f"register: python scripts/install_weights.py {args.run} --hub-id {result.pinned_id}")
-    return 0

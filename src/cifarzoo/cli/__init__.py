@@ -4,7 +4,9 @@ Each subcommand is registered by an ``add_<name>_parser(subparsers)`` function t
 ``func`` (the handler, ``args -> exit code``) as a parser default; :data:`SUBCOMMANDS` lists
 them in order. Adding a command means writing one more such function and appending it.
 ``train`` lives in :mod:`cifarzoo.cli.train`, ``eval`` in :mod:`cifarzoo.cli.eval`, ``compare``
-in :mod:`cifarzoo.compare.cli` and ``publish`` in :mod:`cifarzoo.hub`.
+in :mod:`cifarzoo.cli.compare` and ``publish`` in :mod:`cifarzoo.cli.publish`. The package is the
+only one that knows argparse: the options of the training settings are generated from their
+declarations (:mod:`cifarzoo.cli.options`), the option types are :mod:`cifarzoo.cli.argtypes`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from ..compare import add_compare_parser
-from ..hub import add_publish_parser
 from .common import Subparsers
+from .compare import add_compare_parser
 from .eval import add_eval_parser, run_eval
+from .publish import add_publish_parser
 from .train import OPTION_FLAGS, RECIPE_FLAGS, add_train_parser, run_train
 
 __all__ = [

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..argtypes import positive_int
 from ..runs import (
     check_weights_source,
     one_line,
@@ -15,7 +14,9 @@ from ..runs import (
     recorded_metrics,
     recorded_tta,
 )
+from .argtypes import positive_int
 from .common import Subparsers, folder_problem
+from .options import add_amp_argument, add_common_options
 
 if TYPE_CHECKING:
     import torch
@@ -25,8 +26,6 @@ __all__ = ["add_eval_parser", "run_eval"]
 
 
 def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
-    from ..training.arguments import add_amp_argument, add_common_options
-
     p: argparse.ArgumentParser = subparsers.add_parser(
         "eval",
         help="evaluate weights on the CIFAR-10 test set",

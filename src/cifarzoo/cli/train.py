@@ -17,33 +17,39 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..argtypes import nonnegative_int
 from ..checkpoint import CHECKPOINT_NAME
 from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, write_run
+from ..training import Recipe, RunOptions
+from .argtypes import nonnegative_int
 from .common import Subparsers, check_out_folder
+from .options import (
+    add_common_options,
+    add_setting_options,
+    check_data_sizes,
+    flag_text,
+    given_settings,
+    setting_flags,
+)
 
 if TYPE_CHECKING:
     from ..data import CIFAR10Data
-    from ..training import Recipe, RunOptions, TrainState
+    from ..training import TrainState
 
 __all__ = ["OPTION_FLAGS", "RECIPE_FLAGS", "add_train_parser", "run_train"]
 
 
-#: Command-line flag of each Recipe field of ``cifarzoo train`` (all of them).
-RECIPE_FLAGS: dict[str, str] = {}
-#: Command-line flag of each RunOptions field of ``cifarzoo train``; a resume takes those not
-#: given from the checkpoint (they do not have to match it).
-OPTION_FLAGS: dict[str, str] = {}
 #: The run options that ``cifarzoo train`` exposes.
 _TRAIN_OPTIONS = ("amp", "compile", "channels_last", "tta_flip", "tta_translate", "eval_every")
+#: Command-line flag of each Recipe field of ``cifarzoo train`` (all of them).
+RECIPE_FLAGS: dict[str, str] = setting_flags(Recipe)
+#: Command-line flag of each RunOptions field of ``cifarzoo train``; a resume takes those not
+#: given from the checkpoint (they do not have to match it).
+OPTION_FLAGS: dict[str, str] = setting_flags(RunOptions, _TRAIN_OPTIONS)
 #: ``distill_weight`` when ``--teacher`` is given without ``--distill-weight``.
 _TEACHER_DISTILL_WEIGHT = 0.5
 
 
 def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
-    from ..training import Recipe, RunOptions
-    from ..training.arguments import add_common_options, add_setting_options
-
     p: argparse.ArgumentParser = subparsers.add_parser(
         "train",
         help="train a model on CIFAR-10",
@@ -62,18 +68,16 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     recipe = p.add_argument_group(
         "recipe", "what changes the trained weights; a resume must keep the checkpoint's"
     )
-    RECIPE_FLAGS.update(
-        add_setting_options(
-            recipe,
-            Recipe,
-            left_out=True,
-            default_text={"distill_weight": f"{_TEACHER_DISTILL_WEIGHT} with --teacher, else 0"},
-        )
+    add_setting_options(
+        recipe,
+        Recipe,
+        left_out=True,
+        default_text={"distill_weight": f"{_TEACHER_DISTILL_WEIGHT} with --teacher, else 0"},
     )
     run = p.add_argument_group(
         "run options", "how the run executes and evaluates; a resume may change them"
     )
-    OPTION_FLAGS.update(add_setting_options(run, RunOptions, _TRAIN_OPTIONS, left_out=True))
+    add_setting_options(run, RunOptions, _TRAIN_OPTIONS, left_out=True)
     p.add_argument(
         "--teacher",
         metavar="MODEL[=WEIGHTS]",
@@ -132,8 +136,6 @@ def _add_out_options(p: argparse.ArgumentParser) -> None:
 
 def _recipe_mismatch(path: Path, differences: dict[str, tuple[Any, Any]]) -> str:
     """The message for a resume whose recipe options differ from the checkpoint's, in flags."""
-    from ..training import Recipe
-    from ..training.arguments import flag_text
 
     def flag(name: str, value: Any) -> str:
         return flag_text(Recipe, name, value)
@@ -156,9 +158,6 @@ def _train_settings(
     """The run's recipe and run options: the options given, the rest from ``saved`` (the
     checkpoint, when resuming) or the defaults. Whether the recipe matches the checkpoint is
     checked once, by fit (:class:`~cifarzoo.training.RecipeMismatchError`)."""
-    from ..training import Recipe, RunOptions
-    from ..training.arguments import given_settings
-
     recipe = given_settings(args, RECIPE_FLAGS)
     options = {
         "device": args.device,
@@ -207,7 +206,6 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
 def run_train(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..training import DistEnv
-    from ..training.arguments import check_data_sizes
 
     env = DistEnv.from_env()
     check_data_sizes(args.val_size, args.train_subset)
@@ -335,7 +333,3 @@ def _teacher_description(name: str, model: Any, *, from_file: bool) -> str:
 
     path = Path(model.pretrained_cfg["file"])
     return f"{name} ({path.name}, sha256 {sha256_file(path)})"
-
-
-# Build the train parser once, so that RECIPE_FLAGS is complete as soon as this module is.
-add_train_parser(argparse.ArgumentParser().add_subparsers())

@@ -27,8 +27,7 @@ The package is split by job: :mod:`~cifarzoo.compare.measure` (:func:`compare`, 
 :mod:`~cifarzoo.compare.results` (the report objects and their JSON),
 :mod:`~cifarzoo.compare.findings` (the numbers in words), :mod:`~cifarzoo.compare.figures`,
 :mod:`~cifarzoo.compare.page` (the HTML page, from a template),
-:mod:`~cifarzoo.compare.report` (the files) and
-:mod:`~cifarzoo.compare.cli`.
+:mod:`~cifarzoo.compare.report` (the files); the command is :mod:`cifarzoo.cli.compare`.
 
 >>> from cifarzoo.compare import compare, synthetic_data
 >>> report = compare(["lenet"], synthetic_data(256, 128), epochs=1, quiet=True)
@@ -38,7 +37,6 @@ The package is split by job: :mod:`~cifarzoo.compare.measure` (:func:`compare`, 
 
 from ..cost import count_macs, count_params
 from ..runs import GRAD_FLOW_FILE
-from .cli import AMP_HELP, add_amp_argument, add_compare_parser, main, run_compare
 from .figures import FIGURES
 from .findings import (
     CONCLUSION_TOPICS,
@@ -62,7 +60,6 @@ from .report import REPORT_HTML, REPORT_JSON, REPORT_TXT, render_report, rerende
 from .results import SCHEMA, ComparisonReport, ModelReport
 
 __all__ = [
-    "AMP_HELP",
     "COMPARE_RECIPE",
     "CONCLUSION_TOPICS",
     "DEFAULT_MODELS",
@@ -78,18 +75,14 @@ __all__ = [
     "ComparisonReport",
     "Finding",
     "ModelReport",
-    "add_amp_argument",
-    "add_compare_parser",
     "compare",
     "count_macs",
     "count_params",
     "degradation_rows",
     "findings",
     "gradient_ratio",
-    "main",
     "render_report",
     "rerender",
-    "run_compare",
     "subset_train",
     "synthetic_data",
     "too_short",

@@ -1,5 +1,5 @@
 """``python -m cifarzoo.compare ...``, the same as ``cifarzoo compare ...``."""
 
-from .cli import main
+from ..cli.compare import main
 
 raise SystemExit(main())

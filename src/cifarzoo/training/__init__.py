@@ -12,8 +12,9 @@ loaders (:mod:`~cifarzoo.training.loaders`), its stop on a loss or weights no lo
 (:mod:`~cifarzoo.training.state`), the data and its fingerprint
 (:mod:`~cifarzoo.training.inputs`), the per-step extras EMA/SAM/clipping
 (:mod:`~cifarzoo.training.extras`), distillation targets (:mod:`~cifarzoo.training.distill`),
-:class:`History`, the optimizer and schedule, ``torchrun`` support and the command-line options
-generated from the recipe's declarations (:mod:`~cifarzoo.training.arguments`).
+:class:`History`, the optimizer and schedule, ``torchrun`` support, and the settings declared once
+with their rules (:mod:`~cifarzoo.training.fields`), from which :mod:`cifarzoo.cli.options`
+generates the command-line options.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 :func:`setting` declares a field of :class:`~cifarzoo.training.Recipe` or
 :class:`~cifarzoo.training.RunOptions` together with what checks it (a rule such as ``>= 1``),
 what the command line parses it with and how its help reads. :func:`check_fields` enforces the
-rules when an object is made; :mod:`cifarzoo.training.arguments` builds the command-line options
+rules when an object is made; :mod:`cifarzoo.cli.options` builds the command-line options
 from the same declarations.
 """
 
@@ -23,7 +23,8 @@ class Setting:
     """What a field declares besides its default.
 
     ``rule`` is how an error words the allowed values (``"must be >= 1"``) and ``ok`` tests a
-    value against it; ``parse`` turns a command-line word into a value (an ``argparse`` type);
+    value against it; ``parse`` turns a command-line word into a value (a ``ValueError`` says
+    why a word is refused: :mod:`cifarzoo.training.parsing`);
     ``choices`` lists the allowed values of a categorical field; ``shown`` is how the
     command line writes a value (``--amp auto`` for ``None``); ``flag`` overrides the option
     name (``--`` and the field name with dashes otherwise).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -11,9 +10,9 @@ from typing import Any
 
 import torch
 
-from ..argtypes import positive_int
 from ..devices import resolve_amp
 from .fields import check_fields, setting
+from .parsing import positive_int
 from .recipe import Recipe
 
 __all__ = [
@@ -37,9 +36,9 @@ RECORDED_OPTIONS = ("amp", "channels_last", "compile", "tta_flip", "tta_translat
 
 
 def amp_mode(word: str) -> bool | None:
-    """``--amp WORD`` as the value of ``RunOptions.amp`` (an ``argparse`` type)."""
+    """``--amp WORD`` as the value of ``RunOptions.amp``; another word is a ``ValueError``."""
     if word not in AMP_MODES:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(AMP_MODES)}, got {word!r}")
+        raise ValueError(f"must be one of {', '.join(AMP_MODES)}, got {word!r}")
     return AMP_MODES[word]
 
 

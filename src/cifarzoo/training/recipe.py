@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..argtypes import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 from ..loader import PadMode
 from .fields import check_fields, setting
+from .parsing import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 
 __all__ = ["Recipe", "RecipeMismatchError", "ScheduleKind", "recipe_differences"]
 

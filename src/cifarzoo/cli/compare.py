@@ -7,21 +7,8 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ..argtypes import int_up_to, nonnegative_int, positive_int
-from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
-from ..runs import existing_run_files
-from ..training import AMP_MODES, Recipe
-from ..training.arguments import (
-    AMP_HELP,
-    add_amp_argument,
-    add_common_options,
-    add_setting_options,
-    check_data_sizes,
-    given_settings,
-)
-from .measure import (
+from ..compare.measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
     GPU_MODELS,
@@ -29,34 +16,48 @@ from .measure import (
     subset_train,
     synthetic_data,
 )
-from .report import existing_report_files
+from ..compare.report import existing_report_files
+from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
+from ..runs import existing_run_files
+from ..training import AMP_MODES, Recipe
+from .argtypes import int_up_to, nonnegative_int, positive_int
+from .common import Subparsers
+from .options import (
+    add_amp_argument,
+    add_common_options,
+    add_setting_options,
+    check_data_sizes,
+    given_settings,
+    setting_flags,
+)
 
-__all__ = ["AMP_HELP", "add_amp_argument", "add_compare_parser", "main", "run_compare"]
+__all__ = ["add_compare_parser", "main", "run_compare"]
 
 #: The recipe fields that ``compare`` always sets (its own defaults); the others only when
 #: given (:data:`~cifarzoo.compare.COMPARE_RECIPE` and the Recipe defaults otherwise).
 _SHOWN = ("epochs", "batch_size", "lr", "seed")
-_RECIPE_FLAGS: dict[str, str] = {}
 #: compare trains without a teacher
 _NO_TEACHER = ("distill_weight", "distill_temperature")
+#: The flags of the recipe fields that compare sets only when given.
+_RECIPE_FLAGS = setting_flags(
+    Recipe, [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER]
+)
 
 
 def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     """The Recipe fields as options (the distillation ones aside: compare has no teacher)."""
     recipe = p.add_argument_group("recipe", "of every model trained (the same for all)")
     add_setting_options(recipe, Recipe, _SHOWN, defaults={"epochs": 3})
-    _RECIPE_FLAGS.update(
-        add_setting_options(
-            recipe,
-            Recipe,
-            [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER],
-            left_out=True,
-            default_text={k: str(v) for k, v in COMPARE_RECIPE.items()},
-        )
+    add_setting_options(
+        recipe,
+        Recipe,
+        _RECIPE_FLAGS,
+        left_out=True,
+        default_text={k: str(v) for k, v in COMPARE_RECIPE.items()},
     )
 
 
-def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``compare`` subcommand to an argparse ``subparsers`` object; the parsed
     namespace's ``func`` is :func:`run_compare`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -220,7 +221,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _rerender(args: argparse.Namespace) -> int:
     """``compare --render REPORT_JSON --out DIR``: the report again, from its JSON alone."""
-    from .report import rerender
+    from ..compare.report import rerender
 
     if args.models or args.runs or args.synthetic is not None:
         raise ValueError(

@@ -1,6 +1,6 @@
 """Command-line options generated from the declarations of :class:`~cifarzoo.training.Recipe`
-and :class:`~cifarzoo.training.RunOptions`, and the options that every command shares (data,
-device, threads, bf16).
+and :class:`~cifarzoo.training.RunOptions` (:mod:`cifarzoo.training.fields`), and the options
+that every command shares (data, device, threads, bf16).
 
 ``cifarzoo train``, ``cifarzoo compare`` and the GPU scripts in ``benchmarks/`` all call
 :func:`add_setting_options`, so a recipe field has one help text, one rule and one spelling
@@ -14,9 +14,9 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..argtypes import thread_count
-from .fields import Setting, setting_of
-from .options import AMP_MODES, RunOptions
+from ..training import AMP_MODES, RunOptions
+from ..training.fields import Setting, setting_of
+from .argtypes import argument_type, thread_count
 
 __all__ = [
     "AMP_HELP",
@@ -26,6 +26,7 @@ __all__ = [
     "check_data_sizes",
     "flag_text",
     "given_settings",
+    "setting_flags",
 ]
 
 _AMP = setting_of(next(f for f in dataclasses.fields(RunOptions) if f.name == "amp"))
@@ -41,20 +42,28 @@ def _flag(field: dataclasses.Field[Any]) -> str:
     return setting_of(field).flag or "--" + field.name.replace("_", "-")
 
 
+def setting_flags(settings: type[Any], names: Collection[str] | None = None) -> dict[str, str]:
+    """``{field: flag}`` of the fields ``names`` (default: all) of the dataclass ``settings``:
+    the options that :func:`add_setting_options` adds for them."""
+    return {
+        f.name: _flag(f) for f in dataclasses.fields(settings) if names is None or f.name in names
+    }
+
+
 def _checked_parse(s: Setting) -> Callable[[str], Any]:
-    """``s.parse`` that also applies the field's rule, so that argparse names the option
-    (``argument --momentum: must be in [0, 1), got 2``) before anything runs."""
+    """``s.parse`` that also applies the field's rule, as an argparse type, so that argparse
+    names the option (``argument --momentum: must be in [0, 1), got 2``) before anything runs."""
     parse, ok = s.parse, s.ok
     assert parse is not None
 
-    def convert(text: str) -> Any:
+    def checked(text: str) -> Any:
         value = parse(text)
         if ok is not None and not ok(value):
-            raise argparse.ArgumentTypeError(f"{s.rule}, got {text}")
+            raise ValueError(f"{s.rule}, got {text}")
         return value
 
-    convert.__name__ = getattr(parse, "__name__", "value")  # argparse names it in messages
-    return convert
+    checked.__name__ = getattr(parse, "__name__", "value")
+    return argument_type(checked)
 
 
 def add_setting_options(
@@ -72,11 +81,11 @@ def add_setting_options(
     default; with ``left_out=True`` a field not given is absent from the namespace (a resume
     fills it from the checkpoint), its default only named in the help (``default_text``
     overrides how)."""
-    added: dict[str, str] = {}
+    flags = setting_flags(settings, names)
     for f in dataclasses.fields(settings):
-        if names is not None and f.name not in names:
+        if f.name not in flags:
             continue
-        s, flag = setting_of(f), _flag(f)
+        s, flag = setting_of(f), flags[f.name]
         default = (defaults or {}).get(f.name, f.default)
         shown = (default_text or {}).get(f.name) or (
             _on_off(default) if isinstance(f.default, bool) else s.shown(default)
@@ -104,8 +113,7 @@ def add_setting_options(
                 if s.parse is None:
                     kwargs["choices"] = list(s.choices)
             p.add_argument(flag, dest=f.name, default=value, help=help_text, **kwargs)
-        added[f.name] = flag
-    return added
+    return flags
 
 
 def check_data_sizes(val_size: int, train_subset: int) -> None:
