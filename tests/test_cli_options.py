@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cifarzoo
@@ -72,6 +72,7 @@ def test_a_refused_word_is_one_line_naming_the_option(
     assert capsys.readouterr().err.splitlines()[-1] == f"cifarzoo train: error: {said}"
 
 
+@settings(deadline=None)  # the first example pays for imports
 @given(st.integers(-(10**6), 10**6))
 def test_word_parsers_raise_value_errors_that_the_options_report(n: int) -> None:
     if n >= 1:

@@ -57,6 +57,59 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Which images: the validation split, a training subset or synthetic data."""
+    p.add_argument(
+        "--val-size",
+        type=nonnegative_int,
+        default=5000,
+        help="training images held out for validation (default 5000)",
+    )
+    p.add_argument(
+        "--train-subset",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train on a class-balanced subset of N images (quick comparisons)",
+    )
+    p.add_argument(
+        "--synthetic",
+        type=int_up_to(NUM_TRAIN, "CIFAR-10's training images"),
+        default=None,
+        metavar="N",
+        help="use N random synthetic training images instead of CIFAR-10 (smoke test)",
+    )
+
+
+def _add_measure_options(p: argparse.ArgumentParser) -> None:
+    """What is recorded and measured of each model besides its accuracy."""
+    p.add_argument(
+        "--grad-every",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="record gradient norms every K steps (default: ~40 records)",
+    )
+    p.add_argument(
+        "--gate-images",
+        type=nonnegative_int,
+        default=1000,
+        help="test images for the SE gate statistics (default 1000)",
+    )
+    p.add_argument(
+        "--same-init",
+        action="store_true",
+        help="initialise residual and plain networks alike (zero_init_residual=False)",
+    )
+    p.add_argument(
+        "--train-eval-images",
+        type=nonnegative_int,
+        default=10_000,
+        metavar="N",
+        help="training images on which the final training error is measured (default 10000)",
+    )
+
+
 def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add the ``compare`` subcommand to an argparse ``subparsers`` object; the parsed
     namespace's ``func`` is :func:`run_compare`."""
@@ -93,26 +146,7 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     add_common_options(p, threads=False)
     _add_recipe_options(p)
-    p.add_argument(
-        "--val-size",
-        type=nonnegative_int,
-        default=5000,
-        help="training images held out for validation (default 5000)",
-    )
-    p.add_argument(
-        "--train-subset",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="train on a class-balanced subset of N images (quick comparisons)",
-    )
-    p.add_argument(
-        "--synthetic",
-        type=int_up_to(NUM_TRAIN, "CIFAR-10's training images"),
-        default=None,
-        metavar="N",
-        help="use N random synthetic training images instead of CIFAR-10 (smoke test)",
-    )
+    _add_data_options(p)
     p.add_argument(
         "--runs",
         nargs="+",
@@ -120,31 +154,7 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="also include these `cifarzoo train` output folders (not retrained)",
     )
-    p.add_argument(
-        "--grad-every",
-        type=positive_int,
-        default=None,
-        metavar="K",
-        help="record gradient norms every K steps (default: ~40 records)",
-    )
-    p.add_argument(
-        "--gate-images",
-        type=nonnegative_int,
-        default=1000,
-        help="test images for the SE gate statistics (default 1000)",
-    )
-    p.add_argument(
-        "--same-init",
-        action="store_true",
-        help="initialise residual and plain networks alike (zero_init_residual=False)",
-    )
-    p.add_argument(
-        "--train-eval-images",
-        type=nonnegative_int,
-        default=10_000,
-        metavar="N",
-        help="training images on which the final training error is measured (default 10000)",
-    )
+    _add_measure_options(p)
     add_amp_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_compare)
