@@ -14,7 +14,7 @@ from .data import CIFAR10Data, DataFormatError, DeviceLoader, Split, load_cifar1
 from .metrics import EvalResult, evaluate
 from .models import *  # noqa: F403  (every model factory, re-exported)
 from .models import __all__ as _model_names
-from .models._registry import PretrainedWeightsError
+from .pretrained import PretrainedWeightsError
 from .training import History, NonFiniteLossError, Recipe, RunOptions, fit
 
 __all__ = [

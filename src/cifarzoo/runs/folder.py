@@ -23,7 +23,7 @@ from typing import NamedTuple
 from filelock import FileLock, Timeout
 
 from ..checkpoint import CHECKPOINT_NAME
-from ..models._registry import HF_WEIGHTS_FILE
+from ..pretrained import HF_WEIGHTS_FILE
 
 __all__ = [
     "API_WORDS",

@@ -19,17 +19,16 @@ from typing import Any
 
 from timm.models import resolve_pretrained_cfg
 
-from ..checkpoint import ChecksumError, PretrainedWeightsError, verify_sha256
-from ..timm_compat import local_dir_config, pretrained_source
-from ._cfgs import (
+from ..checkpoint import ChecksumError, verify_sha256
+from ..pretrained import (
     HF_CONFIG_FILE,
     HF_WEIGHTS_FILE,
     PACKAGED_WEIGHTS_DIR,
     SHA256_NOTE,
-    cfg_sha256,
-    packaged_weights_path,
-    strip_prefix,
+    PretrainedWeightsError,
 )
+from ..timm_compat import local_dir_config, pretrained_source
+from ._cfgs import cfg_sha256, packaged_weights_path, strip_prefix
 
 __all__ = [
     "checked_weights_file",
