@@ -1,5 +1,6 @@
-"""Muon for convolution filters (``cifarzoo.optim``, ``fit(muon_lr=...)``): the orthogonalization,
-the optimizer step against hand computations and torch.optim.SGD, groups, training and resume."""
+"""Muon for convolution filters (``cifarzoo.training.optimizer``, ``fit(muon_lr=...)``): the
+orthogonalization, the optimizer step against hand computations and torch.optim.SGD, groups,
+training and resume."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import InterruptAt, TinyNet, synthetic_split
+from flat_fit import fit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cifarzoo
-from cifarzoo.optim import MuonSGD, muon_param_groups, orthogonalize
-from cifarzoo.train import fit
 from cifarzoo.training import Recipe
+from cifarzoo.training.optimizer import MuonSGD, muon_param_groups, orthogonalize
 
 
 def _matrix(rows: int, cols: int, condition: float, seed: int) -> torch.Tensor:
@@ -195,3 +196,12 @@ def test_muon_groups_ignore_weight_decay() -> None:
             _loss(model, step).backward()
             opt.step()
     torch.testing.assert_close(models[0].conv.weight, models[1].conv.weight, rtol=0, atol=0)
+
+
+def test_the_first_module_name_still_imports() -> None:
+    """``cifarzoo.optim``, where Muon was first documented, gives the same objects."""
+    from cifarzoo import optim
+    from cifarzoo.training import optimizer
+
+    for name in optim.__all__:
+        assert getattr(optim, name) is getattr(optimizer, name), name

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import FAKE_PER_FILE, InterruptAt, lenet_train_args, synthetic_split
+from flat_fit import fit
 from huggingface_hub import constants
 from torch import nn
 
@@ -28,7 +29,6 @@ from cifarzoo.data import FOLDER, load_cifar10
 from cifarzoo.devices import resolve_device
 from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, PretrainedWeightsError
 from cifarzoo.runs import LOCK_NAME, UnfinishedRunError
-from cifarzoo.train import fit
 
 SRC = Path(cifarzoo.__file__).parents[1]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import checkpoint, data, hub, layers, metrics, models, train, training
+from . import checkpoint, data, hub, layers, metrics, models, training
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, DataFormatError, DeviceLoader, Split, load_cifar10
 from .metrics import EvalResult, evaluate
@@ -41,7 +41,6 @@ __all__ = [
     "load_cifar10",
     "metrics",
     "models",
-    "train",
     "training",
     *_model_names,
 ]

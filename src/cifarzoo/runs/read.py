@@ -120,7 +120,7 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_history(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The run's ``history.json`` (:meth:`cifarzoo.train.History.to_dict`); empty if none."""
+    """The run's ``history.json`` (:meth:`cifarzoo.training.History.to_dict`); empty if none."""
     path = Path(run_dir) / HISTORY_FILE
     return _read_json(path) if path.is_file() else {}
 
