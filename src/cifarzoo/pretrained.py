@@ -25,7 +25,10 @@ __all__ = [
     "read_weights_meta",
 ]
 
-#: The folder of the weights shipped inside the package: ``<arch>.safetensors`` + ``<arch>.json``.
+#: The folder of the weights shipped inside the package (``cifarzoo/weights``, where the package
+#: is installed): ``<arch>.safetensors`` + ``<arch>.json``.
+#:
+#: :meta hide-value:
 PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Tag of cifarzoo's own CIFAR-10 weights (``cifar_resnet20.c10``), unless their JSON names another.
 DEFAULT_TAG = "c10"
