@@ -43,7 +43,8 @@ from ._loading import (
 )
 from ._weights import DEFAULT_WEIGHTS, Weights, get_weights
 
-# The model modules declare their cfgs with weight_cfgs (or cifar_cfg) next to @register.
+# The model modules declare their cfgs with weight_cfgs (or cifar_cfg) next to @register;
+# PACKAGED_WEIGHTS_DIR (cifarzoo.pretrained's) and cfg_sha256 stay importable from here.
 __all__ = [
     "PACKAGED_WEIGHTS_DIR",
     "TIMM_PREFIX",
