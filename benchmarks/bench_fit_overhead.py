@@ -19,7 +19,8 @@ from torch import nn
 
 from cifarzoo.data import DeviceLoader
 from cifarzoo.models import create_model
-from cifarzoo.train import LRSchedule, fit, param_groups
+from cifarzoo.training import LRSchedule, Recipe, RunOptions, fit
+from cifarzoo.training.optimizer import param_groups
 
 
 def bare_loop(
@@ -82,16 +83,8 @@ def main() -> None:
         m = create_model(args.model)
         m.load_state_dict(init)
         t0 = time.perf_counter()
-        fit(
-            m,
-            (images, labels),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=0.1,
-            ema_decay=0.0,
-            device="cpu",
-            quiet=True,
-        )
+        recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size, lr=0.1, ema_decay=0.0)
+        fit(m, (images, labels), recipe, RunOptions(device="cpu", quiet=True))
         return time.perf_counter() - t0
 
     run_bare()  # warm-up (allocator, oneDNN kernels)

@@ -44,7 +44,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from cifarzoo.checkpoint import PretrainedWeightsError, atomic_write, save_json  # noqa: E402
+from cifarzoo.checkpoint import atomic_write, save_json  # noqa: E402
+from cifarzoo.pretrained import PretrainedWeightsError  # noqa: E402
 from cifarzoo.runs import (  # noqa: E402
     is_finished,
     read_metrics,

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from cifarzoo.checkpoint import PretrainedWeightsError  # noqa: E402
 from cifarzoo.install import DEFAULT_TAG, MAX_PACKAGED_MB, install_weights  # noqa: E402
+from cifarzoo.pretrained import PretrainedWeightsError  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,7 @@ from cifarzoo.checkpoint import atomic_write, json_text, verify_sha256  # noqa: 
 from cifarzoo.data import load_cifar10  # noqa: E402
 from cifarzoo.metrics import EvalResult, evaluate, tta_views  # noqa: E402
 from cifarzoo.models import create_model  # noqa: E402
-from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR  # noqa: E402
+from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR  # noqa: E402
 from cifarzoo.runs import (  # noqa: E402
     RecordedAccuracy,
     recorded_accuracy,

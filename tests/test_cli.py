@@ -28,7 +28,7 @@ from cifarzoo.cli import (
     main,
 )
 from cifarzoo.cli.train import _recipe_mismatch, _train_settings
-from cifarzoo.models._registry import read_weights_meta
+from cifarzoo.pretrained import read_weights_meta
 from cifarzoo.training import Recipe, RunOptions
 
 

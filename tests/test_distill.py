@@ -10,13 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import CLASS_TINTS, TinyNet, synthetic_split
+from flat_fit import fit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cifarzoo.cli import main
 from cifarzoo.data import DeviceLoader, Split
 from cifarzoo.metrics import _tta_logits, predict_logits
-from cifarzoo.train import fit
 from cifarzoo.training import DistEnv, Recipe, RunOptions, Teacher
 from cifarzoo.training.loop import _Trainer
 

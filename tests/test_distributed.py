@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TinyNet, synthetic_split
+from flat_fit import fit
 
 from cifarzoo.checkpoint import CHECKPOINT_NAME
 from cifarzoo.data import Split
-from cifarzoo.train import fit
 
 RECIPE = dict(
     epochs=2,
@@ -34,7 +34,7 @@ import json, os, sys
 import torch
 from conftest import TinyNet, synthetic_split
 from cifarzoo.data import Split
-from cifarzoo.train import fit
+from flat_fit import fit
 
 torch.set_num_threads(1)
 torch.manual_seed(0)

@@ -25,9 +25,10 @@ from torch import nn
 
 import cifarzoo
 from cifarzoo import hub, runs
-from cifarzoo.checkpoint import ChecksumError, PretrainedWeightsError, load_weights
+from cifarzoo.checkpoint import ChecksumError, load_weights
 from cifarzoo.cli.publish import add_publish_parser
-from cifarzoo.models import _pretrained
+from cifarzoo.models import _loading
+from cifarzoo.pretrained import PretrainedWeightsError
 
 DATA = "CIFAR-10 (JPEG mirror)"
 REPO = "cifarzoo-test/lenet"
@@ -484,14 +485,14 @@ def test_timm_loads_the_commit_that_was_checked(
     shutil.copytree(hub_folder, moved_to)
     torch.manual_seed(5)
     save_file(dict(cifarzoo.lenet().state_dict()), str(moved_to / "model.safetensors"))
-    verify = _pretrained.verify_sha256
+    verify = _loading.verify_sha256
 
     def verify_then_move_main(*args: Any, **kwargs: Any) -> str:
         digest = verify(*args, **kwargs)
         (repo / "refs" / "main").write_text(moved_to.name)
         return digest
 
-    monkeypatch.setattr(_pretrained, "verify_sha256", verify_then_move_main)
+    monkeypatch.setattr(_loading, "verify_sha256", verify_then_move_main)
     model = cifarzoo.create_model(f"hf-hub:{REPO}", pretrained=True, cache_dir=cache)
     assert (repo / "refs" / "main").read_text() == moved_to.name
     assert same_params(model, run[1])
@@ -557,7 +558,7 @@ def test_hub_errors_get_their_own_message(
 ) -> None:
     err = http_error(cls, status)
     message = str(
-        _pretrained.explain_hub_error(err, "cifar_lenet", f"{REPO}@v9", "model.safetensors", None)
+        _loading.explain_hub_error(err, "cifar_lenet", f"{REPO}@v9", "model.safetensors", None)
     )
     assert re.search(says, message), message
     assert cls.__name__ in message

@@ -1,5 +1,6 @@
-"""Muon for convolution filters (``cifarzoo.optim``, ``fit(muon_lr=...)``): the orthogonalization,
-the optimizer step against hand computations and torch.optim.SGD, groups, training and resume."""
+"""Muon for convolution filters (``cifarzoo.training.optimizer``, ``fit(muon_lr=...)``): the
+orthogonalization, the optimizer step against hand computations and torch.optim.SGD, groups,
+training and resume."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import InterruptAt, TinyNet, synthetic_split
+from flat_fit import fit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cifarzoo
-from cifarzoo.optim import MuonSGD, muon_param_groups, orthogonalize
-from cifarzoo.train import fit
 from cifarzoo.training import Recipe
+from cifarzoo.training.optimizer import MuonSGD, muon_param_groups, orthogonalize
 
 
 def _matrix(rows: int, cols: int, condition: float, seed: int) -> torch.Tensor:

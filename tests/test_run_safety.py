@@ -17,18 +17,18 @@ from typing import Any
 import pytest
 import torch
 from conftest import FAKE_PER_FILE, InterruptAt, lenet_train_args, synthetic_split
+from flat_fit import fit
 from huggingface_hub import constants
 from torch import nn
 
 import cifarzoo
 from cifarzoo import runs
-from cifarzoo.checkpoint import PretrainedWeightsError, save_json, save_weights, sha256_file
+from cifarzoo.checkpoint import save_json, save_weights, sha256_file
 from cifarzoo.cli import main
 from cifarzoo.data import FOLDER, load_cifar10
 from cifarzoo.devices import resolve_device
-from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR
+from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, PretrainedWeightsError
 from cifarzoo.runs import LOCK_NAME, UnfinishedRunError
-from cifarzoo.train import fit
 
 SRC = Path(cifarzoo.__file__).parents[1]
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import TinyNet, synthetic_split
+from flat_fit import fit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cifarzoo.metrics import model_mean_std
-from cifarzoo.train import fit, frozen_norm_statistics, sam_ascent
-from cifarzoo.training import Recipe
+from cifarzoo.training import Recipe, frozen_norm_statistics, sam_ascent
 
 
 def _params(model: torch.nn.Module) -> list[torch.Tensor]:

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 import timm
 import torch
-from timm.models._features import FeatureGetterNet, feature_take_indices
-from timm.models._features_fx import get_notrace_functions, get_notrace_modules
+from timm.models import get_notrace_functions, get_notrace_modules
+from timm.models._features import FeatureGetterNet  # the wrapper timm picks; no public name
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 import cifarzoo
+from cifarzoo.timm_compat import feature_take_indices
 
 ALL = cifarzoo.list_models()
 # One model of each family and kind of block, for the checks that compute.

@@ -1,4 +1,4 @@
-"""cifarzoo.train / metrics / checkpoint / plots: fit, resume, interrupts, NaN, evaluate, files."""
+"""Training (fit, resume, interrupts, NaN), evaluation, checkpoints, weights files and plots."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import CLASS_TINTS, InterruptAt, TinyNet, synthetic_split
+from flat_fit import fit
 from torch import nn
 
 from cifarzoo.checkpoint import (
@@ -25,18 +26,18 @@ from cifarzoo.checkpoint import (
 from cifarzoo.constants import CIFAR10_MEAN, CIFAR10_STD
 from cifarzoo.data import DeviceLoader, Split, load_cifar10
 from cifarzoo.metrics import EvalResult, _tta_logits, eval_batch_size, evaluate, predict_logits
-from cifarzoo.train import (
+from cifarzoo.training import (
     DataMismatchError,
     History,
     LRSchedule,
     NonFiniteLossError,
-    fit,
-    param_groups,
+    Recipe,
+    RunOptions,
     read_checkpoint,
-    recipe_of,
+    split_settings,
 )
-from cifarzoo.training import Recipe, RunOptions
 from cifarzoo.training import fit as fit_with
+from cifarzoo.training.optimizer import param_groups
 
 # amp off: fp32 on every CPU, as evaluate() measures (auto is bf16 on CPUs with bf16 instructions)
 SMALL: dict[str, Any] = dict(
@@ -229,9 +230,9 @@ def test_fit_takes_a_recipe_and_run_options() -> None:
         Recipe(schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="eval_every"):
         RunOptions(eval_every=0)
-    # the flat keywords of cifarzoo.train.fit: a name of neither is refused
+    # flat keywords (split_settings): a name of neither is refused
     with pytest.raises(TypeError, match=r"unknown training setting\(s\) epoch;"):
-        fit(TinyNet(), train, epoch=1)
+        split_settings({"epoch": 1})
 
 
 # -- evaluate --------------------------------------------------------------------------------
@@ -559,7 +560,8 @@ def _checkpoint(tmp_path: Path) -> tuple[tuple[torch.Tensor, torch.Tensor], dict
 def test_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path: Path, damage: Any) -> None:
     train, kw = _checkpoint(tmp_path)
     path = tmp_path / CHECKPOINT_NAME
-    assert recipe_of(read_checkpoint(path, mmap=True)) == recipe_of(read_checkpoint(path))
+    mapped_config = read_checkpoint(path, mmap=True)["config"]
+    assert Recipe.from_dict(mapped_config) == Recipe.from_dict(read_checkpoint(path)["config"])
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(ValueError) as e:
         fit(TinyNet(), train, resume=True, **kw)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import checkpoint, data, hub, layers, metrics, models, train, training
+from . import checkpoint, data, hub, layers, metrics, models, training
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, DataFormatError, DeviceLoader, Split, load_cifar10
 from .metrics import EvalResult, evaluate
 from .models import *  # noqa: F403  (every model factory, re-exported)
 from .models import __all__ as _model_names
-from .models._registry import PretrainedWeightsError
+from .pretrained import PretrainedWeightsError
 from .training import History, NonFiniteLossError, Recipe, RunOptions, fit
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "load_cifar10",
     "metrics",
     "models",
-    "train",
     "training",
     *_model_names,
 ]

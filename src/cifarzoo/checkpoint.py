@@ -2,7 +2,7 @@
 
 This module holds cifarzoo's one sha256 implementation (:func:`sha256_file`,
 :func:`read_sha256_sidecar`, :func:`verify_sha256`), used both here and by the pretrained-weights
-loading in :mod:`cifarzoo.models._registry`.
+loading of :mod:`cifarzoo.models`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import IO, Any
 import torch
 from torch import Tensor
 
+from .pretrained import PretrainedWeightsError
+
 __all__ = [
     "CHECKPOINT_NAME",
     "ChecksumError",
-    "PretrainedWeightsError",
     "StagedFiles",
     "atomic_dir",
     "atomic_write",
@@ -43,10 +44,6 @@ __all__ = [
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "cifarzoo.checkpoint/1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-class PretrainedWeightsError(RuntimeError):
-    """Pretrained weights could not be found, read or trusted. The message says how to fix it."""
 
 
 class ChecksumError(PretrainedWeightsError, ValueError):

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from timm.models import model_entrypoint
 from torch import nn
 
 from .checkpoint import atomic_dir, json_text, verify_sha256
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 from .data import OFFICIAL_NAME
-from .models._registry import _FACTORIES, SHA256_NOTE
+from .pretrained import SHA256_NOTE
 from .runs import (
     MARKER,
     WEIGHTS_FILE,
@@ -159,7 +160,8 @@ def _card_accuracies(acc: RecordedAccuracy) -> list[tuple[str, str, float | None
 def _card_summary(run: RunInfo, repo_id: str) -> list[str]:
     """The card's head: what the model is, its accuracy and how to load it."""
     data = one_line(run.metrics["data"])
-    summary = (_FACTORIES[run.arch].__doc__ or run.arch).strip().splitlines()[0].rstrip(".")
+    doc = model_entrypoint(run.timm_name).__doc__ or run.arch  # the factory's docstring
+    summary = doc.strip().splitlines()[0].rstrip(".")
     where = {"test": f"{data}, test split", "validation": "held-out split of the training set"}
     accuracies = [
         f"| {name.removesuffix(' (%)')} ({where[split]}) | {percent(value)} |"

@@ -14,7 +14,7 @@ from torch import nn
 from .checkpoint import StagedFiles, json_text
 from .constants import NUM_CLASSES
 from .cost import count_params
-from .models._registry import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR
+from .pretrained import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR
 from .runs import RecordedAccuracy, RunInfo, one_line, read_run, recorded_accuracy
 
 __all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "install_weights"]

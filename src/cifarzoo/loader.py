@@ -17,14 +17,14 @@ from torch import Tensor
 
 from .constants import CIFAR10_MEAN, CIFAR10_STD, NUM_CLASSES
 
-__all__ = ["DeviceLoader", "PadMode", "check_labels"]
+__all__ = ["DeviceLoader", "PadMode", "check_labels", "no_classifier_error"]
 
 PadMode = Literal["reflect", "zeros"]
 #: How far a row of soft labels may sum from 1 (float16 rounding of ten classes is ~5e-3).
 PROBABILITY_TOLERANCE = 1e-2
 
 
-def _no_classifier_error(what: str, classes: int) -> ValueError:
+def no_classifier_error(what: str, classes: int) -> ValueError:
     """The error for labels of ``classes`` classes given to a model built with
     ``num_classes=0`` (a backbone: it returns features, not logits)."""
     return ValueError(
@@ -45,7 +45,7 @@ def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") 
     """
     if labels.dim() == 2:
         if num_classes == 0:
-            raise _no_classifier_error(what, int(labels.shape[1]))
+            raise no_classifier_error(what, int(labels.shape[1]))
         if num_classes is not None and labels.shape[1] != num_classes:
             raise ValueError(
                 f"{what} are class probabilities for {labels.shape[1]} classes "
@@ -58,7 +58,7 @@ def check_labels(labels: Tensor, num_classes: int | None, what: str = "labels") 
         return
     lo, hi = int(labels.min()), int(labels.max())
     if num_classes == 0:
-        raise _no_classifier_error(what, max(hi + 1, NUM_CLASSES))
+        raise no_classifier_error(what, max(hi + 1, NUM_CLASSES))
     if lo < 0 or (num_classes is not None and hi >= num_classes):
         valid = "0 or more" if num_classes is None else f"in 0..{num_classes - 1}"
         raise ValueError(

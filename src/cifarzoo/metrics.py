@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, Split
 from .devices import autocast, resolve_device
-from .loader import DeviceLoader, _no_classifier_error
+from .loader import DeviceLoader, no_classifier_error
 
 __all__ = [
     "ECE_BINS",
@@ -213,7 +213,7 @@ def _batches(
                 "probabilities [N, C]; build it from the hard labels"
             )
         if num_classes == 0:
-            raise _no_classifier_error("the labels", data.label_classes)
+            raise no_classifier_error("the labels", data.label_classes)
         if num_classes is not None and data.label_classes > num_classes:
             raise ValueError(
                 f"the labels go up to class {data.label_classes - 1}, but the model has "

@@ -15,10 +15,12 @@ from typing import Any
 from .constants import CIFAR10_CLASSES
 from .training.history import History
 
-__all__ = ["plot_accuracy", "plot_loss", "plot_per_class_accuracy", "save_training_plots"]
+__all__ = ["plot_accuracy", "plot_loss", "plot_per_class_accuracy", "pyplot", "save_training_plots"]
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's ``pyplot``, on the non-interactive Agg backend unless a backend is already
+    chosen; an ImportError that says how to install matplotlib if it is missing."""
     try:
         import matplotlib
     except ImportError as e:
@@ -36,7 +38,7 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -53,7 +55,7 @@ def _save_epoch_plot(
 
 def plot_loss(history: History, path: str | os.PathLike[str]) -> Path:
     """Training loss per step (thin) and per epoch, with the evaluation loss per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     if history.step_loss and history.epoch:
         steps_per_epoch = len(history.step_loss) / len(history.epoch)
@@ -68,7 +70,7 @@ def plot_loss(history: History, path: str | os.PathLike[str]) -> Path:
 
 def plot_accuracy(history: History, path: str | os.PathLike[str]) -> Path:
     """Training and evaluation accuracy per epoch (percent)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(history.epoch, [100 * a for a in history.train_acc], "o-", label="train")
     ev = [
@@ -90,7 +92,7 @@ def plot_per_class_accuracy(
     title: str = "Per-class accuracy",
 ) -> Path:
     """Bar chart of per-class accuracy (fractions in 0..1, drawn as percent)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     values = [100 * v for v in per_class]
     bars = ax.bar(list(classes), values, color="C2")

@@ -16,7 +16,8 @@ import torch
 
 from .checkpoint import atomic_write
 from .cost import count_macs, count_params
-from .models._registry import TIMM_PREFIX, create_model, list_models, read_weights_meta
+from .models import TIMM_PREFIX, create_model, list_models
+from .pretrained import read_weights_meta
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
 
 __all__ = [

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..plots import _pyplot
+from ..plots import pyplot
 from .findings import gradient_records, plain_residual_pairs
 from .results import ModelReport
 
@@ -28,7 +28,7 @@ FIGURES = {
 
 
 def _colors(n: int) -> list[Any]:
-    plt = _pyplot()
+    plt = pyplot()
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(n)]
 
@@ -38,7 +38,7 @@ def _panels(n: int, cols: int, width: float, height: float) -> tuple[Any, list[A
     smaller ``n``), and its first ``n`` axes; the cells left over are switched off."""
     cols = min(n, cols)
     rows = math.ceil(n / cols)
-    fig, axes = _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, list(axes.flat[:n])
@@ -56,7 +56,7 @@ def _plot_gradient_norms(ax: Any, norms: Sequence[float], **style: Any) -> None:
 
 
 def _fig_curves(models: Sequence[ModelReport]) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
     panels = [
         ("train_loss", "training loss", axes[0, 0]),
@@ -85,7 +85,7 @@ def _fig_curves(models: Sequence[ModelReport]) -> Any:
 
 
 def _fig_per_class(models: Sequence[ModelReport], classes: Sequence[str]) -> Any:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 4.5))
     n = len(models)
     width = 0.8 / max(1, n)
@@ -133,7 +133,7 @@ def _fig_confusion(models: Sequence[ModelReport], classes: Sequence[str]) -> Any
 
 def _fig_cost(models: Sequence[ModelReport]) -> Any:
     """One bar panel per cost, and test accuracy; a panel without any value is left out."""
-    plt = _pyplot()
+    plt = pyplot()
     panels: list[tuple[str, list[float | None]]] = [
         ("parameters (M)", [m.params / 1e6 for m in models]),
         ("MACs per image (M)", [m.macs / 1e6 for m in models]),
@@ -167,7 +167,7 @@ def _fig_grad_flow(models: Sequence[ModelReport]) -> Any | None:
     shown = [m for m in models if m.grad_flow and m.grad_flow.get("norms")]
     if not shown:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = _panels(len(shown), 2, 6.5, 4.2)
     cmap = plt.get_cmap("viridis")
     for ax, m in zip(axes, shown, strict=True):
@@ -217,7 +217,7 @@ def _png(fig: Any) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -231,7 +231,7 @@ def _fig_grad_depth(models: Sequence[ModelReport]) -> Any | None:
     ]
     if not pairs:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(pairs), 2, figsize=(12, 3.8 * len(pairs)), squeeze=False)
     for row, (depth, plain, residual) in zip(axes, pairs, strict=True):
         for ax, late in zip(row, (False, True), strict=True):

@@ -5,8 +5,9 @@
 from typing import Any
 
 import torch
-from timm.models._features import feature_take_indices
 from torch import Tensor, nn
+
+from ..timm_compat import feature_take_indices
 
 __all__ = ["CifarModel", "check_input", "check_input_dtype", "check_num_classes", "make_classifier"]
 

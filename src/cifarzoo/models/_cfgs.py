@@ -4,33 +4,27 @@ the weights are (their class names and a one-line description)."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ..constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from ..pretrained import (
+    DEFAULT_TAG,
+    HF_WEIGHTS_FILE,
+    PACKAGED_WEIGHTS_DIR,
+    SHA256_NOTE,
+    read_weights_meta,
+)
 
 #: timm already owns ``resnet18``, ``densenet121`` and ``seresnet18`` (ImageNet models), so
 #: cifarzoo's models are registered with timm as ``cifar_<name>``.
 TIMM_PREFIX = "cifar_"
-#: The folder of the weights shipped inside the package: ``<arch>.safetensors`` + ``<arch>.json``.
-PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: How a pretrained_cfg's ``file`` names weights shipped in the package: their file name after
 #: this prefix. It is resolved against the installed package when the weights are loaded
 #: (:func:`packaged_weights_path`), so that no cfg holds a path of the machine it was built on.
 PACKAGED_FILE_PREFIX = "cifarzoo:weights/"
-#: Tag of cifarzoo's own CIFAR-10 weights (``cifar_resnet20.c10``), unless their JSON names another.
-DEFAULT_TAG = "c10"
-#: A pretrained_cfg's expected weights digest is kept in its ``notes`` as ``"sha256:<hex>"``:
-#: ``PretrainedCfg`` takes no custom fields, and ``notes`` travels with ``model.pretrained_cfg``
-#: and with a Hub folder's ``config.json``.
-SHA256_NOTE = "sha256:"
-#: The only weights file cifarzoo loads from a Hub repository or a Hub-format folder.
-HF_WEIGHTS_FILE = "model.safetensors"
-#: The timm config of a Hub repository or Hub-format folder.
-HF_CONFIG_FILE = "config.json"
 
 
 def strip_prefix(name: str) -> str:
@@ -85,18 +79,6 @@ def cfg_sha256(cfg: dict[str, Any]) -> str | None:
         if isinstance(note, str) and note.startswith(SHA256_NOTE):
             return note[len(SHA256_NOTE) :].strip().lower()
     return None
-
-
-def read_weights_meta(
-    arch: str, weights_dir: str | os.PathLike[str] | None = None
-) -> dict[str, Any] | None:
-    """The metadata JSON of an architecture's shipped or published weights
-    (``<weights_dir>/<arch>.json``), or ``None`` if it has none."""
-    path = Path(weights_dir or PACKAGED_WEIGHTS_DIR) / f"{strip_prefix(arch)}.json"
-    if not path.is_file():
-        return None
-    meta: dict[str, Any] = json.loads(path.read_text())
-    return meta
 
 
 def weight_cfgs(

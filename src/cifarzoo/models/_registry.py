@@ -1,22 +1,22 @@
-"""Registration of cifarzoo models with timm, cifarzoo's own model lookup, and building a model
-through timm with its pretrained weights.
+"""Registration of cifarzoo models with timm, cifarzoo's model names as a view of timm's
+registry, and building a model through timm with its pretrained weights.
 
 Every factory is exposed twice: under its plain name in cifarzoo (``cifarzoo.resnet18``) and in
 timm's registry under ``cifar_<name>`` (``timm.create_model('cifar_resnet18')``). The prefix is
 required: timm already owns ``resnet18``, ``densenet121`` and ``seresnet18`` (ImageNet models).
+timm's registry is the only one: cifarzoo's names are its ``cifar_*`` models without the prefix
+(:func:`list_models`), and their weights its pretrained_cfgs.
 
 Weights are safetensors only. timm resolves the source and loads it; before it does,
-:func:`build` checks the file that source stands for (:mod:`._pretrained`: present,
+:func:`build` checks the file that source stands for (:mod:`._loading`: present,
 safetensors, its sha256), and it explains the errors users hit while loading.
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import functools
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,22 +26,15 @@ import timm
 from timm.models import build_model_with_cfg, register_model
 from torch import nn
 
-from ..checkpoint import PretrainedWeightsError
-from ._base import CifarModel
-from ._cfgs import (
-    DEFAULT_TAG,
+from ..pretrained import (
     HF_CONFIG_FILE,
     HF_WEIGHTS_FILE,
     PACKAGED_WEIGHTS_DIR,
-    SHA256_NOTE,
-    TIMM_PREFIX,
-    cfg_sha256,
-    cifar_cfg,
-    read_weights_meta,
-    strip_prefix,
-    weight_cfgs,
+    PretrainedWeightsError,
 )
-from ._pretrained import (
+from ._base import CifarModel
+from ._cfgs import TIMM_PREFIX, cfg_sha256, cifar_cfg, strip_prefix, weight_cfgs
+from ._loading import (
     checked_weights_file,
     explain_load_error,
     hub_file,
@@ -50,23 +43,16 @@ from ._pretrained import (
 )
 from ._weights import DEFAULT_WEIGHTS, Weights, get_weights
 
+# The model modules declare their cfgs with weight_cfgs (or cifar_cfg) next to @register;
+# PACKAGED_WEIGHTS_DIR (cifarzoo.pretrained's) and cfg_sha256 stay importable from here.
 __all__ = [
-    "DEFAULT_TAG",
-    "DEFAULT_WEIGHTS",
-    "HF_CONFIG_FILE",
-    "HF_WEIGHTS_FILE",
     "PACKAGED_WEIGHTS_DIR",
-    "SHA256_NOTE",
     "TIMM_PREFIX",
-    "PretrainedWeightsError",
-    "Weights",
     "build",
     "cfg_sha256",
     "cifar_cfg",
     "create_model",
-    "get_weights",
     "list_models",
-    "read_weights_meta",
     "register",
     "weight_cfgs",
 ]
@@ -77,11 +63,9 @@ ModelT = TypeVar("ModelT", bound=nn.Module)
 Factory = Callable[..., nn.Module]
 FactoryT = TypeVar("FactoryT", bound=Factory)
 
-_FACTORIES: dict[str, Factory] = {}
-
 
 def register(fn: FactoryT) -> FactoryT:
-    """Register a factory with timm as ``cifar_<name>`` and with cifarzoo under ``<name>``.
+    """Register a factory with timm as ``cifar_<name>``: cifarzoo lists it as ``<name>``.
 
     The factory's module must define ``default_cfgs`` (from ``generate_default_cfgs``) with a
     ``cifar_<name>`` entry above the decorated function: timm reads it at registration.
@@ -96,7 +80,6 @@ def register(fn: FactoryT) -> FactoryT:
     # timm lists the entrypoint in the module's __all__, so the module must really have it.
     setattr(sys.modules[fn.__module__], timm_name, entrypoint)
     register_model(entrypoint)
-    _FACTORIES[fn.__name__] = fn
     return fn
 
 
@@ -124,7 +107,7 @@ def build(
     Hub-format folder (``config.json`` + ``model.safetensors``), which is read as timm reads
     ``local-dir:PATH``: its config is the pretrained_cfg, and the sha256 recorded there is checked.
     With weights to load, their file is checked first (see
-    :func:`~cifarzoo.models._pretrained.checked_weights_file`); loading is strict, except that a
+    :func:`~cifarzoo.models._loading.checked_weights_file`); loading is strict, except that a
     ``num_classes`` other than the weights' drops their classifier.
     """
     every_point = dict(out_indices=tuple(range(feature_points)))
@@ -183,25 +166,16 @@ def _named(model: ModelT, variant: str) -> ModelT:
     return model
 
 
-def _natural_key(name: str) -> list[int | str]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
-    """Names of cifarzoo models (without the ``cifar_`` prefix) matching a glob ``pattern``.
+    """Names of cifarzoo models (without the ``cifar_`` prefix) matching a glob ``pattern``,
+    sorted naturally (``resnet20`` before ``resnet110``): timm's ``cifar_*`` models.
 
     With ``pretrained=True`` only models with published weights are listed.
     """
-    pattern = strip_prefix(pattern)
-    if pretrained:
-        with_weights = {
-            strip_prefix(n).split(".")[0]
-            for n in timm.list_models(TIMM_PREFIX + "*", pretrained=True)
-        }
-        names = [n for n in _FACTORIES if n in with_weights]
-    else:
-        names = list(_FACTORIES)
-    return sorted((n for n in names if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+    names = timm.list_models(
+        TIMM_PREFIX + strip_prefix(pattern), pretrained=pretrained, include_tags=False
+    )
+    return [strip_prefix(name) for name in names]
 
 
 def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
@@ -219,8 +193,8 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
     if sep and source.lower() in _MODEL_SOURCES:
         return _create_from_source(_MODEL_SOURCES[source.lower()], ident, pretrained, kwargs)
     arch, _, tag = strip_prefix(name).partition(".")
-    if arch not in _FACTORIES:
-        close = difflib.get_close_matches(arch, list(_FACTORIES), n=5, cutoff=0.5)
+    if not timm.is_model(TIMM_PREFIX + arch):
+        close = difflib.get_close_matches(arch, list_models(), n=5, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ValueError(
             f"Unknown cifarzoo model {name!r}.{hint} "
@@ -263,7 +237,7 @@ def _create_from_source(
         raise PretrainedWeightsError(
             f"{name}: {config_path} is not a timm model config ({type(err).__name__}: {err})."
         ) from err
-    if not arch.startswith(TIMM_PREFIX) or strip_prefix(arch) not in _FACTORIES:
+    if not (arch.startswith(TIMM_PREFIX) and timm.is_model(arch)):
         raise PretrainedWeightsError(
             f"{name}: its {HF_CONFIG_FILE} names the architecture {arch!r}, which is not a "
             "cifarzoo model (cifar_*). Load it with timm.create_model if it is a timm model."

@@ -9,8 +9,8 @@ from typing import Any
 
 import timm
 
-from ..checkpoint import PretrainedWeightsError
-from ._cfgs import TIMM_PREFIX, read_weights_meta, strip_prefix
+from ..pretrained import PretrainedWeightsError, read_weights_meta
+from ._cfgs import TIMM_PREFIX, strip_prefix
 
 __all__ = ["DEFAULT_WEIGHTS", "Weights", "get_weights"]
 

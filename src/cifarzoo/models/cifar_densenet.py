@@ -14,12 +14,11 @@ from typing import Any
 
 import torch
 from timm.models import checkpoint_seq, generate_default_cfgs
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import MATCH_PREV_GROUP
 from torch import Tensor, nn
 
 from ..constants import IMAGE_SIZE
 from ..layers import DenseBlock, Transition, conv3x3
+from ..timm_compat import MATCH_PREV_GROUP, feature_take_indices
 from ._base import CifarModel
 from ._registry import build, register, weight_cfgs
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch.nn.functional as F
 from timm.models import generate_default_cfgs
-from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 from ..constants import IMAGE_SIZE
+from ..timm_compat import feature_take_indices
 from ._base import CifarModel
 from ._registry import build, register, weight_cfgs
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 from timm.models import checkpoint_seq, generate_default_cfgs
-from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 from ..constants import IMAGE_SIZE
 from ..layers import AttnFactory, BasicBlock, Bottleneck, SEBlock, conv3x3
+from ..timm_compat import feature_take_indices
 from ._base import CifarModel
 from ._registry import build, register, weight_cfgs
 

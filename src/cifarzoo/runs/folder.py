@@ -23,7 +23,7 @@ from typing import NamedTuple
 from filelock import FileLock, Timeout
 
 from ..checkpoint import CHECKPOINT_NAME
-from ..models._registry import HF_WEIGHTS_FILE
+from ..pretrained import HF_WEIGHTS_FILE
 
 __all__ = [
     "API_WORDS",
@@ -51,7 +51,7 @@ MARKER = "metrics.json"
 #: The final weights (safetensors, beside a ``.sha256`` sidecar): the Hub's file name, so that a
 #: run folder's weights load as a Hub folder's do.
 WEIGHTS_FILE = HF_WEIGHTS_FILE
-#: Per-epoch curves (:class:`cifarzoo.train.History`).
+#: Per-epoch curves (:class:`cifarzoo.training.History`).
 HISTORY_FILE = "history.json"
 #: Gradient records of a run that kept them (``benchmarks/lab_comparison.py`` writes them).
 GRAD_FLOW_FILE = "grad_flow.json"

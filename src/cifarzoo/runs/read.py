@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import timm
 from torch import nn
 
 from ..checkpoint import CHECKPOINT_NAME, read_sha256_sidecar, verify_sha256
 from ..constants import NUM_CLASSES
-from ..models import create_model
-from ..models._registry import _FACTORIES, HF_CONFIG_FILE, TIMM_PREFIX, read_weights_meta
+from ..models import TIMM_PREFIX, create_model
+from ..pretrained import HF_CONFIG_FILE, read_weights_meta
 from .folder import GRAD_FLOW_FILE, HISTORY_FILE, MARKER, WEIGHTS_FILE, check_finished
 
 __all__ = [
@@ -119,7 +120,7 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_history(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The run's ``history.json`` (:meth:`cifarzoo.train.History.to_dict`); empty if none."""
+    """The run's ``history.json`` (:meth:`cifarzoo.training.History.to_dict`); empty if none."""
     path = Path(run_dir) / HISTORY_FILE
     return _read_json(path) if path.is_file() else {}
 
@@ -170,7 +171,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{metrics_path}: {key} must be a fraction in [0, 1], got {value}")
     arch = str(metrics["model"]).removeprefix(TIMM_PREFIX).split(".")[0]
-    if arch not in _FACTORIES:
+    if not timm.is_model(TIMM_PREFIX + arch):
         raise ValueError(f"{metrics_path}: unknown model {metrics['model']!r}")
     curves = tuple(sorted(run_dir.glob("*.png")))
     return RunInfo(run_dir, arch, weights, digest, metrics, curves)

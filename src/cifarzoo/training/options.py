@@ -125,7 +125,7 @@ class RunOptions:
 def split_settings(
     settings: Mapping[str, Any], recipe: Recipe | None = None, options: RunOptions | None = None
 ) -> tuple[Recipe, RunOptions]:
-    """Flat keywords (``lr=0.05, quiet=True``, as ``cifarzoo.train.fit`` took them before 0.2)
+    """Flat keywords (``lr=0.05, quiet=True``)
     as a :class:`Recipe` and :class:`RunOptions`, on top of ``recipe``/``options``. An unknown
     name is a ``TypeError`` that lists the known ones."""
     recipe_names = {f.name for f in dataclasses.fields(Recipe)}

@@ -55,8 +55,8 @@ class Recipe:
     with ``T = distill_temperature``. ``sam_rho > 0`` turns on sharpness-aware minimization
     (SAM, Foret et al. 2021): each step takes its gradient at the weights moved ``sam_rho``
     along the normalized gradient (a second forward and backward pass). ``muon_lr > 0`` trains
-    the convolution filters with Muon (:class:`~cifarzoo.optim.MuonSGD`) at that peak learning
-    rate, on the same schedule; the other parameters keep SGD with ``lr``.
+    the convolution filters with Muon (:class:`~cifarzoo.training.optimizer.MuonSGD`) at that
+    peak learning rate, on the same schedule; the other parameters keep SGD with ``lr``.
 
     How the run is executed and evaluated (device, bf16 autocast, ``torch.compile``, memory
     layout, test-time augmentation, checkpoints) is not part of it: see

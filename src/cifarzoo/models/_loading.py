@@ -18,18 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from timm.models import resolve_pretrained_cfg
-from timm.models._builder import _resolve_pretrained_source
 
-from ..checkpoint import ChecksumError, PretrainedWeightsError, verify_sha256
-from ._cfgs import (
+from ..checkpoint import ChecksumError, verify_sha256
+from ..pretrained import (
     HF_CONFIG_FILE,
     HF_WEIGHTS_FILE,
     PACKAGED_WEIGHTS_DIR,
     SHA256_NOTE,
-    cfg_sha256,
-    packaged_weights_path,
-    strip_prefix,
+    PretrainedWeightsError,
 )
+from ..timm_compat import local_dir_config, pretrained_source
+from ._cfgs import cfg_sha256, packaged_weights_path, strip_prefix
 
 __all__ = [
     "checked_weights_file",
@@ -60,10 +59,8 @@ def use_local_weights(path: Path, variant: str, kwargs: dict[str, Any]) -> None:
 def _hub_folder_cfg(folder: Path, variant: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The pretrained_cfg of a Hub-format folder, parsed by timm's ``local-dir:`` reader; its
     ``model_args`` become defaults in ``kwargs``, as ``timm.create_model`` makes them."""
-    from timm.models._hub import load_model_config_from_path
-
     try:
-        cfg, arch, model_args = load_model_config_from_path(folder)
+        cfg, arch, model_args = local_dir_config(folder)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise PretrainedWeightsError(
             f"{folder / HF_CONFIG_FILE} is not a timm model config ({type(err).__name__}: {err}). "
@@ -76,10 +73,9 @@ def _hub_folder_cfg(folder: Path, variant: str, kwargs: dict[str, Any]) -> dict[
             f"Load it as the model it is: cifarzoo.create_model('local-dir:{folder}', "
             "pretrained=True)."
         )
-    for key, value in (model_args or {}).items():
+    for key, value in model_args.items():
         kwargs.setdefault(key, value)
-    result: dict[str, Any] = cfg
-    return result
+    return cfg
 
 
 def resolve_cfg(
@@ -115,7 +111,7 @@ def checked_weights_file(cfg: dict[str, Any], name: str, cache_dir: Any) -> Path
     timm reads this file."""
     if cfg.get("hf_hub_id"):  # else timm falls back to the repository's pickle file
         cfg["hf_hub_filename"] = cfg.get("hf_hub_filename") or HF_WEIGHTS_FILE
-    load_from, location = _resolve_pretrained_source(cfg)
+    load_from, location = pretrained_source(cfg)
     if load_from == "state_dict":
         return None
     if load_from == "hf-hub":
