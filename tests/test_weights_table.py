@@ -32,7 +32,8 @@ from cifarzoo.checkpoint import (
 from cifarzoo.constants import CIFAR10_CLASSES
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.metrics import tta_views
-from cifarzoo.models._registry import PACKAGED_WEIGHTS_DIR, cfg_sha256, weight_cfgs
+from cifarzoo.models._cfgs import cfg_sha256, weight_cfgs
+from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "CIFAR-10 (JPEG mirror)"

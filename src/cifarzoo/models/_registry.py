@@ -29,11 +29,10 @@ from torch import nn
 from ..pretrained import (
     HF_CONFIG_FILE,
     HF_WEIGHTS_FILE,
-    PACKAGED_WEIGHTS_DIR,
     PretrainedWeightsError,
 )
 from ._base import CifarModel
-from ._cfgs import TIMM_PREFIX, cfg_sha256, cifar_cfg, strip_prefix, weight_cfgs
+from ._cfgs import TIMM_PREFIX, cifar_cfg, strip_prefix, weight_cfgs
 from ._loading import (
     checked_weights_file,
     explain_load_error,
@@ -43,13 +42,10 @@ from ._loading import (
 )
 from ._weights import DEFAULT_WEIGHTS, Weights, get_weights
 
-# The model modules declare their cfgs with weight_cfgs (or cifar_cfg) next to @register;
-# PACKAGED_WEIGHTS_DIR (cifarzoo.pretrained's) and cfg_sha256 stay importable from here.
+# The model modules declare their cfgs with weight_cfgs (or cifar_cfg) next to @register.
 __all__ = [
-    "PACKAGED_WEIGHTS_DIR",
     "TIMM_PREFIX",
     "build",
-    "cfg_sha256",
     "cifar_cfg",
     "create_model",
     "list_models",
