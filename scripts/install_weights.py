@@ -8,7 +8,7 @@ Small models are shipped in the package (``src/cifarzoo/weights/<arch>.safetenso
     python scripts/install_weights.py runs/resnet20
     python scripts/install_weights.py runs/resnet18 --hub-id ORG/cifarzoo-resnet18@<commit>
     python scripts/install_weights.py runs/gpu/resnet18 --unpublished   # metrics only, for now
-    python scripts/install_weights.py runs/gpu/resnet18 --max-mb 24     # a big one, packaged
+    python scripts/install_weights.py runs/resnet18 --dtype float16      # a big one, packaged
 
 (``runs/gpu/<model>`` as ``scripts/gpu_bundle.py unpack`` rebuilds a GPU session's finals.)
 
@@ -42,6 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tag", default=DEFAULT_TAG, help=f"weights tag (default {DEFAULT_TAG})")
     parser.add_argument("--weights-dir", type=Path, help="default: src/cifarzoo/weights")
     parser.add_argument("--max-mb", type=float, default=MAX_PACKAGED_MB)
+    parser.add_argument(
+        "--dtype",
+        choices=["as-trained", "float16"],
+        default="as-trained",
+        help="float16: ship the weights at half the size (then measure them again with "
+        "scripts/measure_weights.py)",
+    )
     args = parser.parse_args(argv)
     try:
         path = install_weights(
@@ -51,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hf_hub_id=args.hub_id,
             max_mb=args.max_mb,
             unpublished=args.unpublished,
+            dtype=args.dtype,
         )
     except (FileNotFoundError, ValueError, PretrainedWeightsError) as err:
         print(f"error: {err}\nNothing was installed or changed.", file=sys.stderr)

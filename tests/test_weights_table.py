@@ -16,7 +16,7 @@ import timm
 import torch
 from conftest import load_script
 from huggingface_hub import constants
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from timm.models import generate_default_cfgs, get_pretrained_cfg
 from torch import nn
 
@@ -705,3 +705,41 @@ def test_measure_weights_records_what_the_weights_give(
         {"seed": 3, **figures, "kept": True},
     ]
     assert f"lenet: test 63.01% -> {100 * single[0].accuracy:.2f}%" in capsys.readouterr().out
+
+
+def test_install_in_float16_halves_the_file_and_records_its_digest(tmp_path: Path) -> None:
+    original = make_run(tmp_path / "run")
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    install.install_weights(tmp_path / "run", weights_dir=weights_dir, dtype="float16")
+    meta = json.loads((weights_dir / "lenet.json").read_text())
+    shipped = weights_dir / "lenet.safetensors"
+    assert meta["weights_dtype"] == "float16"
+    assert meta["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    assert shipped.stat().st_size < 0.55 * (tmp_path / "run" / "model.safetensors").stat().st_size
+    state = load_file(str(shipped))
+    expected = original.state_dict()
+    for name, tensor in state.items():
+        want = expected[name]
+        assert tensor.dtype == (torch.float16 if want.is_floating_point() else want.dtype), name
+        torch.testing.assert_close(tensor.to(want.dtype), want.to(torch.float16).to(want.dtype))
+    model = cifarzoo.lenet(pretrained=True, pretrained_cfg=lenet_cfg(weights_dir))
+    assert model.conv1.weight.dtype == torch.float32  # loaded into the float32 model
+
+
+def test_install_refuses_a_file_over_the_limit_and_says_float16_halves_it(tmp_path: Path) -> None:
+    make_run(tmp_path / "run")
+    size_mb = (tmp_path / "run" / "model.safetensors").stat().st_size / 2**20
+    with pytest.raises(ValueError, match="float16"):
+        install.install_weights(tmp_path / "run", weights_dir=tmp_path, max_mb=size_mb * 0.9)
+    path = install.install_weights(
+        tmp_path / "run", weights_dir=tmp_path, max_mb=size_mb * 0.9, dtype="float16"
+    )
+    assert json.loads(path.read_text())["weights_dtype"] == "float16"
+
+
+def test_the_packaged_weights_fit_in_an_80_mb_wheel() -> None:
+    """The wheel ships every file of the weights folder; float weights barely compress, so the
+    files themselves must leave room for the code under the 80 MB the wheel may weigh."""
+    total_mb = sum(p.stat().st_size for p in PACKAGED_WEIGHTS_DIR.iterdir()) / 2**20
+    assert total_mb < 76, f"src/cifarzoo/weights holds {total_mb:.1f} MB"

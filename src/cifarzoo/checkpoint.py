@@ -34,6 +34,7 @@ __all__ = [
     "load_checkpoint",
     "load_weights",
     "read_sha256_sidecar",
+    "safetensors_bytes",
     "save_checkpoint",
     "save_json",
     "save_weights",
@@ -360,17 +361,25 @@ def save_weights(
 
     The sidecar uses the ``sha256sum`` format (``<hex>  <name>``), so ``sha256sum -c`` works.
     """
-    from safetensors.torch import save
-
     path = Path(path)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    data = _sorted_metadata(save(tensors, metadata=metadata))
+    data = safetensors_bytes(state_dict, metadata)
     with atomic_write(path) as f:
         f.write(data)
     digest = hashlib.sha256(data).hexdigest()
     with atomic_write(path.with_name(path.name + ".sha256"), "w") as f:
         f.write(f"{digest}  {path.name}\n")
     return digest
+
+
+def safetensors_bytes(
+    state_dict: dict[str, Tensor], metadata: dict[str, str] | None = None
+) -> bytes:
+    """``state_dict`` as the bytes of a safetensors file: the same weights give the same bytes
+    (and sha256) every time."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    return _sorted_metadata(save(tensors, metadata=metadata))
 
 
 def _sorted_metadata(data: bytes) -> bytes:

@@ -4,23 +4,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import torch
 from torch import nn
 
-from .checkpoint import StagedFiles, json_text
+from .checkpoint import StagedFiles, json_text, load_weights, safetensors_bytes
 from .constants import NUM_CLASSES
 from .cost import count_params
 from .pretrained import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR
 from .runs import RecordedAccuracy, RunInfo, one_line, read_run, recorded_accuracy
 
-__all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "install_weights"]
+__all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "WeightsDtype", "install_weights"]
 
-#: Largest weights file shipped inside the package; bigger models are published on the Hub.
-MAX_PACKAGED_MB = 8.0
+#: Largest weights file shipped inside the package (resnet18's 11.2M parameters in float16 are
+#: 21.3 MB); bigger models are published on the Hub.
+MAX_PACKAGED_MB = 24.0
+#: How installed weights are stored: as the run saved them, or its floating-point tensors in
+#: float16 (half the size; evaluate in float32 to reproduce the recorded figures).
+WeightsDtype = Literal["as-trained", "float16"]
 _PINNED_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
 
 
@@ -33,6 +39,7 @@ def install_weights(
     package: bool | None = None,
     max_mb: float = MAX_PACKAGED_MB,
     unpublished: bool = False,
+    dtype: WeightsDtype = "as-trained",
 ) -> Path:
     """Install a training run's weights as the architecture's pretrained weights.
 
@@ -49,6 +56,11 @@ def install_weights(
     next to the target and their sha256 verified before they and the JSON are moved into place,
     so a failure leaves the previously installed weights and JSON as they were.
 
+    ``dtype="float16"`` ships the floating-point tensors in float16 (``weights_dtype`` in the
+    JSON). The figures recorded are then still the run's, measured with its own weights: measure
+    the installed file again (``scripts/measure_weights.py``) so that they are the shipped
+    file's.
+
     Packaged weights must record a validation accuracy (train with a held-out split); others
     may come from a run on all 50,000 training images. Returns the metadata JSON's path.
     """
@@ -62,14 +74,24 @@ def install_weights(
             "weights must be packaged or published: pass package=True or hf_hub_id "
             "(or unpublished=True to record the metrics alone)"
         )
-    _check_installable(run, package=package, hf_hub_id=hf_hub_id, tag=tag, max_mb=max_mb)
+    if dtype not in ("as-trained", "float16"):
+        raise ValueError(f"dtype must be 'as-trained' or 'float16', got {dtype!r}")
+    weights = _weights_bytes(run) if dtype == "float16" else None
+    size = run.weights.stat().st_size if weights is None else len(weights)
+    _check_installable(run, package=package, hf_hub_id=hf_hub_id, tag=tag, max_mb=max_mb, size=size)
     model = run.load_model()  # refuses weights that don't fit the architecture
+    sha256 = run.sha256 if weights is None else hashlib.sha256(weights).hexdigest()
     meta = _weights_meta(run, model, tag=tag, package=package, hf_hub_id=hf_hub_id)
+    meta["sha256"] = sha256
+    if weights is not None:
+        meta["weights_dtype"] = "float16"
     target = folder / f"{run.arch}.safetensors"
     meta_path = folder / f"{run.arch}.json"
     with StagedFiles() as staged:
-        if package:
+        if package and weights is None:
             staged.copy(run.weights, target, sha256=run.sha256)
+        elif package and weights is not None:
+            staged.write(target, weights)
         staged.write(meta_path, json_text(meta))
         staged.commit()
     if not package:
@@ -77,8 +99,16 @@ def install_weights(
     return meta_path
 
 
+def _weights_bytes(run: RunInfo) -> bytes:
+    """The run's weights (checked against their sha256) with every floating-point tensor in
+    float16, as a safetensors file."""
+    state = load_weights(run.weights, expected_sha256=run.sha256)
+    half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in state.items()}
+    return safetensors_bytes(half)
+
+
 def _check_installable(
-    run: RunInfo, *, package: bool, hf_hub_id: str | None, tag: str, max_mb: float
+    run: RunInfo, *, package: bool, hf_hub_id: str | None, tag: str, max_mb: float, size: int
 ) -> None:
     """Refuse what cannot be installed, before anything is written."""
     if hf_hub_id is not None and not _PINNED_HUB_ID.fullmatch(hf_hub_id):
@@ -103,12 +133,13 @@ def _check_installable(
             f"{run.metrics_file} has no val_accuracy: shipped weights record a validation "
             "accuracy; train with a held-out split (`cifarzoo train --val-size 5000`)."
         )
-    size_mb = run.weights.stat().st_size / 2**20
+    size_mb = size / 2**20
     if package and size_mb > max_mb:
         raise ValueError(
-            f"{run.weights} is {size_mb:.1f} MB, over the {max_mb:g} MB limit for weights shipped "
-            "in the package. Publish it (`cifarzoo publish`) and install it with "
-            "hf_hub_id='org/name@<commit>' instead."
+            f"{run.weights} is {size_mb:.1f} MB as installed, over the {max_mb:g} MB limit for "
+            "weights shipped in the package. Install it in float16 (dtype='float16', half the "
+            "size), or publish it (`cifarzoo publish`) and install it with "
+            "hf_hub_id='org/name@<commit>'."
         )
 
 
