@@ -23,8 +23,8 @@ in the bundle checks out.
         --session runs/session/session.json --later runs/session/later   # on the GPU machine
     python scripts/gpu_bundle.py unpack OUT_COPY runs/gpu --install       # where OUT was copied
 
-``--install`` then installs each run into the package (``scripts/install_weights.py RUN
---max-mb 24`` for each), after which ``python scripts/accuracy_table.py`` regenerates the table.
+``--install`` then installs each run into the package (``scripts/install_weights.py RUN``
+for each), after which ``python scripts/accuracy_table.py`` regenerates the table.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from cifarzoo.checkpoint import atomic_write, save_json  # noqa: E402
+from cifarzoo.install import MAX_PACKAGED_MB  # noqa: E402
 from cifarzoo.pretrained import PretrainedWeightsError  # noqa: E402
 from cifarzoo.runs import (  # noqa: E402
     is_finished,
@@ -59,9 +60,6 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # names a limited copy k
 MANIFEST = "bundle.json"
 LOG = "session.log"
 FORMAT = 1
-# The big float16 models weigh up to 21.5 MiB, over cifarzoo.install.MAX_PACKAGED_MB (meant for
-# the small CPU-trained ones); the wheel stays well under 100 MB with all three.
-BIG_PACKAGED_MB = 24.0
 
 
 class BundleError(ValueError):
@@ -308,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="then install each run's weights into the package, as scripts/install_weights.py "
         "RUN --max-mb MAX_MB does (sha256 checked again, the model table's JSON written)",
     )
-    u.add_argument("--max-mb", type=float, default=BIG_PACKAGED_MB, help="with --install")
+    u.add_argument("--max-mb", type=float, default=MAX_PACKAGED_MB, help="with --install")
     u.add_argument("--weights-dir", type=Path, help="with --install; default src/cifarzoo/weights")
     args = parser.parse_args(argv)
     try:
