@@ -3,7 +3,7 @@
 
 Rewrites the section between ``<!-- model-table:start -->`` and ``<!-- model-table:end -->`` in
 README.md (and between ``.. model-table:start`` / ``.. model-table:end`` in any ``.rst`` file
-given with ``--file``). The numbers come from ``src/cifarzoo/weights/<arch>.json``, written by
+given with ``--file``). The numbers come from ``src/cifarzoo/weights/<arch>.<tag>.json``, written by
 ``scripts/install_weights.py``; never edit the table by hand.
 
     python scripts/accuracy_table.py            # rewrite

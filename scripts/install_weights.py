@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Install a ``cifarzoo train`` run's weights as a model's pretrained weights.
 
-Small models are shipped in the package (``src/cifarzoo/weights/<arch>.safetensors`` plus
-``<arch>.json`` with the sha256 and the run's metrics); big ones are published with
+Small models are shipped in the package (``src/cifarzoo/weights/<arch>.<tag>.safetensors``
+plus ``<arch>.<tag>.json`` with the sha256 and the run's metrics); big ones are published with
 ``cifarzoo publish`` and registered here by their pinned Hub revision:
 
     python scripts/install_weights.py runs/resnet20

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Measure the shipped weights' accuracies again and record them in their metadata.
 
-For each model (default: every ``<arch>.safetensors`` in the weights folder), on the data its
-``<arch>.json`` says it was measured on, with the validation split its training run held out
-(the recipe's seed; the training images beyond the recorded ``train_images``):
+For each of the weights (default: every ``<arch>.<tag>.safetensors`` in the weights folder), on
+the data its ``<arch>.<tag>.json`` says it was measured on, with the validation split its
+training run held out (the recipe's seed; the training images beyond the recorded ``train_images``):
 ``test_accuracy``, ``val_accuracy`` and the per-class accuracy are one forward pass in float32,
 as timm's ``validate.py`` measures them, and the recorded test-time augmentation's figures are
 measured from the same forward passes. The JSON's accuracy fields are rewritten in the layout
@@ -11,7 +11,7 @@ measured from the same forward passes. The JSON's accuracy fields are rewritten 
 figures, in that layout. The weights files are only read (checked against the recorded sha256).
 
     python scripts/measure_weights.py --data ROOT --data-name "CIFAR-10 (JPEG mirror)"
-    python scripts/measure_weights.py --data ROOT --data-name ... --dry-run resnet20
+    python scripts/measure_weights.py --data ROOT --data-name ... --dry-run resnet20.c10
 
 Then regenerate the table: ``python scripts/accuracy_table.py``.
 """
@@ -132,23 +132,26 @@ def describe(arch: str, before: RecordedAccuracy, after: RecordedAccuracy) -> st
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", help="architectures (default: every shipped one)")
+    parser.add_argument(
+        "weights", nargs="*", help="weights as ARCH.TAG, e.g. resnet20.c10 (default: all shipped)"
+    )
     parser.add_argument("--data", required=True, help="data root holding cifar-10-batches-py")
     parser.add_argument("--data-name", help="the data's name, as the metadata records it")
     parser.add_argument("--weights-dir", type=Path, default=PACKAGED_WEIGHTS_DIR)
     parser.add_argument("--dry-run", action="store_true", help="measure and print, write nothing")
     args = parser.parse_args(argv)
     folder: Path = args.weights_dir
-    names = args.models or sorted(p.stem for p in folder.glob("*.safetensors"))
-    for arch in names:
-        meta_path = folder / f"{arch}.json"
+    names = args.weights or sorted(p.stem for p in folder.glob("*.safetensors"))
+    for name in names:
+        arch = name.partition(".")[0]
+        meta_path = folder / f"{name}.json"
         meta = json.loads(meta_path.read_text())
         weights = folder / meta["file"]
         verify_sha256(weights, meta["sha256"])
         test, val = measure(arch, weights, meta["metrics"], args.data, args.data_name)
         metrics = remeasured(meta["metrics"], test, val)
         before, after = recorded_accuracy(meta["metrics"]), recorded_accuracy(metrics)
-        print(describe(arch, before, after), flush=True)
+        print(describe(name, before, after), flush=True)
         if not args.dry_run:
             with atomic_write(meta_path) as f:
                 f.write(json_text({**meta, "metrics": metrics}).encode("utf-8"))

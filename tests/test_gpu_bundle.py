@@ -157,8 +157,8 @@ def test_unpack_install_ships_the_checked_weights(lenet_bundle: Path, tmp_path: 
     cmd = ["unpack", str(lenet_bundle), str(tmp_path / "back"), "--install"]
     assert bundle.main([*cmd, "--weights-dir", str(weights_dir)]) == 0
     packed = (tmp_path / "final" / "lenet" / "model.safetensors").read_bytes()
-    assert (weights_dir / "lenet.safetensors").read_bytes() == packed
-    meta = json.loads((weights_dir / "lenet.json").read_text())
+    assert (weights_dir / "lenet.c10.safetensors").read_bytes() == packed
+    meta = json.loads((weights_dir / "lenet.c10.json").read_text())
     assert meta["sha256"] == bundle.sha256(packed) and meta["metrics"]["val_accuracy"] == 0.1
 
 

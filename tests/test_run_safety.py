@@ -341,7 +341,7 @@ def test_hub_hint_is_python(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 
 def test_weights_of_another_model_are_named_briefly() -> None:
-    lenet = PACKAGED_WEIGHTS_DIR / "lenet.safetensors"
+    lenet = PACKAGED_WEIGHTS_DIR / "lenet.c10.safetensors"
     with pytest.raises(PretrainedWeightsError) as e:
         cifarzoo.create_model("resnet20", weights=lenet)
     message = str(e.value)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import timm
 import torch
 from conftest import load_script
 from huggingface_hub import constants
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 from timm.models import generate_default_cfgs, get_pretrained_cfg
 from torch import nn
@@ -33,7 +36,7 @@ from cifarzoo.constants import CIFAR10_CLASSES
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.metrics import tta_views
 from cifarzoo.models._cfgs import cfg_sha256, weight_cfgs
-from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR
+from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, weights_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "CIFAR-10 (JPEG mirror)"
@@ -106,11 +109,14 @@ def lenet_cfg(weights_dir: Path) -> dict[str, object]:
 
 def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) -> None:
     weights_dir, _ = installed
-    assert sorted(p.name for p in weights_dir.iterdir()) == ["lenet.json", "lenet.safetensors"]
-    meta = json.loads((weights_dir / "lenet.json").read_text())
-    digest = hashlib.sha256((weights_dir / "lenet.safetensors").read_bytes()).hexdigest()
+    assert sorted(p.name for p in weights_dir.iterdir()) == [
+        "lenet.c10.json",
+        "lenet.c10.safetensors",
+    ]
+    meta = json.loads((weights_dir / "lenet.c10.json").read_text())
+    digest = hashlib.sha256((weights_dir / "lenet.c10.safetensors").read_bytes()).hexdigest()
     assert meta["sha256"] == digest
-    assert meta["file"] == "lenet.safetensors" and meta["hf_hub_id"] is None
+    assert meta["file"] == "lenet.c10.safetensors" and meta["hf_hub_id"] is None
     assert meta["architecture"] == "cifar_lenet" and meta["tag"] == "c10"
     assert meta["num_params"] == 62006
     m = meta["metrics"]
@@ -161,8 +167,8 @@ def test_recorded_tta(metrics: dict[str, object], expected: tuple[bool, bool] | 
 def test_packaged_weights_load_offline(installed: tuple[Path, nn.Module]) -> None:
     weights_dir, original = installed
     cfg = lenet_cfg(weights_dir)
-    assert cfg["file"] == str(weights_dir / "lenet.safetensors")
-    assert cfg_sha256(cfg) == json.loads((weights_dir / "lenet.json").read_text())["sha256"]
+    assert cfg["file"] == str(weights_dir / "lenet.c10.safetensors")
+    assert cfg_sha256(cfg) == json.loads((weights_dir / "lenet.c10.json").read_text())["sha256"]
     model = cifarzoo.lenet(pretrained=True, pretrained_cfg=cfg)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -174,10 +180,10 @@ def test_packaged_weights_checked_against_recorded_sha(
 ) -> None:
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
-    (weights_dir / "lenet.json").write_text((installed[0] / "lenet.json").read_text())
+    (weights_dir / "lenet.c10.json").write_text((installed[0] / "lenet.c10.json").read_text())
     torch.manual_seed(5)
     other = cifarzoo.lenet().state_dict()
-    save_file(dict(other), str(weights_dir / "lenet.safetensors"))  # no sidecar: the JSON's sha
+    save_file(dict(other), str(weights_dir / "lenet.c10.safetensors"))  # no sidecar: the JSON's sha
     with pytest.raises(PretrainedWeightsError, match="recorded in the model's pretrained_cfg"):
         cifarzoo.lenet(pretrained=True, pretrained_cfg=lenet_cfg(weights_dir))
     # Overlaying one's own file drops the registry's digest: it is not the same file.
@@ -189,7 +195,7 @@ def test_packaged_weights_checked_against_recorded_sha(
 
 
 def test_missing_packaged_file(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
-    (tmp_path / "lenet.json").write_text((installed[0] / "lenet.json").read_text())
+    (tmp_path / "lenet.c10.json").write_text((installed[0] / "lenet.c10.json").read_text())
     with pytest.raises(PretrainedWeightsError, match="weights file not found"):
         cifarzoo.lenet(pretrained=True, pretrained_cfg=lenet_cfg(tmp_path))
 
@@ -206,7 +212,7 @@ def test_failed_install_keeps_the_installed_weights(
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
     before = {}
-    for name in ("lenet.json", "lenet.safetensors"):
+    for name in ("lenet.c10.json", "lenet.c10.safetensors"):
         before[name] = (installed[0] / name).read_bytes()
         (weights_dir / name).write_bytes(before[name])
     run_dir = tmp_path / "run"
@@ -246,7 +252,7 @@ def test_install_hub_weights(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"over the 0\.1 MB limit .*cifarzoo publish"):
         install.install_weights(run_dir, weights_dir=tmp_path / "w", max_mb=0.1)
     install.install_weights(run_dir, weights_dir=tmp_path / "w", hf_hub_id=HUB_ID)
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.json"]
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.c10.json"]
     cfgs = weight_cfgs(["resnet20", "resnet32"], weights_dir=tmp_path / "w")
     assert set(cfgs) == {"cifar_resnet20.c10", "cifar_resnet32"}
     cfg = cfgs["cifar_resnet20.c10"]
@@ -270,8 +276,8 @@ def test_install_unpublished_records_metrics_only(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no val_accuracy"):  # packaging still needs one
         install.install_weights(run_dir, weights_dir=tmp_path / "w")
     install.install_weights(run_dir, weights_dir=tmp_path / "w", unpublished=True)
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.json"]
-    meta = json.loads((tmp_path / "w" / "resnet20.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["resnet20.c10.json"]
+    meta = json.loads((tmp_path / "w" / "resnet20.c10.json").read_text())
     assert meta["file"] is None and meta["hf_hub_id"] is None
     assert meta["metrics"]["val_accuracy"] is None and meta["metrics"]["test_accuracy"] == 0.6301
     cfgs = weight_cfgs(["resnet20"], weights_dir=tmp_path / "w")
@@ -481,7 +487,7 @@ def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     weights_dir = tmp_path / "weights"
     install_script = load_script(ROOT / "scripts" / "install_weights.py")
     assert install_script.main([str(run_dir), "--weights-dir", str(weights_dir)]) == 0
-    assert (weights_dir / "lenet.safetensors").is_file()
+    assert (weights_dir / "lenet.c10.safetensors").is_file()
 
     table_script = load_script(ROOT / "scripts" / "accuracy_table.py")
     readme = tmp_path / "README.md"
@@ -505,26 +511,30 @@ def test_scripts_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_shipped_weights_are_complete_and_verified() -> None:
-    """Every file in the package's weights folder is a pair <arch>.json + <arch>.safetensors (or
-    a Hub-only or not-yet-published JSON), its sha256 matches, and the model's default cfg points
-    at it (at nothing for unpublished weights)."""
+    """Every file in the package's weights folder is a pair <arch>.<tag>.json +
+    <arch>.<tag>.safetensors (or a Hub-only or not-yet-published JSON), its sha256 matches, and
+    timm's cfg of that tag points at it (no cfg for unpublished weights)."""
     for path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.safetensors")):
         assert path.with_suffix(".json").is_file(), f"{path.name} has no metadata JSON"
     for meta_path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.json")):
         meta = json.loads(meta_path.read_text())
-        arch = meta_path.stem
+        name = meta_path.stem
+        arch, _, tag = name.partition(".")
+        assert tag in weights_tags(arch), f"{meta_path.name} is not named <arch>.<tag>.json"
         published = bool(meta.get("file") or meta.get("hf_hub_id"))
-        assert (arch in cifarzoo.list_models(pretrained=True)) == published
-        model = cifarzoo.create_model(arch)
-        assert cfg_sha256(model.pretrained_cfg) == (meta["sha256"] if published else None)
+        assert (f"cifar_{name}" in timm.list_pretrained("cifar_*")) == published
         if not published:
             with pytest.raises(PretrainedWeightsError, match="no published pretrained weights"):
                 cifarzoo.create_model(arch, pretrained=True)
+            continue
+        model = cifarzoo.create_model(name)
+        assert cfg_sha256(model.pretrained_cfg) == meta["sha256"]
         if meta.get("file"):
             weights = PACKAGED_WEIGHTS_DIR / meta["file"]
+            assert weights.name == f"{name}.safetensors"
             assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
             assert weights.stat().st_size <= install.MAX_PACKAGED_MB * 2**20
-            cifarzoo.create_model(arch, pretrained=True)  # loads with no network
+            cifarzoo.create_model(name, pretrained=True)  # loads with no network
         keys = ("test_accuracy", "epochs", "seconds", "train_images", "hardware", "data")
         if meta.get("file") or meta["metrics"].get("train_images", 0) < NUM_TRAIN:
             keys += ("val_accuracy",)  # packaged weights and any run with a held-out split
@@ -536,9 +546,11 @@ def test_packaged_cfgs_name_the_classes_and_no_path_of_this_machine() -> None:
     """The registry's cfg of shipped weights names CIFAR-10's classes, describes the weights
     from their metadata, and refers to its file inside the package, not by an absolute path."""
     for arch in cifarzoo.list_models(pretrained=True):
-        meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.json").read_text())
+        tag = weights_tags(arch)[0]
+        meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.{tag}.json").read_text())
         cfg = get_pretrained_cfg(f"cifar_{arch}").to_dict()
-        assert cfg["file"] == f"cifarzoo:weights/{arch}.safetensors"
+        assert cfg["tag"] == tag
+        assert cfg["file"] == f"cifarzoo:weights/{arch}.{tag}.safetensors"
         assert list(cfg["label_names"]) == list(cifarzoo.CIFAR10_CLASSES)
         accuracy = runs.recorded_accuracy(meta["metrics"]).test or 0.0
         assert cfg["description"].startswith(f"cifarzoo {arch} trained on {DATA} for ")
@@ -546,7 +558,7 @@ def test_packaged_cfgs_name_the_classes_and_no_path_of_this_machine() -> None:
             f": {100 * accuracy:.2f}% test accuracy (one forward pass)"
         )
     model = timm.create_model("cifar_resnet20", pretrained=True)
-    assert model.pretrained_cfg["file"] == "cifarzoo:weights/resnet20.safetensors"
+    assert model.pretrained_cfg["file"] == "cifarzoo:weights/resnet20.c10.safetensors"
     assert not any(str(ROOT) in str(v) for v in model.pretrained_cfg.values())
 
 
@@ -569,7 +581,7 @@ def test_packaged_weights_load_from_a_copy_of_the_package(tmp_path: Path) -> Non
     )
     assert out.returncode == 0, out.stderr
     path, total = out.stdout.split()
-    assert Path(path) == (site / "cifarzoo" / "weights" / "lenet.safetensors").resolve()
+    assert Path(path) == (site / "cifarzoo" / "weights" / "lenet.c10.safetensors").resolve()
     expected = cifarzoo.lenet(pretrained=True).conv1.weight.detach().sum()
     assert float(total) == pytest.approx(float(expected))
 
@@ -609,8 +621,8 @@ def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> 
         tmp_path / "metrics.json",
         tmp_path / "run" / "model.safetensors",
         tmp_path / "run" / "model.safetensors.sha256",
-        tmp_path / "weights" / "lenet.json",
-        tmp_path / "weights" / "lenet.safetensors",
+        tmp_path / "weights" / "lenet.c10.json",
+        tmp_path / "weights" / "lenet.c10.safetensors",
         *folder.iterdir(),
     ]
     for path in files:
@@ -621,23 +633,23 @@ def test_written_files_get_the_umask_permissions(umask: int, tmp_path: Path) -> 
 @pytest.mark.data
 @pytest.mark.slow(seconds=40)
 @pytest.mark.parametrize(
-    "arch",
+    "name",
     [  # lenet's minute-free check always; the others' full evaluations in CI
-        arch if arch == "lenet" else pytest.param(arch, marks=pytest.mark.reproduction)
-        for arch in sorted(p.stem for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors"))
+        name if name == "lenet.c10" else pytest.param(name, marks=pytest.mark.reproduction)
+        for name in sorted(p.stem for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors"))
     ],
 )
-def test_shipped_weights_reproduce_their_recorded_accuracy(arch: str, cifar10_root: Path) -> None:
+def test_shipped_weights_reproduce_their_recorded_accuracy(name: str, cifar10_root: Path) -> None:
     """On the data they were measured on, the shipped weights give the recorded test and
     validation accuracy (same split seed, TTA and bf16 setting as recorded): one forward pass in
     float32 as the headline, what timm's validate.py gives, and the TTA figures beside it."""
-    meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{arch}.json").read_text())
+    meta = json.loads((PACKAGED_WEIGHTS_DIR / f"{name}.json").read_text())
     metrics = meta["metrics"]
     recipe = metrics["recipe"]
     val_size = NUM_TRAIN - metrics["train_images"]  # the rest of the training set was held out
     data = cifarzoo.load_cifar10(cifar10_root, val_size=val_size, seed=recipe["seed"])
     assert metrics["data"].startswith("CIFAR-10")
-    model = cifarzoo.create_model(arch, pretrained=True)
+    model = cifarzoo.create_model(name, pretrained=True)
     flip, translate = runs.recorded_tta(metrics) or (False, False)
     recorded = runs.recorded_accuracy(metrics)
     assert runs.recorded_bf16(metrics) is False and recorded.tta == tta_views(flip, translate)
@@ -678,19 +690,19 @@ def test_measure_weights_records_what_the_weights_give(
         "train_images": 1600, "data": DATA, "recipe": recipe, "seed_runs": [other, kept],
     }  # fmt: skip
     meta_path.write_text(json.dumps(meta))
-    weights = (weights_dir / "lenet.safetensors").read_bytes()
+    weights = (weights_dir / "lenet.c10.safetensors").read_bytes()
     args = ["--data", str(fake_cifar_root), "--weights-dir", str(weights_dir), "lenet"]
     with pytest.raises(SystemExit, match=re.escape(f"pass --data-name '{DATA}'")):
         script.main(args)  # unnamed, the data is not the data the weights were measured on
     assert script.main([*args, "--data-name", DATA]) == 0
-    assert (weights_dir / "lenet.safetensors").read_bytes() == weights
+    assert (weights_dir / "lenet.c10.safetensors").read_bytes() == weights
     new = json.loads(meta_path.read_text())
     assert {k: v for k, v in new.items() if k != "metrics"} == {
         k: v for k, v in meta.items() if k != "metrics"
     }
     m = new["metrics"]
     data = cifarzoo.load_cifar10(fake_cifar_root, val_size=400, seed=3)
-    model = cifarzoo.create_model("lenet", weights=str(weights_dir / "lenet.safetensors"))
+    model = cifarzoo.create_model("lenet", weights=str(weights_dir / "lenet.c10.safetensors"))
     single = [cifarzoo.evaluate(model, split) for split in (data.test, data.val)]
     tta = [cifarzoo.evaluate(model, split, tta_flip=True) for split in (data.test, data.val)]
     assert (m["test_accuracy"], m["val_accuracy"]) == tuple(r.accuracy for r in single)
@@ -712,8 +724,8 @@ def test_install_in_float16_halves_the_file_and_records_its_digest(tmp_path: Pat
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
     install.install_weights(tmp_path / "run", weights_dir=weights_dir, dtype="float16")
-    meta = json.loads((weights_dir / "lenet.json").read_text())
-    shipped = weights_dir / "lenet.safetensors"
+    meta = json.loads((weights_dir / "lenet.c10.json").read_text())
+    shipped = weights_dir / "lenet.c10.safetensors"
     assert meta["weights_dtype"] == "float16"
     assert meta["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
     assert shipped.stat().st_size < 0.55 * (tmp_path / "run" / "model.safetensors").stat().st_size
@@ -743,3 +755,41 @@ def test_the_packaged_weights_fit_in_an_80_mb_wheel() -> None:
     files themselves must leave room for the code under the 80 MB the wheel may weigh."""
     total_mb = sum(p.stat().st_size for p in PACKAGED_WEIGHTS_DIR.iterdir()) / 2**20
     assert total_mb < 76, f"src/cifarzoo/weights holds {total_mb:.1f} MB"
+
+
+def test_two_tags_of_one_architecture_register_and_load_apart(tmp_path: Path) -> None:
+    """lenet's own weights (c10) and a second recipe's (lab) live side by side: timm gets one
+    cfg per tag, c10 first (its default), and each tag loads its own file."""
+    originals = {}
+    for tag, seed in (("lab", 1), ("c10", 2)):
+        run_dir = tmp_path / f"run-{tag}"
+        make_run(run_dir)
+        torch.manual_seed(seed)
+        originals[tag] = cifarzoo.lenet().eval()
+        save_file(dict(originals[tag].state_dict()), str(run_dir / "model.safetensors"))
+        digest = hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest()
+        (run_dir / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n")
+        install.install_weights(run_dir, weights_dir=tmp_path / "w", tag=tag)
+    assert weights_tags("lenet", tmp_path / "w") == ["c10", "lab"]
+    cfgs = weight_cfgs(["lenet"], weights_dir=tmp_path / "w")
+    assert list(cfgs) == ["cifar_lenet.c10", "cifar_lenet.lab"]
+    x = torch.randn(2, 3, 32, 32)
+    for tag, original in originals.items():
+        cfg = cfgs[f"cifar_lenet.{tag}"]
+        assert cfg["file"] == str(tmp_path / "w" / f"lenet.{tag}.safetensors")
+        model = cifarzoo.lenet(pretrained=True, pretrained_cfg=cfg).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), original(x), rtol=0, atol=0)
+
+
+@given(st.sets(st.from_regex(r"[a-z0-9_]{1,6}", fullmatch=True), min_size=1, max_size=5))
+@settings(max_examples=30, deadline=None)
+def test_the_default_tag_is_c10_else_the_first_in_alphabetical_order(tags: set[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        for tag in tags:
+            (Path(folder) / f"lenet.{tag}.json").write_text("{}")
+        (Path(folder) / "lenet5.c10.json").write_text("{}")  # another architecture's
+        (Path(folder) / "lenet.lab.record.json").write_text("{}")  # not a metadata JSON
+        listed = weights_tags("lenet", folder)
+    assert sorted(listed) == sorted(tags)
+    assert listed[0] == ("c10" if "c10" in tags else min(tags))

@@ -1,6 +1,7 @@
 """Installing a training run's weights as a model's pretrained weights: shipped in the package
-(``src/cifarzoo/weights/<arch>.safetensors``) or registered by their pinned Hub revision, with
-``<arch>.json`` recording their sha256 and the run's metrics (``scripts/install_weights.py``)."""
+(``src/cifarzoo/weights/<arch>.<tag>.safetensors``) or registered by their pinned Hub revision,
+with ``<arch>.<tag>.json`` recording their sha256 and the run's metrics
+(``scripts/install_weights.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from torch import nn
 from .checkpoint import StagedFiles, json_text, load_weights, safetensors_bytes
 from .constants import NUM_CLASSES
 from .cost import count_params
-from .pretrained import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR
+from .pretrained import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR, weights_name
 from .runs import RecordedAccuracy, RunInfo, one_line, read_run, recorded_accuracy
 
 __all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "WeightsDtype", "install_weights"]
@@ -43,9 +44,9 @@ def install_weights(
 ) -> Path:
     """Install a training run's weights as the architecture's pretrained weights.
 
-    Writes ``<weights_dir>/<arch>.json`` (sha256, parameters and the run's metrics) and, when
+    Writes ``<weights_dir>/<arch>.<tag>.json`` (sha256, parameters and the run's metrics) and, when
     ``package`` (the default without ``hf_hub_id``), copies the weights to
-    ``<weights_dir>/<arch>.safetensors`` so they load with no network. With ``hf_hub_id``
+    ``<weights_dir>/<arch>.<tag>.safetensors`` so they load with no network. With ``hf_hub_id``
     (``org/name@<40-hex commit>``, as :func:`cifarzoo.hub.publish` prints) the weights are
     loaded from that pinned Hub revision instead. ``unpublished=True`` records the run's
     metrics alone, for weights trained but not uploaded yet: the model table lists them as "not
@@ -85,8 +86,8 @@ def install_weights(
     meta["sha256"] = sha256
     if weights is not None:
         meta["weights_dtype"] = "float16"
-    target = folder / f"{run.arch}.safetensors"
-    meta_path = folder / f"{run.arch}.json"
+    target = folder / f"{weights_name(run.arch, tag)}.safetensors"
+    meta_path = folder / f"{weights_name(run.arch, tag)}.json"
     with StagedFiles() as staged:
         if package and weights is None:
             staged.copy(run.weights, target, sha256=run.sha256)
@@ -146,14 +147,14 @@ def _check_installable(
 def _weights_meta(
     run: RunInfo, model: nn.Module, *, tag: str, package: bool, hf_hub_id: str | None
 ) -> dict[str, Any]:
-    """The weights' metadata JSON (``<arch>.json``): where they load from, their sha256 and the
-    run's metrics, the single-pass accuracies as the headline (whatever layout the run's
+    """The weights' metadata JSON (``<arch>.<tag>.json``): where they load from, their sha256 and
+    the run's metrics, the single-pass accuracies as the headline (whatever layout the run's
     ``metrics.json`` has)."""
     accuracy = recorded_accuracy(run.metrics)
     return {
         "architecture": run.timm_name,
         "tag": tag,
-        "file": f"{run.arch}.safetensors" if package else None,
+        "file": f"{weights_name(run.arch, tag)}.safetensors" if package else None,
         "hf_hub_id": hf_hub_id,
         "sha256": run.sha256,
         "num_params": count_params(model),

@@ -23,14 +23,18 @@ __all__ = [
     "SHA256_NOTE",
     "PretrainedWeightsError",
     "read_weights_meta",
+    "weights_name",
+    "weights_tags",
 ]
 
 #: The folder of the weights shipped inside the package (``cifarzoo/weights``, where the package
-#: is installed): ``<arch>.safetensors`` + ``<arch>.json``.
+#: is installed): ``<arch>.<tag>.safetensors`` + ``<arch>.<tag>.json`` (:func:`weights_name`).
 #:
 #: :meta hide-value:
 PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: Tag of cifarzoo's own CIFAR-10 weights (``cifar_resnet20.c10``), unless their JSON names another.
+#: Tag of cifarzoo's own CIFAR-10 weights (``cifar_resnet20.c10``); an architecture's weights of
+#: this tag are its default ones (timm's first pretrained tag), else those of the first tag in
+#: alphabetical order (:func:`weights_tags`).
 DEFAULT_TAG = "c10"
 #: A pretrained_cfg's expected weights digest is kept in its ``notes`` as ``"sha256:<hex>"``:
 #: ``PretrainedCfg`` takes no custom fields, and ``notes`` travels with ``model.pretrained_cfg``
@@ -46,13 +50,35 @@ class PretrainedWeightsError(RuntimeError):
     """Pretrained weights could not be found, read or trusted. The message says how to fix it."""
 
 
+def weights_name(arch: str, tag: str) -> str:
+    """The file name, without extension, of an architecture's weights of one tag
+    (``resnet20.c10``: ``resnet20.c10.json`` and ``resnet20.c10.safetensors``), which is timm's
+    pretrained name without its ``cifar_`` prefix."""
+    return f"{arch}.{tag}"
+
+
+def weights_tags(arch: str, weights_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """The tags of the weights of ``arch`` (as :func:`cifarzoo.list_models` names it) in
+    ``weights_dir`` (default: the package's), the default one first (:data:`DEFAULT_TAG`, else
+    the first in alphabetical order)."""
+    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
+    tags = sorted(p.name[len(arch) + 1 : -len(".json")] for p in folder.glob(f"{arch}.*.json"))
+    tags = [t for t in tags if t and "." not in t]
+    return sorted(tags, key=lambda tag: tag != DEFAULT_TAG)
+
+
 def read_weights_meta(
-    arch: str, weights_dir: str | os.PathLike[str] | None = None
+    arch: str, weights_dir: str | os.PathLike[str] | None = None, tag: str | None = None
 ) -> dict[str, Any] | None:
-    """The metadata JSON of an architecture's shipped or published weights
-    (``<weights_dir>/<arch>.json``, ``arch`` as :func:`cifarzoo.list_models` names it), or
-    ``None`` if it has none."""
-    path = Path(weights_dir or PACKAGED_WEIGHTS_DIR) / f"{arch}.json"
+    """The metadata JSON of an architecture's shipped or published weights of ``tag`` (default:
+    its default weights; ``<weights_dir>/<arch>.<tag>.json``, ``arch`` as
+    :func:`cifarzoo.list_models` names it), or ``None`` if it has none."""
+    if tag is None:
+        tags = weights_tags(arch, weights_dir)
+        if not tags:
+            return None
+        tag = tags[0]
+    path = Path(weights_dir or PACKAGED_WEIGHTS_DIR) / f"{weights_name(arch, tag)}.json"
     if not path.is_file():
         return None
     meta: dict[str, Any] = json.loads(path.read_text())

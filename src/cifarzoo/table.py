@@ -78,7 +78,8 @@ def model_table(
     names: Iterable[str] | None = None, *, weights_dir: str | os.PathLike[str] | None = None
 ) -> list[ModelRow]:
     """Rows for ``names`` (default: every cifarzoo model): parameters, MACs at 32x32 and the
-    weights' recorded metrics (from ``<weights_dir>/<arch>.json``, default the package's).
+    recorded metrics of its default weights (``<weights_dir>/<arch>.<tag>.json``, default the
+    package's).
 
     Models are built on the ``meta`` device: shapes only, no memory and no initialization."""
     rows = []

@@ -11,11 +11,11 @@ from typing import Any
 
 from ..constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 from ..pretrained import (
-    DEFAULT_TAG,
     HF_WEIGHTS_FILE,
     PACKAGED_WEIGHTS_DIR,
     SHA256_NOTE,
     read_weights_meta,
+    weights_tags,
 )
 
 #: timm already owns ``resnet18``, ``densenet121`` and ``seresnet18`` (ImageNet models), so
@@ -89,7 +89,8 @@ def weight_cfgs(
     **overrides: Any,
 ) -> dict[str, Any]:
     """``{'cifar_<arch>[.tag]': cfg}`` for ``generate_default_cfgs``: :func:`cifar_cfg` with
-    ``overrides``, wired to the architecture's weights when ``<weights_dir>/<arch>.json`` exists.
+    ``overrides``, wired to each of the architecture's weights (``<weights_dir>/<arch>.<tag>.json``,
+    the default tag first: timm's default pretrained tag).
     ``pool_size(arch)`` is the size of the architecture's unpooled features at 32x32 (timm's
     ``pool_size``).
 
@@ -105,22 +106,28 @@ def weight_cfgs(
     cfgs: dict[str, Any] = {}
     for arch in archs:
         arch_overrides = {**overrides, "pool_size": pool_size(arch) if pool_size else None}
-        meta = read_weights_meta(arch, folder)
-        source: dict[str, Any] = {}
-        if meta is not None:
-            if meta.get("file"):
-                name = str(meta["file"])
-                source["file"] = PACKAGED_FILE_PREFIX + name if in_package else str(folder / name)
-            if meta.get("hf_hub_id"):
-                source["hf_hub_id"] = str(meta["hf_hub_id"])
-                source["hf_hub_filename"] = HF_WEIGHTS_FILE
-        if meta is None or not source:
+        for tag in weights_tags(arch, folder):  # the default tag first: timm's default
+            meta = read_weights_meta(arch, folder, tag) or {}
+            source = _weights_source(meta, folder, in_package)
+            if source:
+                source["label_names"] = CIFAR10_CLASSES
+                source["description"] = _describe(arch, meta.get("metrics") or {})
+                cfgs[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
+        if not any(name.partition(".")[0] == TIMM_PREFIX + arch for name in cfgs):
             cfgs[TIMM_PREFIX + arch] = cifar_cfg(**arch_overrides)
-            continue
-        if meta.get("sha256"):
-            source["notes"] = (SHA256_NOTE + str(meta["sha256"]).lower(),)
-        source["label_names"] = CIFAR10_CLASSES
-        source["description"] = _describe(arch, meta.get("metrics") or {})
-        tag = str(meta.get("tag") or DEFAULT_TAG)
-        cfgs[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
     return cfgs
+
+
+def _weights_source(meta: dict[str, Any], folder: Path, in_package: bool) -> dict[str, Any]:
+    """Where a weights metadata JSON says its weights load from, with their sha256 (in
+    ``notes``); empty for weights that do not load (recorded, not published)."""
+    source: dict[str, Any] = {}
+    if meta.get("file"):
+        name = str(meta["file"])
+        source["file"] = PACKAGED_FILE_PREFIX + name if in_package else str(folder / name)
+    if meta.get("hf_hub_id"):
+        source["hf_hub_id"] = str(meta["hf_hub_id"])
+        source["hf_hub_filename"] = HF_WEIGHTS_FILE
+    if source and meta.get("sha256"):
+        source["notes"] = (SHA256_NOTE + str(meta["sha256"]).lower(),)
+    return source

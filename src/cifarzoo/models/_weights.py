@@ -55,7 +55,8 @@ class Weights:
     def meta(self) -> dict[str, Any]:
         """``categories`` (the class names, in output order), ``description``, ``num_params``
         and ``metrics`` (the recorded accuracies and how they were measured)."""
-        cfg, recorded = self.pretrained_cfg, read_weights_meta(self.arch) or {}
+        tag = self.name.partition(".")[2] or None
+        cfg, recorded = self.pretrained_cfg, read_weights_meta(self.arch, tag=tag) or {}
         return {
             "categories": list(cfg.get("label_names") or ()),
             "description": cfg.get("description"),
