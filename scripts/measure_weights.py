@@ -118,15 +118,13 @@ def describe(arch: str, before: RecordedAccuracy, after: RecordedAccuracy) -> st
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.2f}%"
 
-    changes = [
-        f"{name} {pct(old)} -> {pct(new)}"
-        for name, old, new in (
-            ("test", before.test, after.test),
-            ("val", before.val, after.val),
+    figures = [("test", before.test, after.test), ("val", before.val, after.val)]
+    if after.tta is not None:
+        figures += [
             (f"{after.tta} TTA test", before.tta_test, after.tta_test),
             (f"{after.tta} TTA val", before.tta_val, after.tta_val),
-        )
-    ]
+        ]
+    changes = [f"{name} {pct(old)} -> {pct(new)}" for name, old, new in figures]
     return f"{arch}: " + ", ".join(changes)
 
 
