@@ -32,7 +32,7 @@ from cifarzoo.checkpoint import atomic_write, json_text, verify_sha256  # noqa: 
 from cifarzoo.data import load_cifar10  # noqa: E402
 from cifarzoo.metrics import EvalResult, evaluate, tta_views  # noqa: E402
 from cifarzoo.models import create_model  # noqa: E402
-from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR  # noqa: E402
+from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, weights_tags  # noqa: E402
 from cifarzoo.runs import (  # noqa: E402
     RecordedAccuracy,
     recorded_accuracy,
@@ -131,7 +131,9 @@ def describe(arch: str, before: RecordedAccuracy, after: RecordedAccuracy) -> st
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "weights", nargs="*", help="weights as ARCH.TAG, e.g. resnet20.c10 (default: all shipped)"
+        "weights",
+        nargs="*",
+        help="weights as ARCH.TAG (resnet20.c10), or ARCH for all of its tags (default: all)",
     )
     parser.add_argument("--data", required=True, help="data root holding cifar-10-batches-py")
     parser.add_argument("--data-name", help="the data's name, as the metadata records it")
@@ -139,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="measure and print, write nothing")
     args = parser.parse_args(argv)
     folder: Path = args.weights_dir
-    names = args.weights or sorted(p.stem for p in folder.glob("*.safetensors"))
+    names = [
+        f"{given}.{tag}" if "." not in given else given
+        for given in args.weights
+        for tag in (weights_tags(given, folder) if "." not in given else [""])
+    ] or sorted(p.stem for p in folder.glob("*.safetensors"))
     for name in names:
         arch = name.partition(".")[0]
         meta_path = folder / f"{name}.json"

@@ -36,7 +36,7 @@ from cifarzoo.constants import CIFAR10_CLASSES
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.metrics import tta_views
 from cifarzoo.models._cfgs import cfg_sha256, weight_cfgs
-from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, weights_tags
+from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, read_training_record, weights_tags
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "CIFAR-10 (JPEG mirror)"
@@ -516,9 +516,13 @@ def test_shipped_weights_are_complete_and_verified() -> None:
     timm's cfg of that tag points at it (no cfg for unpublished weights)."""
     for path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.safetensors")):
         assert path.with_suffix(".json").is_file(), f"{path.name} has no metadata JSON"
-    for meta_path in sorted(PACKAGED_WEIGHTS_DIR.glob("*.json")):
+    records = set(PACKAGED_WEIGHTS_DIR.glob("*.record.json"))
+    for meta_path in sorted(set(PACKAGED_WEIGHTS_DIR.glob("*.json")) - records):
         meta = json.loads(meta_path.read_text())
         name = meta_path.stem
+        if meta.get("record"):
+            records.discard(PACKAGED_WEIGHTS_DIR / meta["record"]["file"])
+            assert read_training_record(*name.split("."))["history"]["epoch"]
         arch, _, tag = name.partition(".")
         assert tag in weights_tags(arch), f"{meta_path.name} is not named <arch>.<tag>.json"
         published = bool(meta.get("file") or meta.get("hf_hub_id"))
@@ -540,6 +544,7 @@ def test_shipped_weights_are_complete_and_verified() -> None:
             keys += ("val_accuracy",)  # packaged weights and any run with a held-out split
         for key in keys:
             assert meta["metrics"].get(key) is not None, f"{meta_path.name}: no {key}"
+    assert not records, f"training records no metadata names: {records}"
 
 
 def test_packaged_cfgs_name_the_classes_and_no_path_of_this_machine() -> None:
@@ -718,7 +723,7 @@ def test_measure_weights_records_what_the_weights_give(
         {"seed": 1, **runs.RecordedAccuracy(None, None, "flip", 0.7, 0.71).fields(), "kept": False},
         {"seed": 3, **figures, "kept": True},
     ]
-    assert f"lenet: test 63.01% -> {100 * single[0].accuracy:.2f}%" in capsys.readouterr().out
+    assert f"lenet.c10: test 63.01% -> {100 * single[0].accuracy:.2f}%" in capsys.readouterr().out
 
 
 def test_install_in_float16_halves_the_file_and_records_its_digest(tmp_path: Path) -> None:
@@ -795,3 +800,31 @@ def test_the_default_tag_is_c10_else_the_first_in_alphabetical_order(tags: set[s
         listed = weights_tags("lenet", folder)
     assert sorted(listed) == sorted(tags)
     assert listed[0] == ("c10" if "c10" in tags else min(tags))
+
+
+def test_install_ships_the_runs_training_record_checked_by_its_sha256(tmp_path: Path) -> None:
+    make_run(tmp_path / "run")
+    history = {"epoch": [1, 2], "train_loss": [2.1, 1.7], "eval_acc": [0.3, 0.4], "seconds": [5, 4]}
+    grad_flow = {"every": 5, "layers": ["conv1", "fc3"], "steps": [0, 5], "norms": [[1, 2], [3, 4]]}
+    (tmp_path / "run" / "history.json").write_text(json.dumps(history))
+    (tmp_path / "run" / "grad_flow.json").write_text(json.dumps(grad_flow))
+    weights = tmp_path / "w"
+    meta = json.loads(install.install_weights(tmp_path / "run", weights_dir=weights).read_text())
+    record_file = weights / "lenet.c10.record.json"
+    assert meta["record"] == {
+        "file": record_file.name,
+        "sha256": hashlib.sha256(record_file.read_bytes()).hexdigest(),
+    }
+    assert read_training_record("lenet", weights) == {"history": history, "grad_flow": grad_flow}
+    assert weights_tags("lenet", weights) == ["c10"]  # the record is not a tag of its own
+    record_file.write_text(record_file.read_text().replace("1.7", "1.6"))
+    with pytest.raises(PretrainedWeightsError, match="does not match the sha256"):
+        read_training_record("lenet", weights)
+    record_file.unlink()
+    with pytest.raises(PretrainedWeightsError, match="is missing"):
+        read_training_record("lenet", weights, "c10")
+    # installed again from a run without a history: no record, none left behind
+    (tmp_path / "run" / "history.json").unlink()
+    meta = json.loads(install.install_weights(tmp_path / "run", weights_dir=weights).read_text())
+    assert "record" not in meta and read_training_record("lenet", weights) is None
+    assert sorted(p.name for p in weights.iterdir()) == ["lenet.c10.json", "lenet.c10.safetensors"]

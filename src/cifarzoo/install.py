@@ -17,8 +17,16 @@ from torch import nn
 from .checkpoint import StagedFiles, json_text, load_weights, safetensors_bytes
 from .constants import NUM_CLASSES
 from .cost import count_params
-from .pretrained import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR, weights_name
-from .runs import RecordedAccuracy, RunInfo, one_line, read_run, recorded_accuracy
+from .pretrained import DEFAULT_TAG, PACKAGED_WEIGHTS_DIR, WEIGHTS_FILE_SUFFIXES, weights_name
+from .runs import (
+    RecordedAccuracy,
+    RunInfo,
+    one_line,
+    read_grad_flow,
+    read_history,
+    read_run,
+    recorded_accuracy,
+)
 
 __all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "WeightsDtype", "install_weights"]
 
@@ -86,18 +94,35 @@ def install_weights(
     meta["sha256"] = sha256
     if weights is not None:
         meta["weights_dtype"] = "float16"
-    target = folder / f"{weights_name(run.arch, tag)}.safetensors"
-    meta_path = folder / f"{weights_name(run.arch, tag)}.json"
+    name = weights_name(run.arch, tag)
+    target, meta_path, record_path = (folder / f"{name}{ext}" for ext in WEIGHTS_FILE_SUFFIXES)
+    record = _training_record(run)
+    if record is not None:
+        meta["record"] = {"file": record_path.name, "sha256": hashlib.sha256(record).hexdigest()}
     with StagedFiles() as staged:
         if package and weights is None:
             staged.copy(run.weights, target, sha256=run.sha256)
         elif package and weights is not None:
             staged.write(target, weights)
+        if record is not None:
+            staged.write(record_path, record)
         staged.write(meta_path, json_text(meta))
         staged.commit()
+    # only now that the JSON no longer names them
     if not package:
-        target.unlink(missing_ok=True)  # only now that the JSON no longer names it
+        target.unlink(missing_ok=True)
+    if record is None:
+        record_path.unlink(missing_ok=True)
     return meta_path
+
+
+def _training_record(run: RunInfo) -> bytes | None:
+    """The run's training record, shipped beside its weights: its per-epoch history and its
+    gradient-norm records (``None`` for a run without a history)."""
+    history = read_history(run.run_dir)
+    if not history:
+        return None
+    return json_text({"history": history, "grad_flow": read_grad_flow(run.run_dir)}).encode()
 
 
 def _weights_bytes(run: RunInfo) -> bytes:

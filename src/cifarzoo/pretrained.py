@@ -10,6 +10,7 @@ torch nor timm, so that writing weights (:mod:`cifarzoo.checkpoint`) and reading
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,7 +22,9 @@ __all__ = [
     "HF_WEIGHTS_FILE",
     "PACKAGED_WEIGHTS_DIR",
     "SHA256_NOTE",
+    "WEIGHTS_FILE_SUFFIXES",
     "PretrainedWeightsError",
+    "read_training_record",
     "read_weights_meta",
     "weights_name",
     "weights_tags",
@@ -48,6 +51,12 @@ HF_CONFIG_FILE = "config.json"
 
 class PretrainedWeightsError(RuntimeError):
     """Pretrained weights could not be found, read or trusted. The message says how to fix it."""
+
+
+#: The files of one architecture's weights of one tag, after :func:`weights_name`: the weights,
+#: their metadata (sha256, accuracies, recipe) and the training run's record (per-epoch history
+#: and gradient norms, named with its sha256 in the metadata's ``record``).
+WEIGHTS_FILE_SUFFIXES = (".safetensors", ".json", ".record.json")
 
 
 def weights_name(arch: str, tag: str) -> str:
@@ -83,3 +92,33 @@ def read_weights_meta(
         return None
     meta: dict[str, Any] = json.loads(path.read_text())
     return meta
+
+
+def read_training_record(
+    arch: str, weights_dir: str | os.PathLike[str] | None = None, tag: str | None = None
+) -> dict[str, Any] | None:
+    """The training record shipped with an architecture's weights of ``tag`` (default: its
+    default weights): ``history`` (per-epoch curves, as ``history.json`` of a ``cifarzoo
+    train`` run) and ``grad_flow`` (its gradient norms, or ``None``), checked against the sha256
+    in their metadata; ``None`` for weights shipped without one.
+
+    Raises:
+        PretrainedWeightsError: the record is missing or does not match its sha256.
+    """
+    meta = read_weights_meta(arch, weights_dir, tag)
+    entry = (meta or {}).get("record")
+    if not entry:
+        return None
+    path = Path(weights_dir or PACKAGED_WEIGHTS_DIR) / str(entry["file"])
+    if not path.is_file():
+        raise PretrainedWeightsError(
+            f"{path} is missing: the metadata of {arch}'s weights names it. Reinstall cifarzoo."
+        )
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != str(entry["sha256"]).lower():
+        raise PretrainedWeightsError(
+            f"{path} does not match the sha256 its weights' metadata records: the file is "
+            "damaged or was changed. Reinstall cifarzoo."
+        )
+    record: dict[str, Any] = json.loads(data)
+    return record
