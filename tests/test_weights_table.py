@@ -522,7 +522,9 @@ def test_shipped_weights_are_complete_and_verified() -> None:
         name = meta_path.stem
         if meta.get("record"):
             records.discard(PACKAGED_WEIGHTS_DIR / meta["record"]["file"])
-            assert read_training_record(*name.split("."))["history"]["epoch"]
+            arch, tag = name.split(".")
+            record = read_training_record(arch, tag=tag)
+            assert record is not None and record["history"]["epoch"]
         arch, _, tag = name.partition(".")
         assert tag in weights_tags(arch), f"{meta_path.name} is not named <arch>.<tag>.json"
         published = bool(meta.get("file") or meta.get("hf_hub_id"))
@@ -815,16 +817,19 @@ def test_install_ships_the_runs_training_record_checked_by_its_sha256(tmp_path: 
         "file": record_file.name,
         "sha256": hashlib.sha256(record_file.read_bytes()).hexdigest(),
     }
-    assert read_training_record("lenet", weights) == {"history": history, "grad_flow": grad_flow}
+    assert read_training_record("lenet", weights_dir=weights) == {
+        "history": history,
+        "grad_flow": grad_flow,
+    }
     assert weights_tags("lenet", weights) == ["c10"]  # the record is not a tag of its own
     record_file.write_text(record_file.read_text().replace("1.7", "1.6"))
     with pytest.raises(PretrainedWeightsError, match="does not match the sha256"):
-        read_training_record("lenet", weights)
+        read_training_record("lenet", weights_dir=weights)
     record_file.unlink()
     with pytest.raises(PretrainedWeightsError, match="is missing"):
-        read_training_record("lenet", weights, "c10")
+        read_training_record("lenet", tag="c10", weights_dir=weights)
     # installed again from a run without a history: no record, none left behind
     (tmp_path / "run" / "history.json").unlink()
     meta = json.loads(install.install_weights(tmp_path / "run", weights_dir=weights).read_text())
-    assert "record" not in meta and read_training_record("lenet", weights) is None
+    assert "record" not in meta and read_training_record("lenet", weights_dir=weights) is None
     assert sorted(p.name for p in weights.iterdir()) == ["lenet.c10.json", "lenet.c10.safetensors"]

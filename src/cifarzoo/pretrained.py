@@ -95,7 +95,7 @@ def read_weights_meta(
 
 
 def read_training_record(
-    arch: str, weights_dir: str | os.PathLike[str] | None = None, tag: str | None = None
+    arch: str, *, tag: str | None = None, weights_dir: str | os.PathLike[str] | None = None
 ) -> dict[str, Any] | None:
     """The training record shipped with an architecture's weights of ``tag`` (default: its
     default weights): ``history`` (per-epoch curves, as ``history.json`` of a ``cifarzoo
