@@ -747,7 +747,8 @@ def test_a_checkpoint_rewritten_into_the_old_format_resumes_bit_identically(
     """The format before the training package, written on this machine: no "options", the run
     options inside "config" (as in ``OLD_CHECKPOINT``); resuming it gives the uninterrupted run."""
     recipe = Recipe(epochs=2, batch_size=16, lr=0.05, warmup_epochs=0.5, ema_decay=0.9)
-    options = RunOptions(device="cpu", quiet=True)
+    # fp32, as "auto" meant on every CPU when the old format was written
+    options = RunOptions(device="cpu", quiet=True, amp=False)
     train, ev = synthetic_split(64, seed=0), Split(*synthetic_split(20, seed=1))
     torch.manual_seed(0)
     reference = InterruptAt(TinyNet(), at=-1)
