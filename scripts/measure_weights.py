@@ -128,6 +128,18 @@ def describe(arch: str, before: RecordedAccuracy, after: RecordedAccuracy) -> st
     return f"{arch}: " + ", ".join(changes)
 
 
+def weights_names(given: Sequence[str], folder: Path) -> list[str]:
+    """``ARCH.TAG`` for each name given (an ``ARCH`` alone: each of its tags), or for every
+    weights file in ``folder`` when none is given."""
+    if not given:
+        return sorted(p.stem for p in folder.glob("*.safetensors"))
+    return [
+        name
+        for arch in given
+        for name in ([arch] if "." in arch else [f"{arch}.{t}" for t in weights_tags(arch, folder)])
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -141,12 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="measure and print, write nothing")
     args = parser.parse_args(argv)
     folder: Path = args.weights_dir
-    names = [
-        f"{given}.{tag}" if "." not in given else given
-        for given in args.weights
-        for tag in (weights_tags(given, folder) if "." not in given else [""])
-    ] or sorted(p.stem for p in folder.glob("*.safetensors"))
-    for name in names:
+    for name in weights_names(args.weights, folder):
         arch = name.partition(".")[0]
         meta_path = folder / f"{name}.json"
         meta = json.loads(meta_path.read_text())

@@ -520,12 +520,11 @@ def test_shipped_weights_are_complete_and_verified() -> None:
     for meta_path in sorted(set(PACKAGED_WEIGHTS_DIR.glob("*.json")) - records):
         meta = json.loads(meta_path.read_text())
         name = meta_path.stem
+        arch, _, tag = name.partition(".")
         if meta.get("record"):
             records.discard(PACKAGED_WEIGHTS_DIR / meta["record"]["file"])
-            arch, tag = name.split(".")
             record = read_training_record(arch, tag=tag)
             assert record is not None and record["history"]["epoch"]
-        arch, _, tag = name.partition(".")
         assert tag in weights_tags(arch), f"{meta_path.name} is not named <arch>.<tag>.json"
         published = bool(meta.get("file") or meta.get("hf_hub_id"))
         assert (f"cifar_{name}" in timm.list_pretrained("cifar_*")) == published

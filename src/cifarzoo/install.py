@@ -89,13 +89,18 @@ def install_weights(
     size = run.weights.stat().st_size if weights is None else len(weights)
     _check_installable(run, package=package, hf_hub_id=hf_hub_id, tag=tag, max_mb=max_mb, size=size)
     model = run.load_model()  # refuses weights that don't fit the architecture
-    sha256 = run.sha256 if weights is None else hashlib.sha256(weights).hexdigest()
-    meta = _weights_meta(run, model, tag=tag, package=package, hf_hub_id=hf_hub_id)
-    meta["sha256"] = sha256
-    if weights is not None:
-        meta["weights_dtype"] = "float16"
     name = weights_name(run.arch, tag)
     target, meta_path, record_path = (folder / f"{name}{ext}" for ext in WEIGHTS_FILE_SUFFIXES)
+    meta = _weights_meta(
+        run,
+        model,
+        tag=tag,
+        file=target.name if package else None,
+        hf_hub_id=hf_hub_id,
+        sha256=run.sha256 if weights is None else hashlib.sha256(weights).hexdigest(),
+    )
+    if weights is not None:
+        meta["weights_dtype"] = "float16"
     record = _training_record(run)
     if record is not None:
         meta["record"] = {"file": record_path.name, "sha256": hashlib.sha256(record).hexdigest()}
@@ -170,7 +175,13 @@ def _check_installable(
 
 
 def _weights_meta(
-    run: RunInfo, model: nn.Module, *, tag: str, package: bool, hf_hub_id: str | None
+    run: RunInfo,
+    model: nn.Module,
+    *,
+    tag: str,
+    file: str | None,
+    hf_hub_id: str | None,
+    sha256: str,
 ) -> dict[str, Any]:
     """The weights' metadata JSON (``<arch>.<tag>.json``): where they load from, their sha256 and
     the run's metrics, the single-pass accuracies as the headline (whatever layout the run's
@@ -179,9 +190,9 @@ def _weights_meta(
     return {
         "architecture": run.timm_name,
         "tag": tag,
-        "file": f"{weights_name(run.arch, tag)}.safetensors" if package else None,
+        "file": file,
         "hf_hub_id": hf_hub_id,
-        "sha256": run.sha256,
+        "sha256": sha256,
         "num_params": count_params(model),
         "metrics": {
             **accuracy.fields(),

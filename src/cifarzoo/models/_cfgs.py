@@ -106,15 +106,15 @@ def weight_cfgs(
     cfgs: dict[str, Any] = {}
     for arch in archs:
         arch_overrides = {**overrides, "pool_size": pool_size(arch) if pool_size else None}
+        tagged = {}
         for tag in weights_tags(arch, folder):  # the default tag first: timm's default
             meta = read_weights_meta(arch, folder, tag) or {}
             source = _weights_source(meta, folder, in_package)
             if source:
                 source["label_names"] = CIFAR10_CLASSES
                 source["description"] = _describe(arch, meta.get("metrics") or {})
-                cfgs[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
-        if not any(name.partition(".")[0] == TIMM_PREFIX + arch for name in cfgs):
-            cfgs[TIMM_PREFIX + arch] = cifar_cfg(**arch_overrides)
+                tagged[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
+        cfgs.update(tagged or {TIMM_PREFIX + arch: cifar_cfg(**arch_overrides)})
     return cfgs
 
 
