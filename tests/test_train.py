@@ -443,6 +443,28 @@ def test_plots_are_pngs(tmp_path: Path) -> None:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 
 
+def test_the_accuracy_plot_names_the_last_evaluation_not_the_best() -> None:
+    pytest.importorskip("matplotlib")
+    from cifarzoo.plots import accuracy_axes, pyplot
+
+    h = History(
+        epoch=[1, 2, 3],
+        train_loss=[2.0, 1.5, 1.4],
+        train_acc=[0.2, 0.4, 0.5],
+        eval_loss=[1.9, 1.2, 1.3],
+        eval_acc=[0.3, 0.6612, 0.5837],
+        lr=[0.1, 0.05, 0.0],
+        seconds=[1.0] * 3,
+    )
+    fig, ax = accuracy_axes(h)
+    try:
+        assert [t.get_text() for t in ax.texts] == ["last: 58.37%"]
+        assert ax.texts[0].xy == (3, pytest.approx(58.37))
+        assert not ax.lines[2:]  # no line marks the best epoch
+    finally:
+        pyplot().close(fig)
+
+
 def test_plots_without_matplotlib(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import sys
 

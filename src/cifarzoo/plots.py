@@ -15,7 +15,14 @@ from typing import Any
 from .constants import CIFAR10_CLASSES
 from .training.history import History
 
-__all__ = ["plot_accuracy", "plot_loss", "plot_per_class_accuracy", "pyplot", "save_training_plots"]
+__all__ = [
+    "accuracy_axes",
+    "plot_accuracy",
+    "plot_loss",
+    "plot_per_class_accuracy",
+    "pyplot",
+    "save_training_plots",
+]
 
 
 def pyplot() -> Any:
@@ -69,19 +76,31 @@ def plot_loss(history: History, path: str | os.PathLike[str]) -> Path:
 
 
 def plot_accuracy(history: History, path: str | os.PathLike[str]) -> Path:
-    """Training and evaluation accuracy per epoch (percent)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    """Training and evaluation accuracy per epoch (percent), the last evaluation's value
+    written beside its point (the run's result: the last epoch's, never the best one's)."""
+    fig, ax = accuracy_axes(history)
+    return _save_epoch_plot(fig, ax, "accuracy (%)", "Accuracy", path)
+
+
+def accuracy_axes(history: History) -> tuple[Any, Any]:
+    """The figure and axes of :func:`plot_accuracy`, not yet labelled or saved."""
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     ax.plot(history.epoch, [100 * a for a in history.train_acc], "o-", label="train")
     ev = [
         (e, 100 * v) for e, v in zip(history.epoch, history.eval_acc, strict=True) if v is not None
     ]
     if ev:
         ax.plot(*zip(*ev, strict=True), "s-", label=history.eval_split)
-        best = max(v for _, v in ev)
-        ax.axhline(best, ls=":", color="gray", lw=0.8)
-        ax.annotate(f"{best:.2f}%", (history.epoch[0], best), va="bottom", fontsize=8)
-    return _save_epoch_plot(fig, ax, "accuracy (%)", "Accuracy", path)
+        last_epoch, last = ev[-1]
+        ax.annotate(
+            f"last: {last:.2f}%",
+            (last_epoch, last),
+            xytext=(0, -14),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8,
+        )
+    return fig, ax
 
 
 def plot_per_class_accuracy(
