@@ -37,6 +37,7 @@ from cifarzoo.runs import (  # noqa: E402
     RecordedAccuracy,
     recorded_accuracy,
     recorded_seed_runs,
+    recorded_split,
     recorded_tta,
 )
 
@@ -59,11 +60,9 @@ def measure(
             f"{weights.name} was measured on {metrics['data']}, and this data is named "
             f"{data.name}: pass --data-name {metrics['data']!r} if it is the same data"
         )
-    held_out = len(data.train) - int(metrics["train_images"])
-    if held_out <= 0:
+    data = recorded_split(data, metrics)
+    if data.val is None:
         raise SystemExit(f"{weights.name} records no held-out split to measure again")
-    data = data.hold_out(held_out, seed=int(metrics["recipe"]["seed"]))  # the run's split
-    assert data.val is not None
     model = create_model(arch, weights=str(weights)).eval()
     flip, translate = recorded_tta(metrics) or (False, False)
     test, val = (

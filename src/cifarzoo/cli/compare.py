@@ -12,11 +12,14 @@ from ..compare.measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
     GPU_MODELS,
+    SHIPPED_TRAIN_EVAL_IMAGES,
+    TRAIN_EVAL_IMAGES,
     compare,
     subset_train,
     synthetic_data,
 )
 from ..compare.report import existing_report_files
+from ..compare.shipped import choose_weights
 from ..data import NUM_TRAIN, CIFAR10Data, load_cifar10
 from ..runs import existing_run_files
 from ..training import AMP_MODES, Recipe
@@ -38,6 +41,8 @@ __all__ = ["add_compare_parser", "main", "run_compare"]
 _SHOWN = ("epochs", "batch_size", "lr", "seed")
 #: compare trains without a teacher
 _NO_TEACHER = ("distill_weight", "distill_temperature")
+#: Training images held out for validation when models are trained (``--val-size``).
+DEFAULT_VAL_SIZE = 5000
 #: The flags of the recipe fields that compare sets only when given.
 _RECIPE_FLAGS = setting_flags(
     Recipe, [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER]
@@ -62,8 +67,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--val-size",
         type=nonnegative_int,
-        default=5000,
-        help="training images held out for validation (default 5000)",
+        default=None,
+        help=f"training images held out for validation (default {DEFAULT_VAL_SIZE}; with "
+        "--pretrained each weights' own held-out split is used)",
     )
     p.add_argument(
         "--train-subset",
@@ -104,9 +110,10 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--train-eval-images",
         type=nonnegative_int,
-        default=10_000,
+        default=None,
         metavar="N",
-        help="training images on which the final training error is measured (default 10000)",
+        help=f"training images on which the final training error is measured (default "
+        f"{TRAIN_EVAL_IMAGES}; {SHIPPED_TRAIN_EVAL_IMAGES} with --pretrained)",
     )
 
 
@@ -115,11 +122,14 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     namespace's ``func`` is :func:`run_compare`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "compare",
-        help="train several models with one recipe and write a comparison report",
+        help="train several models with one recipe (or read their shipped weights) and write "
+        "a comparison report",
         description=(
             "Train MODELs with the same recipe and seed and write OUT/report.html (figures "
             "embedded), the figures as PNG and OUT/report.json. Default models: "
-            f"{' '.join(DEFAULT_MODELS)} (CPU-sized); the lab's GPU set: {' '.join(GPU_MODELS)}."
+            f"{' '.join(DEFAULT_MODELS)} (CPU-sized). The lab's four networks' report from "
+            f"their shipped weights, without training: --pretrained {' '.join(GPU_MODELS)} "
+            "--data DIR."
         ),
     )
     p.add_argument(
@@ -154,6 +164,16 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="also include these `cifarzoo train` output folders (not retrained)",
     )
+    p.add_argument(
+        "--pretrained",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="compare these shipped weights instead of training (ARCH or ARCH.TAG; bare names "
+        "take the tag they all have: `--pretrained lenet resnet18 densenet121 seresnet18` are "
+        "the lab's four): their shipped training records give the curves, the data gives the "
+        "test and validation figures, in minutes",
+    )
     _add_measure_options(p)
     add_amp_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -186,34 +206,17 @@ def run_compare(args: argparse.Namespace) -> int:
     _check_out(out, args.overwrite or in_place)  # a report written again in place loses nothing
     if args.render is not None:
         return _rerender(args)
-    subset = args.train_subset or 0
-    if args.synthetic is None:
-        check_data_sizes(args.val_size, subset)
-    elif subset > args.synthetic:
-        raise ValueError(
-            f"--train-subset must be at most {args.synthetic:,} (the --synthetic training "
-            f"images), got {subset:,}"
-        )
-    models = list(args.models) if args.models or args.runs else list(DEFAULT_MODELS)
-    if args.synthetic is not None:
-        data: CIFAR10Data = synthetic_data(
-            args.synthetic,
-            max(100, args.synthetic // 2),
-            val_size=max(10, args.synthetic // 10),
-            seed=args.seed,
-        )
-    else:
-        data = load_cifar10(args.data, val_size=args.val_size, seed=args.seed, name=args.data_name)
-    if args.train_subset is not None:
-        data = subset_train(data, args.train_subset, seed=args.seed)
+    choose_weights(args.pretrained)  # a wrong name fails before the data is read
+    data = _compare_data(args)
     report = compare(
-        models,
+        args.models or None,
         data,
         epochs=args.epochs,
         seed=args.seed,
         device=args.device,
         out=args.out,
         runs=args.runs,
+        pretrained=args.pretrained,
         grad_every=args.grad_every,
         gate_images=args.gate_images,
         train_eval_images=args.train_eval_images,
@@ -229,14 +232,48 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_data(args: argparse.Namespace) -> CIFAR10Data:
+    """The data of ``compare``: CIFAR-10 or synthetic images, with ``--val-size`` images held
+    out (none with ``--pretrained``: each weights brings its own split) and ``--train-subset``
+    taken; sizes checked before anything is read."""
+    subset = args.train_subset or 0
+    if args.pretrained and (args.val_size is not None or args.train_subset is not None):
+        raise ValueError(
+            "--pretrained evaluates each shipped weights with the validation split its training "
+            "held out, and trains nothing: drop --val-size and --train-subset"
+        )
+    val_size = (
+        0 if args.pretrained else DEFAULT_VAL_SIZE if args.val_size is None else args.val_size
+    )
+    if args.synthetic is None:
+        check_data_sizes(val_size, subset)
+    elif subset > args.synthetic:
+        raise ValueError(
+            f"--train-subset must be at most {args.synthetic:,} (the --synthetic training "
+            f"images), got {subset:,}"
+        )
+    if args.synthetic is not None:
+        data = synthetic_data(
+            args.synthetic,
+            max(100, args.synthetic // 2),
+            val_size=0 if args.pretrained else max(10, args.synthetic // 10),
+            seed=args.seed,
+        )
+    else:
+        data = load_cifar10(args.data, val_size=val_size, seed=args.seed, name=args.data_name)
+    if args.train_subset is not None:
+        data = subset_train(data, args.train_subset, seed=args.seed)
+    return data
+
+
 def _rerender(args: argparse.Namespace) -> int:
     """``compare --render REPORT_JSON --out DIR``: the report again, from its JSON alone."""
     from ..compare.report import rerender
 
-    if args.models or args.runs or args.synthetic is not None:
+    if args.models or args.runs or args.pretrained or args.synthetic is not None:
         raise ValueError(
             "--render writes a report again from its report.json alone; drop the model names, "
-            "--runs and --synthetic (or drop --render to compare)"
+            "--runs, --pretrained and --synthetic (or drop --render to compare)"
         )
     files = rerender(args.render, args.out)
     print(f"report: {files['html']}")

@@ -58,6 +58,7 @@ def _eval_dict(
     device: torch.device,
     tta_flip: bool,
     progress: str | None = None,
+    amp: bool = False,
 ) -> dict[str, Any]:
     """One forward pass (accuracy, loss, per-class accuracy, confusion matrix) and, with
     ``tta_flip``, the flip TTA accuracy beside it (``tta``, ``tta_accuracy``)."""
@@ -69,6 +70,7 @@ def _eval_dict(
         classes=classes,
         single_pass=True,
         progress=progress,
+        amp=amp,
     )
     single = res.one_pass or res
     return {
@@ -85,7 +87,8 @@ def _eval_dict(
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What is measured after training, the same for trained and for reused models."""
+    """What is measured after training, the same for trained and for reused models; in fp32
+    unless ``amp`` (bf16 autocast, which the shipped weights' evaluation may use for speed)."""
 
     data: CIFAR10Data
     device: torch.device
@@ -93,6 +96,7 @@ class Evaluation:
     gate_images: int
     train_eval_images: int
     quiet: bool = True
+    amp: bool = False
 
     def splits(self, model: nn.Module, name: str = "model") -> dict[str, Any]:
         """``test``, ``val`` (when the data has one), ``train_eval`` (the first
@@ -105,13 +109,14 @@ class Evaluation:
         def bar(split: str) -> str | None:
             return None if self.quiet else f"{name}: {split}"
 
+        def measured(split: Split, tta_flip: bool, what: str) -> dict[str, Any]:
+            return _eval_dict(model, split, data.classes, dev, tta_flip, bar(what), self.amp)
+
         return {
-            "test": _eval_dict(model, data.test, data.classes, dev, self.tta_flip, bar("test")),
-            "val": None
-            if data.val is None
-            else _eval_dict(model, data.val, data.classes, dev, self.tta_flip, bar("val")),
+            "test": measured(data.test, self.tta_flip, "test"),
+            "val": None if data.val is None else measured(data.val, self.tta_flip, "val"),
             "train_eval": None
             if train_part is None
-            else _eval_dict(model, train_part, data.classes, dev, False, bar("training error")),
+            else measured(train_part, False, "training error"),
             "se_gates": _se_gates(model, data.test, self.gate_images, dev),
         }

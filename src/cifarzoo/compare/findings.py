@@ -65,9 +65,12 @@ def _augmented_train_error(m: ModelReport) -> float | None:
 
 
 def epochs_trained(m: ModelReport) -> int:
-    """The epochs a model's history records (its last epoch number)."""
+    """The epochs a model's history records (its last epoch number), else those its shipped
+    weights record."""
     epochs = m.history.get("epoch") or []
-    return int(max(epochs)) if epochs else 0
+    if epochs:
+        return int(max(epochs))
+    return int((m.weights or {}).get("epochs") or 0)
 
 
 def too_short(report: ComparisonReport) -> str | None:

@@ -19,11 +19,13 @@ import torch
 
 from ..constants import NUM_CLASSES
 from ..data import CIFAR10Data, Split, load_cifar10, stratified_split
-from ..devices import resolve_device
+from ..devices import resolve_amp, resolve_device
+from ..pretrained import read_weights_meta
 from .evaluation import Evaluation
-from .meta import measurement_notes, report_meta
+from .meta import measurement_notes, recorded_setting, report_meta
 from .results import ComparisonReport, ModelReport
 from .reused import read_run, runs_setting
+from .shipped import ShippedWeights, choose_weights, read_shipped
 from .trained import train_models
 
 __all__ = [
@@ -41,6 +43,12 @@ __all__ = [
 DEFAULT_MODELS: tuple[str, ...] = ("lenet", "resnet20", "seresnet20", "densenet_bc_100_k12")
 #: The four networks of the original lab report; meant for a GPU.
 GPU_MODELS: tuple[str, ...] = ("lenet", "resnet18", "densenet121", "seresnet18")
+
+#: Training images on which :func:`compare` measures the final training error by default.
+TRAIN_EVAL_IMAGES = 10_000
+#: The same for shipped weights, whose report is meant to take minutes on a CPU: the training
+#: error of a well-trained network is near 0, and 2,000 images measure it to a few tenths.
+SHIPPED_TRAIN_EVAL_IMAGES = 2_000
 
 #: :class:`~cifarzoo.training.Recipe` and :class:`~cifarzoo.training.RunOptions` fields that
 #: :func:`compare` changes from their defaults: no EMA and no flip TTA, so the curves, the test
@@ -105,7 +113,7 @@ def _load_data(
 
 
 def compare(
-    models: Sequence[str] = DEFAULT_MODELS,
+    models: Sequence[str] | None = None,
     data: CIFAR10Data | str | os.PathLike[str] | None = None,
     *,
     epochs: int = 3,
@@ -113,10 +121,11 @@ def compare(
     device: torch.device | str | None = None,
     out: str | os.PathLike[str] | None = None,
     runs: Sequence[str | os.PathLike[str]] = (),
+    pretrained: Sequence[str] = (),
     val_size: int = 5000,
     grad_every: int | None = None,
     gate_images: int = 1000,
-    train_eval_images: int = 10_000,
+    train_eval_images: int | None = None,
     model_args: Mapping[str, Any] | None = None,
     quiet: bool = False,
     **fit_kwargs: Any,
@@ -124,8 +133,8 @@ def compare(
     """Train ``models`` with one recipe and measure them side by side.
 
     Args:
-        models: model names (``cifarzoo.list_models()``). The default suits a CPU;
-            :data:`GPU_MODELS` are the lab's four.
+        models: model names to train (``cifarzoo.list_models()``); default
+            :data:`DEFAULT_MODELS`, none when given ``runs`` or ``pretrained``.
         data: a :class:`~cifarzoo.data.CIFAR10Data`, or a data root to read with
             ``val_size`` validation images held out of the training set.
         epochs: training epochs per model.
@@ -136,10 +145,15 @@ def compare(
         runs: output folders of earlier ``cifarzoo train`` runs (``history.json``,
             ``metrics.json``, ``model.safetensors``, and ``grad_flow.json`` when the run
             recorded one) to include instead of training; their peak memory is not measured.
+        pretrained: shipped weights to evaluate instead of training (``resnet18``,
+            ``lenet.lab``: :func:`~cifarzoo.compare.shipped.choose_weights`), with the curves of
+            their shipped training records, each on the validation split its training held
+            out, in bf16 autocast where fast (``amp=False``: float32); not with ``models``.
         grad_every: record gradient norms every this many steps (default: about 40 records).
         gate_images: test images over which SE gate values are recorded.
         train_eval_images: training images (unaugmented, eval mode) on which the final training
-            error is measured; 0 skips it.
+            error is measured; 0 skips it. Default :data:`TRAIN_EVAL_IMAGES`, and
+            :data:`SHIPPED_TRAIN_EVAL_IMAGES` for shipped weights (a report in minutes).
         model_args: constructor arguments for every trained model that takes them, e.g.
             ``{"zero_init_residual": False}`` to initialise residual and plain networks alike.
         quiet: no progress output.
@@ -147,13 +161,14 @@ def compare(
             :class:`~cifarzoo.training.RunOptions` (``lr``, ``batch_size``, ``amp``...),
             on top of :data:`COMPARE_RECIPE`.
     """
-    _check_request(models, runs, epochs)
+    models = _check_request(models, runs, pretrained, epochs)
+    if train_eval_images is None:
+        train_eval_images = SHIPPED_TRAIN_EVAL_IMAGES if pretrained else TRAIN_EVAL_IMAGES
+    shipped = choose_weights(pretrained)  # bad names fail before the data is read
     dev = resolve_device(device)
-    loaded = _load_data(data, val_size, seed) if (models or data is not None) else None
-    recipe = {**COMPARE_RECIPE, **fit_kwargs}
-    if dev.type == "cpu":
-        # Same numbers, but channels_last convolutions are up to 2x slower on CPUs.
-        recipe.setdefault("channels_last", False)
+    needs_data = models or shipped or data is not None
+    loaded = _load_data(data, 0 if shipped else val_size, seed) if needs_data else None
+    recipe = _compare_recipe(fit_kwargs, dev)
     measure = None
     if loaded is not None:
         tta_flip = bool(recipe.get("tta_flip", False))
@@ -164,8 +179,12 @@ def compare(
         reports = train_models(models, measure, recipe, model_args or {}, **train)
     reports += [read_run(Path(folder), measure) for folder in runs]
     meta = report_meta(loaded, dev, recipe, epochs=epochs, seed=seed)
-    if not models:  # nothing trained here: the setting is the runs'
+    if runs and not models:  # nothing trained here: the setting is the runs'
         meta.update(runs_setting([Path(folder) for folder in runs], meta["device"]))
+    if shipped and measure is not None:
+        fast = dataclasses.replace(measure, amp=resolve_amp(recipe.get("amp"), dev))
+        reports += [read_shipped(weights, fast) for weights in shipped]
+        meta.update(_shipped_setting(shipped, meta, reports, fast.amp))
     meta["notes"] = measurement_notes(dev, train_eval_images)
     report = ComparisonReport(reports, meta)
     if out is not None:
@@ -175,10 +194,60 @@ def compare(
     return report
 
 
+def _compare_recipe(fit_kwargs: Mapping[str, Any], dev: torch.device) -> dict[str, Any]:
+    recipe = {**COMPARE_RECIPE, **fit_kwargs}
+    if dev.type == "cpu":
+        # Same numbers, but channels_last convolutions are up to 2x slower on CPUs.
+        recipe.setdefault("channels_last", False)
+    return recipe
+
+
+def _shipped_setting(
+    shipped: Sequence[ShippedWeights],
+    meta: Mapping[str, Any],
+    reports: Sequence[ModelReport],
+    amp: bool,
+) -> dict[str, Any]:
+    """The setting of a comparison of shipped weights: their training's, as their metadata
+    records it, how they were evaluated here, and the data with the split they held out."""
+    recorded = []
+    for weights in shipped:
+        weights_meta = read_weights_meta(weights.arch, tag=weights.tag) or {}
+        recorded.append(dict(weights_meta.get("metrics") or {}))
+    setting = recorded_setting(recorded, meta["device"])
+    setting["evaluation"] = "bf16 autocast" if amp else "float32"
+    setting["data"] = _shipped_data(meta["data"], reports)
+    return setting
+
+
+def _shipped_data(data: dict[str, Any], reports: Sequence[ModelReport]) -> dict[str, Any]:
+    """The report's ``data`` when shipped weights were evaluated: the split they all held
+    out, when it is one size (else each has its own, and ``val`` stays ``None``)."""
+    held_out = {None if m.val is None else int(m.val["num_samples"]) for m in reports}
+    val = held_out.pop() if len(held_out) == 1 else None
+    if val is None:
+        return data
+    return {**data, "train": data["train"] - val, "val": val, "eval_split": "val"}
+
+
 def _check_request(
-    models: Sequence[str], runs: Sequence[str | os.PathLike[str]], epochs: int
-) -> None:
-    if not models and not runs:
-        raise ValueError("nothing to compare: give model names or run folders")
+    models: Sequence[str] | None,
+    runs: Sequence[str | os.PathLike[str]],
+    pretrained: Sequence[str],
+    epochs: int,
+) -> Sequence[str]:
+    """The models to train (the default ones unless runs or shipped weights are given), once
+    the request is checked."""
+    if models is None:
+        models = () if runs or pretrained else DEFAULT_MODELS
+    if not models and not runs and not pretrained:
+        raise ValueError("nothing to compare: give model names, run folders or shipped weights")
+    if pretrained and (models or runs):
+        raise ValueError(
+            "shipped weights are compared on their own (each is evaluated with the validation "
+            "split its training held out): drop the model names and run folders, or compare "
+            "them in a report of their own"
+        )
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    return models

@@ -3,7 +3,9 @@ measurement is, in words."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -13,7 +15,7 @@ from ..constants import CIFAR10_CLASSES
 from ..data import CIFAR10Data
 from ..runs import hardware_string
 
-__all__ = ["measurement_notes", "report_meta"]
+__all__ = ["measurement_notes", "recorded_setting", "report_meta"]
 
 
 def report_meta(
@@ -39,6 +41,32 @@ def report_meta(
         "epochs": epochs,
         "seed": seed,
         "recipe": recipe,
+    }
+
+
+def recorded_setting(recorded: Sequence[Mapping[str, Any]], measured_on: str) -> dict[str, Any]:
+    """Epochs, seed, recipe and hardware of models trained elsewhere, from what each training
+    recorded (``metrics.json`` of a run, the ``metrics`` of shipped weights), for the report's
+    meta: each where every model agrees, else ``None`` (the recipe: the fields they share, and
+    the names of those that differ under ``"differs"``)."""
+    from ..training import Recipe
+
+    recipes = [m.get("recipe") or {} for m in recorded]
+
+    def shared(values: Sequence[Any]) -> Any:
+        return values[0] if values and all(v == values[0] for v in values) else None
+
+    fields = [f.name for f in dataclasses.fields(Recipe)]
+    recipe = {k: shared([r.get(k) for r in recipes]) for k in fields}
+    differs = [
+        k for k in fields if recipe[k] is None and any(r.get(k) is not None for r in recipes)
+    ]
+    return {
+        "epochs": shared([m.get("epochs") for m in recorded]),
+        "seed": recipe["seed"],
+        "recipe": {**{k: v for k, v in recipe.items() if k not in differs}, "differs": differs},
+        "device": shared([m.get("hardware") for m in recorded]) or "several machines",
+        "measured_on": measured_on,
     }
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "html_page",
     "result_rows",
     "test_cell",
+    "weights_line",
 ]
 
 #: The columns of the results table, the page's and ``summary.txt``'s.
@@ -210,7 +211,33 @@ def _se_section(
 
 
 def _source(m: ModelReport) -> str:
+    if m.weights is not None:
+        return f"weights {m.weights['name']}"
     return "trained here" if m.source == "trained" else f"run folder {Path(m.source).name}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def weights_line(weights: Mapping[str, Any]) -> str:
+    """What a report says of shipped weights: file, dtype, sha256, training, the training
+    record, and the accuracies recorded with them."""
+    w = weights
+    acc = [
+        f"{split} {_pct(w[f'recorded_{split}_accuracy'])}"
+        for split in ("test", "val")
+        if w.get(f"recorded_{split}_accuracy") is not None
+    ]
+    trained = f"{w.get('epochs')} epochs x {w.get('train_images') or 0:,} images of {w.get('data')}"
+    if w.get("train_seconds"):
+        trained += f" in {_duration(float(w['train_seconds']))}"
+    record = "curves from its training record" if w.get("training_record") else "no curves shipped"
+    return (
+        f"{w['name']}: {w.get('file')} ({w.get('dtype')}, sha256 {str(w.get('sha256'))[:12]}...), "
+        f"trained {trained} on {w.get('hardware')}; {record}; recorded with the weights (float32, "
+        f"one forward pass): {', '.join(acc) or 'no accuracy'}."
+    )
 
 
 def _cost_section(report: ComparisonReport, pngs: Mapping[str, bytes]) -> str:
@@ -244,14 +271,27 @@ def _context(report: ComparisonReport) -> str:
         else "each for its own number of epochs"
     )
     data = (meta.get("data") or {}).get("name") or "?"
+    shipped = [m.weights["name"] for m in report.models if m.weights is not None]
+    if shipped:
+        differs = (meta.get("recipe") or {}).get("differs") or []
+        recipe = "one recipe"
+        if differs:
+            named = ", ".join(differs) if len(differs) <= 3 else "several fields (see Setting)"
+            recipe = f"recipes that differ in {named}"
+        return html.escape(
+            f"{len(shipped)} shipped weights ({', '.join(shipped)}), trained with {recipe}, "
+            f"{length}, seed {meta.get('seed')}; evaluated here on {data} in "
+            f"{meta.get('evaluation', 'float32')}; the full setting is at the end."
+        )
     return html.escape(
         f"{len(report.models)} models trained with one recipe, {length}, seed "
         f"{meta.get('seed')}, on {data}; the full setting is at the end."
     )
 
 
-def _setting(meta: Mapping[str, Any]) -> str:
-    """The data, recipe, machines and software the comparison ran with."""
+def _setting(meta: Mapping[str, Any], weights: Sequence[Mapping[str, Any]]) -> str:
+    """The data, recipe, machines and software the comparison ran with, and the shipped
+    ``weights`` it read."""
     e = html.escape
     data = meta.get("data") or {}
     recipe = ", ".join(f"{k}={v}" for k, v in (meta.get("recipe") or {}).items() if v != [])
@@ -270,6 +310,7 @@ def _setting(meta: Mapping[str, Any]) -> str:
         f"{machines}; cifarzoo {e(str(meta.get('cifarzoo_version')))}, torch "
         f"{e(str(meta.get('torch_version')))}; created {e(str(meta.get('created')))}."
         f"<br>Recipe (cifarzoo.training.fit): {e(recipe)}."
+        + "".join(f"<br>Weights {e(weights_line(w))}" for w in weights)
     )
 
 
@@ -289,6 +330,12 @@ def html_page(
         GRADIENT_RATIO_NOTE,
         f"Training error: {notes.get('train_eval', '-')}.",
     ]
+    if report.meta.get("evaluation"):
+        result_notes.append(
+            f"The shipped weights were evaluated here in {report.meta['evaluation']}, each with "
+            "the validation split its training held out; the float32 figures recorded with "
+            "them are under Setting."
+        )
     return template.substitute(
         title=html.escape(", ".join(m.name for m in report.models)),
         context=_context(report),
@@ -307,5 +354,5 @@ def html_page(
         grad_flow=_gradient_section(report, pngs),
         se_gates=_se_section(pngs, notes, found),
         cost=_cost_section(report, pngs),
-        setting=_setting(report.meta),
+        setting=_setting(report.meta, [m.weights for m in report.models if m.weights]),
     )

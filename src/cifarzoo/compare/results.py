@@ -26,7 +26,9 @@ class ModelReport:
     error* of He et al.'s degradation result); ``grad_flow`` holds ``every``, ``layers``,
     ``steps`` and ``norms`` (one list per record); ``se_gates`` maps each stage to a
     :func:`~cifarzoo.instrument.gate_summary`; ``model_args`` are the constructor arguments the
-    model was trained with (e.g. ``zero_init_residual``).
+    model was trained with (e.g. ``zero_init_residual``); ``weights`` describes the shipped
+    weights a model was read from (``compare --pretrained``: their timm name, file, sha256,
+    dtype, recipe, training and recorded accuracies), ``None`` for trained models and runs.
     """
 
     name: str
@@ -43,6 +45,7 @@ class ModelReport:
     val: dict[str, Any] | None = None
     train_eval: dict[str, Any] | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

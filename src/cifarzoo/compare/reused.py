@@ -3,10 +3,11 @@ training: each one's report, and the setting they share."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from torch import nn
 
 from ..cost import count_macs, count_params
 from ..models import create_model
@@ -19,9 +20,10 @@ from ..runs import (
     recorded_accuracy,
 )
 from .evaluation import Evaluation
+from .meta import recorded_setting
 from .results import ModelReport
 
-__all__ = ["read_run", "runs_setting"]
+__all__ = ["read_run", "runs_setting", "trained_elsewhere"]
 
 
 def read_run(folder: Path, measure: Evaluation | None) -> ModelReport:
@@ -37,8 +39,29 @@ def read_run(folder: Path, measure: Evaluation | None) -> ModelReport:
         measured = measure.splits(model, name)
     else:
         measured = {"test": _recorded_test(folder, metrics), **_NOT_MEASURED}
+    return trained_elsewhere(
+        name,
+        model,
+        history,
+        read_grad_flow(folder),
+        source=str(folder),
+        model_args=dict(metrics.get("model_args") or {}),
+        **measured,
+    )
+
+
+def trained_elsewhere(
+    name: str,
+    model: nn.Module,
+    history: dict[str, Any],
+    grad_flow: dict[str, Any] | None,
+    **fields: Any,
+) -> ModelReport:
+    """The :class:`ModelReport` of a model trained elsewhere (a run folder, shipped weights):
+    its cost, the curves and gradient norms its training recorded, its seconds per epoch as
+    recorded there, and ``fields`` (what was measured here, where it came from); its peak
+    memory is not measured."""
     seconds = history.get("seconds") or []
-    grad_flow = read_grad_flow(folder)
     return ModelReport(
         name=name,
         params=count_params(model),
@@ -48,9 +71,7 @@ def read_run(folder: Path, measure: Evaluation | None) -> ModelReport:
         memory_kind="not measured",
         history=history,
         grad_flow=grad_flow,
-        source=str(folder),
-        model_args=dict(metrics.get("model_args") or {}),
-        **measured,
+        **fields,
     )
 
 
@@ -83,25 +104,5 @@ def _recorded_test(folder: Path, metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 def runs_setting(folders: Sequence[Path], measured_on: str) -> dict[str, Any]:
     """Epochs, seed, recipe and hardware of run folders trained elsewhere, for the report's
-    meta: each where every run agrees, else ``None`` (the recipe: the fields they share, and
-    the names of those that differ under ``"differs"``)."""
-    from ..training import Recipe
-
-    recorded = [read_metrics(folder) for folder in folders]
-    recipes = [m.get("recipe") or {} for m in recorded]
-
-    def shared(values: Sequence[Any]) -> Any:
-        return values[0] if values and all(v == values[0] for v in values) else None
-
-    fields = [f.name for f in dataclasses.fields(Recipe)]
-    recipe = {k: shared([r.get(k) for r in recipes]) for k in fields}
-    differs = [
-        k for k in fields if recipe[k] is None and any(r.get(k) is not None for r in recipes)
-    ]
-    return {
-        "epochs": shared([m.get("epochs") for m in recorded]),
-        "seed": recipe["seed"],
-        "recipe": {**{k: v for k, v in recipe.items() if k not in differs}, "differs": differs},
-        "device": shared([m.get("hardware") for m in recorded]) or "several machines",
-        "measured_on": measured_on,
-    }
+    meta (:func:`~cifarzoo.compare.meta.recorded_setting` of their ``metrics.json``)."""
+    return recorded_setting([read_metrics(folder) for folder in folders], measured_on)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..data import CIFAR10Data
 from ..metrics import tta_views
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "recorded_accuracy",
     "recorded_bf16",
     "recorded_seed_runs",
+    "recorded_split",
     "recorded_tta",
 ]
 
@@ -117,3 +119,24 @@ def recorded_bf16(metrics: Mapping[str, Any]) -> bool | None:
         return bf16
     amp = (metrics.get("recipe") or {}).get("amp")
     return amp if isinstance(amp, bool) else None
+
+
+def recorded_split(data: CIFAR10Data, metrics: Mapping[str, Any]) -> CIFAR10Data:
+    """``data`` (a whole training set, no validation split) with the validation split the
+    training run that recorded ``metrics`` held out (the training images beyond the recorded
+    ``train_images``, drawn with the recipe's seed), so that none of its validation images
+    was trained on; unchanged when the run held none out of a training set of this size.
+
+    Raises:
+        ValueError: ``data`` already has a validation split.
+    """
+    if data.val is not None:
+        raise ValueError(
+            f"{data.name} already holds out {len(data.val):,} images for validation; the split a "
+            "run held out is taken from the whole training set: pass the data without one "
+            "(val_size=0)"
+        )
+    held_out = len(data.train) - int(metrics.get("train_images") or len(data.train))
+    if held_out <= 0 or held_out >= len(data.train):
+        return data
+    return data.hold_out(held_out, seed=int((metrics.get("recipe") or {}).get("seed", 0)))
