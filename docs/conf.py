@@ -67,6 +67,7 @@ API_MODULES = [
     ("cifarzoo.install", "Installing trained weights"),
     ("cifarzoo.table", "The accuracy table"),
     ("cifarzoo.hub", "Publishing to the Hugging Face Hub"),
+    ("cifarzoo.hub_source", "What a Hub folder is built from: a run or shipped weights"),
     ("cifarzoo.compare", "Comparison report"),
     ("cifarzoo.instrument", "Recording hooks"),
     ("cifarzoo.plots", "Plots"),

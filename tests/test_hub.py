@@ -27,6 +27,7 @@ import cifarzoo
 from cifarzoo import hub, runs
 from cifarzoo.checkpoint import ChecksumError, load_weights
 from cifarzoo.cli.publish import add_publish_parser
+from cifarzoo.hub_source import run_source
 from cifarzoo.models import _loading
 from cifarzoo.pretrained import PretrainedWeightsError
 
@@ -258,6 +259,22 @@ def test_hub_folder_contents(hub_folder: Path, run: tuple[Path, nn.Module]) -> N
     assert cfg["notes"] == [f"sha256:{digest}"]
 
 
+def test_hub_folder_of_a_run_with_its_training_record(tmp_path: Path) -> None:
+    """A run's history.json and grad_flow.json go with its curves, listed in the card."""
+    run_dir = make_run_dir(tmp_path / "run")
+    history = {"epoch": [1], "train_loss": [2.0], "train_acc": [0.2], "eval_loss": [1.9]}
+    grad_flow = {"every": 1, "layers": ["conv1"], "steps": [0], "norms": [[0.5]]}
+    (run_dir / "history.json").write_text(json.dumps(history))
+    (run_dir / "grad_flow.json").write_text(json.dumps(grad_flow))
+    folder = hub.build_hub_folder(run_dir, REPO, tmp_path / "hub")
+    assert json.loads((folder / "history.json").read_text()) == history
+    assert json.loads((folder / "grad_flow.json").read_text()) == grad_flow
+    text = ModelCard.load(folder / "README.md").text
+    assert "- `history.json`: the training run's per-epoch loss" in text
+    assert "- `grad_flow.json`: the training run's gradient norm of each layer" in text
+    assert "- `metrics.json`: everything the training run measured" in text
+
+
 #: The results of the model card of ``make_run``'s metrics: one forward pass, then flip TTA.
 CARD_RESULTS = {
     ("test", "Test accuracy, one forward pass (%)"): 65.12,
@@ -293,14 +310,14 @@ def test_model_card(hub_folder: Path) -> None:
 
 
 def test_model_card_links_the_official_dataset_only_for_official_data(tmp_path: Path) -> None:
-    card = hub.build_model_card(runs.read_run(make_run_dir(tmp_path / "mirror")), REPO)
+    card = hub.build_model_card(run_source(make_run_dir(tmp_path / "mirror")), REPO)
     assert {r.dataset_type for r in card.data.eval_results} == {"cifar-10-jpeg-mirror"}
     assert {r.dataset_name for r in card.data.eval_results} == {DATA}
     assert card.data.datasets is None
     assert f"{DATA} is a JPEG re-encoding of CIFAR-10's images, not the official" in card.text
 
     card = hub.build_model_card(
-        runs.read_run(make_run_dir(tmp_path / "official", data="CIFAR-10")), REPO
+        run_source(make_run_dir(tmp_path / "official", data="CIFAR-10")), REPO
     )
     assert {r.dataset_type for r in card.data.eval_results} == {"cifar10"}
     assert {r.dataset_name for r in card.data.eval_results} == {"CIFAR-10"}
@@ -308,7 +325,7 @@ def test_model_card_links_the_official_dataset_only_for_official_data(tmp_path: 
     assert "not the official" not in card.text
 
     card = hub.build_model_card(
-        runs.read_run(make_run_dir(tmp_path / "other", data="CIFAR-10 (re-labelled)")), REPO
+        run_source(make_run_dir(tmp_path / "other", data="CIFAR-10 (re-labelled)")), REPO
     )
     assert card.data.datasets is None
     assert "a copy of CIFAR-10 other than its official release" in card.text
@@ -328,14 +345,14 @@ def test_model_card_of_a_run_written_before_the_single_pass_headline(tmp_path: P
     metrics.update(test_accuracy=0.6631, val_accuracy=0.6545)
     metrics.update(single_pass_test_accuracy=0.6512, single_pass_val_accuracy=0.6431)
     (tmp_path / "run" / "metrics.json").write_text(json.dumps(metrics))
-    card = hub.build_model_card(runs.read_run(tmp_path / "run"), REPO)
+    card = hub.build_model_card(run_source(tmp_path / "run"), REPO)
     assert card_results(card) == CARD_RESULTS
     assert "## Per-class test accuracy (flip TTA)" in card.text  # as it was measured
 
 
 def test_model_card_without_validation_split(tmp_path: Path) -> None:
     make_run(tmp_path / "run", val_accuracy=None, tta_val_accuracy=None)
-    card = hub.build_model_card(runs.read_run(tmp_path / "run"), REPO)
+    card = hub.build_model_card(run_source(tmp_path / "run"), REPO)
     assert [r.dataset_split for r in card.data.eval_results] == ["test", "test"]
     assert (
         "| Validation accuracy, one forward pass (held-out split of the training set) | — |"
@@ -347,7 +364,7 @@ def test_model_card_without_validation_split(tmp_path: Path) -> None:
 def test_model_card_names_the_teachers_of_a_distilled_run(tmp_path: Path) -> None:
     teachers = ["resnet20 (model.safetensors, sha256 " + "cd" * 32 + ")", "seresnet20 (pretrained)"]
     make_run(tmp_path / "run", teacher=teachers)
-    card = hub.build_model_card(runs.read_run(tmp_path / "run"), REPO)
+    card = hub.build_model_card(run_source(tmp_path / "run"), REPO)
     assert "Distilled: the targets mixed the labels" in card.text
     assert all(f"- {t}" in card.text for t in teachers)
 

@@ -1,10 +1,12 @@
-"""Publishing a training run to the Hugging Face Hub: the model card, timm's ``config.json``,
-the Hub repository folder (checked by loading it back through timm) and the upload (the
-``cifarzoo publish`` command is :mod:`cifarzoo.cli.publish`).
+"""Publishing weights to the Hugging Face Hub: the model card, timm's ``config.json``, the Hub
+repository folder (checked by loading it back through timm) and the upload (the ``cifarzoo
+publish`` command is :mod:`cifarzoo.cli.publish`).
 
-Loading goes through timm (``timm.create_model('hf-hub:ORG/NAME', pretrained=True)``,
-``timm.create_model('local-dir:FOLDER')``); the run folders published are read and checked by
-:func:`cifarzoo.runs.read_run`.
+The weights come from a training run or are the ones shipped in the package, each read and
+checked as a :class:`~cifarzoo.hub_source.HubSource` (:func:`~cifarzoo.hub_source.run_source`,
+:func:`~cifarzoo.hub_source.shipped_source`). Loading goes through timm
+(``timm.create_model('hf-hub:ORG/NAME', pretrained=True)``,
+``timm.create_model('local-dir:FOLDER')``).
 """
 
 from __future__ import annotations
@@ -25,16 +27,9 @@ from torch import nn
 from .checkpoint import atomic_dir, json_text, verify_sha256
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 from .data import OFFICIAL_NAME
+from .hub_source import HubFile, HubSource, per_class_accuracy, run_source
 from .pretrained import SHA256_NOTE
-from .runs import (
-    MARKER,
-    WEIGHTS_FILE,
-    RecordedAccuracy,
-    RunInfo,
-    one_line,
-    read_run,
-    recorded_accuracy,
-)
+from .runs import WEIGHTS_FILE, RecordedAccuracy, one_line, recorded_accuracy
 from .table import duration, percent
 
 __all__ = [
@@ -52,62 +47,54 @@ OFFICIAL_DATA_NAME = OFFICIAL_NAME
 OFFICIAL_DATASET_ID = "cifar10"
 
 
-def _hub_config(run: RunInfo, model: nn.Module) -> dict[str, Any]:
-    """timm's ``config.json`` for the run's model: what ``hf-hub:``/``local-dir:`` read."""
-    # the source, and what describes the packaged weights rather than the run's
+def _hub_config(source: HubSource, model: nn.Module) -> dict[str, Any]:
+    """timm's ``config.json`` for the source's model: what ``hf-hub:``/``local-dir:`` read."""
+    # where the weights loaded from, and what describes the registry's weights, not these
     skip = {"file", "url", "hf_hub_id", "hf_hub_filename", "source", "state_dict", "architecture",
             "tag", "notes", "label_names", "description"}  # fmt: skip
     cfg = {k: v for k, v in dict(model.pretrained_cfg).items() if k not in skip}  # type: ignore[arg-type]
-    cfg["num_classes"] = run.num_classes
-    cfg["notes"] = [SHA256_NOTE + run.sha256]
+    cfg["num_classes"] = source.num_classes
+    cfg["notes"] = [SHA256_NOTE + source.sha256]
     config: dict[str, Any] = {
-        "architecture": run.timm_name,
-        "num_classes": run.num_classes,
+        "architecture": source.timm_name,
+        "num_classes": source.num_classes,
         "num_features": int(getattr(model, "num_features", 0)),
     }
-    classes = run.metrics.get("classes")
-    if classes is None and run.num_classes == NUM_CLASSES:
+    classes = source.metrics.get("classes")
+    if classes is None and source.num_classes == NUM_CLASSES:
         classes = list(CIFAR10_CLASSES)
     if classes is not None:
         config["label_names"] = list(classes)
-    if isinstance(run.metrics.get("model_args"), dict):
-        config["model_args"] = run.metrics["model_args"]
+    if isinstance(source.metrics.get("model_args"), dict):
+        config["model_args"] = source.metrics["model_args"]
     config["pretrained_cfg"] = json.loads(json.dumps(cfg))  # tuples -> lists
     return config
 
 
-def _per_class(run: RunInfo) -> list[tuple[str, float]]:
-    per_class = run.metrics.get("per_class_accuracy")
-    if isinstance(per_class, dict):
-        return [(str(k), float(v)) for k, v in per_class.items()]
-    if isinstance(per_class, list):
-        names = run.metrics.get("classes") or CIFAR10_CLASSES
-        return [(str(n), float(v)) for n, v in zip(names, per_class, strict=False)]
-    return []
+def build_model_card(source: HubSource, repo_id: str) -> Any:
+    """The Hub model card (``huggingface_hub.ModelCard``) of a run's weights or the shipped ones
+    (a :class:`~cifarzoo.hub_source.HubSource`): ``model-index`` results for test and validation
+    accuracy on the data set named exactly as measured (one forward pass; a test-time
+    augmentation's figures beside them, named so), the epochs, training time and hardware, the
+    recipe, per-class accuracy, the curves and the files.
 
-
-def build_model_card(run: RunInfo, repo_id: str) -> Any:
-    """The Hub model card (``huggingface_hub.ModelCard``) of a run: ``model-index`` results for
-    test and validation accuracy on the data set named exactly as measured (one forward pass;
-    a test-time augmentation's figures beside them, named so), the recipe, per-class accuracy
-    and the curves.
-
-    Only a run on data named exactly ``"CIFAR-10"`` (the name of the official release, which
-    :func:`~cifarzoo.data.load_cifar10` recognises by its md5 sums) links the Hub's CIFAR-10
-    dataset; for any other data the results carry an id made
-    from its name, and the card says that the data is not the official release.
+    Only weights measured on data named exactly ``"CIFAR-10"`` (the name of the official
+    release, which :func:`~cifarzoo.data.load_cifar10` recognises by its md5 sums) link the
+    Hub's CIFAR-10 dataset; for any other data the results carry an id made from its name, and
+    the card says that the data is not the official release.
     """
     from huggingface_hub import ModelCard
 
-    lines = _card_summary(run, repo_id) + _card_details(run)
-    return ModelCard(f"---\n{_card_data(run, repo_id).to_yaml()}\n---\n\n" + "\n".join(lines))
+    lines = _card_summary(source, repo_id) + _card_details(source)
+    data = _card_data(source, repo_id).to_yaml()
+    return ModelCard(f"---\n{data}\n---\n\n" + "\n".join(lines))
 
 
-def _card_data(run: RunInfo, repo_id: str) -> Any:
+def _card_data(source: HubSource, repo_id: str) -> Any:
     """The card's metadata (``huggingface_hub.ModelCardData``), with its ``model-index``."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    data = one_line(run.metrics["data"])
+    data = one_line(source.metrics["data"])
     official = data == OFFICIAL_DATA_NAME
     dataset_type = (
         OFFICIAL_DATASET_ID if official else re.sub(r"[^a-z0-9]+", "-", data.lower()).strip("-")
@@ -127,7 +114,7 @@ def _card_data(run: RunInfo, repo_id: str) -> Any:
 
     results = [
         result(split, name, value)
-        for split, name, value in _card_accuracies(recorded_accuracy(run.metrics))
+        for split, name, value in _card_accuracies(recorded_accuracy(source.metrics))
         if value is not None
     ]
     return ModelCardData(
@@ -157,29 +144,31 @@ def _card_accuracies(acc: RecordedAccuracy) -> list[tuple[str, str, float | None
     return rows
 
 
-def _card_summary(run: RunInfo, repo_id: str) -> list[str]:
+def _card_summary(source: HubSource, repo_id: str) -> list[str]:
     """The card's head: what the model is, its accuracy and how to load it."""
-    data = one_line(run.metrics["data"])
-    doc = model_entrypoint(run.timm_name).__doc__ or run.arch  # the factory's docstring
+    metrics = source.metrics
+    data = one_line(metrics["data"])
+    doc = model_entrypoint(source.timm_name).__doc__ or source.arch  # the factory's docstring
     summary = doc.strip().splitlines()[0].rstrip(".")
     where = {"test": f"{data}, test split", "validation": "held-out split of the training set"}
     accuracies = [
         f"| {name.removesuffix(' (%)')} ({where[split]}) | {percent(value)} |"
-        for split, name, value in _card_accuracies(recorded_accuracy(run.metrics))
+        for split, name, value in _card_accuracies(recorded_accuracy(metrics))
     ]
     return [
-        f"# {run.arch} for CIFAR-10 (cifarzoo)",
+        f"# {source.arch} for CIFAR-10 (cifarzoo)",
         "",
-        f"`{run.timm_name}` from [cifarzoo](https://pypi.org/project/cifarzoo/): {summary}. "
+        f"`{source.timm_name}` from [cifarzoo](https://pypi.org/project/cifarzoo/): {summary}. "
         f"Built for 32x32 images and trained from scratch on {data}.",
         "",
+        *_weights_notes(source),
         *([] if data == OFFICIAL_DATA_NAME else [_data_note(data), ""]),
         "| Metric | Value |",
         "|---|---:|",
         *accuracies,
-        f"| Epochs | {run.metrics['epochs']} |",
-        f"| Training time | {duration(float(run.metrics['seconds']))} |",
-        f"| Hardware | {one_line(run.metrics.get('hardware'))} |",
+        f"| Epochs | {metrics['epochs']} |",
+        f"| Training time | {duration(float(metrics['seconds']))} |",
+        f"| Hardware | {one_line(metrics.get('hardware'))} |",
         "",
         "## Usage",
         "",
@@ -200,20 +189,40 @@ def _card_summary(run: RunInfo, repo_id: str) -> list[str]:
     ]
 
 
-def _card_details(run: RunInfo) -> list[str]:
+def _weights_notes(source: HubSource) -> list[str]:
+    """Where shipped weights also load from, and the dtype of weights not stored in float32."""
+    lines: list[str] = []
+    if source.tag is not None:
+        lines += [
+            f"These are the weights cifarzoo ships as `{source.timm_name}.{source.tag}`: "
+            f'`cifarzoo.create_model("{source.arch}.{source.tag}", pretrained=True)` loads the '
+            "same file from the installed package, with no network.",
+            "",
+        ]
+    if source.weights_dtype != "float32":
+        lines += [
+            f"`{WEIGHTS_FILE}` stores the weights in {source.weights_dtype}; timm and cifarzoo "
+            "load them as float32 (the model's parameters are float32).",
+            "",
+        ]
+    return lines
+
+
+def _card_details(source: HubSource) -> list[str]:
     """The card's sections after the usage: per-class accuracy, recipe, teachers, curves,
     files."""
     lines: list[str] = []
-    per_class = _per_class(run)
+    per_class = per_class_accuracy(source.metrics)
     if per_class:
-        tta = recorded_accuracy(run.metrics).per_class_tta
+        tta = recorded_accuracy(source.metrics).per_class_tta
         how = "one forward pass" if tta is None else f"{tta} TTA"
         lines += [f"## Per-class test accuracy ({how})", "", "| Class | Accuracy |", "|---|---:|"]
         lines += [f"| {name} | {100 * acc:.2f}% |" for name, acc in per_class]
         lines.append("")
-    if run.recipe is not None:
-        lines += ["## Training recipe", "", "```json", json.dumps(run.recipe, indent=2), "```", ""]
-    teachers = run.metrics.get("teacher")
+    if source.recipe is not None:
+        lines += ["## Training recipe", "", "```json", json.dumps(source.recipe, indent=2), "```"]
+        lines.append("")
+    teachers = source.metrics.get("teacher")
     if teachers:
         lines += [
             "Distilled: the targets mixed the labels with the averaged predictions of these "
@@ -222,16 +231,17 @@ def _card_details(run: RunInfo) -> list[str]:
             *[f"- {one_line(t)}" for t in teachers],
             "",
         ]
-    if run.curves:
+    if source.curves:
         lines += ["## Training curves", ""]
-        lines += [f"![{p.stem}]({p.name})" for p in run.curves]
+        lines += [f"![{Path(name).stem}]({name})" for name in source.curves]
         lines.append("")
     lines += [
         "## Files",
         "",
-        f"- `{WEIGHTS_FILE}`: the weights (safetensors), sha256 `{run.sha256}`",
+        f"- `{WEIGHTS_FILE}`: the weights (safetensors, {source.weights_dtype}), sha256 "
+        f"`{source.sha256}`",
         "- `config.json`: timm's model config",
-        f"- `{MARKER}`: everything the training run measured",
+        *[f"- `{file.name}`: {file.about}" for file in source.files if file.about],
         "",
     ]
     return lines
@@ -250,33 +260,36 @@ def _data_note(data: str) -> str:
 
 
 def build_hub_folder(
-    run_dir: str | os.PathLike[str],
+    source: str | os.PathLike[str] | HubSource,
     repo_id: str,
     out_dir: str | os.PathLike[str],
     *,
     verify: bool = True,
 ) -> Path:
-    """Build the Hub repository folder of a training run in ``out_dir`` (which must not exist
+    """Build the Hub repository folder of a training run (its folder) or of the shipped
+    weights (:func:`~cifarzoo.hub_source.shipped_source`) in ``out_dir`` (which must not exist
     or be empty): ``model.safetensors``, timm's ``config.json``, the model card ``README.md``,
-    ``metrics.json`` and the curves.
+    ``metrics.json``, the training record's ``history.json`` (and ``grad_flow.json``) and the
+    curves when there is one.
 
     The folder is built in a hidden sibling and renamed to ``out_dir`` only when complete, so a
     failure leaves nothing behind. With ``verify`` it is first loaded back through
-    ``timm.create_model('local-dir:...')`` and must give the same outputs as the run's weights.
+    ``timm.create_model('local-dir:...')`` and must give the same outputs as the source's
+    weights.
     """
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
         raise ValueError(f"repo_id must be 'org/name', got {repo_id!r}")
-    run = read_run(run_dir)
+    if not isinstance(source, HubSource):
+        source = run_source(source)
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
-        model = run.load_model()
-        shutil.copyfile(run.weights, tmp / WEIGHTS_FILE)
-        verify_sha256(tmp / WEIGHTS_FILE, run.sha256)
-        (tmp / "config.json").write_text(json_text(_hub_config(run, model)))
-        shutil.copyfile(run.metrics_file, tmp / MARKER)
-        for curve in run.curves:
-            shutil.copyfile(curve, tmp / curve.name)
-        build_model_card(run, repo_id).save(tmp / "README.md")
+        model = source.load_model()
+        shutil.copyfile(source.weights, tmp / WEIGHTS_FILE)
+        verify_sha256(tmp / WEIGHTS_FILE, source.sha256)
+        (tmp / "config.json").write_text(json_text(_hub_config(source, model)))
+        for file in source.files:
+            _write_file(file, tmp)
+        build_model_card(source, repo_id).save(tmp / "README.md")
         if verify:
             import timm
 
@@ -286,6 +299,13 @@ def build_hub_folder(
                 if not torch.equal(model(x), loaded(x)):
                     raise RuntimeError(f"{out} does not load back to the same model")
     return out
+
+
+def _write_file(file: HubFile, folder: Path) -> None:
+    if isinstance(file.content, Path):
+        shutil.copyfile(file.content, folder / file.name)
+    else:
+        (folder / file.name).write_bytes(file.content)
 
 
 def _input_size(model: nn.Module) -> tuple[int, int, int]:
@@ -312,7 +332,7 @@ class PublishResult:
 
 
 def publish(
-    run_dir: str | os.PathLike[str],
+    source: str | os.PathLike[str] | HubSource,
     repo_id: str,
     *,
     out_dir: str | os.PathLike[str] | None = None,
@@ -320,7 +340,8 @@ def publish(
     private: bool = False,
     commit_message: str | None = None,
 ) -> PublishResult:
-    """Build the Hub folder of a run (:func:`build_hub_folder`) and, unless ``dry_run``, create
+    """Build the Hub folder of a run folder or of a :class:`~cifarzoo.hub_source.HubSource`
+    (:func:`build_hub_folder`) and, unless ``dry_run``, create
     the repository if needed and upload it with ``HfApi.upload_folder`` (token from
     ``hf auth login`` or ``HF_TOKEN``).
 
@@ -335,7 +356,7 @@ def publish(
         folder = Path(out_dir)
     keep = False
     try:
-        build_hub_folder(run_dir, repo_id, folder)
+        build_hub_folder(source, repo_id, folder)
         if dry_run:
             keep = True
             return PublishResult(folder, repo_id)
@@ -349,7 +370,6 @@ def _upload(
     folder: Path, repo_id: str, private: bool, commit_message: str | None, *, kept: bool
 ) -> PublishResult:
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import OfflineModeIsEnabled
 
     later = (
         f"The folder is built in {folder}; upload it later"
@@ -370,6 +390,13 @@ def _upload(
             folder_path=folder,
             commit_message=commit_message or f"Upload {arch} weights",
         )
-    except OfflineModeIsEnabled as err:
-        raise RuntimeError(f"cannot upload to {repo_id}: {err}. {later}.") from err
+    # huggingface_hub raises its own errors for the Hub's answers, its HTTP client's when there
+    # is no connection: either way the upload failed, and the folder is what to keep
+    except Exception as err:
+        said = (str(err).strip().splitlines() or [""])[0]
+        raise RuntimeError(
+            f"cannot upload to {repo_id} ({type(err).__name__}: {said}): check the network "
+            "connection and the token (`hf auth whoami`; log in with `hf auth login` or set "
+            f"HF_TOKEN). {later}."
+        ) from err
     return PublishResult(folder, repo_id, commit=info.oid, url=info.commit_url)

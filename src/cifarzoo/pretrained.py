@@ -26,6 +26,7 @@ __all__ = [
     "PretrainedWeightsError",
     "read_training_record",
     "read_weights_meta",
+    "shipped_weights",
     "weights_name",
     "weights_tags",
 ]
@@ -74,6 +75,20 @@ def weights_tags(arch: str, weights_dir: str | os.PathLike[str] | None = None) -
     tags = sorted(p.name[len(arch) + 1 : -len(".json")] for p in folder.glob(f"{arch}.*.json"))
     tags = [t for t in tags if t and "." not in t]
     return sorted(tags, key=lambda tag: tag != DEFAULT_TAG)
+
+
+def shipped_weights(weights_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """The names (``ARCH.TAG``, :func:`weights_name`) of the weights whose file is in
+    ``weights_dir`` (default: the package's), sorted: those whose metadata names a ``file``,
+    not those published on the Hub only or recorded unpublished."""
+    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
+    names = []
+    for path in folder.glob("*.json"):
+        name = path.name.removesuffix(".json")
+        arch, _, tag = name.partition(".")
+        if tag and "." not in tag and (read_weights_meta(arch, folder, tag) or {}).get("file"):
+            names.append(name)
+    return sorted(names)
 
 
 def read_weights_meta(

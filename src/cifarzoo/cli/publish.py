@@ -1,4 +1,5 @@
-"""``cifarzoo publish``: publish a training run to the Hugging Face Hub (:mod:`cifarzoo.hub`)."""
+"""``cifarzoo publish``: publish a training run or the shipped weights to the Hugging Face Hub
+(:mod:`cifarzoo.hub`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..hub import publish
+from ..hub_source import shipped_source
 from .common import Subparsers
 
 __all__ = ["add_publish_parser", "run_publish_command"]
@@ -16,13 +18,20 @@ def add_publish_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     set as ``func`` (:func:`run_publish_command`, returns an exit code)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "publish",
-        help="publish a training run to the Hugging Face Hub",
+        help="publish a training run or shipped weights to the Hugging Face Hub",
         description=(
             "Build a Hub repository folder (model.safetensors, timm config.json, model card, "
-            "metrics, curves) from a `cifarzoo train` output folder and upload it."
+            "metrics, training record and curves) from a `cifarzoo train` output folder or "
+            "from weights shipped in the package, and upload it."
         ),
     )
-    parser.add_argument("--run", required=True, type=Path, help="output folder of cifarzoo train")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="output folder of cifarzoo train")
+    source.add_argument(
+        "--pretrained",
+        metavar="ARCH.TAG",
+        help="weights shipped in the package, e.g. lenet.lab (ARCH alone: its default ones)",
+    )
     parser.add_argument("--repo-id", required=True, help="Hub repository, as ORG/NAME")
     parser.add_argument(
         "--out",
@@ -37,15 +46,17 @@ def add_publish_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run_publish_command(args: argparse.Namespace) -> int:
     """The ``cifarzoo publish`` handler."""
+    source = args.run if args.pretrained is None else shipped_source(args.pretrained)
     result = publish(
-        args.run, args.repo_id, out_dir=args.out, dry_run=args.dry_run, private=args.private
+        source, args.repo_id, out_dir=args.out, dry_run=args.dry_run, private=args.private
     )
     if result.folder.exists():
         print(f"built {result.folder}")
     if result.commit is None:
         print("dry run: nothing uploaded")
-    else:
-        print(f"uploaded {result.url}")
-        print(f"pinned revision: {result.pinned_id}")
+        return 0
+    print(f"uploaded {result.url}")
+    print(f"pinned revision: {result.pinned_id}")
+    if args.run is not None:
         print(f"register: python scripts/install_weights.py {args.run} --hub-id {result.pinned_id}")
     return 0
