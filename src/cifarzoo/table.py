@@ -102,8 +102,15 @@ def model_table(
     return rows
 
 
+def _source(meta: dict[str, Any]) -> str:
+    """Where weights load from: ``"package"``, ``"hub"``, or ``"unpublished"`` (they don't)."""
+    if meta.get("file"):
+        return "package"
+    return "hub" if meta.get("hf_hub_id") else "unpublished"
+
+
 def _loads(meta: dict[str, Any]) -> bool:
-    return bool(meta.get("file") or meta.get("hf_hub_id"))
+    return _source(meta) != "unpublished"
 
 
 def _weights_rows(row: ModelRow, weights_dir: str | os.PathLike[str] | None) -> list[ModelRow]:
@@ -137,11 +144,7 @@ def _weights_row(row: ModelRow, tag: str, meta: dict[str, Any], default: bool) -
         seconds=m.get("seconds"),
         hardware=m.get("hardware"),
         data=m.get("data"),
-        weights="package"
-        if meta.get("file")
-        else "hub"
-        if meta.get("hf_hub_id")
-        else "unpublished",
+        weights=_source(meta),
         distilled=bool(m.get("teacher")),
         tag=tag,
         default=default,
@@ -207,7 +210,7 @@ def percent(x: float | None) -> str:
     return _DASH if x is None else f"{100 * x:.2f}%"
 
 
-#: The weights table: one row per model whose weights load.
+#: The weights table: one row per weights that load.
 WEIGHTS_COLUMNS = (
     "Model", "Recipe", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images",
     "Train time", "Data", "Hardware",
