@@ -105,7 +105,7 @@ def eval_problem(name: str, meta: dict[str, Any], data: Path, command: Sequence[
     summary = "\n".join(
         line for line in done.stdout.splitlines() if "TTA" in line or "pass" in line
     )
-    print(f"$ {' '.join(args[len(command) :])}\n{summary}")
+    print(f"$ cifarzoo {shlex.join(args[len(command) :])}\n{summary}")
     if done.returncode != 0 or shown is None:
         return f"cifarzoo eval {name} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
     if shown.group(1) != expected:
