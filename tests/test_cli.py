@@ -19,7 +19,7 @@ from conftest import FAKE_PER_FILE, InterruptAt
 from torch import nn
 
 import cifarzoo
-from cifarzoo import cli, runs
+from cifarzoo import cli, runs, table
 from cifarzoo.cli import (
     OPTION_FLAGS,
     RECIPE_FLAGS,
@@ -345,6 +345,73 @@ def test_eval_pretrained_measures_as_the_shipped_metadata_records(
     assert main([*args, "--device", "cpu", "--json", str(report), "--amp", other_amp]) == 0
     assert "as recorded" not in capsys.readouterr().out
     assert json.loads(report.read_text())["bf16"] is not bf16
+
+
+def test_eval_of_tagged_weights_compares_with_their_own_record(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ARCH.TAG`` (with or without ``cifar_``) evaluates the weights of that tag beside the
+    figures recorded with them; weights recorded without TTA are evaluated without one, and
+    no TTA figure is claimed."""
+    meta = read_weights_meta("lenet", tag="lab")
+    assert meta is not None and meta["metrics"]["tta"] is None
+    recorded = runs.recorded_accuracy(meta["metrics"])
+    report = tmp_path / "eval.json"
+    for name in ("lenet.lab", "cifar_lenet.lab"):
+        args = ["eval", name, "--pretrained", "--data", str(fake_cifar_root), "--device", "cpu"]
+        assert main([*args, "--json", str(report)]) == 0
+        out = capsys.readouterr().out
+        assert (
+            f"{name} on CIFAR-10 (unverified copy) test ({FAKE_PER_FILE:,} images; no TTA, "
+            "as recorded with the weights)" in out
+        )
+        result = json.loads(report.read_text())
+        assert (
+            f"single pass: {100 * result['accuracy']:.2f}% (recorded with the weights: "
+            f"{100 * recorded.test:.2f}%)" in out
+        )
+        assert "TTA:" not in out and result["tta"] is None and result["tta_accuracy"] is None
+    lab = cifarzoo.create_model("lenet.lab", pretrained=True)
+    default = cifarzoo.create_model("lenet", pretrained=True)
+    assert not torch.equal(lab.conv1.weight, default.conv1.weight)  # another file
+
+
+@pytest.mark.data
+@pytest.mark.slow(seconds=20)
+def test_eval_of_tagged_weights_gives_the_tables_accuracy(
+    cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the data they were measured on, `cifarzoo eval lenet.lab --pretrained` prints, one
+    forward pass, the test accuracy the weights table shows for lenet.lab."""
+    (row,) = [r for r in table.model_table(["lenet"]) if r.model == "lenet.lab"]
+    assert row.test_accuracy is not None and row.data is not None
+    report = tmp_path / "eval.json"
+    args = ["eval", "lenet.lab", "--pretrained", "--data", str(cifar10_root)]
+    assert main([*args, "--data-name", row.data, "--device", "cpu", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    measured = json.loads(report.read_text())["accuracy"]
+    # other CPUs' float32 kernels may round a borderline image differently: 2 images of slack
+    assert measured == pytest.approx(row.test_accuracy, abs=2e-4)
+    shown = table.percent(row.test_accuracy)
+    assert f"single pass: {table.percent(measured)} (recorded with the weights: {shown})" in out
+    assert "TTA:" not in out and "measured on" not in out
+
+
+def test_eval_of_a_tag_that_does_not_exist_lists_the_tags_that_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["eval", "lenet.lab2", "--pretrained", "--data", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cifarzoo eval: error: ")
+    assert "lenet has no weights tagged 'lab2'" in err
+    assert "c10 (the default: lenet), lab (lenet.lab)" in err
+    assert main(["eval", "cifar_resnet44.c10", "--pretrained", "--data", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resnet44 has no pretrained weights" in err
+    with pytest.raises(ValueError, match="lenet has no weights tagged 'lab2'"):
+        cifarzoo.create_model("lenet.lab2")
+    with pytest.raises(ValueError, match="lenet has no weights tagged 'lab2'"):
+        cifarzoo.create_model("cifar_lenet.lab2", pretrained=True)
 
 
 def test_eval_says_when_the_data_differs_from_the_recorded_data(

@@ -36,7 +36,12 @@ from cifarzoo.constants import CIFAR10_CLASSES
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.metrics import tta_views
 from cifarzoo.models._cfgs import cfg_sha256, weight_cfgs
-from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, read_training_record, weights_tags
+from cifarzoo.pretrained import (
+    PACKAGED_WEIGHTS_DIR,
+    TAG_RECIPES,
+    read_training_record,
+    weights_tags,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = "CIFAR-10 (JPEG mirror)"
@@ -324,14 +329,14 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     weights_part, architecture_part = md.split("**Architectures**")
     weights_lines = [line for line in weights_part.splitlines() if line.startswith("|")]
     assert weights_lines[0] == (
-        "| Model | Test acc. | Val acc. | TTA test / val acc. | Epochs x images | Train time "
-        "| Data | Hardware |"
+        "| Model | Recipe | Test acc. | Val acc. | TTA test / val acc. | Epochs x images "
+        "| Train time | Data | Hardware |"
     )
     assert len(weights_lines[1].split("|")) == len(weights_lines[0].split("|"))
     # only the rows with weights, numbers never broken across lines; TTA beside, named
     assert weights_lines[2:] == [
-        "| lenet | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% (flip) | 12\u00a0x\u00a045,000 "
-        f"| 96\u00a0s | {DATA} | 1x NVIDIA H200 |"
+        "| lenet | c10 | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% (flip) "
+        f"| 12\u00a0x\u00a045,000 | 96\u00a0s | {DATA} | 1x NVIDIA H200 |"
     ]
     assert "All these weights ship in the package" in weights_part
     architecture_lines = [line for line in architecture_part.splitlines() if line]
@@ -342,7 +347,10 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     ]
     rst = table.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   :class: weights-table\n" in rst
-    assert "   * - lenet\n     - 63.01%\n" in rst and "   * - resnet20\n     - 272.47" in rst
+    assert (
+        "   * - lenet\n     - c10\n     - 63.01%\n" in rst
+        and "   * - resnet20\n     - 272.47" in rst
+    )
     assert table.render_weights_rst(rows[1:]) == "No model has weights that load yet.\n"
 
 
@@ -400,9 +408,12 @@ def test_the_table_says_how_the_accuracy_was_measured(
     assert row.tta == cell
     md = table.render_markdown([row])
     if cell == "none":  # the recorded accuracy is one forward pass
-        assert "| lenet | 65.12% | 64.31% | — | 12\u00a0x" in md
+        assert "| lenet | c10 | 65.12% | 64.31% | — | 12\u00a0x" in md
     else:  # the main columns are one forward pass, the TTA figures get their own
-        assert f"| lenet | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% ({cell}) | 12\u00a0x" in md
+        assert (
+            f"| lenet | c10 | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% ({cell}) | 12\u00a0x"
+            in md
+        )
     assert "*Test acc.* and *Val acc.* are one forward pass" in md
     assert "*TTA test / val acc.* the same weights with the test-time augmentation" in md
     assert "`cifarzoo eval MODEL --pretrained`" in md
@@ -496,7 +507,7 @@ def test_scripts(installed: tuple[Path, nn.Module], tmp_path: Path) -> None:
     assert table_script.main([*args, "--check"]) == 1
     assert table_script.main(args) == 0
     assert table_script.main([*args, "--check"]) == 0
-    assert "| lenet | 63.01% | 62.22% |" in readme.read_text()
+    assert "| lenet | c10 | 63.01% | 62.22% |" in readme.read_text()
 
 
 def test_scripts_report_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -832,3 +843,74 @@ def test_install_ships_the_runs_training_record_checked_by_its_sha256(tmp_path: 
     meta = json.loads(install.install_weights(tmp_path / "run", weights_dir=weights).read_text())
     assert "record" not in meta and read_training_record("lenet", weights_dir=weights) is None
     assert sorted(p.name for p in weights.iterdir()) == ["lenet.c10.json", "lenet.c10.safetensors"]
+
+
+#: Metrics of weights recorded without a test-time augmentation (as the lab recipe's are).
+NO_TTA_METRICS = {
+    "test_accuracy": 0.6628, "val_accuracy": 0.6654, "tta": None, "tta_test_accuracy": None,
+    "tta_val_accuracy": None, "tta_flip": False, "tta_translate": False,
+}  # fmt: skip
+
+
+def install_tagged(
+    weights_dir: Path, tag: str, recipe: dict[str, object], **metrics: object
+) -> None:
+    """lenet weights of ``tag`` installed into ``weights_dir``, trained with ``recipe``."""
+    run_dir = weights_dir.parent / f"run-{tag}"
+    make_run(run_dir)
+    recorded = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**recorded, **metrics, "recipe": recipe}))
+    install.install_weights(run_dir, weights_dir=weights_dir, tag=tag)
+
+
+def test_the_table_lists_every_weights_default_first_with_its_recipe(tmp_path: Path) -> None:
+    """Two tags of lenet: one row each (the default named as the model, the other ARCH.TAG
+    right below it), the tag in its own column, the architecture listed once, and the notes
+    say what each tag's recipe is, how the recipes differ and how to load a tagged one."""
+    weights = tmp_path / "w"
+    install_tagged(weights, "lab", {"batch_size": 500, "lr": 0.2, "cutout": 12, "seed": 3},
+                   **NO_TTA_METRICS)  # fmt: skip
+    install_tagged(weights, "c10", {"batch_size": 128, "lr": 0.1, "seed": 0})
+    rows = table.model_table(["lenet", "resnet20"], weights_dir=weights)
+    assert [(r.model, r.tag, r.default) for r in rows] == [
+        ("lenet", "c10", True), ("lenet.lab", "lab", False), ("resnet20", None, True),
+    ]  # fmt: skip
+    assert [r.arch for r in rows] == ["lenet", "lenet", "resnet20"]
+    lab = rows[1]
+    assert (lab.test_accuracy, lab.tta, lab.tta_test_accuracy) == (0.6628, "none", None)
+    md = table.render_markdown(rows)
+    weights_part, architecture_part = md.split("**Architectures**")
+    lines = [line for line in weights_part.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| Model | Recipe | Test acc. | Val acc. | TTA test / val acc. |")
+    assert lines[2].startswith(
+        "| lenet | c10 | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% (flip) |"
+    )
+    assert lines[3].startswith("| lenet.lab | lab | 66.28% | 66.54% | — | 12\u00a0x")  # no TTA
+    assert len(lines) == 4
+    assert [line for line in architecture_part.splitlines() if line.startswith("| lenet")] == [
+        "| lenet | 62.01\u00a0K | 651.72\u00a0K |"
+    ]
+    assert "*c10* (lenet): cifarzoo's CPU recipe" in md
+    assert "*lab* (lenet): the lab's recipe" in md
+    assert (
+        "lenet.lab differs from lenet in `batch_size` (500 vs 128), `lr` (0.2 vs 0.1) and "
+        "`cutout` (12 vs 0)." in md
+    )  # the seed is no difference of recipe
+    assert '`cifarzoo.create_model("lenet.lab", pretrained=True)`' in md
+    assert '`timm.create_model("cifar_lenet.lab", pretrained=True)`' in md
+    assert "``cifarzoo eval lenet.lab --pretrained``" in table.render_rst(rows)
+    # the default's row alone: no tagged name to explain, the tag still named
+    alone = table.render_markdown(rows[:1])
+    assert "*c10* (lenet)" in alone and "create_model(" not in alone and "differs" not in alone
+
+
+def test_a_tag_of_its_own_is_the_default_and_every_shipped_tag_is_described(
+    tmp_path: Path,
+) -> None:
+    """Weights of one tag only (resnet18.lab) are their architecture's default: named as the
+    model; and each tag shipped in the package has its recipe described in the table's note."""
+    install_tagged(tmp_path / "w", "lab", {"batch_size": 500}, **NO_TTA_METRICS)
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "w")
+    assert (row.model, row.tag, row.default) == ("lenet", "lab", True)
+    shipped = {p.name.split(".")[1] for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors")}
+    assert shipped <= set(TAG_RECIPES), "describe the new tag in cifarzoo.pretrained.TAG_RECIPES"

@@ -22,6 +22,7 @@ __all__ = [
     "HF_WEIGHTS_FILE",
     "PACKAGED_WEIGHTS_DIR",
     "SHA256_NOTE",
+    "TAG_RECIPES",
     "WEIGHTS_FILE_SUFFIXES",
     "PretrainedWeightsError",
     "read_training_record",
@@ -40,6 +41,12 @@ PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: this tag are its default ones (timm's first pretrained tag), else those of the first tag in
 #: alphabetical order (:func:`weights_tags`).
 DEFAULT_TAG = "c10"
+#: What the recipe of each tag's weights is, in words (the model table's note): the recipes
+#: themselves, and how they differ, are in the weights' metadata.
+TAG_RECIPES = {
+    DEFAULT_TAG: "cifarzoo's CPU recipe, tuned for each architecture",
+    "lab": "the lab's recipe, one for all the networks of its four-network comparison",
+}
 #: A pretrained_cfg's expected weights digest is kept in its ``notes`` as ``"sha256:<hex>"``:
 #: ``PretrainedCfg`` takes no custom fields, and ``notes`` travels with ``model.pretrained_cfg``
 #: and with a Hub folder's ``config.json``.

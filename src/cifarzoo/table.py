@@ -8,7 +8,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,9 @@ import torch
 from .checkpoint import atomic_write
 from .cost import count_macs, count_params
 from .models import TIMM_PREFIX, create_model, list_models
-from .pretrained import read_weights_meta
+from .pretrained import TAG_RECIPES, read_weights_meta, weights_name, weights_tags
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
+from .training import Recipe, recipe_differences
 
 __all__ = [
     "ARCHITECTURE_COLUMNS",
@@ -53,10 +54,11 @@ _NO_TTA = "none"
 
 @dataclass(frozen=True)
 class ModelRow:
-    """One row of the model table; accuracy fields are ``None`` for models without weights that
-    load (their measurements stay out of the table)."""
+    """One row of the model table: one weights of an architecture (one row for an architecture
+    without weights). Accuracy fields are ``None`` for weights that do not load (their
+    measurements stay out of the table)."""
 
-    model: str
+    model: str  # the name that loads the weights: the architecture's (its default), or ARCH.TAG
     params: int
     macs: int
     test_accuracy: float | None = None  # one forward pass, what model(x) gives
@@ -72,14 +74,22 @@ class ModelRow:
     data: str | None = None
     weights: str | None = None  # "package", "hub", "unpublished" or None
     distilled: bool = False  # trained on a teacher's predictions too
+    tag: str | None = None  # the weights' tag, which names their recipe (TAG_RECIPES)
+    default: bool = True  # the architecture's default weights, or an architecture without any
+    recipe: Recipe | None = None  # the recipe the weights' metadata records
+
+    @property
+    def arch(self) -> str:
+        """The architecture (``lenet`` for ``lenet.lab``)."""
+        return self.model.partition(".")[0]
 
 
 def model_table(
     names: Iterable[str] | None = None, *, weights_dir: str | os.PathLike[str] | None = None
 ) -> list[ModelRow]:
     """Rows for ``names`` (default: every cifarzoo model): parameters, MACs at 32x32 and the
-    recorded metrics of its default weights (``<weights_dir>/<arch>.<tag>.json``, default the
-    package's).
+    recorded metrics of each of its weights (``<weights_dir>/<arch>.<tag>.json``, default the
+    package's), the default weights first (named as the model, the others ``ARCH.TAG``).
 
     Models are built on the ``meta`` device: shapes only, no memory and no initialization."""
     rows = []
@@ -88,37 +98,58 @@ def model_table(
         with torch.device("meta"):
             model = create_model(arch)
         row = ModelRow(arch, count_params(model), count_macs(model))
-        meta = read_weights_meta(arch, weights_dir)
-        if meta is not None:
-            m = meta.get("metrics") or {}
-            loads = bool(meta.get("file") or meta.get("hf_hub_id"))
-            acc = recorded_accuracy(m) if loads else RecordedAccuracy(None, None)
-            row = ModelRow(
-                row.model,
-                row.params,
-                row.macs,
-                test_accuracy=acc.test,
-                val_accuracy=acc.val,
-                tta_test_accuracy=acc.tta_test,
-                tta_val_accuracy=acc.tta_val,
-                tta=(acc.tta or _NO_TTA) if loads else None,
-                seeds=_seeds_cell(m) if loads else None,
-                epochs=m.get("epochs"),
-                train_images=m.get("train_images"),
-                seconds=m.get("seconds"),
-                hardware=m.get("hardware"),
-                data=m.get("data"),
-                weights=(
-                    "package"
-                    if meta.get("file")
-                    else "hub"
-                    if meta.get("hf_hub_id")
-                    else "unpublished"
-                ),
-                distilled=bool(m.get("teacher")),
-            )
-        rows.append(row)
+        rows += _weights_rows(row, weights_dir) or [row]
     return rows
+
+
+def _source(meta: dict[str, Any]) -> str:
+    """Where weights load from: ``"package"``, ``"hub"``, or ``"unpublished"`` (they don't)."""
+    if meta.get("file"):
+        return "package"
+    return "hub" if meta.get("hf_hub_id") else "unpublished"
+
+
+def _loads(meta: dict[str, Any]) -> bool:
+    return _source(meta) != "unpublished"
+
+
+def _weights_rows(row: ModelRow, weights_dir: str | os.PathLike[str] | None) -> list[ModelRow]:
+    """A row for each weights of ``row``'s architecture, its default first: timm's, the first
+    tag whose weights load (else the first tag)."""
+    metas = {
+        tag: read_weights_meta(row.model, weights_dir, tag) or {}
+        for tag in weights_tags(row.model, weights_dir)
+    }
+    default = next((tag for tag, meta in metas.items() if _loads(meta)), next(iter(metas), None))
+    ordered = sorted(metas, key=lambda tag: tag != default)
+    return [_weights_row(row, tag, metas[tag], tag == default) for tag in ordered]
+
+
+def _weights_row(row: ModelRow, tag: str, meta: dict[str, Any], default: bool) -> ModelRow:
+    m = meta.get("metrics") or {}
+    loads = _loads(meta)
+    acc = recorded_accuracy(m) if loads else RecordedAccuracy(None, None)
+    recipe = m.get("recipe")
+    return replace(
+        row,
+        model=row.model if default else weights_name(row.model, tag),
+        test_accuracy=acc.test,
+        val_accuracy=acc.val,
+        tta_test_accuracy=acc.tta_test,
+        tta_val_accuracy=acc.tta_val,
+        tta=(acc.tta or _NO_TTA) if loads else None,
+        seeds=_seeds_cell(m) if loads else None,
+        epochs=m.get("epochs"),
+        train_images=m.get("train_images"),
+        seconds=m.get("seconds"),
+        hardware=m.get("hardware"),
+        data=m.get("data"),
+        weights=_source(meta),
+        distilled=bool(m.get("teacher")),
+        tag=tag,
+        default=default,
+        recipe=Recipe.from_dict(recipe) if isinstance(recipe, dict) else None,
+    )
 
 
 def weights_note(name: str, *, weights_dir: str | os.PathLike[str] | None = None) -> str | None:
@@ -179,10 +210,10 @@ def percent(x: float | None) -> str:
     return _DASH if x is None else f"{100 * x:.2f}%"
 
 
-#: The weights table: one row per model whose weights load.
+#: The weights table: one row per weights that load.
 WEIGHTS_COLUMNS = (
-    "Model", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images", "Train time",
-    "Data", "Hardware",
+    "Model", "Recipe", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images",
+    "Train time", "Data", "Hardware",
 )  # fmt: skip
 #: The architecture table: every model.
 ARCHITECTURE_COLUMNS = ("Model", "Params", "MACs (32x32)")
@@ -235,6 +266,7 @@ def _training_cell(row: ModelRow) -> str:
 def _weights_cells(row: ModelRow) -> list[str]:
     return [
         row.model + (" (Hub)" if row.weights == "hub" else ""),
+        row.tag or _DASH,
         percent(row.test_accuracy),
         percent(row.val_accuracy),
         _tta_accuracy_cell(row),
@@ -258,11 +290,12 @@ _DISTILLED_NOTE = (
 _ACCURACY_NOTE = (
     "*Test acc.* and *Val acc.* are one forward pass of the normalized 32x32 images, what "
     "`model(x)` gives; *TTA test / val acc.* the same weights with the test-time augmentation "
-    "named in brackets: *flip* averages each image's logits with its mirror's, *translate* adds "
-    "copies shifted one pixel diagonally (`cifarzoo eval MODEL --pretrained` measures both "
-    "ways). *Epochs x images*: training epochs, and the training images of each (the rest of "
-    "the 50,000 held out for validation). Only weights that load are listed; "
-    "docs/experiments.rst records the measurements of weights that were not kept."
+    "named in brackets (a dash: recorded without one): *flip* averages each image's logits "
+    "with its mirror's, *translate* adds copies shifted one pixel diagonally (`cifarzoo eval "
+    "MODEL --pretrained` measures both ways). *Epochs x images*: training epochs, and the "
+    "training images of each (the rest of the 50,000 held out for validation). Only weights "
+    "that load are listed; docs/experiments.rst records the measurements of weights that were "
+    "not kept."
 )
 
 
@@ -286,8 +319,61 @@ def _seeds_note(rows: Sequence[ModelRow]) -> str | None:
     )
 
 
+#: What the recipe note says of a tag :data:`~cifarzoo.pretrained.TAG_RECIPES` does not describe.
+_UNDESCRIBED_TAG = "the recipe its weights' metadata records"
+
+
+def _recipe_note(rows: Sequence[ModelRow]) -> str:
+    """What each tag's recipe is (and which architectures have weights of it), how to load
+    weights that are not an architecture's default, and how their recipe differs from the
+    default's (from the recipes the metadata records)."""
+    archs: dict[str, list[str]] = {}
+    for row in rows:
+        archs.setdefault(row.tag or _DASH, []).append(row.arch)
+    tags = "; ".join(
+        f"*{tag}* ({', '.join(names)}): {TAG_RECIPES.get(tag, _UNDESCRIBED_TAG)}"
+        for tag, names in archs.items()
+    )
+    note = f"*Recipe*: the weights' tag, which names how they were trained: {tags}."
+    tagged = [row for row in rows if not row.default]
+    if tagged:
+        name = tagged[0].model
+        note += (
+            " The model's name loads its default weights, listed first; ARCH.TAG loads the "
+            "others: "
+            f'`cifarzoo.create_model("{name}", pretrained=True)`, '
+            f'`timm.create_model("{TIMM_PREFIX}{name}", pretrained=True)`, '
+            f"`cifarzoo eval {name} --pretrained`."
+        )
+    defaults = {row.arch: row for row in rows if row.default}
+    for row in tagged:
+        note += _recipe_difference(row, defaults.get(row.arch))
+    return note
+
+
+def _recipe_difference(row: ModelRow, default: ModelRow | None) -> str:
+    """`` lenet.lab differs from lenet in `lr` (0.2 vs 0.1) and ...`` (not in the seed)."""
+    if default is None or row.recipe is None or default.recipe is None:
+        return ""
+    differences = recipe_differences(row.recipe, default.recipe)
+    differences.pop("seed", None)
+    if not differences:
+        return ""
+    listed = [f"`{k}` ({_setting(a)} vs {_setting(b)})" for k, (a, b) in differences.items()]
+    joined = ", ".join(listed[:-1]) + " and " + listed[-1] if len(listed) > 1 else listed[0]
+    return f" {row.model} differs from {default.model} in {joined}."
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "off" if value is None else str(value)
+
+
 def _notes(rows: Sequence[ModelRow]) -> str:
-    notes = [_ACCURACY_NOTE, _location_note(rows), _seeds_note(rows)]
+    notes = [_ACCURACY_NOTE, _recipe_note(rows), _location_note(rows), _seeds_note(rows)]
     if any(r.distilled for r in rows):
         notes.append(_DISTILLED_NOTE)
     return "".join(f"\n{note}\n" for note in notes if note)
@@ -309,8 +395,8 @@ def _rst(columns: Sequence[str], rows: Iterable[Sequence[str]], css_class: str) 
 
 
 def render_markdown(rows: Sequence[ModelRow]) -> str:
-    """Two GitHub-flavoured markdown tables of ``rows``: the weights that load (accuracy, data,
-    training) with their notes, then every architecture (parameters, MACs)."""
+    """Two GitHub-flavoured markdown tables of ``rows``: the weights that load (accuracy, recipe,
+    data, training) with their notes, then every architecture (parameters, MACs)."""
     loaded = [r for r in rows if has_weights(r)]
     parts = []
     if loaded:
@@ -320,7 +406,7 @@ def render_markdown(rows: Sequence[ModelRow]) -> str:
         ]
     parts += [
         "**Architectures**\n",
-        _markdown(ARCHITECTURE_COLUMNS, (_architecture_cells(r) for r in rows)),
+        _markdown(ARCHITECTURE_COLUMNS, (_architecture_cells(r) for r in rows if r.default)),
     ]
     return "\n".join(parts)
 
@@ -336,9 +422,10 @@ def render_weights_rst(rows: Sequence[ModelRow]) -> str:
 
 
 def render_architecture_rst(rows: Sequence[ModelRow]) -> str:
-    """An RST ``list-table`` (class ``architecture-table``) of every row's parameters and
-    MACs."""
-    return _rst(ARCHITECTURE_COLUMNS, (_architecture_cells(r) for r in rows), "architecture-table")
+    """An RST ``list-table`` (class ``architecture-table``) of every architecture's parameters
+    and MACs (one row each: its default weights' row)."""
+    cells = (_architecture_cells(r) for r in rows if r.default)
+    return _rst(ARCHITECTURE_COLUMNS, cells, "architecture-table")
 
 
 def render_rst(rows: Sequence[ModelRow]) -> str:

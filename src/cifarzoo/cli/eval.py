@@ -32,7 +32,11 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Evaluate MODEL on the CIFAR-10 test split and print overall and "
         "per-class accuracy. --weights verifies FILE.sha256 when it exists.",
     )
-    p.add_argument("model", help="model name (see `cifarzoo list`)")
+    p.add_argument(
+        "model",
+        help="model name (see `cifarzoo list`); ARCH.TAG (lenet.lab) for weights other than "
+        "the model's default",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="a model.safetensors file (or a folder holding one)")
     src.add_argument("--pretrained", action="store_true", help="the model's published weights")

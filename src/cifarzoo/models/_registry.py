@@ -196,8 +196,27 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
             f"Unknown cifarzoo model {name!r}.{hint} "
             "See cifarzoo.list_models() (or `cifarzoo list`) for all names."
         )
+    if tag:
+        _check_tag(arch, tag)
     timm_name = TIMM_PREFIX + arch + (f".{tag}" if tag else "")
     return timm.create_model(timm_name, pretrained=pretrained, **kwargs)
+
+
+def _check_tag(arch: str, tag: str) -> None:
+    """Refuse a weights tag ``arch`` has no weights of, naming the tags it has."""
+    cfgs = timm.models.get_arch_pretrained_cfgs(TIMM_PREFIX + arch)
+    tags = [name.partition(".")[2] for name, cfg in cfgs.items() if cfg.has_weights]
+    if tag in tags:
+        return
+    if not tags:
+        raise ValueError(
+            f"{arch} has no pretrained weights, so no weights tagged {tag!r}: create it as "
+            f"{arch!r} (`cifarzoo list --pretrained` lists the models with weights)."
+        )
+    listed = ", ".join(
+        f"{t} (the default: {arch})" if i == 0 else f"{t} ({arch}.{t})" for i, t in enumerate(tags)
+    )
+    raise ValueError(f"{arch} has no weights tagged {tag!r}; its weights: {listed}.")
 
 
 def _create_from_source(

@@ -187,15 +187,16 @@ def check_weights_source(weights: str | os.PathLike[str]) -> None:
 
 def recorded_metrics(model: str, weights: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The metrics the accuracy of ``model``'s weights was recorded with: the shipped weights'
-    metadata (``weights=None``), or the ``metrics.json`` of the run folder that holds the
-    weights file (or is the folder ``weights``); empty if there are none for this model.
+    metadata (``weights=None``; those of the tag ``model`` names, ``lenet.lab``, else the
+    default ones), or the ``metrics.json`` of the run folder that holds the weights file (or is
+    the folder ``weights``); empty if there are none for this model.
 
     Raises:
         ValueError: the run folder's ``metrics.json`` is damaged (as :func:`read_run` says).
     """
-    model = model.removeprefix(TIMM_PREFIX)
+    model, _, tag = model.removeprefix(TIMM_PREFIX).partition(".")
     if weights is None:
-        metrics = (read_weights_meta(model) or {}).get("metrics")
+        metrics = (read_weights_meta(model, tag=tag or None) or {}).get("metrics")
         return metrics if isinstance(metrics, dict) else {}
     path = Path(weights)
     marker = (path if path.is_dir() else path.parent) / MARKER
