@@ -160,15 +160,3 @@ def test_the_report_reproduces_the_shipped_figures_in_float32(
     assert m["test"]["accuracy"] == meta["metrics"]["test_accuracy"]
     assert m["val"]["accuracy"] == meta["metrics"]["val_accuracy"]
     assert m["val"]["num_samples"] == len(load_cifar10(cifar10_root).train) - 45_000
-
-
-def test_shipped_weights_are_evaluated_in_bf16_when_asked() -> None:
-    from cifarzoo.compare.measure import SHIPPED_BF16_BATCH
-
-    data = synthetic_data(300, 200)
-    report = compare(pretrained=["lenet.lab"], data=data, quiet=True, amp=True)
-    assert report.meta["evaluation"] == "bf16 autocast"
-    model = create_model("lenet.lab", pretrained=True).to(memory_format=torch.channels_last)
-    expected = evaluate(model, data.test, device="cpu", amp=True, batch_size=SHIPPED_BF16_BATCH)
-    assert report.models[0].test["accuracy"] == expected.accuracy
-    assert report.models[0].test["loss"] == pytest.approx(expected.loss, rel=1e-6)

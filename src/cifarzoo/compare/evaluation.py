@@ -59,7 +59,6 @@ def _eval_dict(
     tta_flip: bool,
     progress: str | None = None,
     amp: bool = False,
-    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """One forward pass (accuracy, loss, per-class accuracy, confusion matrix) and, with
     ``tta_flip``, the flip TTA accuracy beside it (``tta``, ``tta_accuracy``)."""
@@ -72,7 +71,6 @@ def _eval_dict(
         single_pass=True,
         progress=progress,
         amp=amp,
-        batch_size=batch_size,
     )
     single = res.one_pass or res
     return {
@@ -90,8 +88,7 @@ def _eval_dict(
 @dataclass(frozen=True)
 class Evaluation:
     """What is measured after training, the same for trained and for reused models; in fp32
-    unless ``amp`` (bf16 autocast, which the shipped weights' evaluation may use for speed),
-    ``batch_size`` images at a time (default: :func:`~cifarzoo.metrics.eval_batch_size`)."""
+    unless ``amp`` (bf16 autocast, which the shipped weights' evaluation may use for speed)."""
 
     data: CIFAR10Data
     device: torch.device
@@ -100,7 +97,6 @@ class Evaluation:
     train_eval_images: int
     quiet: bool = True
     amp: bool = False
-    batch_size: int | None = None
 
     def splits(self, model: nn.Module, name: str = "model") -> dict[str, Any]:
         """``test``, ``val`` (when the data has one), ``train_eval`` (the first
@@ -114,9 +110,7 @@ class Evaluation:
             return None if self.quiet else f"{name}: {split}"
 
         def measured(split: Split, tta_flip: bool, what: str) -> dict[str, Any]:
-            return _eval_dict(
-                model, split, data.classes, dev, tta_flip, bar(what), self.amp, self.batch_size
-            )
+            return _eval_dict(model, split, data.classes, dev, tta_flip, bar(what), self.amp)
 
         return {
             "test": measured(data.test, self.tta_flip, "test"),

@@ -50,10 +50,6 @@ TRAIN_EVAL_IMAGES = 10_000
 #: error of a well-trained network is near 0, and 2,000 images measure it to a few tenths.
 SHIPPED_TRAIN_EVAL_IMAGES = 2_000
 
-#: Images per forward pass when shipped weights are evaluated in bf16 autocast (with their
-#: model in channels_last): on a CPU, 2x faster than the float32 default of 100 for resnet18.
-SHIPPED_BF16_BATCH = 500
-
 #: :class:`~cifarzoo.training.Recipe` and :class:`~cifarzoo.training.RunOptions` fields that
 #: :func:`compare` changes from their defaults: no EMA and no flip TTA, so the curves, the test
 #: evaluation and the gate values all see the same weights the same way (and, on a CPU,
@@ -186,8 +182,7 @@ def compare(
     if runs and not models:  # nothing trained here: the setting is the runs'
         meta.update(runs_setting([Path(folder) for folder in runs], meta["device"]))
     if shipped and measure is not None:
-        amp = resolve_amp(recipe.get("amp"), dev)
-        fast = dataclasses.replace(measure, amp=amp, batch_size=SHIPPED_BF16_BATCH if amp else None)
+        fast = dataclasses.replace(measure, amp=resolve_amp(recipe.get("amp"), dev))
         reports += [read_shipped(weights, fast) for weights in shipped]
         meta.update(_shipped_setting(shipped, meta, reports, fast.amp))
     meta["notes"] = measurement_notes(dev, train_eval_images)

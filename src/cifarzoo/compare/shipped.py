@@ -10,8 +10,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-
 from ..models import TIMM_PREFIX, create_model, list_models
 from ..pretrained import DEFAULT_TAG, read_training_record, read_weights_meta, weights_tags
 from ..runs import recorded_split
@@ -102,8 +100,6 @@ def read_shipped(weights: ShippedWeights, measure: Evaluation) -> ModelReport:
     assert meta is not None  # choose_weights checked that they exist
     metrics = dict(meta.get("metrics") or {})
     model = create_model(f"{weights.arch}.{weights.tag}", pretrained=True).eval()
-    if measure.amp:  # bf16 convolutions are faster in channels_last, on CPUs too
-        model = model.to(memory_format=torch.channels_last)
     split = recorded_split(measure.data, metrics)
     measured = dataclasses.replace(measure, data=split).splits(
         model.to(measure.device), weights.name
