@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from cifarzoo.compare import REPORT_HTML, REPORT_JSON, compare, rerender, synthetic_data
 from cifarzoo.compare.shipped import choose_weights
-from cifarzoo.data import load_cifar10
+from cifarzoo.data import CIFAR10Data, Split, load_cifar10
 from cifarzoo.metrics import evaluate
 from cifarzoo.models import create_model
 from cifarzoo.pretrained import DEFAULT_TAG, read_training_record, read_weights_meta
@@ -143,6 +143,31 @@ def test_cli_refuses_what_does_not_apply_to_shipped_weights(
     assert not (tmp_path / "out").exists()
 
 
+def _lenet_lab_sized(name: str) -> CIFAR10Data:
+    """Data the size of lenet.lab's training set plus 100 held-out images (blank: only the
+    split sizes matter here), named ``name``."""
+    train = 45_100
+    labels = torch.arange(train) % 10
+    test = Split(torch.zeros(100, 3, 32, 32, dtype=torch.uint8), torch.arange(100) % 10)
+    images = torch.zeros(train, 3, 32, 32, dtype=torch.uint8)
+    return CIFAR10Data(train=Split(images, labels), test=test, name=name)
+
+
+def test_the_validation_figure_is_the_records_last_epoch_on_the_data_it_names() -> None:
+    record = read_training_record("lenet", tag="lab")
+    assert record is not None
+    data = _lenet_lab_sized("CIFAR-10 (JPEG mirror)")
+    same = compare(pretrained=["lenet.lab"], data=data, quiet=True)
+    (m,) = same.models
+    assert m.val is None and m.last_val_accuracy == record["history"]["eval_acc"][-1]
+    assert same.meta["data"]["train"] == 45_000 and same.meta["data"]["val"] == 100
+    assert m.train_eval is not None  # the training error is measured here all the same
+    data = _lenet_lab_sized("CIFAR-10")
+    other = compare(pretrained=["lenet.lab"], data=data, quiet=True)
+    (m,) = other.models
+    assert m.val is not None and m.val["num_samples"] == 100  # other data: measured here
+
+
 @pytest.mark.data
 @pytest.mark.slow(seconds=20)
 def test_the_report_reproduces_the_shipped_figures_in_float32(
@@ -154,9 +179,9 @@ def test_the_report_reproduces_the_shipped_figures_in_float32(
     args = ["--data", str(cifar10_root), "--data-name", name, "--amp", "off", "--quiet"]
     assert main(["compare", "--pretrained", "lenet.lab", *args, "--out", str(tmp_path)]) == 0
     capsys.readouterr()
-    (m,) = json.loads((tmp_path / REPORT_JSON).read_text())["models"]
+    report = json.loads((tmp_path / REPORT_JSON).read_text())
+    (m,) = report["models"]
     meta = read_weights_meta("lenet", tag="lab")
     assert meta is not None
     assert m["test"]["accuracy"] == meta["metrics"]["test_accuracy"]
-    assert m["val"]["accuracy"] == meta["metrics"]["val_accuracy"]
-    assert m["val"]["num_samples"] == len(load_cifar10(cifar10_root).train) - 45_000
+    assert report["data"]["val"] == len(load_cifar10(cifar10_root).train) - 45_000

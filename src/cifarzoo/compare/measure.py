@@ -221,13 +221,13 @@ def _shipped_setting(
 
 
 def _shipped_data(data: dict[str, Any], reports: Sequence[ModelReport]) -> dict[str, Any]:
-    """The report's ``data`` when shipped weights were evaluated: the split they all held
+    """The report's ``data`` when shipped weights were evaluated: with the split they all held
     out, when it is one size (else each has its own, and ``val`` stays ``None``)."""
-    held_out = {None if m.val is None else int(m.val["num_samples"]) for m in reports}
-    val = held_out.pop() if len(held_out) == 1 else None
-    if val is None:
+    trained_on = {int((m.weights or {}).get("train_images") or 0) for m in reports}
+    train = trained_on.pop() if len(trained_on) == 1 else 0
+    if not 0 < train < data["train"]:
         return data
-    return {**data, "train": data["train"] - val, "val": val, "eval_split": "val"}
+    return {**data, "train": train, "val": data["train"] - train, "eval_split": "val"}
 
 
 def _check_request(

@@ -333,8 +333,9 @@ def html_page(
     if report.meta.get("evaluation"):
         result_notes.append(
             f"The shipped weights were evaluated here in {report.meta['evaluation']}, each with "
-            "the validation split its training held out; the float32 figures recorded with "
-            "them are under Setting."
+            "the validation split its training held out; their validation accuracy is the last "
+            "epoch's of their training record when it measured these same images (measured "
+            "here otherwise). The float32 figures recorded with them are under Setting."
         )
     return template.substitute(
         title=html.escape(", ".join(m.name for m in report.models)),

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..data import CIFAR10Data
 from ..models import TIMM_PREFIX, create_model, list_models
 from ..pretrained import DEFAULT_TAG, read_training_record, read_weights_meta, weights_tags
 from ..runs import recorded_split
@@ -95,24 +96,42 @@ def _shared_tag(tag_sets: Sequence[set[str]]) -> str | None:
 def read_shipped(weights: ShippedWeights, measure: Evaluation) -> ModelReport:
     """A :class:`ModelReport` of shipped weights: the curves and gradient norms of the training
     record shipped beside them (none when they have none) and ``measure`` of the weights
-    (loaded checked against their sha256) on its data, with their run's validation split."""
+    (loaded checked against their sha256) on its data, with their run's validation split. The
+    validation accuracy is the record's last epoch's when it measured these same images (the
+    data is the one the weights name), else measured here."""
     meta = read_weights_meta(weights.arch, tag=weights.tag)
     assert meta is not None  # choose_weights checked that they exist
     metrics = dict(meta.get("metrics") or {})
     model = create_model(f"{weights.arch}.{weights.tag}", pretrained=True).eval()
+    record = read_training_record(weights.arch, tag=weights.tag) or {}
+    history = dict(record.get("history") or {})
     split = recorded_split(measure.data, metrics)
+    if _records_val(history, split, metrics):
+        split = dataclasses.replace(split, val=None)
     measured = dataclasses.replace(measure, data=split).splits(
         model.to(measure.device), weights.name
     )
-    record = read_training_record(weights.arch, tag=weights.tag) or {}
     return trained_elsewhere(
         weights.name,
         model,
-        dict(record.get("history") or {}),
+        history,
         record.get("grad_flow"),
         source="pretrained",
         weights=_describe(weights, meta, metrics, has_record=bool(record)),
         **measured,
+    )
+
+
+def _records_val(history: Mapping[str, Any], data: CIFAR10Data, metrics: Mapping[str, Any]) -> bool:
+    """Whether the training record's last epoch measured the validation split ``data`` holds
+    (the same data, by name, and a validation accuracy after the last epoch)."""
+    measured = history.get("eval_acc") or []
+    return (
+        data.val is not None
+        and data.name == metrics.get("data")
+        and history.get("eval_split", "val") == "val"
+        and bool(measured)
+        and measured[-1] is not None
     )
 
 
