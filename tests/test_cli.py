@@ -111,6 +111,25 @@ def test_recipe_mismatch_says_what_to_pass() -> None:
     assert (args.grad_clip, args.flip) == (None, False)
 
 
+def test_list_names_the_weights_of_every_tag_after_the_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cifarzoo.pretrained import weights_tags
+
+    assert main(["list", "lenet", "--pretrained"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tags = weights_tags("lenet")
+    assert len(tags) > 1  # lenet ships c10 (its default) and lab
+    assert [line.split()[0] for line in lines] == ["lenet"] + [f"lenet.{t}" for t in tags[1:]]
+    for line, tag in zip(lines, tags, strict=True):
+        meta = read_weights_meta("lenet", tag=tag)
+        assert meta is not None
+        accuracy = 100 * (runs.recorded_accuracy(meta["metrics"]).test or 0.0)
+        assert f"pretrained: {accuracy:.2f}% test accuracy, one forward pass" in line
+    assert main(["list", "lenet.lab"]) == 0  # a tag is not a pattern of architectures
+    assert capsys.readouterr().out == ""
+
+
 def test_list_marks_the_models_with_weights(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "resnet*"]) == 0
     lines = capsys.readouterr().out.splitlines()

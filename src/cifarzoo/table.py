@@ -153,9 +153,11 @@ def _weights_row(row: ModelRow, tag: str, meta: dict[str, Any], default: bool) -
 
 
 def weights_note(name: str, *, weights_dir: str | os.PathLike[str] | None = None) -> str | None:
-    """How ``cifarzoo list`` marks a model with weights that load: where they are and their
-    one-forward-pass test accuracy (``None`` for a model without such weights)."""
-    meta = read_weights_meta(name.removeprefix(TIMM_PREFIX), weights_dir)
+    """How ``cifarzoo list`` marks a model with weights that load (``ARCH``: its default ones,
+    ``ARCH.TAG``: those of a tag): where they are and their one-forward-pass test accuracy
+    (``None`` for a model without such weights)."""
+    arch, _, tag = name.removeprefix(TIMM_PREFIX).partition(".")
+    meta = read_weights_meta(arch, weights_dir, tag or None)
     if meta is None or not (meta.get("file") or meta.get("hf_hub_id")):
         return None
     metrics = meta.get("metrics") or {}

@@ -42,7 +42,8 @@ def add_list_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "list",
         help="list the model names, marking those with pretrained weights",
         description="List the models cifarzoo can build, one a line; a model with pretrained "
-        "weights is marked with its test accuracy (one forward pass).",
+        "weights is marked with its test accuracy (one forward pass), and its weights of other "
+        "tags follow it as ARCH.TAG (load them by that name).",
     )
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
     p.add_argument("--pretrained", action="store_true", help="only models with weights")
@@ -52,12 +53,18 @@ def add_list_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run_list(args: argparse.Namespace) -> int:
     from ..models import list_models
+    from ..pretrained import weights_name, weights_tags
     from ..table import weights_note
 
-    names = list_models(args.pattern, pretrained=args.pretrained)
+    names = []
+    for arch in list_models(args.pattern, pretrained=args.pretrained):
+        names.append(arch)  # its default weights, then those of its other tags
+        names += [weights_name(arch, tag) for tag in weights_tags(arch)[1:]]
+    notes = {name: weights_note(name) for name in names}
+    names = [name for name in names if "." not in name or notes[name] is not None]
     width = max((len(n) for n in names), default=0)
     for name in names:
-        note = weights_note(name)
+        note = notes[name]
         print(name if note is None else f"{name:<{width}}  {note}")
     return 0
 
