@@ -116,6 +116,8 @@ def test_a_report_of_shipped_weights_carries_their_records_and_evaluates_them(
     page = (tmp_path / REPORT_HTML).read_text()
     assert f"Weights cifar_lenet.lab: lenet.lab.safetensors ({lab.weights['dtype']}, sha256" in page
     assert "2 shipped weights (cifar_lenet.lab, cifar_lenet.c10), trained with recipes" in page
+    summary = " ".join((tmp_path / "summary.txt").read_text().split())
+    assert f"Weights cifar_lenet.c10: lenet.c10.safetensors ({c10.weights['dtype']}" in summary
     again = rerender(tmp_path / REPORT_JSON, tmp_path / "again")  # the weights are kept
     assert json.loads(again["json"].read_text())["models"][0]["weights"] == lab.weights
 

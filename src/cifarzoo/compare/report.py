@@ -17,7 +17,7 @@ from ..checkpoint import atomic_write, save_json
 from ..constants import CIFAR10_CLASSES
 from .figures import FIGURES, render_figures
 from .findings import CONCLUSION_TOPICS, Finding, findings
-from .page import ACCURACY_NOTE, GRADIENT_RATIO_NOTE, html_page, result_rows
+from .page import ACCURACY_NOTE, GRADIENT_RATIO_NOTE, html_page, result_rows, weights_line
 from .results import SCHEMA, ComparisonReport, text_table
 
 __all__ = [
@@ -60,7 +60,7 @@ def _render(report: ComparisonReport, found: Sequence[Finding]) -> tuple[str, di
 def summary_text(report: ComparisonReport, found: Sequence[Finding]) -> str:
     """``summary.txt``: the conclusion in words, the results table and what its accuracies
     and gradient ratio are, then the other findings but the gradient ones (the table holds
-    those)."""
+    those), and the shipped weights it read, if any."""
     conclusion = [f.text for f in found if f.topic in CONCLUSION_TOPICS]
     more = [f"- {f.text}" for f in found if f.topic not in (*CONCLUSION_TOPICS, "gradients")]
     parts = [
@@ -68,7 +68,12 @@ def summary_text(report: ComparisonReport, found: Sequence[Finding]) -> str:
         text_table(result_rows(report)),
         textwrap.fill(f"{ACCURACY_NOTE} {GRADIENT_RATIO_NOTE}", 100),
     ]
-    return "\n\n".join(parts + ["\n".join(more)] * bool(more)) + "\n"
+    if more:
+        parts.append("\n".join(more))
+    weights = [m.weights for m in report.models if m.weights is not None]
+    if weights:
+        parts.append("\n".join(textwrap.fill(f"Weights {weights_line(w)}", 100) for w in weights))
+    return "\n\n".join(parts) + "\n"
 
 
 def rerender(summary_path: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Path]:
