@@ -20,12 +20,11 @@ import torch
 from ..constants import NUM_CLASSES
 from ..data import CIFAR10Data, Split, load_cifar10, stratified_split
 from ..devices import resolve_amp, resolve_device
-from ..pretrained import read_weights_meta
 from .evaluation import Evaluation
 from .meta import measurement_notes, recorded_setting, report_meta
 from .results import ComparisonReport, ModelReport
 from .reused import read_run, runs_setting
-from .shipped import ShippedWeights, choose_weights, read_shipped
+from .shipped import choose_weights, read_shipped
 from .trained import train_models
 
 __all__ = [
@@ -184,7 +183,7 @@ def compare(
     if shipped and measure is not None:
         fast = dataclasses.replace(measure, amp=resolve_amp(recipe.get("amp"), dev))
         reports += [read_shipped(weights, fast) for weights in shipped]
-        meta.update(_shipped_setting(shipped, meta, reports, fast.amp))
+        meta.update(_shipped_setting(meta, reports, fast.amp))
     meta["notes"] = measurement_notes(dev, train_eval_images)
     report = ComparisonReport(reports, meta)
     if out is not None:
@@ -203,18 +202,13 @@ def _compare_recipe(fit_kwargs: Mapping[str, Any], dev: torch.device) -> dict[st
 
 
 def _shipped_setting(
-    shipped: Sequence[ShippedWeights],
-    meta: Mapping[str, Any],
-    reports: Sequence[ModelReport],
-    amp: bool,
+    meta: Mapping[str, Any], reports: Sequence[ModelReport], amp: bool
 ) -> dict[str, Any]:
     """The setting of a comparison of shipped weights: their training's, as their metadata
-    records it, how they were evaluated here, and the data with the split they held out."""
-    recorded = []
-    for weights in shipped:
-        weights_meta = read_weights_meta(weights.arch, tag=weights.tag) or {}
-        recorded.append(dict(weights_meta.get("metrics") or {}))
-    setting = recorded_setting(recorded, meta["device"])
+    records it (the reports' ``weights``), how they were evaluated here, and the data with the
+    split they held out."""
+    trained = [m.weights for m in reports if m.weights is not None]
+    setting = recorded_setting(trained, meta["device"])
     setting["evaluation"] = "bf16 autocast" if amp else "float32"
     setting["data"] = _shipped_data(meta["data"], reports)
     return setting

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..table import duration
 from .figures import FIGURES
 from .findings import CONCLUSION_TOPICS, Finding, degradation_rows, gradient_ratio
 from .results import ComparisonReport, ModelReport
@@ -216,10 +217,6 @@ def _source(m: ModelReport) -> str:
     return "trained here" if m.source == "trained" else f"run folder {Path(m.source).name}"
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
 def weights_line(weights: Mapping[str, Any]) -> str:
     """What a report says of shipped weights: file, dtype, sha256, training, the training
     record, and the accuracies recorded with them."""
@@ -231,7 +228,7 @@ def weights_line(weights: Mapping[str, Any]) -> str:
     ]
     trained = f"{w.get('epochs')} epochs x {w.get('train_images') or 0:,} images of {w.get('data')}"
     if w.get("train_seconds"):
-        trained += f" in {_duration(float(w['train_seconds']))}"
+        trained += f" in {duration(float(w['train_seconds']))}"
     record = "curves from its training record" if w.get("training_record") else "no curves shipped"
     return (
         f"{w['name']}: {w.get('file')} ({w.get('dtype')}, sha256 {str(w.get('sha256'))[:12]}...), "

@@ -12,7 +12,13 @@ from typing import Any
 
 from ..data import CIFAR10Data
 from ..models import TIMM_PREFIX, create_model, list_models
-from ..pretrained import DEFAULT_TAG, read_training_record, read_weights_meta, weights_tags
+from ..pretrained import (
+    DEFAULT_TAG,
+    read_training_record,
+    read_weights_meta,
+    weights_name,
+    weights_tags,
+)
 from ..runs import recorded_split
 from .evaluation import Evaluation
 from .results import ModelReport
@@ -32,7 +38,7 @@ class ShippedWeights:
     @property
     def timm_name(self) -> str:
         """The pretrained name timm knows them by (``cifar_lenet.lab``)."""
-        return f"{TIMM_PREFIX}{self.arch}.{self.tag}"
+        return TIMM_PREFIX + weights_name(self.arch, self.tag)
 
 
 def choose_weights(
@@ -56,10 +62,10 @@ def choose_weights(
     chosen = [(arch, tag or shared or tags[arch][0]) for arch, tag in wanted]
     for pair in chosen:
         if chosen.count(pair) > 1:
-            raise ValueError(f"{pair[0]}.{pair[1]} is named twice; name each weights once")
+            raise ValueError(f"{weights_name(*pair)} is named twice; name each weights once")
     archs = [arch for arch, _ in chosen]
     return [
-        ShippedWeights(arch, tag, arch if archs.count(arch) == 1 else f"{arch}.{tag}")
+        ShippedWeights(arch, tag, arch if archs.count(arch) == 1 else weights_name(arch, tag))
         for arch, tag in chosen
     ]
 
@@ -73,14 +79,14 @@ def _split(name: str, tags: Mapping[str, list[str]]) -> tuple[str, str | None]:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown model {name!r}{hint}; `cifarzoo list` names every model")
     if not tags[arch]:
-        shipped = [f"{a}.{t}" for a, arch_tags in tags.items() for t in arch_tags]
+        shipped = [weights_name(a, t) for a, arch_tags in tags.items() for t in arch_tags]
         raise ValueError(
             f"{arch} has no shipped weights to compare; weights ship for: {', '.join(shipped)}"
         )
     if tag and tag not in tags[arch]:
         raise ValueError(
             f"{arch} has no shipped weights tagged {tag!r}; it has: "
-            + ", ".join(f"{arch}.{t}" for t in tags[arch])
+            + ", ".join(weights_name(arch, t) for t in tags[arch])
         )
     return arch, tag or None
 
@@ -102,7 +108,7 @@ def read_shipped(weights: ShippedWeights, measure: Evaluation) -> ModelReport:
     meta = read_weights_meta(weights.arch, tag=weights.tag)
     assert meta is not None  # choose_weights checked that they exist
     metrics = dict(meta.get("metrics") or {})
-    model = create_model(f"{weights.arch}.{weights.tag}", pretrained=True).eval()
+    model = create_model(weights_name(weights.arch, weights.tag), pretrained=True).eval()
     record = read_training_record(weights.arch, tag=weights.tag) or {}
     history = dict(record.get("history") or {})
     split = recorded_split(measure.data, metrics)
