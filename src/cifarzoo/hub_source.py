@@ -129,14 +129,14 @@ def shipped_source(name: str, *, weights_dir: str | os.PathLike[str] | None = No
     folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
     arch, _, tag = name.removeprefix(TIMM_PREFIX).partition(".")
     tag = tag or next(iter(weights_tags(arch, folder)), "")
-    shipped = shipped_weights(folder)
-    if weights_name(arch, tag) not in shipped:
+    meta = (read_weights_meta(arch, folder, tag) if tag and "." not in tag else None) or {}
+    if not meta.get("file"):  # not shipped (unknown, or published on the Hub only)
+        shipped = shipped_weights(folder)
         where = "the package" if folder.resolve() == PACKAGED_WEIGHTS_DIR else str(folder)
         raise ValueError(
             f"{name!r} names no weights shipped in {where}; name them as ARCH.TAG (or ARCH for "
             f"its default weights), one of: {', '.join(shipped) or 'none'}"
         )
-    meta = read_weights_meta(arch, folder, tag) or {}
     weights = folder / str(meta["file"])
     if not (weights.is_file() and meta.get("sha256")):
         raise PretrainedWeightsError(
