@@ -127,9 +127,8 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description=(
             "Train MODELs with the same recipe and seed and write OUT/report.html (figures "
             "embedded), the figures as PNG and OUT/report.json. Default models: "
-            f"{' '.join(DEFAULT_MODELS)} (CPU-sized). The lab's four networks' report from "
-            f"their shipped weights, without training: --pretrained {' '.join(GPU_MODELS)} "
-            "--data DIR."
+            f"{' '.join(DEFAULT_MODELS)} (CPU-sized); the lab's four: {' '.join(GPU_MODELS)}. "
+            "A report from the shipped weights, without training: --pretrained NAME... --data DIR."
         ),
     )
     p.add_argument(
@@ -169,10 +168,9 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="NAME",
-        help="compare these shipped weights instead of training (ARCH or ARCH.TAG; bare names "
-        "take the tag they all have: `--pretrained lenet resnet18 densenet121 seresnet18` are "
-        "the lab's four): their shipped training records give the curves, the data gives the "
-        "test and validation figures, in minutes",
+        help="compare these shipped weights instead of training (ARCH or ARCH.TAG, see "
+        "`cifarzoo list --pretrained`; bare names take the tag they all have): their shipped "
+        "training records give the curves, the data gives the test figures, in minutes",
     )
     _add_measure_options(p)
     add_amp_argument(p)
