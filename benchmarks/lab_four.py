@@ -4,7 +4,8 @@ The same machinery as ``lab_comparison.py`` (resumable run folders, gradient nor
 from step 0, ``grad_flow.json``), with the short ResNet-18 recipe of the fast-training literature
 (26 epochs reach ~93.4% single pass on the original images): Nesterov SGD, batch 500, peak lr 0.2
 reached at 20% of the steps then linear decay to 0, weight decay 5e-4, flips, 4-pixel
-translations, 12-pixel cutout. The one recipe for all four, fixed before the runs:
+translations, 12-pixel cutout (8 here: the rule below). The one recipe for all four, fixed before
+the runs:
 
 * 30 epochs (the most this comparison allows; the warm-up stays at 20% of them, 6 epochs) and
   cifarzoo's label smoothing 0.1 where the published recipe names none; no EMA, so the curves, the
@@ -19,6 +20,12 @@ minutes of lenet); if its last-epoch single-pass accuracy on the 5,000 held-out 
 91.8% (the earlier GPU run), the recipe changes to cutout 8 and every run restarts; otherwise
 seresnet18 and densenet121 train with it unchanged. The test set is
 read once per model, after its last epoch.
+
+The rule applied: with 12-pixel cutout resnet18 ended at 89.18% validation accuracy (30 epochs,
+training accuracy 91.7% under augmentation: it under-fits), so ``RECIPE`` has 8-pixel cutout and
+every run restarted. Written before the cutout-8 runs: that recipe is final for the four (another
+resnet18 try costs about 4 CPU hours here); a target it misses is stated, not chased on the test
+set.
 
     python benchmarks/lab_four.py --data DATA --data-name "CIFAR-10 (JPEG mirror)" \\
         --out ~/.cache/cifarzoo-lab/runs --threads 2
@@ -51,7 +58,7 @@ RECIPE = Recipe(
     ema_decay=0.0,
     crop_padding=4,
     flip=True,
-    cutout=12,
+    cutout=8,
     seed=0,
 )
 OPTIONS = RunOptions(tta_flip=False, amp=True, channels_last=True, resume=True)
