@@ -32,7 +32,7 @@ import timm
 import torch
 
 import cifarzoo
-from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, read_weights_meta, weights_name, weights_tags
+from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, list_weights, read_weights_meta, weights_name
 from cifarzoo.runs import recorded_accuracy
 from cifarzoo.table import percent
 
@@ -42,21 +42,16 @@ _SINGLE_PASS = re.compile(r"^single pass: (\S+%)", re.MULTILINE)
 def shipped_weights() -> dict[str, list[str]]:
     """``{arch: tags}`` of the weights whose files ship in the installed package, each
     architecture's default tag first."""
-    shipped = {}
-    for arch in cifarzoo.list_models():
-        tags = [t for t in weights_tags(arch) if (read_weights_meta(arch, tag=t) or {}).get("file")]
-        if tags:
-            shipped[arch] = tags
+    shipped: dict[str, list[str]] = {}
+    for entry in list_weights():
+        if entry.shipped:
+            shipped.setdefault(entry.arch, []).append(entry.tag)
     return shipped
 
 
-def unlisted_files(shipped: dict[str, list[str]]) -> list[str]:
+def unlisted_files() -> list[str]:
     """The weights files of the package that no metadata of a cifarzoo model names."""
-    named = {
-        str((read_weights_meta(arch, tag=tag) or {})["file"])
-        for arch, tags in shipped.items()
-        for tag in tags
-    }
+    named = {str(entry.meta["file"]) for entry in list_weights() if entry.shipped}
     return sorted(p.name for p in PACKAGED_WEIGHTS_DIR.glob("*.safetensors") if p.name not in named)
 
 
@@ -132,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: cifarzoo is imported from {where}, not from {args.package_under}")
         return 1
     shipped = shipped_weights()
-    problems = [f"{name}: no metadata names it" for name in unlisted_files(shipped)]
+    problems = [f"{name}: no metadata names it" for name in unlisted_files()]
     if not shipped:
         problems.append(f"no shipped weights in {PACKAGED_WEIGHTS_DIR}")
     for arch, tags in shipped.items():

@@ -25,9 +25,12 @@ TAGS = ("c10", "lab", "a1", "zz")
 
 
 def _weights_dir(root: Path, shipped: dict[str, set[str]]) -> Path:
-    for arch, tags in shipped.items():
-        for tag in tags:
-            (root / f"{arch}.{tag}.json").write_text("{}")
+    """A weights folder with the metadata of ``shipped`` (their files are not needed to choose),
+    and an unpublished lab weights of every other architecture, which is never chosen."""
+    for arch in ARCHS:
+        for tag in shipped.get(arch) or {"lab"}:
+            meta = {"file": f"{arch}.{tag}.safetensors"} if arch in shipped else {}
+            (root / f"{arch}.{tag}.json").write_text(json.dumps(meta))
     return root
 
 
@@ -37,7 +40,11 @@ def _weights_dir(root: Path, shipped: dict[str, set[str]]) -> Path:
 )
 def test_bare_names_take_the_tag_they_all_have(shipped: dict[str, set[str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        chosen = choose_weights(list(shipped), _weights_dir(Path(tmp), shipped))
+        folder = _weights_dir(Path(tmp), shipped)
+        chosen = choose_weights(list(shipped), folder)
+        for arch in set(ARCHS) - set(shipped):  # its lab weights are recorded, not shipped
+            with pytest.raises(ValueError, match=f"{arch} has no shipped weights"):
+                choose_weights([arch], folder)
     common = set.intersection(*shipped.values())
     tags = {w.tag for w in chosen}
     if common:

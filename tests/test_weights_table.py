@@ -39,7 +39,10 @@ from cifarzoo.models._cfgs import cfg_sha256, weight_cfgs
 from cifarzoo.pretrained import (
     PACKAGED_WEIGHTS_DIR,
     TAG_RECIPES,
+    list_weights,
     read_training_record,
+    read_weights_meta,
+    shipped_weights,
     weights_tags,
 )
 
@@ -814,6 +817,57 @@ def test_the_default_tag_is_c10_else_the_first_in_alphabetical_order(tags: set[s
     assert listed[0] == ("c10" if "c10" in tags else min(tags))
 
 
+#: A weights metadata JSON of each source: shipped, published on the Hub, recorded only.
+SOURCES = {
+    "package": {"file": "x.safetensors", "sha256": "ab" * 32},
+    "hub": {"hf_hub_id": HUB_ID, "sha256": "ab" * 32},
+    "unpublished": {},
+}
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z0-9_]{1,6}", fullmatch=True),
+        st.sampled_from(sorted(SOURCES)),
+        min_size=1,
+        max_size=5,
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_every_listing_of_weights_agrees_on_the_tags_and_the_default(
+    sources: dict[str, str],
+) -> None:
+    """The default weights are the first that load, c10 before the others (else the first
+    tag): the tags listed, the metadata read without a tag, timm's first pretrained tag and the
+    table's unnamed row all name them; only the shipped ones are listed as shipped."""
+    with tempfile.TemporaryDirectory() as folder:
+        for tag, source in sources.items():
+            (Path(folder) / f"lenet.{tag}.json").write_text(json.dumps(SOURCES[source]))
+        (Path(folder) / "lenet5.c10.json").write_text(json.dumps(SOURCES["package"]))
+        entries = list_weights(folder, arch="lenet")
+        tags = weights_tags("lenet", folder)
+        by_default = read_weights_meta("lenet", folder)
+        cfgs = list(weight_cfgs(["lenet"], weights_dir=folder))
+        rows = table.model_table(["lenet"], weights_dir=folder)
+        shipped = shipped_weights(folder)
+    ordered = sorted(sources, key=lambda tag: (tag != "c10", tag))
+    loading = [tag for tag in ordered if sources[tag] != "unpublished"]
+    default = (loading or ordered)[0]
+    assert tags == [e.tag for e in entries] == [default] + [t for t in ordered if t != default]
+    assert [e.default for e in entries] == [True] + [False] * (len(sources) - 1)
+    assert [e.source for e in entries] == [sources[tag] for tag in tags]
+    assert by_default == SOURCES[sources[default]]
+    assert cfgs == [f"cifar_lenet.{t}" for t in tags if t in loading] or (
+        not loading and cfgs == ["cifar_lenet"]
+    )
+    assert [(r.model, r.tag) for r in rows] == [
+        ("lenet" if t == default else f"lenet.{t}", t) for t in tags
+    ]
+    assert shipped == sorted(
+        ["lenet5.c10"] + [f"lenet.{t}" for t in sources if sources[t] == "package"]
+    )
+
+
 def test_install_ships_the_runs_training_record_checked_by_its_sha256(tmp_path: Path) -> None:
     make_run(tmp_path / "run")
     history = {"epoch": [1, 2], "train_loss": [2.1, 1.7], "eval_acc": [0.3, 0.4], "seconds": [5, 4]}
@@ -833,7 +887,7 @@ def test_install_ships_the_runs_training_record_checked_by_its_sha256(tmp_path: 
     }
     assert weights_tags("lenet", weights) == ["c10"]  # the record is not a tag of its own
     record_file.write_text(record_file.read_text().replace("1.7", "1.6"))
-    with pytest.raises(PretrainedWeightsError, match="does not match the sha256"):
+    with pytest.raises(ChecksumError, match="does not match the sha256"):
         read_training_record("lenet", weights_dir=weights)
     record_file.unlink()
     with pytest.raises(PretrainedWeightsError, match="is missing"):

@@ -22,7 +22,7 @@ from typing import IO, Any
 import torch
 from torch import Tensor
 
-from .pretrained import PretrainedWeightsError
+from .pretrained import ChecksumError, PretrainedWeightsError
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -45,10 +45,6 @@ __all__ = [
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "cifarzoo.checkpoint/1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-class ChecksumError(PretrainedWeightsError, ValueError):
-    """A weights file does not match its expected sha256, or its ``.sha256`` sidecar is not one."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -174,11 +174,15 @@ def _load_checked(arch: str, overlay: dict[str, Any]) -> nn.Module:
 def _stored_dtype(weights: Path) -> str:
     """The dtype(s) the floating-point tensors of a safetensors file are stored in
     (``"float32"``, ``"float16"``)."""
-    from safetensors.torch import load_file
+    from safetensors import safe_open
 
-    tensors = load_file(weights).values()
-    dtypes = {str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()}
-    return ", ".join(sorted(dtypes))
+    with safe_open(str(weights), framework="pt") as f:
+        stored = {f.get_slice(key).get_dtype() for key in f.keys()}  # noqa: SIM118 (not iterable)
+    return ", ".join(sorted(_FLOAT_DTYPES[d] for d in stored if d in _FLOAT_DTYPES))
+
+
+#: safetensors' names of the floating-point dtypes a weights file may store, as torch's.
+_FLOAT_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 
 def _record_files(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[HubFile]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_TAG",
@@ -24,7 +25,10 @@ __all__ = [
     "SHA256_NOTE",
     "TAG_RECIPES",
     "WEIGHTS_FILE_SUFFIXES",
+    "ChecksumError",
     "PretrainedWeightsError",
+    "WeightsEntry",
+    "list_weights",
     "read_training_record",
     "read_weights_meta",
     "shipped_weights",
@@ -38,8 +42,8 @@ __all__ = [
 #: :meta hide-value:
 PACKAGED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Tag of cifarzoo's own CIFAR-10 weights (``cifar_resnet20.c10``); an architecture's weights of
-#: this tag are its default ones (timm's first pretrained tag), else those of the first tag in
-#: alphabetical order (:func:`weights_tags`).
+#: this tag are its default ones (timm's first pretrained tag) when they load, else those of the
+#: first tag in alphabetical order whose weights load (:func:`list_weights`).
 DEFAULT_TAG = "c10"
 #: What the recipe of each tag's weights is, in words (the model table's note): the recipes
 #: themselves, and how they differ, are in the weights' metadata.
@@ -61,6 +65,11 @@ class PretrainedWeightsError(RuntimeError):
     """Pretrained weights could not be found, read or trusted. The message says how to fix it."""
 
 
+class ChecksumError(PretrainedWeightsError, ValueError):
+    """A weights file (or its training record) does not match its expected sha256, or its
+    ``.sha256`` sidecar is not one."""
+
+
 #: The files of one architecture's weights of one tag, after :func:`weights_name`: the weights,
 #: their metadata (sha256, accuracies, recipe) and the training run's record (per-epoch history
 #: and gradient norms, named with its sha256 in the metadata's ``record``).
@@ -74,28 +83,78 @@ def weights_name(arch: str, tag: str) -> str:
     return f"{arch}.{tag}"
 
 
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One architecture's weights of one tag, as their metadata JSON
+    (``<arch>.<tag>.json``) describes them."""
+
+    arch: str
+    tag: str
+    meta: dict[str, Any]
+    #: The architecture's default weights: timm's default pretrained tag, loaded by
+    #: ``create_model(arch, pretrained=True)`` (see :func:`list_weights`).
+    default: bool
+
+    @property
+    def name(self) -> str:
+        """``ARCH.TAG`` (:func:`weights_name`)."""
+        return weights_name(self.arch, self.tag)
+
+    @property
+    def source(self) -> Literal["package", "hub", "unpublished"]:
+        """Where the weights load from: a file shipped beside the metadata, a Hub repository,
+        or nowhere (recorded, not published)."""
+        if self.meta.get("file"):
+            return "package"
+        return "hub" if self.meta.get("hf_hub_id") else "unpublished"
+
+    @property
+    def loads(self) -> bool:
+        """Whether the weights load (shipped, or published on the Hub)."""
+        return self.source != "unpublished"
+
+    @property
+    def shipped(self) -> bool:
+        """Whether the weights file ships beside the metadata."""
+        return self.source == "package"
+
+
+def list_weights(
+    weights_dir: str | os.PathLike[str] | None = None, *, arch: str | None = None
+) -> list[WeightsEntry]:
+    """Every weights whose metadata is in ``weights_dir`` (default: the package's), or only
+    those of ``arch``: sorted by architecture, each architecture's default weights first, then
+    its other tags in alphabetical order. The default is the first weights that load,
+    :data:`DEFAULT_TAG` before the others (else the first tag): the order timm's pretrained
+    tags get, whose first is the default."""
+    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for path in sorted(folder.glob(f"{arch or '*'}.*.json")):
+        name_arch, _, tag = path.name.removesuffix(".json").partition(".")
+        if tag and "." not in tag:  # not a training record (ARCH.TAG.record.json)
+            meta: dict[str, Any] = json.loads(path.read_text())
+            found.setdefault(name_arch, []).append((tag, meta))
+    entries = []
+    for name_arch, tagged in sorted(found.items()):
+        tagged.sort(key=lambda item: (item[0] != DEFAULT_TAG, item[0]))
+        loading = [tag for tag, meta in tagged if WeightsEntry(name_arch, tag, meta, False).loads]
+        default = (loading or [tagged[0][0]])[0]
+        tagged.sort(key=lambda item: item[0] != default)
+        entries += [WeightsEntry(name_arch, tag, meta, tag == default) for tag, meta in tagged]
+    return entries
+
+
 def weights_tags(arch: str, weights_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """The tags of the weights of ``arch`` (as :func:`cifarzoo.list_models` names it) in
-    ``weights_dir`` (default: the package's), the default one first (:data:`DEFAULT_TAG`, else
-    the first in alphabetical order)."""
-    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
-    tags = sorted(p.name[len(arch) + 1 : -len(".json")] for p in folder.glob(f"{arch}.*.json"))
-    tags = [t for t in tags if t and "." not in t]
-    return sorted(tags, key=lambda tag: tag != DEFAULT_TAG)
+    ``weights_dir`` (default: the package's), the default one first (:func:`list_weights`)."""
+    return [entry.tag for entry in list_weights(weights_dir, arch=arch)]
 
 
 def shipped_weights(weights_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """The names (``ARCH.TAG``, :func:`weights_name`) of the weights whose file is in
     ``weights_dir`` (default: the package's), sorted: those whose metadata names a ``file``,
     not those published on the Hub only or recorded unpublished."""
-    folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
-    names = []
-    for path in folder.glob("*.json"):
-        name = path.name.removesuffix(".json")
-        arch, _, tag = name.partition(".")
-        if tag and "." not in tag and (read_weights_meta(arch, folder, tag) or {}).get("file"):
-            names.append(name)
-    return sorted(names)
+    return sorted(entry.name for entry in list_weights(weights_dir) if entry.shipped)
 
 
 def read_weights_meta(
@@ -125,7 +184,8 @@ def read_training_record(
     in their metadata; ``None`` for weights shipped without one.
 
     Raises:
-        PretrainedWeightsError: the record is missing or does not match its sha256.
+        PretrainedWeightsError: the record is missing.
+        ChecksumError: the record does not match its sha256.
     """
     meta = read_weights_meta(arch, weights_dir, tag)
     entry = (meta or {}).get("record")
@@ -138,7 +198,7 @@ def read_training_record(
         )
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != str(entry["sha256"]).lower():
-        raise PretrainedWeightsError(
+        raise ChecksumError(
             f"{path} does not match the sha256 its weights' metadata records: the file is "
             "damaged or was changed. Reinstall cifarzoo."
         )

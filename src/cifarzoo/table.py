@@ -17,7 +17,7 @@ import torch
 from .checkpoint import atomic_write
 from .cost import count_macs, count_params
 from .models import TIMM_PREFIX, create_model, list_models
-from .pretrained import TAG_RECIPES, read_weights_meta, weights_name, weights_tags
+from .pretrained import TAG_RECIPES, WeightsEntry, list_weights, read_weights_meta
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
 from .training import Recipe, recipe_differences
 
@@ -102,37 +102,19 @@ def model_table(
     return rows
 
 
-def _source(meta: dict[str, Any]) -> str:
-    """Where weights load from: ``"package"``, ``"hub"``, or ``"unpublished"`` (they don't)."""
-    if meta.get("file"):
-        return "package"
-    return "hub" if meta.get("hf_hub_id") else "unpublished"
-
-
-def _loads(meta: dict[str, Any]) -> bool:
-    return _source(meta) != "unpublished"
-
-
 def _weights_rows(row: ModelRow, weights_dir: str | os.PathLike[str] | None) -> list[ModelRow]:
-    """A row for each weights of ``row``'s architecture, its default first: timm's, the first
-    tag whose weights load (else the first tag)."""
-    metas = {
-        tag: read_weights_meta(row.model, weights_dir, tag) or {}
-        for tag in weights_tags(row.model, weights_dir)
-    }
-    default = next((tag for tag, meta in metas.items() if _loads(meta)), next(iter(metas), None))
-    ordered = sorted(metas, key=lambda tag: tag != default)
-    return [_weights_row(row, tag, metas[tag], tag == default) for tag in ordered]
+    """A row for each weights of ``row``'s architecture, its default first (timm's)."""
+    return [_weights_row(row, entry) for entry in list_weights(weights_dir, arch=row.model)]
 
 
-def _weights_row(row: ModelRow, tag: str, meta: dict[str, Any], default: bool) -> ModelRow:
-    m = meta.get("metrics") or {}
-    loads = _loads(meta)
+def _weights_row(row: ModelRow, entry: WeightsEntry) -> ModelRow:
+    m = entry.meta.get("metrics") or {}
+    loads = entry.loads
     acc = recorded_accuracy(m) if loads else RecordedAccuracy(None, None)
     recipe = m.get("recipe")
     return replace(
         row,
-        model=row.model if default else weights_name(row.model, tag),
+        model=row.model if entry.default else entry.name,
         test_accuracy=acc.test,
         val_accuracy=acc.val,
         tta_test_accuracy=acc.tta_test,
@@ -144,10 +126,10 @@ def _weights_row(row: ModelRow, tag: str, meta: dict[str, Any], default: bool) -
         seconds=m.get("seconds"),
         hardware=m.get("hardware"),
         data=m.get("data"),
-        weights=_source(meta),
+        weights=entry.source,
         distilled=bool(m.get("teacher")),
-        tag=tag,
-        default=default,
+        tag=entry.tag,
+        default=entry.default,
         recipe=Recipe.from_dict(recipe) if isinstance(recipe, dict) else None,
     )
 

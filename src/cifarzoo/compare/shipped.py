@@ -14,10 +14,10 @@ from ..data import CIFAR10Data
 from ..models import TIMM_PREFIX, create_model, list_models
 from ..pretrained import (
     DEFAULT_TAG,
+    list_weights,
     read_training_record,
     read_weights_meta,
     weights_name,
-    weights_tags,
 )
 from ..runs import recorded_split
 from .evaluation import Evaluation
@@ -56,7 +56,10 @@ def choose_weights(
         ValueError: an unknown architecture, one without shipped weights, an unknown tag, or
             the same weights named twice.
     """
-    tags = {arch: weights_tags(arch, weights_dir) for arch in list_models()}
+    tags: dict[str, list[str]] = {arch: [] for arch in list_models()}
+    for entry in list_weights(weights_dir):  # each architecture's default first
+        if entry.shipped and entry.arch in tags:
+            tags[entry.arch].append(entry.tag)
     wanted = [_split(name, tags) for name in names]
     shared = _shared_tag([set(tags[arch]) for arch, tag in wanted if tag is None])
     chosen = [(arch, tag or shared or tags[arch][0]) for arch, tag in wanted]

@@ -14,8 +14,7 @@ from ..pretrained import (
     HF_WEIGHTS_FILE,
     PACKAGED_WEIGHTS_DIR,
     SHA256_NOTE,
-    read_weights_meta,
-    weights_tags,
+    list_weights,
 )
 
 #: timm already owns ``resnet18``, ``densenet121`` and ``seresnet18`` (ImageNet models), so
@@ -107,13 +106,12 @@ def weight_cfgs(
     for arch in archs:
         arch_overrides = {**overrides, "pool_size": pool_size(arch) if pool_size else None}
         tagged = {}
-        for tag in weights_tags(arch, folder):  # the default tag first: timm's default
-            meta = read_weights_meta(arch, folder, tag) or {}
-            source = _weights_source(meta, folder, in_package)
+        for entry in list_weights(folder, arch=arch):  # the default first: timm's default
+            source = _weights_source(entry.meta, folder, in_package)
             if source:
                 source["label_names"] = CIFAR10_CLASSES
-                source["description"] = _describe(arch, meta.get("metrics") or {})
-                tagged[f"{TIMM_PREFIX}{arch}.{tag}"] = cifar_cfg(**{**arch_overrides, **source})
+                source["description"] = _describe(arch, entry.meta.get("metrics") or {})
+                tagged[TIMM_PREFIX + entry.name] = cifar_cfg(**{**arch_overrides, **source})
         cfgs.update(tagged or {TIMM_PREFIX + arch: cifar_cfg(**arch_overrides)})
     return cfgs
 

@@ -30,6 +30,7 @@ from ..pretrained import (
     HF_CONFIG_FILE,
     HF_WEIGHTS_FILE,
     PretrainedWeightsError,
+    list_weights,
 )
 from ._base import CifarModel
 from ._cfgs import TIMM_PREFIX, cifar_cfg, strip_prefix, weight_cfgs
@@ -204,8 +205,7 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
 
 def _check_tag(arch: str, tag: str) -> None:
     """Refuse a weights tag ``arch`` has no weights of, naming the tags it has."""
-    cfgs = timm.models.get_arch_pretrained_cfgs(TIMM_PREFIX + arch)
-    tags = [name.partition(".")[2] for name, cfg in cfgs.items() if cfg.has_weights]
+    tags = [entry.tag for entry in list_weights(arch=arch) if entry.loads]
     if tag in tags:
         return
     if not tags:
