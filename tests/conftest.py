@@ -138,19 +138,21 @@ def fake_cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 class InterruptAt(nn.Module):
     """Wraps a model; its ``at``-th training forward call is interrupted like Ctrl-C: by a real
-    SIGINT to this process (``signal=True``, what a terminal sends) or by raising
-    KeyboardInterrupt directly. ``at=-1`` never interrupts."""
+    signal to this process (``signal=True``: SIGINT, what a terminal sends; or the signal
+    given, e.g. SIGTERM) or by raising KeyboardInterrupt directly. ``at=-1`` never
+    interrupts."""
 
-    def __init__(self, inner: nn.Module, at: int, *, signal: bool = False) -> None:
+    def __init__(self, inner: nn.Module, at: int, *, signal: bool | int = False) -> None:
         super().__init__()
-        self.inner, self.at, self.signal, self.calls = inner, at, signal, 0
+        self.inner, self.at, self.calls = inner, at, 0
+        self.signal = SIGINT if signal is True else signal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.calls += 1
             if self.calls == self.at:
                 if self.signal:
-                    os.kill(os.getpid(), SIGINT)
+                    os.kill(os.getpid(), self.signal)
                 else:
                     raise KeyboardInterrupt
         out: torch.Tensor = self.inner(x)

@@ -103,7 +103,8 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_interrupt_and_resume_is_bit_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_and_resume_is_bit_identical(tmp_path: Path, signum: int) -> None:
     train, ev = _data(256)
     kw: dict[str, Any] = dict(eval_data=ev, epochs=3, ema_decay=0.9, **SMALL)
     torch.manual_seed(0)
@@ -111,12 +112,14 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path: Path) -> None:
     init = _state(ref_model)
     ref = fit(ref_model, train, checkpoint_dir=tmp_path / "ref", **kw)
 
-    # Interrupted in the middle of epoch 2 (step 3 of 8), by a real SIGINT.
+    # Interrupted in the middle of epoch 2 (step 3 of 8), by a real signal to this process.
     torch.manual_seed(123)  # a different global RNG state must not matter after resuming
-    model = InterruptAt(TinyNet(), at=8 + 3, signal=True)
+    model = InterruptAt(TinyNet(), at=8 + 3, signal=signum)
     model.load_state_dict(init)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(KeyboardInterrupt):
         fit(model, train, checkpoint_dir=tmp_path / "run", **kw)
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # given back after the run
     ckpt = load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME)
     assert (ckpt["epoch"], ckpt["step"]) == (1, 3)
     assert len(ckpt["history"]["epoch"]) == 1

@@ -2,7 +2,8 @@
 
 One process, or several under ``torchrun`` (DistributedDataParallel, detected from the
 ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` environment variables). Checkpoints are written atomically
-every epoch and on Ctrl-C; ``RunOptions(resume=True)`` continues bit-identically on the CPU.
+every epoch and on Ctrl-C or SIGTERM; ``RunOptions(resume=True)`` continues bit-identically on
+the CPU.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def fit(
     Raises:
         NonFiniteLossError: the loss (or the weights) became NaN/inf; the last good checkpoint
             is kept (also when Ctrl-C comes after such a step: nothing is saved then).
-        KeyboardInterrupt: after Ctrl-C, once a checkpoint was written (if ``checkpoint_dir``).
+        KeyboardInterrupt: after Ctrl-C or SIGTERM, once a checkpoint was written (if
+            ``checkpoint_dir``).
         ValueError: bad input, e.g. labels outside ``0..num_classes - 1`` or a checkpoint that
             cannot be read (the message names the file and what to do).
     """

@@ -61,7 +61,8 @@ class RunOptions:
     training (shown in the progress bar; the curves, ``History.eval_*``, are one forward pass)
     and at the end (``cifarzoo train``'s ``tta_test_accuracy``); ``eval_every`` evaluates every
     this many epochs (and after the last).
-    ``checkpoint_dir`` receives ``checkpoint.pt`` after every epoch (atomically) and on Ctrl-C;
+    ``checkpoint_dir`` receives ``checkpoint.pt`` after every epoch (atomically) and on Ctrl-C or
+    SIGTERM;
     ``resume`` continues from it when it exists. A ``checkpoint_dir`` that holds a run (a
     finished one's ``metrics.json``, another run's ``checkpoint.pt``...) is refused unless
     ``resume`` continues it or ``overwrite`` replaces it: its run files are then deleted when
@@ -94,7 +95,7 @@ class RunOptions:
         parse=positive_int,
     )
     checkpoint_dir: str | os.PathLike[str] | None = setting(
-        None, "write checkpoint.pt here after every epoch and on Ctrl-C"
+        None, "write checkpoint.pt here after every epoch and on Ctrl-C or SIGTERM"
     )
     resume: bool = setting(False, "continue from checkpoint_dir/checkpoint.pt when it exists")
     overwrite: bool = setting(

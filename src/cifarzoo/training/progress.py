@@ -1,4 +1,4 @@
-"""What the user sees and does while a run trains: progress bars, messages and Ctrl-C."""
+"""What the user sees and does while a run trains: progress bars, messages, Ctrl-C and SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,27 +18,35 @@ def log(msg: str) -> None:
 
 
 class StopRequest:
-    """SIGINT sets a flag checked between steps (a second Ctrl-C interrupts immediately)."""
+    """Ctrl-C (SIGINT) or SIGTERM (what a scheduler, ``kill`` or a shutting-down machine sends)
+    sets a flag checked between steps, so the run stops with a checkpoint of that very step; a
+    second signal interrupts immediately."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
-            signal.signal(signal.SIGINT, self._previous)
+            self._restore()
             raise KeyboardInterrupt
         self.requested = True
 
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
     def __enter__(self) -> StopRequest:
         if self.enabled:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+        self._restore()
 
 
 class Progress:

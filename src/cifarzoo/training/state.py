@@ -46,7 +46,7 @@ _ZIP_READER_ERRORS = ("PytorchStreamReader", "inline_container", "mmap can only 
 @dataclass
 class EpochProgress:
     """How far an interrupted epoch got: its per-step losses so far, the correct predictions
-    and images seen, and the seconds it trained (a checkpoint written on Ctrl-C)."""
+    and images seen, and the seconds it trained (a checkpoint written on Ctrl-C or SIGTERM)."""
 
     losses: Tensor
     correct: int
