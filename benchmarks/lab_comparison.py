@@ -83,13 +83,15 @@ def model_args(name: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Lab:
     """One comparison: its models (in the order they train), the one recipe and run options they
-    share, the models trained channels_last, and each model's constructor arguments."""
+    share, the models trained channels_last, each model's constructor arguments, and the models
+    trained with ``torch.compile``."""
 
     models: tuple[str, ...]
     recipe: Recipe
     options: RunOptions
     channels_last: tuple[str, ...] = ()
     model_args: Callable[[str], dict[str, Any]] = field(default=lambda name: {})
+    compiled: tuple[str, ...] = ()
 
 
 #: The CIFAR-native comparison (plain vs residual at depths 20 and 56, SE, dense).
@@ -137,7 +139,11 @@ def options(
 ) -> RunOptions:
     """The run options of model ``name``, checkpointing into ``folder``."""
     return lab.options.replace(
-        channels_last=name in lab.channels_last, checkpoint_dir=folder, device=device, quiet=quiet
+        channels_last=name in lab.channels_last,
+        compile=name in lab.compiled,
+        checkpoint_dir=folder,
+        device=device,
+        quiet=quiet,
     )
 
 

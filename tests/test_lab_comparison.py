@@ -55,6 +55,18 @@ def test_same_initialisation_for_residual_and_plain_networks() -> None:
     assert lab.recipe().lr == 0.1 and lab.recipe(3).epochs == 3
 
 
+def test_the_lab_four_compile_densenet121_only_and_share_one_recipe() -> None:
+    lab = load_script(SCRIPT)  # lab_four imports it by name
+    four = load_script(SCRIPT.with_name("lab_four.py")).LAB_FOUR
+    runs = {
+        name: lab.options(name, Path("run"), device=None, quiet=True, lab=four)
+        for name in four.models
+    }
+    assert {name for name, run in runs.items() if run.compile} == {"densenet121"}
+    assert all(run.channels_last and run.amp for run in runs.values())
+    assert lab.recipe(lab=four).cutout == 8 and lab.recipe(lab=four).epochs == 30
+
+
 @pytest.mark.slow
 def test_smoke_runs_become_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = load_script(SCRIPT)
