@@ -67,6 +67,24 @@ def test_the_lab_four_compile_densenet121_only_and_share_one_recipe() -> None:
     assert lab.recipe(lab=four).cutout == 8 and lab.recipe(lab=four).epochs == 30
 
 
+def test_the_rule_that_chose_the_lab_recipe_is_stated_as_its_run_recorded_it() -> None:
+    """lab_four's docstring gives the validation accuracy of the cutout-12 resnet18 run that
+    the rule fixed before the runs turned into cutout 8: the figure its history recorded."""
+    lab = load_script(SCRIPT)
+    four = load_script(SCRIPT.with_name("lab_four.py"))
+    run = SCRIPT.parent / "lab_four_cutout12" / "resnet18"
+    history = json.loads((run / "history.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    last_val = history["eval_acc"][-1]
+    assert history["eval_split"] == "val" and last_val == metrics["val_accuracy"]
+    assert last_val < 0.918 and metrics["recipe"]["cutout"] == 12
+    assert f"resnet18 ended at {100 * last_val:.2f}% validation accuracy" in " ".join(
+        four.__doc__.split()
+    )
+    recipe = lab.recipe(lab=four.LAB_FOUR).to_dict()  # the one it became: cutout 8, else alike
+    assert {k: metrics["recipe"][k] for k in recipe} == {**recipe, "cutout": 12}
+
+
 @pytest.mark.slow
 def test_smoke_runs_become_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = load_script(SCRIPT)
