@@ -134,9 +134,11 @@ def _api() -> str:
     return "\n".join(out)
 
 
-#: The lab's comparison (benchmarks/lab_comparison.py, then `cifarzoo compare --runs`): its
-#: report.json and figures, committed; the page is generated from them.
+#: The lab's comparisons, each a folder of docs/_static (report.json and figures, committed; the
+#: page is generated from them): the CIFAR-native networks (benchmarks/lab_comparison.py) and the
+#: lab's own four (benchmarks/lab_four.py), each then `cifarzoo compare --runs`.
 LAB_REPORT = DOCS / "_static" / "lab"
+LAB_FOUR_REPORT = DOCS / "_static" / "lab-four"
 LAB_FIGURES = [
     ("curves.png", "Training and validation loss and accuracy per epoch, all models overlaid."),
     (
@@ -163,12 +165,14 @@ def _list_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*out, ""]
 
 
-def _lab_comparison() -> str:
-    path = LAB_REPORT / "report.json"
+def _lab_comparison(folder: Path) -> str:
+    """The section of a lab comparison's report in ``folder`` (under docs/_static)."""
+    path = folder / "report.json"
+    static = folder.relative_to(DOCS).as_posix()
     if not path.is_file():
         return (
             ".. note::\n\n   The runs of this comparison are not finished yet; this section is "
-            "generated from ``docs/_static/lab/report.json`` once they are.\n"
+            f"generated from ``docs/{static}/report.json`` once they are.\n"
         )
     import json
 
@@ -215,8 +219,8 @@ def _lab_comparison() -> str:
     ]
     out += [*_list_table(["Model", "s / epoch (wall clock)"], seconds), SECONDS_CAVEAT, ""]
     for name, caption in LAB_FIGURES:
-        if (LAB_REPORT / name).is_file():
-            out += [f".. figure:: /_static/lab/{name}", "   :width: 100%", "", f"   {caption}", ""]
+        if (folder / name).is_file():
+            out += [f".. figure:: /{static}/{name}", "   :width: 100%", "", f"   {caption}", ""]
     return "\n".join(out)
 
 
@@ -306,7 +310,8 @@ def generate(_app: object = None) -> None:
     _write(GENERATED / "architecture_table.rst", architecture_table)
     _write(GENERATED / "families.rst", _families())
     _write(GENERATED / "api.rst", _api())
-    _write(GENERATED / "lab_comparison.rst", _lab_comparison())
+    _write(GENERATED / "lab_comparison.rst", _lab_comparison(LAB_REPORT))
+    _write(GENERATED / "lab_four.rst", _lab_comparison(LAB_FOUR_REPORT))
     _write(GENERATED / "changelog.md", _changelog())
     _write(GENERATED / "examples.rst", _examples())
     _write(GENERATED / "checkout_commands.rst", _checkout_commands())
