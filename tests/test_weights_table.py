@@ -850,6 +850,7 @@ def test_every_listing_of_weights_agrees_on_the_tags_and_the_default(
         cfgs = list(weight_cfgs(["lenet"], weights_dir=folder))
         rows = table.model_table(["lenet"], weights_dir=folder)
         shipped = shipped_weights(folder)
+        assert list_weights(folder, arch="len*") == []  # a name, never a pattern
     ordered = sorted(sources, key=lambda tag: (tag != "c10", tag))
     loading = [tag for tag in ordered if sources[tag] != "unpublished"]
     default = (loading or ordered)[0]

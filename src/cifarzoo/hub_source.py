@@ -24,11 +24,10 @@ from .pretrained import (
     PACKAGED_WEIGHTS_DIR,
     SHA256_NOTE,
     PretrainedWeightsError,
+    list_weights,
     read_training_record,
-    read_weights_meta,
     shipped_weights,
     weights_name,
-    weights_tags,
 )
 from .runs import GRAD_FLOW_FILE, HISTORY_FILE, MARKER, read_run
 
@@ -128,15 +127,16 @@ def shipped_source(name: str, *, weights_dir: str | os.PathLike[str] | None = No
     """
     folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
     arch, _, tag = name.removeprefix(TIMM_PREFIX).partition(".")
-    tag = tag or next(iter(weights_tags(arch, folder)), "")
-    meta = (read_weights_meta(arch, folder, tag) if tag and "." not in tag else None) or {}
-    if not meta.get("file"):  # not shipped (unknown, or published on the Hub only)
+    named = (e for e in list_weights(folder, arch=arch) if (e.tag == tag if tag else e.default))
+    entry = next(named, None)
+    if entry is None or not entry.shipped:  # unknown, or published on the Hub only
         shipped = shipped_weights(folder)
         where = "the package" if folder.resolve() == PACKAGED_WEIGHTS_DIR else str(folder)
         raise ValueError(
             f"{name!r} names no weights shipped in {where}; name them as ARCH.TAG (or ARCH for "
             f"its default weights), one of: {', '.join(shipped) or 'none'}"
         )
+    meta, tag = entry.meta, entry.tag
     weights = folder / str(meta["file"])
     if not (weights.is_file() and meta.get("sha256")):
         raise PretrainedWeightsError(
@@ -171,6 +171,10 @@ def _load_checked(arch: str, overlay: dict[str, Any]) -> nn.Module:
     return create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay).eval()
 
 
+#: safetensors' names of the floating-point dtypes a weights file may store, as torch's.
+_FLOAT_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
 def _stored_dtype(weights: Path) -> str:
     """The dtype(s) the floating-point tensors of a safetensors file are stored in
     (``"float32"``, ``"float16"``)."""
@@ -179,10 +183,6 @@ def _stored_dtype(weights: Path) -> str:
     with safe_open(str(weights), framework="pt") as f:
         stored = {f.get_slice(key).get_dtype() for key in f.keys()}  # noqa: SIM118 (not iterable)
     return ", ".join(sorted(_FLOAT_DTYPES[d] for d in stored if d in _FLOAT_DTYPES))
-
-
-#: safetensors' names of the floating-point dtypes a weights file may store, as torch's.
-_FLOAT_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 
 def _record_files(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[HubFile]:

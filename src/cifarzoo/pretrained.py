@@ -10,6 +10,7 @@ torch nor timm, so that writing weights (:mod:`cifarzoo.checkpoint`) and reading
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -104,9 +105,7 @@ class WeightsEntry:
     def source(self) -> Literal["package", "hub", "unpublished"]:
         """Where the weights load from: a file shipped beside the metadata, a Hub repository,
         or nowhere (recorded, not published)."""
-        if self.meta.get("file"):
-            return "package"
-        return "hub" if self.meta.get("hf_hub_id") else "unpublished"
+        return _source(self.meta)
 
     @property
     def loads(self) -> bool:
@@ -119,6 +118,12 @@ class WeightsEntry:
         return self.source == "package"
 
 
+def _source(meta: dict[str, Any]) -> Literal["package", "hub", "unpublished"]:
+    if meta.get("file"):
+        return "package"
+    return "hub" if meta.get("hf_hub_id") else "unpublished"
+
+
 def list_weights(
     weights_dir: str | os.PathLike[str] | None = None, *, arch: str | None = None
 ) -> list[WeightsEntry]:
@@ -129,7 +134,7 @@ def list_weights(
     tags get, whose first is the default."""
     folder = Path(weights_dir or PACKAGED_WEIGHTS_DIR)
     found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for path in sorted(folder.glob(f"{arch or '*'}.*.json")):
+    for path in sorted(folder.glob(f"{glob.escape(arch) if arch else '*'}.*.json")):
         name_arch, _, tag = path.name.removesuffix(".json").partition(".")
         if tag and "." not in tag:  # not a training record (ARCH.TAG.record.json)
             meta: dict[str, Any] = json.loads(path.read_text())
@@ -137,7 +142,7 @@ def list_weights(
     entries = []
     for name_arch, tagged in sorted(found.items()):
         tagged.sort(key=lambda item: (item[0] != DEFAULT_TAG, item[0]))
-        loading = [tag for tag, meta in tagged if WeightsEntry(name_arch, tag, meta, False).loads]
+        loading = [tag for tag, meta in tagged if _source(meta) != "unpublished"]
         default = (loading or [tagged[0][0]])[0]
         tagged.sort(key=lambda item: item[0] != default)
         entries += [WeightsEntry(name_arch, tag, meta, tag == default) for tag, meta in tagged]
@@ -164,10 +169,7 @@ def read_weights_meta(
     its default weights; ``<weights_dir>/<arch>.<tag>.json``, ``arch`` as
     :func:`cifarzoo.list_models` names it), or ``None`` if it has none."""
     if tag is None:
-        tags = weights_tags(arch, weights_dir)
-        if not tags:
-            return None
-        tag = tags[0]
+        return next((e.meta for e in list_weights(weights_dir, arch=arch) if e.default), None)
     path = Path(weights_dir or PACKAGED_WEIGHTS_DIR) / f"{weights_name(arch, tag)}.json"
     if not path.is_file():
         return None

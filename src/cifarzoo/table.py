@@ -17,7 +17,7 @@ import torch
 from .checkpoint import atomic_write
 from .cost import count_macs, count_params
 from .models import TIMM_PREFIX, create_model, list_models
-from .pretrained import TAG_RECIPES, WeightsEntry, list_weights, read_weights_meta
+from .pretrained import TAG_RECIPES, WeightsEntry, list_weights
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
 from .training import Recipe, recipe_differences
 
@@ -134,16 +134,13 @@ def _weights_row(row: ModelRow, entry: WeightsEntry) -> ModelRow:
     )
 
 
-def weights_note(name: str, *, weights_dir: str | os.PathLike[str] | None = None) -> str | None:
-    """How ``cifarzoo list`` marks a model with weights that load (``ARCH``: its default ones,
-    ``ARCH.TAG``: those of a tag): where they are and their one-forward-pass test accuracy
-    (``None`` for a model without such weights)."""
-    arch, _, tag = name.removeprefix(TIMM_PREFIX).partition(".")
-    meta = read_weights_meta(arch, weights_dir, tag or None)
-    if meta is None or not (meta.get("file") or meta.get("hf_hub_id")):
+def weights_note(entry: WeightsEntry) -> str | None:
+    """How ``cifarzoo list`` marks weights that load: where they are and their one-forward-pass
+    test accuracy (``None`` for weights that do not load)."""
+    if not entry.loads:
         return None
-    metrics = meta.get("metrics") or {}
-    note = "pretrained" if meta.get("file") else "pretrained (Hub)"
+    metrics = entry.meta.get("metrics") or {}
+    note = "pretrained" if entry.shipped else "pretrained (Hub)"
     accuracy = recorded_accuracy(metrics).test
     if accuracy is not None:
         note += f": {percent(accuracy)} test accuracy, one forward pass"

@@ -53,18 +53,19 @@ def add_list_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run_list(args: argparse.Namespace) -> int:
     from ..models import list_models
-    from ..pretrained import weights_name, weights_tags
+    from ..pretrained import WeightsEntry, list_weights
     from ..table import weights_note
 
-    names = []
+    weights: dict[str, list[WeightsEntry]] = {}
+    for entry in list_weights():  # each architecture's default first
+        weights.setdefault(entry.arch, []).append(entry)
+    notes: dict[str, str | None] = {}
     for arch in list_models(args.pattern, pretrained=args.pretrained):
-        names.append(arch)  # its default weights, then those of its other tags
-        names += [weights_name(arch, tag) for tag in weights_tags(arch)[1:]]
-    notes = {name: weights_note(name) for name in names}
-    names = [name for name in names if "." not in name or notes[name] is not None]
-    width = max((len(n) for n in names), default=0)
-    for name in names:
-        note = notes[name]
+        entries = weights.get(arch, [])
+        notes[arch] = weights_note(entries[0]) if entries else None
+        notes |= {e.name: weights_note(e) for e in entries[1:] if e.loads}  # its other tags
+    width = max((len(n) for n in notes), default=0)
+    for name, note in notes.items():
         print(name if note is None else f"{name:<{width}}  {note}")
     return 0
 
