@@ -61,6 +61,8 @@ API_MODULES = [
     ("cifarzoo.training.parsing", "Training settings from command-line words"),
     ("cifarzoo.training.optimizer", "Optimizer and schedule: Muon for convolution filters"),
     ("cifarzoo.metrics", "Evaluation"),
+    ("cifarzoo.devices", "Devices and the bf16 rule"),
+    ("cifarzoo.heap", "CPU memory kept between steps"),
     ("cifarzoo.checkpoint", "Checkpoints and weights files"),
     ("cifarzoo.pretrained", "Pretrained weights: their files, metadata and errors"),
     ("cifarzoo.runs", "Run folders"),

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, Split
 from .devices import autocast, resolve_device
+from .heap import kept_heap
 from .loader import DeviceLoader, no_classifier_error
 
 __all__ = [
@@ -264,15 +265,17 @@ def _predictions(
     tta_translate: bool,
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """``(logits, logits without test-time augmentation, labels)`` per non-empty batch, in eval
-    mode (the model's mode is restored)."""
+    mode (the model's mode is restored); on a CPU, freed memory is kept for the next batch
+    (:func:`~cifarzoo.heap.kept_heap`)."""
     was_training = model.training
     model.eval()
     try:
-        for x, y in batches:
-            if len(y) == 0:
-                continue
-            with autocast(device, amp):
-                yield *_tta_logits(model, x, tta_flip, tta_translate), y
+        with kept_heap(device.type == "cpu"):
+            for x, y in batches:
+                if len(y) == 0:
+                    continue
+                with autocast(device, amp):
+                    yield *_tta_logits(model, x, tta_flip, tta_translate), y
     finally:
         model.train(was_training)
 

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..devices import autocast
+from ..heap import kept_heap
 from ..metrics import EvalResult, evaluate
 from ..runs.folder import check_run_folder, clear_run
 from .distill import Teacher
@@ -249,9 +250,10 @@ class _Trainer:
 
     def run(self) -> History:
         """Train with the global RNG seeded from the recipe's seed (or restored from the
-        checkpoint), then give the caller's RNG state back."""
+        checkpoint), then give the caller's RNG state back; on a CPU, freed memory is kept for
+        the next step (:func:`~cifarzoo.heap.kept_heap`)."""
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), kept_heap(self.device.type == "cpu"):
             torch.manual_seed(self.recipe.seed)
             return self._run()
 
