@@ -7,17 +7,33 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from cifarzoo.compare.findings import gradient_ratio
+from report_claims import (
+    EPOCHS,
+    Claim,
+    Number,
+    Report,
+    accuracy,
+    as_written,
+    claim,
+    classes,
+    error,
+    gate,
+    late_ratios,
+    lead,
+    macs,
+    more_params,
+    numbers,
+    params,
+    ratio,
+    section,
+    val_after,
+    wrong_numbers,
+)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 REPORT = DOCS / "_static" / "lab" / "report.json"
@@ -25,142 +41,6 @@ PAGE = DOCS / "compare.rst"
 SECTION = "What the runs show"
 INDEX = DOCS / "index.rst"
 INDEX_SECTION = "How plain, residual, dense and SE networks differ while they train"
-
-Report = dict[str, Any]
-
-#: a written number: ``83.23``, ``655``, ``2,752``
-NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
-#: a reStructuredText heading's underline, of any level
-UNDERLINE = re.compile(r"([=\-~^\"'`#*+])\1{2,}")
-#: inline literals (``plain20``): names, not numbers
-LITERAL = re.compile(r"``[^`]+``")
-
-
-# --- the fields a number can name ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Field:
-    """A number of the report, by name: ``value`` reads it from report.json."""
-
-    name: str
-    value: Callable[[Report], float]
-
-
-def _model(report: Report, name: str) -> dict[str, Any]:
-    return next(m for m in report["models"] if m["name"] == name)
-
-
-def _fraction(report: Report, model: str, split: str) -> float:
-    return float(_model(report, model)[split]["accuracy"])
-
-
-SPLITS = {"test": "test", "val": "validation", "train_eval": "final training"}
-
-
-def accuracy(model: str, split: str) -> Field:
-    return Field(
-        f"{model}'s {SPLITS[split]} accuracy (%)", lambda r: 100 * _fraction(r, model, split)
-    )
-
-
-def error(model: str, split: str) -> Field:
-    return Field(
-        f"{model}'s {SPLITS[split]} error (%)", lambda r: 100 * (1 - _fraction(r, model, split))
-    )
-
-
-def lead(model: str, over: str, split: str) -> Field:
-    return Field(
-        f"{model}'s {SPLITS[split]} accuracy minus {over}'s (points)",
-        lambda r: 100 * (_fraction(r, model, split) - _fraction(r, over, split)),
-    )
-
-
-def class_accuracy(model: str, name: str) -> Field:
-    def value(r: Report) -> float:
-        per_class = _model(r, model)["test"]["per_class_accuracy"]
-        return 100 * float(per_class[r["classes"].index(name)])
-
-    return Field(f"{model}'s test accuracy on {name} (%)", value)
-
-
-def classes(name: str, before: str, after: str) -> tuple[Field, Field]:
-    """The test accuracy on class ``name`` of two models."""
-    return class_accuracy(before, name), class_accuracy(after, name)
-
-
-def val_after(model: str, epoch: int) -> Field:
-    def value(r: Report) -> float:
-        history = _model(r, model)["history"]
-        assert history["eval_split"] == "val" and history["epoch"][epoch - 1] == epoch
-        return 100 * float(history["eval_acc"][epoch - 1])
-
-    return Field(f"{model}'s validation accuracy after epoch {epoch} (%)", value)
-
-
-def params(model: str) -> Field:
-    return Field(f"{model}'s parameters (millions)", lambda r: _model(r, model)["params"] / 1e6)
-
-
-def macs(model: str) -> Field:
-    return Field(f"{model}'s MACs (millions)", lambda r: _model(r, model)["macs"] / 1e6)
-
-
-def more_params(model: str, than: str) -> Field:
-    return Field(
-        f"{model}'s parameters minus {than}'s",
-        lambda r: _model(r, model)["params"] - _model(r, than)["params"],
-    )
-
-
-def _ratio(r: Report, model: str, late: bool) -> float:
-    value = gradient_ratio(_model(r, model)["grad_flow"], late)
-    assert value is not None, f"{model} has no gradient ratio"
-    return value
-
-
-def ratio(model: str, *, late: bool = False) -> Field:
-    when = "late in training" if late else "at initialisation"
-    return Field(f"{model}'s gradient ratio {when}", lambda r: _ratio(r, model, late))
-
-
-def late_ratios(pick: Callable[[list[float]], float], models: Sequence[str]) -> Field:
-    return Field(
-        f"{pick.__name__} of {', '.join(models)}'s gradient ratios late in training",
-        lambda r: pick([_ratio(r, m, late=True) for m in models]),
-    )
-
-
-def gate(stage: str, statistic: str) -> Field:
-    return Field(
-        f"seresnet20's {stage} gate {statistic}",
-        lambda r: float(_model(r, "seresnet20")["se_gates"]["stages"][stage][statistic]),
-    )
-
-
-EPOCHS = Field("epochs of every run", lambda r: float(r["epochs"]))
-
-# --- what the text says --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A phrase of the text, one ``{}`` where it writes each number of ``fields`` (a phrase
-    without fields holds numbers that are no measurement, such as a citation)."""
-
-    phrase: str
-    fields: tuple[Field, ...] = ()
-
-    def pattern(self) -> re.Pattern[str]:
-        parts = (re.escape(part) for part in self.phrase.split("{}"))
-        return re.compile(f"({NUMBER})".join(parts))
-
-
-def claim(phrase: str, *fields: Field) -> Claim:
-    assert phrase.count("{}") == len(fields), phrase
-    return Claim(phrase, fields)
-
 
 PLAIN_AND_RESIDUAL = ("plain20", "resnet20", "plain56", "resnet56")
 DENSE = "densenet_bc_100_k12"
@@ -218,9 +98,15 @@ ANALYSIS = [
         lead("resnet20", "seresnet20", "val"),
     ),
     claim("for {} more parameters", more_params("seresnet20", "resnet20")),
-    claim("layer1 {} ± {},", gate("layer1", "mean"), gate("layer1", "std")),
-    claim("layer2 {} ± {},", gate("layer2", "mean"), gate("layer2", "std")),
-    claim("layer3 {} ± {})", gate("layer3", "mean"), gate("layer3", "std")),
+    claim(
+        "layer1 {} ± {},", gate("seresnet20", "layer1", "mean"), gate("seresnet20", "layer1", "std")
+    ),
+    claim(
+        "layer2 {} ± {},", gate("seresnet20", "layer2", "mean"), gate("seresnet20", "layer2", "std")
+    ),
+    claim(
+        "layer3 {} ± {})", gate("seresnet20", "layer3", "mean"), gate("seresnet20", "layer3", "std")
+    ),
     claim("after {} epochs the gates", EPOCHS),
     claim("gets {}x the gradient norm", ratio("seresnet20")),
     claim("(``resnet20``: {}x).", ratio("resnet20")),
@@ -277,94 +163,28 @@ SUMMARY = [
 ]
 
 
-# --- checking -------------------------------------------------------------------------------
-
-
-def _section(text: str, title: str) -> str:
-    """The prose of section ``title`` (up to the next heading of any level; directives and
-    their indented options and captions left out), on one line."""
-    lines = text.splitlines()
-    start = lines.index(title) + 2  # the title, its underline
-    end = next(
-        (i - 1 for i in range(start + 1, len(lines)) if UNDERLINE.fullmatch(lines[i])), len(lines)
-    )
-    paragraphs = "\n".join(lines[start:end]).split("\n\n")
-    prose = [p for p in paragraphs if p.strip() and not p.startswith((" ", ".."))]
-    return " ".join(" ".join(prose).split())
-
-
-def _as_written(value: float, written: str) -> str:
-    """``value`` as the report rounds it, at the precision of ``written`` (``2,752`` -> 0
-    decimals, thousands separated; ``83.23`` -> 2)."""
-    decimals = len(written.partition(".")[2])
-    return f"{value:{',' if ',' in written else ''}.{decimals}f}"
-
-
-@dataclass(frozen=True)
-class Number:
-    """A number of the text: where it is, as written, and the field it names."""
-
-    start: int
-    end: int
-    written: str
-    field: Field
-
-
-def _numbers(text: str, claims: Sequence[Claim]) -> Iterator[Number]:
-    """The numbers of ``claims``, each phrase found after the one before it.
-
-    Raises:
-        AssertionError: a phrase is not in the text (after the one before it), or a number
-            of the text is in none of the phrases.
-    """
-    at, covered = 0, set[int]()
-    for c in claims:
-        found = c.pattern().search(text, at)
-        assert found is not None, f"no {c.phrase!r} in the text after ...{text[at - 60 : at]!r}"
-        covered.update(range(found.start(), found.end()))
-        for group, field in enumerate(c.fields, start=1):
-            yield Number(found.start(group), found.end(group), found.group(group), field)
-        at = found.end()
-    names = {i for m in LITERAL.finditer(text) for i in range(m.start(), m.end())}
-    unnamed = [
-        f"{m.group()!r} in ...{text[max(0, m.start() - 40) : m.end() + 10]!r}"
-        for m in re.finditer(NUMBER, text)
-        if m.start() not in covered and m.start() not in names
-    ]
-    assert not unnamed, "numbers that no phrase of the test names a field for: " + "; ".join(
-        unnamed
-    )
-
-
 @functools.cache
 def _report() -> Report:
     return dict(json.loads(REPORT.read_text()))
 
 
-def _wrong(text: str, claims: Sequence[Claim]) -> list[str]:
-    """Each number of ``text`` that is not its field, as the report rounds it, in words."""
-    report = _report()
-    return [
-        f"{n.written!r} is {n.field.name}: {expected} "
-        f"(in ...{text[max(0, n.start - 40) : n.end + 10]!r})"
-        for n in _numbers(text, claims)
-        if n.written != (expected := _as_written(n.field.value(report), n.written))
-    ]
+def _wrong(text: str, claims: list[Claim]) -> list[str]:
+    return wrong_numbers(text, claims, _report())
 
 
 def _analysis() -> str:
-    return _section(PAGE.read_text(), SECTION)
+    return section(PAGE.read_text(), SECTION)
 
 
 def test_every_number_of_the_analysis_is_the_field_it_names() -> None:
     text = _analysis()
-    assert len(list(_numbers(text, ANALYSIS))) > 90  # the section was found and read
+    assert len(list(numbers(text, ANALYSIS))) > 90  # the section was found and read
     assert _wrong(text, ANALYSIS) == []
 
 
 def test_every_number_of_the_front_page_summary_is_the_field_it_names() -> None:
-    text = _section(INDEX.read_text(), INDEX_SECTION)
-    assert len(list(_numbers(text, SUMMARY))) >= 13  # the section was found and read
+    text = section(INDEX.read_text(), INDEX_SECTION)
+    assert len(list(numbers(text, SUMMARY))) >= 13  # the section was found and read
     assert _wrong(text, SUMMARY) == []
 
 
@@ -378,11 +198,11 @@ def test_a_wrong_number_is_found(data: st.DataObject) -> None:
     """Any number of the analysis moved by up to 99 units of its last digit is wrong, and is
     the one found: the report's other numbers do not excuse it."""
     text = _analysis()
-    number = data.draw(st.sampled_from(list(_numbers(text, ANALYSIS))))
+    number = data.draw(st.sampled_from(list(numbers(text, ANALYSIS))))
     digits = number.written.replace(",", "")
     units = int(digits.replace(".", ""))  # the number in units of its last digit
     moved = units + data.draw(st.integers(-min(units, 99), 99).filter(bool))
-    written = _as_written(moved / 10 ** len(digits.partition(".")[2]), number.written)
+    written = as_written(moved / 10 ** len(digits.partition(".")[2]), number.written)
     wrong = _wrong(_replace(text, number, written), ANALYSIS)
     assert len(wrong) == 1 and wrong[0].startswith(f"{written!r} is {number.field.name}:")
 
@@ -393,11 +213,11 @@ def _swappable() -> list[tuple[Number, Number]]:
     precisions, such as 74.00% and 74.0%)."""
 
     def misplaced(number: Number, written: str) -> bool:
-        return _as_written(number.field.value(_report()), written) != written
+        return as_written(number.field.value(_report()), written) != written
 
     return [
         (a, b)
-        for a, b in itertools.combinations(_numbers(_analysis(), ANALYSIS), 2)
+        for a, b in itertools.combinations(numbers(_analysis(), ANALYSIS), 2)
         if misplaced(a, b.written) and misplaced(b, a.written)
     ]
 
@@ -415,4 +235,4 @@ def test_two_numbers_swapped_are_found(data: st.DataObject) -> None:
 def test_a_number_no_phrase_names_is_found() -> None:
     text = _analysis().replace("as He et al.", "as He et al., 4.2% of them,")
     with pytest.raises(AssertionError, match=r"names a field for: '4\.2' in [^;]*$"):
-        list(_numbers(text, ANALYSIS))
+        list(numbers(text, ANALYSIS))
