@@ -1,11 +1,20 @@
 """cifarzoo.heap: freed CPU memory kept for the next step of training and evaluation (glibc), and
-given back after."""
+given back after.
+
+The page faults and resident memory are measured in a fresh Python process, as a training run
+starts: one whose main thread still allocates from glibc's main heap (a refused allocation, such
+as a test asking for a terabyte, moves a thread to another heap, where blocks over 64 MB always
+come from mmap).
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import platform
 import resource
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -21,16 +30,25 @@ pytestmark = pytest.mark.skipif(
 )
 
 BIG = 64 << 20  # above glibc's largest mmap threshold (32 MB): served by mmap unless kept
+PAGES = BIG // resource.getpagesize()
+
+_PROBE = """
+import json, resource
+from pathlib import Path
+
+import torch
+
+from cifarzoo.heap import kept_heap
 
 
-def _page_faults_of_training_steps(steps: int = 3) -> int:
-    """Minor page faults of ``steps`` training steps whose activations are 64 MB blocks each,
-    after four steps of warm-up (where a kept heap grows to its size)."""
+def page_faults(steps=3):
+    # training steps whose activations are 64 MB blocks (256 x 64 x 32 x 32 float32), measured
+    # after four steps of warm-up, where a kept heap grows to its size
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 1), torch.nn.BatchNorm2d(64), torch.nn.ReLU())
-    x = torch.randn(256, 3, 32, 32)  # activations 256 x 64 x 32 x 32 float32: 64 MB
+    x = torch.randn(256, 3, 32, 32)
 
-    def step() -> None:
+    def step():
         net.zero_grad(set_to_none=True)
         net(x).square().mean().backward()
 
@@ -42,37 +60,48 @@ def _page_faults_of_training_steps(steps: int = 3) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-def _resident_bytes() -> int:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize()
+def resident():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+
+
+with kept_heap():
+    inside = page_faults()
+    held = resident()
+given_back = held - resident()
+outside = page_faults()
+with kept_heap():
+    with kept_heap():
+        pass
+    nested = page_faults()
+print(json.dumps(dict(inside=inside, outside=outside, given_back=given_back, nested=nested)))
+"""
+
+
+@functools.cache
+def _measured() -> dict[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=300, check=True
+    )
+    return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
 def test_training_steps_reuse_the_kept_heap_and_fault_in_fresh_pages_outside() -> None:
-    with kept_heap() as kept:
-        assert kept and heap_kept()
-        inside = _page_faults_of_training_steps()
-    assert not heap_kept()
-    outside = _page_faults_of_training_steps()
-    pages = BIG // resource.getpagesize()
-    assert outside > 3 * pages, "each step's activations should come from fresh mmap pages"
-    assert inside < outside // 20, "the steps should reuse the kept heap"
+    measured = _measured()
+    assert measured["outside"] > 3 * PAGES, "each step's activations should be fresh mmap pages"
+    assert measured["inside"] < measured["outside"] // 20, "the steps should reuse the kept heap"
 
 
 def test_the_kept_memory_is_given_back_on_leaving() -> None:
-    with kept_heap():
-        _page_faults_of_training_steps()
-        held = _resident_bytes()
-    assert _resident_bytes() < held - 4 * BIG, "leaving should give the kept memory back"
+    assert _measured()["given_back"] > 4 * BIG
 
 
 def test_nested_blocks_keep_the_heap_until_the_outer_one_ends() -> None:
+    assert _measured()["nested"] < PAGES // 20
     with kept_heap():
         with kept_heap():
             pass
         assert heap_kept()
-        inside = _page_faults_of_training_steps()
     assert not heap_kept()
-    assert inside < BIG // resource.getpagesize() // 20
 
 
 def test_disabled_changes_nothing() -> None:
@@ -97,4 +126,19 @@ def test_evaluation_keeps_the_heap_on_a_cpu() -> None:
     evaluate(model, (images, labels), batch_size=16)
     predict_logits(model, (images, labels), batch_size=16)
     assert len(seen) == 8 and all(seen)
+    assert not heap_kept()
+
+
+def test_an_evaluation_that_fails_leaves_no_kept_heap_behind() -> None:
+    class FailsOnItsSecondBatch(TinyNet):
+        batches = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.batches += 1
+            if self.batches == 2:
+                raise RuntimeError("the second batch fails")
+            return super().forward(x)
+
+    with pytest.raises(RuntimeError, match="second batch"):
+        evaluate(FailsOnItsSecondBatch(), synthetic_split(64), batch_size=16)
     assert not heap_kept()

@@ -6,6 +6,10 @@ batch allocates gigabytes of such activations, so every step pays a page fault a
 each 4 KB page again (docs/training.rst gives the speed-up). Inside :func:`kept_heap` malloc takes
 no memory from ``mmap`` and returns none to the system; on leaving, large blocks come from
 ``mmap`` again and the heap is trimmed, so the memory is given back.
+
+This holds for the main heap, the one a process's main thread allocates from. Other threads
+have heaps of at most 64 MB, so glibc maps larger blocks afresh for them whatever the settings
+(as it does for the main thread once a request the system refused moved it to such a heap).
 """
 
 from __future__ import annotations

@@ -265,17 +265,15 @@ def _predictions(
     tta_translate: bool,
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """``(logits, logits without test-time augmentation, labels)`` per non-empty batch, in eval
-    mode (the model's mode is restored); on a CPU, freed memory is kept for the next batch
-    (:func:`~cifarzoo.heap.kept_heap`)."""
+    mode (the model's mode is restored)."""
     was_training = model.training
     model.eval()
     try:
-        with kept_heap(device.type == "cpu"):
-            for x, y in batches:
-                if len(y) == 0:
-                    continue
-                with autocast(device, amp):
-                    yield *_tta_logits(model, x, tta_flip, tta_translate), y
+        for x, y in batches:
+            if len(y) == 0:
+                continue
+            with autocast(device, amp):
+                yield *_tta_logits(model, x, tta_flip, tta_translate), y
     finally:
         model.train(was_training)
 
@@ -338,7 +336,8 @@ def evaluate(
             description; on the first rank only.
 
     The loss is the plain cross-entropy (no label smoothing). The expected calibration error
-    uses 15 equal-width confidence bins. The model's train/eval mode is restored afterwards.
+    uses 15 equal-width confidence bins. The model's train/eval mode is restored afterwards. On a
+    CPU, freed memory is kept for the next batch (:func:`~cifarzoo.heap.kept_heap`).
     """
     import torch.distributed as dist
 
@@ -356,14 +355,15 @@ def evaluate(
     )
     predictions = _predictions(model, batches, dev, amp, tta_flip, tta_translate)
     bar = _progress_bar(progress if rank == 0 else None, _num_images(data, world))
-    for i, (logits, plain, y) in enumerate(predictions):
-        if i == 0:  # the labels were checked when the batches were made; now the model's width
-            acc.check_width(logits)
-        acc.update(logits, y)
-        if plain_acc is not None:
-            plain_acc.update(plain, y)
-        if bar is not None:
-            bar.update(len(y))
+    with kept_heap(dev.type == "cpu"):
+        for i, (logits, plain, y) in enumerate(predictions):
+            if i == 0:  # the labels were checked when the batches were made; now the model's width
+                acc.check_width(logits)
+            acc.update(logits, y)
+            if plain_acc is not None:
+                plain_acc.update(plain, y)
+            if bar is not None:
+                bar.update(len(y))
     if bar is not None:
         bar.close()
     names = classes if classes is not None else default_classes
@@ -398,7 +398,7 @@ def predict_logits(
         raise ValueError("predict_logits needs an unshuffled DeviceLoader (train=False)")
     dev = _model_device(model, device)
     batches, _ = _batches(data, model, batch_size, dev, 0, 1, None)
-    out = [
-        logits for logits, _, _ in _predictions(model, batches, dev, amp, tta_flip, tta_translate)
-    ]
+    with kept_heap(dev.type == "cpu"):
+        predictions = _predictions(model, batches, dev, amp, tta_flip, tta_translate)
+        out = [logits for logits, _, _ in predictions]
     return torch.cat(out)
