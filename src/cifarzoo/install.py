@@ -57,8 +57,8 @@ def install_weights(
     ``<weights_dir>/<arch>.<tag>.safetensors`` so they load with no network. With ``hf_hub_id``
     (``org/name@<40-hex commit>``, as :func:`cifarzoo.hub.publish` prints) the weights are
     loaded from that pinned Hub revision instead. ``unpublished=True`` records the run's
-    metrics alone, for weights trained but not uploaded yet: the model table lists them as "not
-    published" and ``pretrained=True`` still says that the model has no weights. Takes effect
+    metrics alone, for weights trained but not uploaded yet: the model table leaves them out
+    until they load, and ``pretrained=True`` still says that the model has no weights. Takes effect
     at the next ``import cifarzoo``.
 
     Nothing is replaced until everything is checked: the weights are copied to a temporary file

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..compare.measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
-    GPU_MODELS,
+    LAB_MODELS,
     SHIPPED_TRAIN_EVAL_IMAGES,
     TRAIN_EVAL_IMAGES,
     compare,
@@ -127,7 +127,7 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description=(
             "Train MODELs with the same recipe and seed and write OUT/report.html (figures "
             "embedded), the figures as PNG and OUT/report.json. Default models: "
-            f"{' '.join(DEFAULT_MODELS)} (CPU-sized); the lab's four: {' '.join(GPU_MODELS)}. "
+            f"{' '.join(DEFAULT_MODELS)} (CPU-sized); the lab's four: {' '.join(LAB_MODELS)}. "
             "A report from the shipped weights, without training: --pretrained NAME... --data DIR."
         ),
     )

@@ -51,7 +51,7 @@ from .findings import (
 from .measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
-    GPU_MODELS,
+    LAB_MODELS,
     compare,
     subset_train,
     synthetic_data,
@@ -64,8 +64,8 @@ __all__ = [
     "CONCLUSION_TOPICS",
     "DEFAULT_MODELS",
     "FIGURES",
-    "GPU_MODELS",
     "GRAD_FLOW_FILE",
+    "LAB_MODELS",
     "MIN_EPOCHS",
     "MIN_LEAD_OVER_CHANCE",
     "REPORT_HTML",

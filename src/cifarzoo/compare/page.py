@@ -73,7 +73,7 @@ def _ratios(m: ModelReport) -> str:
 
 def test_cell(test: Mapping[str, Any]) -> str:
     """The test accuracy, one forward pass, and its test-time augmentation's beside it, named
-    (``88.42% (flip TTA: 89.73%)``)."""
+    (``88.42% (flip + translate TTA: 89.73%)``)."""
     tta = test.get("tta_accuracy")
     single = _pct(float(test["accuracy"]))
     return single if tta is None else f"{single} ({test.get('tta')} TTA: {_pct(float(tta))})"
