@@ -413,6 +413,26 @@ def test_cli_parser() -> None:
         parser.parse_args(["compare", "--out", "x", "--ema-decay", "1.5"])
 
 
+def test_cli_defaults_draw_conclusions_and_fetch_missing_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left to its defaults, compare trains long enough for its report to conclude, and
+    downloads missing data as train and eval do; --no-download says how to get it instead."""
+    from cifarzoo.cli import main as cli_main
+
+    parser = argparse.ArgumentParser(prog="cifarzoo")
+    add_compare_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["compare", "--out", "x"])
+    assert args.epochs == MIN_EPOCHS and args.download is True
+    assert compare.__kwdefaults__["epochs"] == MIN_EPOCHS
+    missing = tmp_path / "nodata"
+    argv = ["compare", "lenet", "--data", str(missing), "--no-download"]
+    assert cli_main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "download=True" in err
+    assert not missing.exists() and not (tmp_path / "out").exists()
+
+
 def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from cifarzoo.cli.compare import main
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..compare.findings import MIN_EPOCHS
 from ..compare.measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
@@ -52,7 +53,7 @@ _RECIPE_FLAGS = setting_flags(
 def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     """The Recipe fields as options (the distillation ones aside: compare has no teacher)."""
     recipe = p.add_argument_group("recipe", "of every model trained (the same for all)")
-    add_setting_options(recipe, Recipe, _SHOWN, defaults={"epochs": 3})
+    add_setting_options(recipe, Recipe, _SHOWN, defaults={"epochs": MIN_EPOCHS})
     add_setting_options(
         recipe,
         Recipe,
@@ -153,7 +154,7 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="REPORT_JSON",
         help="write the report of this report.json again into --out (no data, no training)",
     )
-    add_common_options(p, threads=False)
+    add_common_options(p, download=True, threads=False)
     _add_recipe_options(p)
     _add_data_options(p)
     p.add_argument(
@@ -258,7 +259,13 @@ def _compare_data(args: argparse.Namespace) -> CIFAR10Data:
             seed=args.seed,
         )
     else:
-        data = load_cifar10(args.data, val_size=val_size, seed=args.seed, name=args.data_name)
+        data = load_cifar10(
+            args.data,
+            download=args.download,
+            val_size=val_size,
+            seed=args.seed,
+            name=args.data_name,
+        )
     if args.train_subset is not None:
         data = subset_train(data, args.train_subset, seed=args.seed)
     return data

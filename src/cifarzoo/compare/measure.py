@@ -21,6 +21,7 @@ from ..constants import NUM_CLASSES
 from ..data import CIFAR10Data, Split, load_cifar10, stratified_split
 from ..devices import resolve_amp, resolve_device
 from .evaluation import Evaluation
+from .findings import MIN_EPOCHS
 from .meta import measurement_notes, recorded_setting, report_meta
 from .results import ComparisonReport, ModelReport
 from .reused import read_run, runs_setting
@@ -115,7 +116,7 @@ def compare(
     models: Sequence[str] | None = None,
     data: CIFAR10Data | str | os.PathLike[str] | None = None,
     *,
-    epochs: int = 3,
+    epochs: int = MIN_EPOCHS,
     seed: int = 0,
     device: torch.device | str | None = None,
     out: str | os.PathLike[str] | None = None,
@@ -136,7 +137,8 @@ def compare(
             :data:`DEFAULT_MODELS`, none when given ``runs`` or ``pretrained``.
         data: a :class:`~cifarzoo.data.CIFAR10Data`, or a data root to read with
             ``val_size`` validation images held out of the training set.
-        epochs: training epochs per model.
+        epochs: training epochs per model; the default, :data:`~cifarzoo.compare.MIN_EPOCHS`,
+            is the fewest from which the report draws conclusions.
         seed: seed of the initialization, the data order and the augmentation (the same for
             every model).
         device: ``"cuda"``/``"cpu"``; default CUDA when available.
