@@ -14,12 +14,13 @@ import dataclasses
 import shlex
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..checkpoint import CHECKPOINT_NAME
 from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, write_run
-from ..training import Recipe, RunOptions
+from ..training import Recipe, RunOptions, recipe_differences
 from .argtypes import nonnegative_int
 from .common import Subparsers, check_out_folder
 from .options import (
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from ..data import CIFAR10Data
     from ..training import TrainState
 
-__all__ = ["OPTION_FLAGS", "RECIPE_FLAGS", "add_train_parser", "run_train"]
+__all__ = ["OPTION_FLAGS", "RECIPE_FLAGS", "add_train_parser", "run_train", "train_command"]
 
 
 #: The run options that ``cifarzoo train`` exposes.
@@ -47,6 +48,39 @@ RECIPE_FLAGS: dict[str, str] = setting_flags(Recipe)
 OPTION_FLAGS: dict[str, str] = setting_flags(RunOptions, _TRAIN_OPTIONS)
 #: ``distill_weight`` when ``--teacher`` is given without ``--distill-weight``.
 _TEACHER_DISTILL_WEIGHT = 0.5
+#: The run options that change what a run records (its TTA figures); the others change its
+#: speed only, and ``--amp auto`` picks the fast precision of the machine that runs it.
+_MEASURING_OPTIONS = ("tta_flip", "tta_translate")
+
+
+def train_command(
+    model: str,
+    recipe: Recipe,
+    *,
+    val_size: int,
+    options: Mapping[str, Any] | None = None,
+    out: str | None = None,
+) -> str:
+    """The ``cifarzoo train`` command that trains ``model`` with ``recipe``, ``val_size``
+    training images held out, and the TTA settings of ``options`` (a metrics.json ``recipe``
+    holds them): the flags of the settings that differ from the defaults, in declaration order.
+    """
+    given = dict(options or {})
+    default_options = RunOptions()
+    settings = [
+        flag_text(Recipe, name, ours)
+        for name, (ours, _) in recipe_differences(recipe, Recipe()).items()
+    ] + [
+        flag_text(RunOptions, name, given[name])
+        for name in _MEASURING_OPTIONS
+        if name in given and given[name] != getattr(default_options, name)
+    ]
+    words = ["cifarzoo", "train", model, "--val-size", str(val_size)]
+    for setting in settings:
+        words += setting.split(" ", 1)  # "--lr 0.2" is two words, "--no-flip" one
+    if out is not None:
+        words += ["--out", out]
+    return shlex.join(words)
 
 
 def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -56,11 +90,13 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Train MODEL on CIFAR-10 and write model.safetensors (+ .sha256), "
         "history.json, PNG curves and, last, metrics.json into --out (unset: a new "
         "runs/MODEL/version_N; a folder holding a run needs --resume or --overwrite; the folder "
-        "is locked while the run trains). The defaults are the 30-epoch "
-        "ResNet-20 CPU recipe (SGD Nesterov, batch 128, peak lr 0.1, one-cycle, wd 5e-4, label "
-        "smoothing 0.1, crop+flip, EMA 0.999). The accuracies printed and recorded as "
-        "test_accuracy and val_accuracy are one forward pass; flip TTA's (--tta) are measured "
-        "beside them, as tta_test_accuracy and tta_val_accuracy. Works under torchrun too.",
+        "is locked while the run trains). The defaults are the baseline 30-epoch "
+        "CPU recipe (SGD Nesterov, batch 128, peak lr 0.1, one-cycle, wd 5e-4, label "
+        "smoothing 0.1, crop+flip, EMA 0.999); each shipped weights' recipe is in its "
+        "metadata and, as a command, in the docs' training page. The accuracies printed and "
+        "recorded as test_accuracy and val_accuracy are one forward pass; flip TTA's (--tta) "
+        "are measured beside them, as tta_test_accuracy and tta_val_accuracy. Works under "
+        "torchrun too.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", help="model name (see `cifarzoo list`)")

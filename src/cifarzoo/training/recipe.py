@@ -46,10 +46,11 @@ class Recipe:
     """What a run trains with: every field changes the trained weights, so a checkpoint records
     them and resuming with other values is refused (:class:`RecipeMismatchError`).
 
-    The defaults are the ResNet-20 recipe for 30 CPU epochs (see the README): SGD with Nesterov
-    momentum, batch 128, peak lr 0.1 reached after a 2-epoch linear warm-up then linear decay to
-    0 (``onecycle``), weight decay 5e-4 on conv/linear weights only, label smoothing 0.1, random
-    crops (reflect padding 4) and flips, EMA of the weights (0.999). With a teacher
+    The defaults are cifarzoo's baseline 30-epoch CPU recipe (each shipped weights records its
+    own, which docs/training.rst gives as a command): SGD with Nesterov momentum, batch 128,
+    peak lr 0.1 reached after a 2-epoch linear warm-up then linear decay to 0 (``onecycle``),
+    weight decay 5e-4 on conv/linear weights only, label smoothing 0.1, random crops (reflect
+    padding 4) and flips, EMA of the weights (0.999). With a teacher
     (``fit(teacher=...)``) the training targets become
     ``(1 - distill_weight) * one_hot(label) + distill_weight * softmax(teacher_logits / T)``
     with ``T = distill_temperature``. ``sam_rho > 0`` turns on sharpness-aware minimization

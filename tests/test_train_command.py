@@ -1,0 +1,76 @@
+"""``train_command``: the ``cifarzoo train`` command it writes trains the recipe it was given,
+read back by the real parser; the docs list it for every shipped weights."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cifarzoo.cli import build_parser
+from cifarzoo.cli.train import _train_settings, train_command
+from cifarzoo.data import NUM_TRAIN
+from cifarzoo.pretrained import list_weights
+from cifarzoo.training import Recipe, RunOptions
+
+
+def _parsed(command: str) -> argparse.Namespace:
+    words = shlex.split(command)
+    assert words[:2] == ["cifarzoo", "train"], words
+    return build_parser().parse_args(words[1:])
+
+
+def _read_back(command: str) -> tuple[argparse.Namespace, Recipe, RunOptions]:
+    args = _parsed(command)
+    recipe, options = _train_settings(args, None, Path(args.out or "runs/x") / "checkpoint.pt")
+    return args, recipe, options
+
+
+def test_every_shipped_weights_recipe_survives_the_command_line() -> None:
+    entries = list_weights()
+    assert entries
+    for entry in entries:
+        metrics = entry.meta["metrics"]
+        recorded: dict[str, Any] = metrics["recipe"]
+        val_size = NUM_TRAIN - metrics["train_images"]
+        command = train_command(
+            entry.arch, Recipe.from_dict(recorded), val_size=val_size, options=recorded, out="o"
+        )
+        args, recipe, options = _read_back(command)
+        assert (args.model, args.val_size, args.out) == (entry.arch, val_size, "o")
+        assert recipe == Recipe.from_dict(recorded), command
+        defaults = RunOptions()
+        for name in ("tta_flip", "tta_translate"):
+            assert getattr(options, name) == recorded.get(name, getattr(defaults, name)), command
+
+
+def test_defaults_need_no_flags() -> None:
+    assert train_command("resnet20", Recipe(), val_size=5000) == (
+        "cifarzoo train resnet20 --val-size 5000"
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    epochs=st.integers(1, 200),
+    batch_size=st.integers(1, 4096),
+    lr=st.floats(1e-6, 10.0, allow_nan=False),
+    label_smoothing=st.floats(0.0, 0.5),
+    cutout=st.integers(0, 31),
+    flip=st.booleans(),
+    schedule=st.sampled_from(["onecycle", "cosine"]),
+    grad_clip=st.none() | st.floats(0.01, 100.0),
+    seed=st.integers(0, 2**31 - 1),
+    tta_translate=st.booleans(),
+)
+def test_any_recipe_survives_the_command_line(tta_translate: bool, **fields: Any) -> None:
+    recipe = Recipe(**fields)
+    command = train_command("lenet", recipe, val_size=0, options={"tta_translate": tta_translate})
+    _, read, options = _read_back(command)
+    assert read == recipe, command
+    assert options.tta_translate == tta_translate
+
