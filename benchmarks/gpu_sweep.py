@@ -26,8 +26,8 @@ after each step so that a session cut short still reports what it finished.
 On any machine with a CUDA GPU; ``--data`` unset reads cifarzoo's default data root
 (``$CIFARZOO_DATA``, else ``~/.cache/cifarzoo``). ``scripts/gpu_session.sh`` runs it and packs the
 finals' weights into parts that can be copied back from a machine whose file transfers are
-limited (``scripts/gpu_bundle.py``); that script's header and docs/training.rst ("Training on a
-GPU") give the commands that check and install the weights afterwards.
+limited (``scripts/gpu_bundle.py``); that script's header and CONTRIBUTING.md give the commands
+that check and install the weights afterwards.
 """
 
 from __future__ import annotations

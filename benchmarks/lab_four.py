@@ -28,9 +28,11 @@ resnet18 try costs about 4 CPU hours here); a target it misses is stated, not ch
 set.
 
     python benchmarks/lab_four.py --data DATA --data-name "CIFAR-10 (JPEG mirror)" \\
-        --out ~/.cache/cifarzoo-lab/runs --threads 2
-    cifarzoo compare --runs RUNS/lenet RUNS/resnet18 RUNS/densenet121 RUNS/seresnet18 \\
-        --data DATA --out docs/_static/lab-four
+        --out runs/lab-four --threads 2
+    cifarzoo compare --runs runs/lab-four/{lenet,resnet18,densenet121,seresnet18} \\
+        --data DATA --data-name "CIFAR-10 (JPEG mirror)" --out reports/lab-four
+
+(docs/compare.rst's lab-four report is this report, kept in docs/_static/lab-four.)
 
 Interrupted runs (Ctrl-C, SIGTERM, SIGKILL) resume from their last epoch with the same command.
 """

@@ -99,6 +99,25 @@ def _model_tables() -> tuple[str, str]:
     return render_weights_rst(rows), render_architecture_rst(rows)
 
 
+def _zoo_summary() -> str:
+    """zoo.rst's opening: which weights ship, and the highest single-pass test accuracy among
+    them with its validation figure (from the weights' metadata)."""
+    from cifarzoo.pretrained import list_weights
+    from cifarzoo.table import percent
+
+    entries = list_weights()
+    names = [e.arch if e.default else f"{e.arch}.{e.tag}" for e in entries]
+    top = max(entries, key=lambda e: e.meta["metrics"]["test_accuracy"])
+    metrics = top.meta["metrics"]
+    top_name = top.arch if top.default else f"{top.arch}.{top.tag}"
+    listed = ", ".join(f"``{n}``" for n in names[:-1]) + f" and ``{names[-1]}``"
+    return (
+        f"{len(entries)} trained weights ship with the package: {listed}. The highest test "
+        f"accuracy among them is ``{top_name}``'s {percent(metrics['test_accuracy'])} "
+        f"({percent(metrics['val_accuracy'])} validation), in one forward pass.\n"
+    )
+
+
 def _families() -> str:
     """One line per family: its class and its model names."""
     from cifarzoo import models
@@ -285,18 +304,14 @@ def _checkout_commands() -> str:
     """install.rst's commands for a checkout: the README's two, so that the two never differ."""
     return "\n".join(
         [
-            "Train a small model on CIFAR-10 on a CPU in a few minutes (the data is downloaded "
-            "into ``~/.cache/cifarzoo`` unless ``--data DIR`` or ``CIFARZOO_DATA`` points at a "
-            "``cifar-10-batches-py`` folder):",
+            "Train a small model on CIFAR-10 on a CPU in a few minutes (CIFAR-10 is downloaded "
+            "on first use, see :ref:`the-data`):",
             "",
             ".. code-block:: console",
             "",
             _console(_readme_command("main-command")),
             "",
-            "Run the tests (the real-data tests run when ``CIFARZOO_TEST_DATA`` names a folder "
-            "holding ``cifar-10-batches-py``, and are skipped otherwise; "
-            "``CIFARZOO_TEST_REPRODUCTION=1`` adds the evaluation of every shipped model on the "
-            "whole test set, a few minutes more, which CI runs):",
+            "Run the tests (CONTRIBUTING.md says how to add the real-data tests):",
             "",
             ".. code-block:: console",
             "",
@@ -306,17 +321,64 @@ def _checkout_commands() -> str:
     )
 
 
+#: Weights tags trained by a script of benchmarks/ (which also records what its report needs)
+#: rather than by ``cifarzoo train``; their command gives the same recipe.
+TAG_SCRIPTS = {"lab": "benchmarks/lab_four.py"}
+
+
+def _wrapped(command: str, width: int = 88) -> str:
+    """A long shell command as indented console lines ending in ``\\``, broken before an
+    option (an option and its value stay on one line)."""
+    lines: list[str] = []
+    for part in command.split(" --"):
+        part = part if not lines else "--" + part
+        if lines and len(lines[-1]) + len(part) + 1 <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part if not lines else "  " + part)
+    return " \\\n".join("   " + line for line in lines)
+
+
+def _reproduce_commands() -> str:
+    """training.rst's list of the ``cifarzoo train`` commands of the shipped weights' recipes,
+    built from the recipe each weights' metadata records."""
+    from cifarzoo.cli.train import train_command
+    from cifarzoo.data import NUM_TRAIN
+    from cifarzoo.pretrained import list_weights
+    from cifarzoo.training import Recipe
+
+    blocks = []
+    for entry in list_weights():
+        metrics = entry.meta["metrics"]
+        name = entry.arch if entry.default else f"{entry.arch}.{entry.tag}"
+        recorded = metrics["recipe"]
+        command = train_command(
+            entry.arch,
+            Recipe.from_dict(recorded),
+            val_size=NUM_TRAIN - metrics["train_images"],
+            options=recorded,
+            out=f"runs/{name}",
+        )
+        script = TAG_SCRIPTS.get(entry.tag)
+        trained_by = f" (trained by ``{script}``, with this recipe)" if script else ""
+        title = f"``{name}``{trained_by}:"
+        blocks += [title, "", ".. code-block:: console", "", _wrapped(command), ""]
+    return "\n".join(blocks)
+
+
 def generate(_app: object = None) -> None:
     weights_table, architecture_table = _model_tables()
     _write(GENERATED / "weights_table.rst", weights_table)
     _write(GENERATED / "architecture_table.rst", architecture_table)
     _write(GENERATED / "families.rst", _families())
+    _write(GENERATED / "zoo_summary.rst", _zoo_summary())
     _write(GENERATED / "api.rst", _api())
     _write(GENERATED / "lab_comparison.rst", _lab_comparison(LAB_REPORT))
     _write(GENERATED / "lab_four.rst", _lab_comparison(LAB_FOUR_REPORT))
     _write(GENERATED / "changelog.md", _changelog())
     _write(GENERATED / "examples.rst", _examples())
     _write(GENERATED / "checkout_commands.rst", _checkout_commands())
+    _write(GENERATED / "reproduce_commands.rst", _reproduce_commands())
 
 
 def setup(app: object) -> None:

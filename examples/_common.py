@@ -23,8 +23,9 @@ def get_data(train_images: int | None = None) -> CIFAR10Data:
             data = load_cifar10(val_size=5000, name=os.environ.get("CIFARZOO_DATA_NAME"))
         except FileNotFoundError:
             print(
-                "CIFAR-10 not found (set CIFARZOO_DATA to its root, or run `cifarzoo train "
-                "... --download` once); using synthetic data instead."
+                "CIFAR-10 not found (set CIFARZOO_DATA to its root, or fetch it once with "
+                "`python -c 'import cifarzoo; cifarzoo.load_cifar10(download=True)'`); using "
+                "synthetic data instead."
             )
         else:
             return data if train_images is None else subset_train(data, train_images)

@@ -147,19 +147,15 @@ ANALYSIS = [
 
 #: docs/index.rst's summary of it, in order
 SUMMARY = [
+    claim("ResNet-18, DenseNet-121 and SE-ResNet-18 on CIFAR-10"),
     claim("for {} epochs", EPOCHS),
-    claim("``plain56`` ends at {}% test", accuracy("plain56", "test")),
-    claim("``resnet56``'s {}%", accuracy("resnet56", "test")),
     claim(
-        "from {}% (``plain20``) to {}%",
-        error("plain20", "train_eval"),
-        error("plain56", "train_eval"),
+        "``plain56`` ends at {}% test / {}% validation",
+        accuracy("plain56", "test"),
+        accuracy("plain56", "val"),
     ),
-    claim("get {}x the gradient norm", ratio("plain56")),
-    claim("({}% vs {}%)", accuracy("seresnet20", "test"), accuracy("resnet20", "test")),
-    claim("reaches {}%", accuracy(DENSE, "test")),
-    claim("({} M vs {} M)", params(DENSE), params("resnet56")),
-    claim("at {} M MACs per image against {} M.", macs(DENSE), macs("resnet56")),
+    claim("``resnet56`` at {}% / {}%", accuracy("resnet56", "test"), accuracy("resnet56", "val")),
+    claim("(``densenet_bc_100_k12``: {}% / {}%)", accuracy(DENSE, "test"), accuracy(DENSE, "val")),
 ]
 
 
@@ -184,7 +180,7 @@ def test_every_number_of_the_analysis_is_the_field_it_names() -> None:
 
 def test_every_number_of_the_front_page_summary_is_the_field_it_names() -> None:
     text = section(INDEX.read_text(), INDEX_SECTION)
-    assert len(list(numbers(text, SUMMARY))) >= 13  # the section was found and read
+    assert len(list(numbers(text, SUMMARY))) >= 7  # the section was found and read
     assert _wrong(text, SUMMARY) == []
 
 

@@ -74,3 +74,17 @@ def test_any_recipe_survives_the_command_line(tta_translate: bool, **fields: Any
     assert read == recipe, command
     assert options.tta_translate == tta_translate
 
+
+def test_readme_trains_resnet20_with_its_shipped_recipe() -> None:
+    """The README's `cifarzoo train resnet20` example is the shipped weights' command."""
+    entry = next(e for e in list_weights(arch="resnet20") if e.default)
+    metrics = entry.meta["metrics"]
+    command = train_command(
+        "resnet20",
+        Recipe.from_dict(metrics["recipe"]),
+        val_size=NUM_TRAIN - metrics["train_images"],
+        options=metrics["recipe"],
+        out="runs/resnet20",
+    )
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"\n{command}   # the shipped weights' recipe\n" in readme, command

@@ -1,5 +1,6 @@
 """The training guide speaks of the library to its users: how to train (on a CPU, on any GPU
-machine), not one machine's limits or tools; the runs measured are in their own page."""
+machine), not one machine's limits or tools; the runs measured are in their own page, and the
+maintainers' workflows (the GPU sweep and its transfer, installing weights) in CONTRIBUTING.md."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+CONTRIBUTING = ROOT / "CONTRIBUTING.md"
 GPU_SCRIPTS = [
     ROOT / "benchmarks" / "gpu_recipe.py",
     ROOT / "benchmarks" / "gpu_sweep.py",
@@ -27,9 +29,13 @@ LOG_SECTIONS = [
     "What Muon changes",
     "The big models on one GPU",
 ]
+#: The maintainers' tools, which the user guide leaves to CONTRIBUTING.md.
+MAINTAINER_TOOLS = ["gpu_sweep", "gpu_session", "gpu_bundle", "install_weights", "accuracy_table"]
 
 
-@pytest.mark.parametrize("path", [DOCS / "training.rst", *GPU_SCRIPTS], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [DOCS / "training.rst", CONTRIBUTING, *GPU_SCRIPTS], ids=lambda p: p.name
+)
 def test_no_word_of_one_particular_machine(path: Path) -> None:
     found = MACHINE_WORDS.findall(path.read_text())
     assert not found, f"{path.name} speaks of one machine: {found}"
@@ -39,13 +45,29 @@ def test_the_gpu_scripts_are_run_with_plain_commands() -> None:
     guide = (DOCS / "training.rst").read_text()
     assert "A GPU session, planned ahead" not in guide
     section = guide[guide.index("Training on a GPU\n") :]
+    assert "python benchmarks/gpu_recipe.py --data DATA --out runs/gpu" in section
+    assert "validation split" in section
+    contributing = CONTRIBUTING.read_text()
     for command in (
-        "python benchmarks/gpu_recipe.py --data DATA --out runs/gpu",
         "python benchmarks/gpu_sweep.py --data DATA --out runs/session",
         "DATA=DATA bash scripts/gpu_session.sh",
         "python scripts/gpu_bundle.py unpack OUT_COPY runs/gpu --install",
     ):
-        assert command in section, command
+        assert command in contributing, command
+
+
+def test_the_guide_leaves_maintainer_tools_to_contributing() -> None:
+    guide = (DOCS / "training.rst").read_text()
+    found = [tool for tool in MAINTAINER_TOOLS if tool in guide]
+    assert not found, f"training.rst describes maintainer tools: {found}"
+
+
+def test_the_guide_owns_the_single_pass_rule() -> None:
+    guide = (DOCS / "training.rst").read_text()
+    label = guide.index(".. _single-pass:\n")
+    assert guide[label:].split("\n\n")[1].startswith("Evaluation and test-time augmentation\n")
+    log = (DOCS / "experiments.rst").read_text()
+    assert ":ref:`single-pass`" in log
 
 
 def test_the_experiment_log_has_its_own_page() -> None:
