@@ -210,15 +210,15 @@ def test_not_safetensors_content(tmp_path: Path) -> None:
 
 def test_no_published_weights() -> None:
     for make in (
-        lambda: cifarzoo.resnet18(pretrained=True),
-        lambda: cifarzoo.create_model("resnet18", pretrained=True),
-        lambda: timm.create_model("cifar_resnet18", pretrained=True),
+        lambda: cifarzoo.resnet34(pretrained=True),
+        lambda: cifarzoo.create_model("resnet34", pretrained=True),
+        lambda: timm.create_model("cifar_resnet34", pretrained=True),
     ):
         with pytest.raises(PretrainedWeightsError) as info:
             make()
         message = str(info.value)
-        assert "cifar_resnet18 has no published pretrained weights" in message
-        assert "cifarzoo.resnet18(weights=PATH)" in message
+        assert "cifar_resnet34 has no published pretrained weights" in message
+        assert "cifarzoo.resnet34(weights=PATH)" in message
         assert "pretrained_cfg_overlay=dict(file=PATH)" in message
 
 

@@ -519,7 +519,7 @@ def test_weights_default_loads_the_published_weights() -> None:
     ):
         assert _same_weights(model, pretrained)
     with pytest.raises(cifarzoo.PretrainedWeightsError, match="no published pretrained weights"):
-        cifarzoo.resnet18(weights="DEFAULT")
+        cifarzoo.resnet34(weights="DEFAULT")
 
 
 def test_weights_object_gives_the_transform_and_the_categories() -> None:
@@ -540,7 +540,7 @@ def test_weights_object_gives_the_transform_and_the_categories() -> None:
     with pytest.raises(cifarzoo.PretrainedWeightsError, match="are resnet20's, not resnet32's"):
         cifarzoo.resnet32(weights=weights)
     with pytest.raises(cifarzoo.PretrainedWeightsError, match="no published pretrained weights"):
-        cifarzoo.get_weights("resnet18")
+        cifarzoo.get_weights("resnet34")
     with pytest.raises(ValueError, match="Unknown cifarzoo model"):
         cifarzoo.get_weights("resnet21")
 
