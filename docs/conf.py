@@ -105,9 +105,10 @@ def _zoo_summary() -> str:
     from cifarzoo.pretrained import list_weights
     from cifarzoo.table import percent
 
-    entries = list_weights()
+    entries = [e for e in list_weights() if e.shipped]
     names = [e.arch if e.default else f"{e.arch}.{e.tag}" for e in entries]
-    top = max(entries, key=lambda e: e.meta["metrics"]["test_accuracy"])
+    measured = [e for e in entries if e.meta["metrics"].get("test_accuracy") is not None]
+    top = max(measured, key=lambda e: e.meta["metrics"]["test_accuracy"])
     metrics = top.meta["metrics"]
     top_name = top.arch if top.default else f"{top.arch}.{top.tag}"
     listed = ", ".join(f"``{n}``" for n in names[:-1]) + f" and ``{names[-1]}``"
@@ -349,6 +350,8 @@ def _reproduce_commands() -> str:
 
     blocks = []
     for entry in list_weights():
+        if not entry.loads:
+            continue
         metrics = entry.meta["metrics"]
         name = entry.arch if entry.default else f"{entry.arch}.{entry.tag}"
         recorded = metrics["recipe"]

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Install a ``cifarzoo train`` run's weights as a model's pretrained weights.
 
-Small models are shipped in the package (``src/cifarzoo/weights/<arch>.<tag>.safetensors``
-plus ``<arch>.<tag>.json`` with the sha256 and the run's metrics); big ones are published with
-``cifarzoo publish`` and registered here by their pinned Hub revision:
+Weights up to 24 MB are shipped in the package
+(``src/cifarzoo/weights/<arch>.<tag>.safetensors`` plus ``<arch>.<tag>.json`` with the sha256 and
+the run's metrics; a big network in float16); larger ones are published with ``cifarzoo publish``
+and registered here by their pinned Hub revision:
 
     python scripts/install_weights.py runs/resnet20
     python scripts/install_weights.py runs/resnet18 --hub-id ORG/cifarzoo-resnet18@<commit>
@@ -36,8 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--unpublished",
         action="store_true",
-        help="record the metrics alone (trained weights not uploaded yet): listed in the table, "
-        "not loadable with pretrained=True",
+        help="record the metrics alone (trained weights not uploaded yet): recorded in the "
+        "metadata only; the table lists them once they load",
     )
     parser.add_argument("--tag", default=DEFAULT_TAG, help=f"weights tag (default {DEFAULT_TAG})")
     parser.add_argument("--weights-dir", type=Path, help="default: src/cifarzoo/weights")

@@ -8,8 +8,9 @@
 #
 # benchmarks/gpu_recipe.py writes a `cifarzoo train`-style run folder per model in runs/gpu/<model>
 # (model.safetensors + .sha256, metrics.json, curves); each is then built into hub/<model> and
-# loaded back through timm's local-dir: to check it. Until the upload, the measured metrics can go
-# into the model table alone (`python scripts/install_weights.py runs/gpu/<model> --unpublished`).
+# loaded back through timm's local-dir: to check it. Until the upload, the measured metrics can be
+# recorded alone (`python scripts/install_weights.py runs/gpu/<model> --unpublished`); the model
+# table lists them once the weights load.
 # Upload and register afterwards:
 #
 #   cifarzoo publish --run runs/gpu/<model> --repo-id $ORG/cifarzoo-<model>

@@ -945,7 +945,7 @@ def test_the_table_lists_every_weights_default_first_with_its_recipe(tmp_path: P
     assert [line for line in architecture_part.splitlines() if line.startswith("| lenet")] == [
         "| lenet | 62.01\u00a0K | 651.72\u00a0K |"
     ]
-    assert "*c10* (lenet): cifarzoo's CPU recipe" in md
+    assert "*c10* (lenet): cifarzoo's own recipe" in md
     assert "*lab* (lenet): the lab's recipe" in md
     assert (
         "lenet.lab differs from lenet in `batch_size` (500 vs 128), `lr` (0.2 vs 0.1) and "

@@ -49,7 +49,7 @@ DEFAULT_TAG = "c10"
 #: What the recipe of each tag's weights is, in words (the model table's note): the recipes
 #: themselves, and how they differ, are in the weights' metadata.
 TAG_RECIPES = {
-    DEFAULT_TAG: "cifarzoo's CPU recipe, tuned for each architecture",
+    DEFAULT_TAG: "cifarzoo's own recipe, tuned for each architecture",
     "lab": "the lab's recipe, one for all the networks of its four-network comparison",
 }
 #: A pretrained_cfg's expected weights digest is kept in its ``notes`` as ``"sha256:<hex>"``:
