@@ -137,8 +137,7 @@ def compare(
             :data:`DEFAULT_MODELS`, none when given ``runs`` or ``pretrained``.
         data: a :class:`~cifarzoo.data.CIFAR10Data`, or a data root to read with
             ``val_size`` validation images held out of the training set.
-        epochs: training epochs per model; the default, :data:`~cifarzoo.compare.MIN_EPOCHS`,
-            is the fewest from which the report draws conclusions.
+        epochs: per model; default :data:`MIN_EPOCHS`, the fewest the report concludes from.
         seed: seed of the initialization, the data order and the augmentation (the same for
             every model).
         device: ``"cuda"``/``"cpu"``; default CUDA when available.
