@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network while building
 
 import cifarzoo  # noqa: E402
+from cifarzoo.table import ModelRow  # noqa: E402
 
 project = "cifarzoo"
 author = "cifarzoo developers"
@@ -87,35 +88,30 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def _model_tables() -> tuple[str, str]:
-    """The weights table and the architecture table, from the weights' metadata
-    (:func:`cifarzoo.table.model_table`)."""
+def _model_rows() -> list[ModelRow]:
+    """Every model's row of :func:`cifarzoo.table.model_table`, from the weights' metadata."""
     import torch
 
-    from cifarzoo.table import model_table, render_architecture_rst, render_weights_rst
+    from cifarzoo.table import model_table
 
     with torch.device("meta"):  # count parameters and MACs without allocating weights
-        rows = model_table()
-    return render_weights_rst(rows), render_architecture_rst(rows)
+        return model_table()
 
 
-def _zoo_summary() -> str:
+def _zoo_summary(rows: list[ModelRow]) -> str:
     """zoo.rst's opening: which weights ship, and the highest single-pass test accuracy among
-    them with its validation figure (from the weights' metadata)."""
-    from cifarzoo.pretrained import list_weights
+    them with its validation figure."""
     from cifarzoo.table import percent
 
-    entries = [e for e in list_weights() if e.shipped]
-    names = [e.arch if e.default else f"{e.arch}.{e.tag}" for e in entries]
-    measured = [e for e in entries if e.meta["metrics"].get("test_accuracy") is not None]
-    top = max(measured, key=lambda e: e.meta["metrics"]["test_accuracy"])
-    metrics = top.meta["metrics"]
-    top_name = top.arch if top.default else f"{top.arch}.{top.tag}"
-    listed = ", ".join(f"``{n}``" for n in names[:-1]) + f" and ``{names[-1]}``"
+    shipped = [r for r in rows if r.weights == "package"]
+    measured = [r for r in shipped if r.test_accuracy is not None]
+    top = max(measured, key=lambda r: r.test_accuracy or 0.0)
+    names = [f"``{r.model}``" for r in shipped]
+    listed = ", ".join(names[:-1]) + f" and {names[-1]}"
     return (
-        f"{len(entries)} trained weights ship with the package: {listed}. The highest test "
-        f"accuracy among them is ``{top_name}``'s {percent(metrics['test_accuracy'])} "
-        f"({percent(metrics['val_accuracy'])} validation), in one forward pass.\n"
+        f"{len(shipped)} trained weights ship with the package: {listed}. The highest test "
+        f"accuracy among them is ``{top.model}``'s {percent(top.test_accuracy)} "
+        f"({percent(top.val_accuracy)} validation), in one forward pass.\n"
     )
 
 
@@ -343,38 +339,29 @@ def _wrapped(command: str, width: int = 88) -> str:
 def _reproduce_commands() -> str:
     """training.rst's list of the ``cifarzoo train`` commands of the shipped weights' recipes,
     built from the recipe each weights' metadata records."""
-    from cifarzoo.cli.train import train_command
-    from cifarzoo.data import NUM_TRAIN
+    from cifarzoo.cli.train import weights_train_command
     from cifarzoo.pretrained import list_weights
-    from cifarzoo.training import Recipe
 
     blocks = []
     for entry in list_weights():
         if not entry.loads:
             continue
-        metrics = entry.meta["metrics"]
-        name = entry.arch if entry.default else f"{entry.arch}.{entry.tag}"
-        recorded = metrics["recipe"]
-        command = train_command(
-            entry.arch,
-            Recipe.from_dict(recorded),
-            val_size=NUM_TRAIN - metrics["train_images"],
-            options=recorded,
-            out=f"runs/{name}",
-        )
+        command = weights_train_command(entry, out=f"runs/{entry.loaded_as}")
         script = TAG_SCRIPTS.get(entry.tag)
         trained_by = f" (trained by ``{script}``, with this recipe)" if script else ""
-        title = f"``{name}``{trained_by}:"
+        title = f"``{entry.loaded_as}``{trained_by}:"
         blocks += [title, "", ".. code-block:: console", "", _wrapped(command), ""]
     return "\n".join(blocks)
 
 
 def generate(_app: object = None) -> None:
-    weights_table, architecture_table = _model_tables()
-    _write(GENERATED / "weights_table.rst", weights_table)
-    _write(GENERATED / "architecture_table.rst", architecture_table)
+    from cifarzoo.table import render_architecture_rst, render_weights_rst
+
+    rows = _model_rows()
+    _write(GENERATED / "weights_table.rst", render_weights_rst(rows))
+    _write(GENERATED / "architecture_table.rst", render_architecture_rst(rows))
     _write(GENERATED / "families.rst", _families())
-    _write(GENERATED / "zoo_summary.rst", _zoo_summary())
+    _write(GENERATED / "zoo_summary.rst", _zoo_summary(rows))
     _write(GENERATED / "api.rst", _api())
     _write(GENERATED / "lab_comparison.rst", _lab_comparison(LAB_REPORT))
     _write(GENERATED / "lab_four.rst", _lab_comparison(LAB_FOUR_REPORT))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cifarzoo.cli import build_parser
-from cifarzoo.cli.train import _train_settings, train_command
+from cifarzoo.cli.train import _train_settings, train_command, weights_train_command
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.pretrained import list_weights
 from cifarzoo.training import Recipe, RunOptions
@@ -37,9 +37,7 @@ def test_every_shipped_weights_recipe_survives_the_command_line() -> None:
         metrics = entry.meta["metrics"]
         recorded: dict[str, Any] = metrics["recipe"]
         val_size = NUM_TRAIN - metrics["train_images"]
-        command = train_command(
-            entry.arch, Recipe.from_dict(recorded), val_size=val_size, options=recorded, out="o"
-        )
+        command = weights_train_command(entry, out="o")
         args, recipe, options = _read_back(command)
         assert (args.model, args.val_size, args.out) == (entry.arch, val_size, "o")
         assert recipe == Recipe.from_dict(recorded), command
@@ -78,13 +76,6 @@ def test_any_recipe_survives_the_command_line(tta_translate: bool, **fields: Any
 def test_readme_trains_resnet20_with_its_shipped_recipe() -> None:
     """The README's `cifarzoo train resnet20` example is the shipped weights' command."""
     entry = next(e for e in list_weights(arch="resnet20") if e.default)
-    metrics = entry.meta["metrics"]
-    command = train_command(
-        "resnet20",
-        Recipe.from_dict(metrics["recipe"]),
-        val_size=NUM_TRAIN - metrics["train_images"],
-        options=metrics["recipe"],
-        out="runs/resnet20",
-    )
+    command = weights_train_command(entry, out="runs/resnet20")
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert f"\n{command}   # the shipped weights' recipe\n" in readme, command

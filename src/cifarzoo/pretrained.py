@@ -102,6 +102,12 @@ class WeightsEntry:
         return weights_name(self.arch, self.tag)
 
     @property
+    def loaded_as(self) -> str:
+        """The name that loads these weights: ``ARCH`` for the architecture's default ones,
+        ``ARCH.TAG`` for the others."""
+        return self.arch if self.default else self.name
+
+    @property
     def source(self) -> Literal["package", "hub", "unpublished"]:
         """Where the weights load from: a file shipped beside the metadata, a Hub repository,
         or nowhere (recorded, not published)."""

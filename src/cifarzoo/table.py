@@ -114,7 +114,7 @@ def _weights_row(row: ModelRow, entry: WeightsEntry) -> ModelRow:
     recipe = m.get("recipe")
     return replace(
         row,
-        model=row.model if entry.default else entry.name,
+        model=entry.loaded_as,
         test_accuracy=acc.test,
         val_accuracy=acc.val,
         tta_test_accuracy=acc.tta_test,

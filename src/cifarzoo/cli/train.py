@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..checkpoint import CHECKPOINT_NAME
+from ..data import NUM_TRAIN
+from ..pretrained import WeightsEntry
 from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, write_run
 from ..training import Recipe, RunOptions, recipe_differences
 from .argtypes import nonnegative_int
@@ -36,7 +38,14 @@ if TYPE_CHECKING:
     from ..data import CIFAR10Data
     from ..training import TrainState
 
-__all__ = ["OPTION_FLAGS", "RECIPE_FLAGS", "add_train_parser", "run_train", "train_command"]
+__all__ = [
+    "OPTION_FLAGS",
+    "RECIPE_FLAGS",
+    "add_train_parser",
+    "run_train",
+    "train_command",
+    "weights_train_command",
+]
 
 
 #: The run options that ``cifarzoo train`` exposes.
@@ -81,6 +90,20 @@ def train_command(
     if out is not None:
         words += ["--out", out]
     return shlex.join(words)
+
+
+def weights_train_command(entry: WeightsEntry, out: str | None = None) -> str:
+    """:func:`train_command` of the recipe, held-out images and TTA settings that the weights'
+    metadata records."""
+    metrics = entry.meta["metrics"]
+    recorded = metrics["recipe"]
+    return train_command(
+        entry.arch,
+        Recipe.from_dict(recorded),
+        val_size=NUM_TRAIN - metrics["train_images"],
+        options=recorded,
+        out=out,
+    )
 
 
 def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
