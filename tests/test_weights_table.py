@@ -333,14 +333,15 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     weights_lines = [line for line in weights_part.splitlines() if line.startswith("|")]
     assert weights_lines[0] == (
         "| Model | Recipe | Test acc. | Val acc. | TTA test / val acc. | Epochs x images "
-        "| Train time | Data | Hardware |"
-    )
+        "| Train time | Hardware |"
+    )  # one data set for all: named once, in a note
     assert len(weights_lines[1].split("|")) == len(weights_lines[0].split("|"))
     # only the rows with weights, numbers never broken across lines; TTA beside, named
     assert weights_lines[2:] == [
         "| lenet | c10 | 63.01% | 62.22% | 65.12%\u00a0/\u00a064.31% (flip) "
-        f"| 12\u00a0x\u00a045,000 | 96\u00a0s | {DATA} | 1x NVIDIA H200 |"
+        "| 12\u00a0x\u00a045,000 | 96\u00a0s | 1x NVIDIA H200 |"
     ]
+    assert f"*Data*: all these weights were trained and are measured on {DATA}." in weights_part
     assert "All these weights ship in the package" in weights_part
     architecture_lines = [line for line in architecture_part.splitlines() if line]
     assert architecture_lines[:2] == ["| Model | Params | MACs (32x32) |", "|---|---:|---:|"]
@@ -355,6 +356,19 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
         and "   * - resnet20\n     - 272.47" in rst
     )
     assert table.render_weights_rst(rows[1:]) == "No model has weights that load yet.\n"
+
+
+def test_weights_of_different_data_name_it_in_a_column(installed: tuple[Path, nn.Module]) -> None:
+    (lenet,) = table.model_table(["lenet"], weights_dir=installed[0])
+    cpu = "Intel(R) Xeon(R) Processor (2 CPUs, 1 threads)"
+    other = dataclasses.replace(
+        lenet, model="lenet.other", data="CIFAR-10", hardware=cpu, default=False
+    )
+    lines = table.render_markdown([lenet, other]).splitlines()
+    assert lines[2].endswith("| Train time | Data | Hardware |")
+    assert [line.split(" | ")[-2] for line in lines[4:6]] == [DATA, "CIFAR-10"]
+    assert lines[5].endswith("| Intel Xeon (2\u00a0CPUs, 1\u00a0thread) |")  # counts unbroken
+    assert not any(line.startswith("*Data*") for line in lines)
 
 
 def test_hardware_cells_are_short() -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,7 @@ def percent(x: float | None) -> str:
     return _DASH if x is None else f"{100 * x:.2f}%"
 
 
-#: The weights table: one row per weights that load.
+#: The weights table: one row per weights that load (no Data column when they share one data set).
 WEIGHTS_COLUMNS = (
     "Model", "Recipe", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images",
     "Train time", "Data", "Hardware",
@@ -244,18 +245,39 @@ def _training_cell(row: ModelRow) -> str:
     return cell + (", distilled" if row.distilled else "")
 
 
-def _weights_cells(row: ModelRow) -> list[str]:
-    return [
-        row.model + (" (Hub)" if row.weights == "hub" else ""),
-        row.tag or _DASH,
-        percent(row.test_accuracy),
-        percent(row.val_accuracy),
-        _tta_accuracy_cell(row),
-        _training_cell(row),
-        _unbroken(duration(row.seconds)),
-        row.data or _DASH,
-        hardware_cell(row.hardware),
-    ]
+def _shared_data(rows: Sequence[ModelRow]) -> str | None:
+    """The data set every row was trained and measured on, if they share one (the table then
+    names it once, in a note, instead of in a column)."""
+    names = {row.data for row in rows}
+    return names.pop() if len(names) == 1 else None
+
+
+def _weights_columns(rows: Sequence[ModelRow]) -> tuple[str, ...]:
+    if _shared_data(rows) is None:
+        return WEIGHTS_COLUMNS
+    return tuple(c for c in WEIGHTS_COLUMNS if c != "Data")
+
+
+def _weights_cells(row: ModelRow, columns: Sequence[str]) -> list[str]:
+    cells = {
+        "Model": row.model + (" (Hub)" if row.weights == "hub" else ""),
+        "Recipe": row.tag or _DASH,
+        "Test acc.": percent(row.test_accuracy),
+        "Val acc.": percent(row.val_accuracy),
+        "TTA test / val acc.": _tta_accuracy_cell(row),
+        "Epochs x images": _training_cell(row),
+        "Train time": _unbroken(duration(row.seconds)),
+        "Data": row.data or _DASH,
+        "Hardware": re.sub(r"(\d) ", rf"\1{_NBSP}", hardware_cell(row.hardware)),  # 2 CPUs
+    }
+    return [cells[c] for c in columns]
+
+
+def _weights_table(
+    rows: Sequence[ModelRow], render: Callable[[Sequence[str], Iterable[Sequence[str]]], str]
+) -> str:
+    columns = _weights_columns(rows)
+    return render(columns, (_weights_cells(r, columns) for r in rows))
 
 
 def _architecture_cells(row: ModelRow) -> list[str]:
@@ -353,8 +375,16 @@ def _setting(value: Any) -> str:
     return "off" if value is None else str(value)
 
 
+def _data_note(rows: Sequence[ModelRow]) -> str | None:
+    data = _shared_data(rows)
+    return f"*Data*: all these weights were trained and are measured on {data}." if data else None
+
+
 def _notes(rows: Sequence[ModelRow]) -> str:
-    notes = [_ACCURACY_NOTE, _recipe_note(rows), _location_note(rows), _seeds_note(rows)]
+    notes = [
+        _data_note(rows), _ACCURACY_NOTE, _recipe_note(rows), _location_note(rows),
+        _seeds_note(rows),
+    ]  # fmt: skip
     if any(r.distilled for r in rows):
         notes.append(_DISTILLED_NOTE)
     return "".join(f"\n{note}\n" for note in notes if note)
@@ -383,7 +413,7 @@ def render_markdown(rows: Sequence[ModelRow]) -> str:
     if loaded:
         parts += [
             "**Pretrained weights**\n",
-            _markdown(WEIGHTS_COLUMNS, (_weights_cells(r) for r in loaded)) + _notes(loaded),
+            _weights_table(loaded, _markdown) + _notes(loaded),
         ]
     parts += [
         "**Architectures**\n",
@@ -398,7 +428,7 @@ def render_weights_rst(rows: Sequence[ModelRow]) -> str:
     loaded = [r for r in rows if has_weights(r)]
     if not loaded:
         return "No model has weights that load yet.\n"
-    table = _rst(WEIGHTS_COLUMNS, (_weights_cells(r) for r in loaded), "weights-table")
+    table = _weights_table(loaded, partial(_rst, css_class="weights-table"))
     return table + _notes(loaded).replace("`", "``")  # RST inline literals
 
 
