@@ -32,7 +32,7 @@ set.
     cifarzoo compare --runs runs/lab-four/{lenet,resnet18,densenet121,seresnet18} \\
         --data DATA --data-name "CIFAR-10 (JPEG mirror)" --out reports/lab-four
 
-(docs/compare.rst's lab-four report is this report, kept in docs/_static/lab-four.)
+(docs/lab.rst's lab-four report is this report, kept in docs/_static/lab-four.)
 
 Interrupted runs (Ctrl-C, SIGTERM, SIGKILL) resume from their last epoch with the same command.
 """

@@ -196,6 +196,7 @@ def _lab_comparison(folder: Path) -> str:
 
     from cifarzoo.compare import CONCLUSION_TOPICS, ComparisonReport, degradation_rows, findings
     from cifarzoo.compare.page import GRADIENT_RATIO_NOTE, SECONDS_CAVEAT, result_rows
+    from cifarzoo.table import hardware_cell
 
     summary = json.loads(path.read_text())
     report = ComparisonReport.from_dict(summary)
@@ -206,8 +207,8 @@ def _lab_comparison(folder: Path) -> str:
     out = [
         f"Models: {names}; data: {data.get('name')} (train {data.get('train'):,}, validation "
         f"{data.get('val'):,}, test {data.get('test'):,}); {summary.get('epochs')} epochs, seed "
-        f"{summary.get('seed')}, trained on {summary.get('device')}. Every number is the last "
-        "epoch's.",
+        f"{summary.get('seed')}, trained on {hardware_cell(summary.get('device'))}. Every number "
+        "is the last epoch's.",
         "",
         "What the numbers say, as the report states it (:func:`cifarzoo.compare.findings`): "
         + " ".join(f.text for f in found if f.topic in CONCLUSION_TOPICS),

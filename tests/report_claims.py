@@ -3,8 +3,8 @@
 A :class:`Claim` is a phrase of the text with ``{}`` where it writes a number, and the
 :class:`Field` of report.json each number is; :func:`wrong_numbers` lists every number of a
 text that is not its field as the report rounds it (Python's float format at the written
-precision), and fails on a number that no phrase names. docs/compare.rst's analyses and the
-front page's summary are checked this way (tests/test_lab_docs.py).
+precision), and fails on a number that no phrase names. docs/lab.rst's analyses and its
+opening summary are checked this way (tests/test_lab_docs.py).
 """
 
 from __future__ import annotations
