@@ -29,6 +29,7 @@ from cifarzoo.compare import (
     ComparisonReport,
     ModelReport,
     compare,
+    count_activation_bytes,
     count_macs,
     count_params,
     degradation_rows,
@@ -97,6 +98,7 @@ def test_report_json(report_dir: Path) -> None:
         model = cifarzoo.create_model(m["name"])
         assert m["params"] == count_params(model)
         assert m["macs"] == count_macs(model) > 0
+        assert m["activation_bytes"] == count_activation_bytes(model) > 0
         assert m["seconds_per_epoch"] > 0
         assert m["memory_kind"] == "cpu_rss_growth"
         h = m["history"]
@@ -241,7 +243,10 @@ def test_the_page_answers_first_and_explains_each_number_once() -> None:
     cost = page[page.index("<h2>Cost") :]
     assert "peak memory" not in cost and "/x/runs" not in page  # nothing measured; no paths
     assert "run folder resnet20" in cost and "s / epoch (wall clock)" in cost
-    assert "compare MACs for cost" in cost
+    assert "compare MACs for cost" in cost and "activations" not in cost
+    report.models[0].activation_bytes = 3 * 2**19
+    cost = render_report(report)[0].split("<h2>Cost")[1]
+    assert "activations / image (MiB)" in cost and "<td>1.50</td>" in cost and "<td>-</td>" in cost
 
 
 def test_the_results_table_names_a_tta_figure_beside_the_single_pass_one() -> None:
@@ -258,14 +263,35 @@ def test_the_results_table_names_a_tta_figure_beside_the_single_pass_one() -> No
     assert "88.42% (flip TTA: 89.73%)" in text and "Accuracies are one forward pass" in text
 
 
+def test_the_dense_finding_names_what_dense_connections_cost() -> None:
+    resnet = _model("resnet56", 0.9, 0.85, activation_bytes=4 * 2**20)
+    dense = _model("densenet_bc_100_k12", 0.95, 0.88)
+    dense.seconds_per_epoch = 9.0
+
+    def dense_text() -> str:
+        report = ComparisonReport([resnet, dense], {})
+        (text,) = [f.text for f in findings(report) if f.topic == "dense"]
+        return text
+
+    assert "activations" not in dense_text()  # not measured for both: not compared
+    assert dense_text().endswith("; an epoch takes 4.5x as long.")
+    dense.activation_bytes = 34 * 2**20
+    assert dense_text().endswith(
+        "; a training step keeps 8.5x the activations per image; an epoch takes 4.5x as long."
+    )
+
+
 def test_the_cost_figure_leaves_out_a_panel_without_data() -> None:
     from cifarzoo.compare.figures import _fig_cost
 
     models = _long_report(["resnet20", "resnet56"]).models
     titles = [ax.get_title() for ax in _fig_cost(models).axes]
-    assert not any("memory" in t for t in titles) and "wall clock" in titles[2]
+    assert not any("memory" in t or "activations" in t for t in titles)
+    assert "wall clock" in titles[2]
     models[0].peak_memory_bytes = 2**20
-    assert any("memory" in ax.get_title() for ax in _fig_cost(models).axes)
+    models[1].activation_bytes = 2**21
+    titles = [ax.get_title() for ax in _fig_cost(models).axes]
+    assert "activations" in titles[2] and any("memory" in t for t in titles)
 
 
 @given(

@@ -33,6 +33,7 @@ from cifarzoo.checkpoint import (
     save_weights,
 )
 from cifarzoo.constants import CIFAR10_CLASSES
+from cifarzoo.cost import count_activation_bytes
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.metrics import tta_views
 from cifarzoo.models._cfgs import cfg_sha256, weight_cfgs
@@ -344,10 +345,15 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
     assert f"*Data*: all these weights were trained and are measured on {DATA}." in weights_part
     assert "All these weights ship in the package" in weights_part
     architecture_lines = [line for line in architecture_part.splitlines() if line]
-    assert architecture_lines[:2] == ["| Model | Params | MACs (32x32) |", "|---|---:|---:|"]
+    assert architecture_lines[:2] == [
+        "| Model | Params | MACs (32x32) | Training activations (32x32) |",
+        "|---|---:|---:|---:|",
+    ]
+    mib = [f"{row.activation_bytes / 2**20:.2f}\u00a0MiB" for row in rows]
+    assert lenet.activation_bytes == count_activation_bytes(cifarzoo.create_model("lenet"))
     assert architecture_lines[2:] == [
-        "| lenet | 62.01\u00a0K | 651.72\u00a0K |",
-        "| resnet20 | 272.47\u00a0K | 40.81\u00a0M |",
+        f"| lenet | 62.01\u00a0K | 651.72\u00a0K | {mib[0]} |",
+        f"| resnet20 | 272.47\u00a0K | 40.81\u00a0M | {mib[1]} |",
     ]
     rst = table.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   :class: weights-table\n" in rst
@@ -956,9 +962,8 @@ def test_the_table_lists_every_weights_default_first_with_its_recipe(tmp_path: P
     )
     assert lines[3].startswith("| lenet.lab | lab | 66.28% | 66.54% | — | 12\u00a0x")  # no TTA
     assert len(lines) == 4
-    assert [line for line in architecture_part.splitlines() if line.startswith("| lenet")] == [
-        "| lenet | 62.01\u00a0K | 651.72\u00a0K |"
-    ]
+    lenet_lines = [line for line in architecture_part.splitlines() if line.startswith("| lenet")]
+    assert len(lenet_lines) == 1 and lenet_lines[0].startswith("| lenet | 62.01\u00a0K | 651.72")
     assert "*c10* (lenet): cifarzoo's own recipe" in md
     assert "*lab* (lenet): the lab's recipe" in md
     assert (

@@ -1,13 +1,17 @@
-"""What a model costs: parameters and multiply-accumulates (the one MAC counter of cifarzoo)."""
+"""What a model costs: parameters, multiply-accumulates (the one MAC counter of cifarzoo) and
+the activations a training step keeps for its backward pass."""
 
 from __future__ import annotations
 
+import copy
+import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["count_macs", "count_params"]
+__all__ = ["count_activation_bytes", "count_macs", "count_params"]
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -37,3 +41,51 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> 
     finally:
         model.train(was_training)
     return int(counter.get_total_flops()) // 2
+
+
+def count_activation_bytes(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> int:
+    """Bytes of the tensors that autograd keeps for the backward pass of one training-mode
+    forward pass of ``input_size`` (batch included) in float32: the memory a training step
+    needs beyond the weights, their gradients and the optimizer state, and the part that grows
+    with the batch.
+
+    Each stored tensor's storage is counted once (views and tensors saved by several operations
+    share one), the model's own parameters and buffers not at all. Measured on a ``meta``-device
+    copy, so it needs no memory or compute and leaves ``model`` as it was (BatchNorm statistics
+    included). Mixed precision changes the figure both ways (bf16 activations, but also bf16
+    copies of the weights that autocast keeps), so it is given for float32 only.
+    """
+    probe = _meta_copy(model).train()
+    weights = {_storage_id(t) for t in itertools.chain(probe.parameters(), probe.buffers())}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        key = _storage_id(tensor)
+        if key not in weights:
+            saved[key] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        probe(torch.zeros(*input_size, device="meta"))
+    return sum(saved.values())
+
+
+def _storage_id(tensor: torch.Tensor) -> int:
+    # meta tensors have no data pointer; the storage object itself tells storages apart
+    return int(tensor.untyped_storage()._cdata)
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """``model`` with every parameter and buffer replaced by a float32 ``meta`` tensor of its
+    shape (no data copied)."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        meta = torch.empty_like(p, device="meta", dtype=_float32(p))
+        memo[id(p)] = nn.Parameter(meta, requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta", dtype=_float32(b))
+    return copy.deepcopy(model, memo)
+
+
+def _float32(tensor: torch.Tensor) -> torch.dtype:
+    return torch.float32 if tensor.is_floating_point() else tensor.dtype

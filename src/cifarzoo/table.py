@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .checkpoint import atomic_write
-from .cost import count_macs, count_params
+from .cost import count_activation_bytes, count_macs, count_params
 from .models import TIMM_PREFIX, create_model, list_models
 from .pretrained import TAG_RECIPES, WeightsEntry, list_weights
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
@@ -62,6 +62,7 @@ class ModelRow:
     model: str  # the name that loads the weights: the architecture's (its default), or ARCH.TAG
     params: int
     macs: int
+    activation_bytes: int  # kept for the backward pass of one 32x32 image, float32
     test_accuracy: float | None = None  # one forward pass, what model(x) gives
     val_accuracy: float | None = None
     tta_test_accuracy: float | None = None  # with the test-time augmentation ``tta``
@@ -98,7 +99,7 @@ def model_table(
         arch = name.removeprefix(TIMM_PREFIX)
         with torch.device("meta"):
             model = create_model(arch)
-        row = ModelRow(arch, count_params(model), count_macs(model))
+        row = ModelRow(arch, count_params(model), count_macs(model), count_activation_bytes(model))
         rows += _weights_rows(row, weights_dir) or [row]
     return rows
 
@@ -198,10 +199,10 @@ WEIGHTS_COLUMNS = (
     "Train time", "Data", "Hardware",
 )  # fmt: skip
 #: The architecture table: every model.
-ARCHITECTURE_COLUMNS = ("Model", "Params", "MACs (32x32)")
+ARCHITECTURE_COLUMNS = ("Model", "Params", "MACs (32x32)", "Training activations (32x32)")
 _NUMERIC_COLUMNS = {
-    "Params", "MACs (32x32)", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images",
-    "Train time",
+    "Params", "MACs (32x32)", "Training activations (32x32)", "Test acc.", "Val acc.",
+    "TTA test / val acc.", "Epochs x images", "Train time",
 }  # fmt: skip
 
 
@@ -281,7 +282,8 @@ def _weights_table(
 
 
 def _architecture_cells(row: ModelRow) -> list[str]:
-    return [row.model, _unbroken(_count(row.params)), _unbroken(_count(row.macs))]
+    counts = (_count(row.params), _count(row.macs), f"{row.activation_bytes / 2**20:.2f} MiB")
+    return [row.model, *(_unbroken(c) for c in counts)]
 
 
 _DISTILLED_NOTE = (

@@ -6,7 +6,8 @@ data) -- or reads the output folders of earlier ``cifarzoo train`` runs -- and m
 * loss and accuracy curves (train and validation), the final training error (unaugmented
   training images, eval mode), validation and test accuracy, and the test set's per-class
   accuracy and confusion matrix;
-* parameters, multiply-accumulates of one 32x32 image (:func:`cifarzoo.cost.count_macs`),
+* parameters, multiply-accumulates of one 32x32 image (:func:`cifarzoo.cost.count_macs`), the
+  activations a training step keeps per image (:func:`cifarzoo.cost.count_activation_bytes`),
   seconds per epoch and the peak memory of a training step;
 * gradient flow: the gradient norm of every convolution/linear layer every ``k`` steps
   (:class:`~cifarzoo.instrument.GradientFlowRecorder`), and plain vs residual networks of the
@@ -35,7 +36,7 @@ The package is split by job: :mod:`~cifarzoo.compare.measure` (:func:`compare`, 
 ('lenet', 10)
 """
 
-from ..cost import count_macs, count_params
+from ..cost import count_activation_bytes, count_macs, count_params
 from ..runs import GRAD_FLOW_FILE
 from .figures import FIGURES
 from .findings import (
@@ -76,6 +77,7 @@ __all__ = [
     "Finding",
     "ModelReport",
     "compare",
+    "count_activation_bytes",
     "count_macs",
     "count_params",
     "degradation_rows",

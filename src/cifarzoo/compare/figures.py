@@ -138,6 +138,10 @@ def _fig_cost(models: Sequence[ModelReport]) -> Any:
         ("parameters (M)", [m.params / 1e6 for m in models]),
         ("MACs per image (M)", [m.macs / 1e6 for m in models]),
         (
+            "activations per image\n(MiB kept for backward)",
+            [None if m.activation_bytes is None else m.activation_bytes / 2**20 for m in models],
+        ),
+        (
             "seconds per epoch\n(wall clock, machine-dependent)",
             [m.seconds_per_epoch for m in models],
         ),

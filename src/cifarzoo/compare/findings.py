@@ -285,18 +285,21 @@ def _dense_findings(report: ComparisonReport) -> list[Finding]:
         if not m.name.startswith("densenet") or not residual:
             continue
         best = max(residual, key=lambda r: float(r.test["accuracy"]))
-        seconds = ""
-        if m.seconds_per_epoch and best.seconds_per_epoch:
-            seconds = (
-                f"; an epoch takes {m.seconds_per_epoch / best.seconds_per_epoch:.1f}x as long"
+        costs = ""
+        if m.activation_bytes and best.activation_bytes:
+            costs = (
+                f"; a training step keeps {m.activation_bytes / best.activation_bytes:.1f}x the "
+                "activations per image"
             )
+        if m.seconds_per_epoch and best.seconds_per_epoch:
+            costs += f"; an epoch takes {m.seconds_per_epoch / best.seconds_per_epoch:.1f}x as long"
         out.append(
             Finding(
                 "dense",
                 f"Dense connections: {m.name} reaches {_pct(float(m.test['accuracy']))} with "
                 f"{m.params / 1e6:.2f} M parameters and {m.macs / 1e6:.0f} M MACs, the best "
                 f"ResNet here ({best.name}) {_pct(float(best.test['accuracy']))} with "
-                f"{best.params / 1e6:.2f} M and {best.macs / 1e6:.0f} M{seconds}.",
+                f"{best.params / 1e6:.2f} M and {best.macs / 1e6:.0f} M{costs}.",
                 {
                     "dense_test_accuracy": float(m.test["accuracy"]),
                     "resnet_test_accuracy": float(best.test["accuracy"]),

@@ -75,6 +75,8 @@ def measurement_notes(dev: torch.device, train_eval_images: int) -> dict[str, st
     return {
         "macs": "FlopCounterMode FLOPs / 2 for one 3x32x32 image: convolutions and matrix "
         "products only",
+        "activations": "bytes of the tensors a training step keeps for its backward pass, "
+        "per 3x32x32 image, in float32",
         "seconds_per_epoch": "wall-clock time of a training epoch plus its validation",
         "peak_memory": _memory_note(dev),
         "grad_flow": "L2 norm of each conv/linear weight gradient just before the "

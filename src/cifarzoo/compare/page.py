@@ -237,19 +237,29 @@ def weights_line(weights: Mapping[str, Any]) -> str:
     )
 
 
+def _mib(size: int | None) -> str:
+    return "-" if size is None else f"{size / 2**20:,.2f}"
+
+
 def _cost_section(report: ComparisonReport, pngs: Mapping[str, bytes]) -> str:
     models, notes = report.models, report.meta.get("notes") or {}
     memory = any(m.peak_memory_bytes is not None for m in models)
-    header = ["model", "parameters", "MACs / image", "s / epoch (wall clock)"]
+    activations = any(m.activation_bytes is not None for m in models)
+    header = ["model", "parameters", "MACs / image"]
+    header += ["activations / image (MiB)"] * activations + ["s / epoch (wall clock)"]
     rows = [
         [m.name, f"{m.params:,}", f"{m.macs / 1e6:,.1f} M"]
+        + [_mib(m.activation_bytes)] * activations
         + ["-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}"]
         + (["-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f}"] * memory)
         + [_source(m)]
         for m in models
     ]
     header += ["peak memory (MiB)"] * memory + ["source"]
-    text = [f"MACs: {notes.get('macs', '')}.", SECONDS_CAVEAT]
+    text = [f"MACs: {notes.get('macs', '')}."]
+    if activations:
+        text.append(f"Activations: {notes.get('activations', '')}.")
+    text.append(SECONDS_CAVEAT)
     if memory:
         text.append(f"Peak memory: {notes.get('peak_memory', '')}.")
     return (

@@ -28,7 +28,9 @@ class ModelReport:
     :func:`~cifarzoo.instrument.gate_summary`; ``model_args`` are the constructor arguments the
     model was trained with (e.g. ``zero_init_residual``); ``weights`` describes the shipped
     weights a model was read from (``compare --pretrained``: their timm name, file, sha256,
-    dtype, recipe, training and recorded accuracies), ``None`` for trained models and runs.
+    dtype, recipe, training and recorded accuracies), ``None`` for trained models and runs;
+    ``activation_bytes`` is :func:`~cifarzoo.cost.count_activation_bytes` of one 32x32 image
+    (``None`` in reports written before cifarzoo measured it).
     """
 
     name: str
@@ -46,6 +48,7 @@ class ModelReport:
     train_eval: dict[str, Any] | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] | None = None
+    activation_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

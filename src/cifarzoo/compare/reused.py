@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from ..cost import count_macs, count_params
+from ..cost import count_activation_bytes, count_macs, count_params
 from ..models import create_model
 from ..runs import (
     MARKER,
@@ -66,6 +66,7 @@ def trained_elsewhere(
         name=name,
         params=count_params(model),
         macs=count_macs(model),
+        activation_bytes=count_activation_bytes(model),
         seconds_per_epoch=float(sum(seconds) / len(seconds)) if seconds else None,
         peak_memory_bytes=None,
         memory_kind="not measured",

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..constants import NUM_CLASSES
-from ..cost import count_macs, count_params
+from ..cost import count_activation_bytes, count_macs, count_params
 from ..instrument import GradientFlowRecorder, PeakMemory
 from ..models import create_model
 from .estimate import describe_estimate
@@ -87,6 +87,7 @@ def _train_one(
         name=name,
         params=params,
         macs=macs,
+        activation_bytes=count_activation_bytes(model),
         seconds_per_epoch=float(sum(h["seconds"]) / max(1, len(h["seconds"]))),
         peak_memory_bytes=peak,
         memory_kind=kind,

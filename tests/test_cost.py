@@ -1,0 +1,74 @@
+"""cifarzoo.cost.count_activation_bytes: what autograd keeps for the backward pass, counted on
+a meta copy that leaves the model as it was."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import cifarzoo
+from cifarzoo.cost import count_activation_bytes, count_params
+
+FLOAT32 = 4
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    batch=st.integers(1, 8),
+    widths=st.lists(st.integers(1, 64), min_size=2, max_size=5),
+)
+def test_an_mlp_keeps_its_input_and_each_hidden_activation_once(
+    batch: int, widths: list[int]
+) -> None:
+    """Each Linear keeps its input (for its weight's gradient); each ReLU keeps its output,
+    which is the next Linear's input: one storage, counted once. The weights are not counted."""
+    layers: list[nn.Module] = []
+    for width_in, width_out in itertools.pairwise(widths):
+        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+    mlp = nn.Sequential(*layers[:-1])  # no ReLU after the last Linear
+    expected = batch * sum(widths[:-1]) * FLOAT32
+    assert count_activation_bytes(mlp, (batch, widths[0])) == expected
+
+
+@pytest.mark.parametrize("name", ["lenet", "plain20"])
+def test_activations_grow_with_the_batch(name: str) -> None:
+    model = cifarzoo.create_model(name)
+    one = count_activation_bytes(model, (1, 3, 32, 32))
+    per_channel = 0 if name == "lenet" else 1  # BatchNorm keeps a mean and a 1/std per channel
+    four = count_activation_bytes(model, (4, 3, 32, 32))
+    assert one > 0 and (four == 4 * one if not per_channel else 3 * one < four < 4 * one)
+
+
+def test_counting_leaves_the_model_as_it_was() -> None:
+    model = cifarzoo.create_model("resnet20").eval().to(torch.bfloat16)
+    model.layer1[0].conv1.weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    float32 = count_activation_bytes(cifarzoo.create_model("resnet20"))
+    assert count_activation_bytes(model) == float32  # given in float32, whatever the dtype
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics included
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    assert not model.layer1[0].conv1.weight.requires_grad
+
+
+def test_a_meta_model_counts_as_the_real_one() -> None:
+    with torch.device("meta"):
+        meta = cifarzoo.create_model("seresnet20")
+    assert count_activation_bytes(meta) == count_activation_bytes(
+        cifarzoo.create_model("seresnet20")
+    )
+
+
+def test_dense_connections_keep_more_than_a_resnet_of_more_parameters() -> None:
+    """DenseNet-BC's concatenations are kept again by every layer that reads them (Huang et
+    al.'s memory cost): more activations than ResNet-56 with fewer parameters."""
+    with torch.device("meta"):
+        dense = cifarzoo.create_model("densenet_bc_100_k12")
+        resnet = cifarzoo.create_model("resnet56")
+    assert count_params(dense) < count_params(resnet)
+    assert count_activation_bytes(dense) > 4 * count_activation_bytes(resnet)
