@@ -232,3 +232,23 @@ def test_a_number_no_phrase_names_is_found() -> None:
     text = _analysis().replace("as He et al.", "as He et al., 4.2% of them,")
     with pytest.raises(AssertionError, match=r"names a field for: '4\.2' in [^;]*$"):
         list(numbers(text, ANALYSIS))
+
+
+def test_the_lab_four_recipe_choice_gives_the_figures_its_runs_recorded() -> None:
+    """The cutout-12 first try (benchmarks/lab_four_cutout12) and the shipped cutout-8
+    resnet18 (its metadata and training record), as docs/lab.rst tells the rule's outcome."""
+    from cifarzoo.pretrained import read_training_record, read_weights_meta
+
+    text = " ".join(PAGE.read_text().split())
+    start = text.index("**How the recipe was chosen.**")
+    story = text[start : text.index("**", text.index("**", start + 2) + 2)]
+    first = Path(__file__).resolve().parents[1] / "benchmarks" / "lab_four_cutout12" / "resnet18"
+    tried = json.loads((first / "history.json").read_text())
+    meta = read_weights_meta("resnet18", tag="lab")
+    record = read_training_record("resnet18", tag="lab")
+    assert meta is not None and record is not None
+    shipped = record["history"]
+    assert f"ended at {100 * tried['eval_acc'][-1]:.2f}% validation accuracy" in story
+    assert f"got only {100 * tried['train_acc'][-1]:.1f}% of its augmented" in story
+    assert f"ended at {100 * meta['metrics']['val_accuracy']:.2f}% (one forward pass" in story
+    assert f"and {100 * shipped['train_acc'][-1]:.1f}% on its augmented" in story
