@@ -68,6 +68,8 @@ API_MODULES = [
     ("cifarzoo.pretrained", "Pretrained weights: their files, metadata and errors"),
     ("cifarzoo.runs", "Run folders"),
     ("cifarzoo.install", "Installing trained weights"),
+    ("cifarzoo.cost", "What a model costs: parameters, MACs, training activations"),
+    ("cifarzoo.formats", "How numbers are written: percentages, durations, counts, hardware"),
     ("cifarzoo.table", "The accuracy table"),
     ("cifarzoo.hub", "Publishing to the Hugging Face Hub"),
     ("cifarzoo.hub_source", "What a Hub folder is built from: a run or shipped weights"),
@@ -101,7 +103,7 @@ def _model_rows() -> list[ModelRow]:
 def _zoo_summary(rows: list[ModelRow]) -> str:
     """zoo.rst's opening: which weights ship, and the highest single-pass test accuracy among
     them with its validation figure."""
-    from cifarzoo.table import percent
+    from cifarzoo.formats import percent
 
     shipped = [r for r in rows if r.weights == "package"]
     measured = [r for r in shipped if r.test_accuracy is not None]
@@ -172,10 +174,6 @@ LAB_FIGURES = [
 ]
 
 
-def _pct(v: float | None) -> str:
-    return "--" if v is None else f"{100 * v:.2f}%"
-
-
 def _list_table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = [".. list-table::", "   :header-rows: 1", "   :class: lab-table", ""]
     for row in [header, *rows]:
@@ -196,7 +194,7 @@ def _lab_comparison(folder: Path) -> str:
 
     from cifarzoo.compare import CONCLUSION_TOPICS, ComparisonReport, degradation_rows, findings
     from cifarzoo.compare.page import GRADIENT_RATIO_NOTE, SECONDS_CAVEAT, result_rows
-    from cifarzoo.table import hardware_cell
+    from cifarzoo.formats import hardware_name, percent
 
     summary = json.loads(path.read_text())
     report = ComparisonReport.from_dict(summary)
@@ -207,7 +205,7 @@ def _lab_comparison(folder: Path) -> str:
     out = [
         f"Models: {names}; data: {data.get('name')} (train {data.get('train'):,}, validation "
         f"{data.get('val'):,}, test {data.get('test'):,}); {summary.get('epochs')} epochs, seed "
-        f"{summary.get('seed')}, trained on {hardware_cell(summary.get('device'))}. Every number "
+        f"{summary.get('seed')}, trained on {hardware_name(summary.get('device'))}. Every number "
         "is the last epoch's.",
         "",
         "What the numbers say, as the report states it (:func:`cifarzoo.compare.findings`): "
@@ -225,9 +223,9 @@ def _lab_comparison(folder: Path) -> str:
                 [
                     f"``{r['model']}``",
                     "yes" if r["shortcuts"] else "no",
-                    _pct(r["train_error"]),
-                    _pct(r["val_error"]),
-                    _pct(r["test_error"]),
+                    percent(r["train_error"]),
+                    percent(r["val_error"]),
+                    percent(r["test_error"]),
                 ]
                 for r in rows
             ],

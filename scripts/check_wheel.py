@@ -32,9 +32,9 @@ import timm
 import torch
 
 import cifarzoo
+from cifarzoo.formats import percent
 from cifarzoo.pretrained import PACKAGED_WEIGHTS_DIR, list_weights, read_weights_meta, weights_name
 from cifarzoo.runs import recorded_accuracy
-from cifarzoo.table import percent
 
 _SINGLE_PASS = re.compile(r"^single pass: (\S+%)", re.MULTILINE)
 

@@ -19,7 +19,7 @@ from conftest import FAKE_PER_FILE, InterruptAt
 from torch import nn
 
 import cifarzoo
-from cifarzoo import cli, runs, table
+from cifarzoo import cli, formats, runs, table
 from cifarzoo.cli import (
     OPTION_FLAGS,
     RECIPE_FLAGS,
@@ -411,8 +411,8 @@ def test_eval_of_tagged_weights_gives_the_tables_accuracy(
     measured = json.loads(report.read_text())["accuracy"]
     # other CPUs' float32 kernels may round a borderline image differently: 2 images of slack
     assert measured == pytest.approx(row.test_accuracy, abs=2e-4)
-    shown = table.percent(row.test_accuracy)
-    assert f"single pass: {table.percent(measured)} (recorded with the weights: {shown})" in out
+    shown = formats.percent(row.test_accuracy)
+    assert f"single pass: {formats.percent(measured)} (recorded with the weights: {shown})" in out
     assert "TTA:" not in out and "measured on" not in out
 
 

@@ -19,7 +19,7 @@ from huggingface_hub import ModelCard, constants
 from safetensors.torch import load_file, save_file
 
 import cifarzoo
-from cifarzoo import hub, table
+from cifarzoo import formats, hub
 from cifarzoo.cli import main
 from cifarzoo.hub_source import shipped_source
 from cifarzoo.pretrained import (
@@ -125,7 +125,7 @@ def test_the_card_headline_is_the_recorded_single_pass_accuracy(lab_folder: Path
     assert "is a JPEG re-encoding of CIFAR-10's images" in text
     assert f"| Epochs | {metrics['epochs']} |" in text
     assert f"| Hardware | {metrics['hardware']} |" in text
-    assert f"| Training time | {table.duration(metrics['seconds'])} |" in text
+    assert f"| Training time | {formats.duration(metrics['seconds'])} |" in text
     assert f'"cutout": {metrics["recipe"]["cutout"]}' in text  # the recipe
     assert "TTA" not in text  # lenet.lab recorded none
     assert 'cifarzoo.create_model("lenet.lab", pretrained=True)' in text

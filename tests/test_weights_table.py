@@ -24,7 +24,7 @@ from timm.models import generate_default_cfgs, get_pretrained_cfg
 from torch import nn
 
 import cifarzoo
-from cifarzoo import hub, install, runs, table
+from cifarzoo import formats, hub, install, runs, table
 from cifarzoo.checkpoint import (
     ChecksumError,
     PretrainedWeightsError,
@@ -378,14 +378,13 @@ def test_weights_of_different_data_name_it_in_a_column(installed: tuple[Path, nn
 
 
 def test_hardware_cells_are_short() -> None:
-    assert table.hardware_cell("Intel(R) Xeon(R) Processor (2 CPUs, 1 threads)") == (
+    assert formats.hardware_name("Intel(R) Xeon(R) Processor (2 CPUs, 1 threads)") == (
         "Intel Xeon (2 CPUs, 1 thread)"
     )
-    assert table.hardware_cell("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz (12 CPUs, 6 threads)") == (
-        "Intel Core i7-8700 (12 CPUs, 6 threads)"
-    )
-    assert table.hardware_cell("1x NVIDIA H200") == "1x NVIDIA H200"
-    assert table.hardware_cell(None) == "—"
+    core = "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz (12 CPUs, 6 threads)"
+    assert formats.hardware_name(core) == "Intel Core i7-8700 (12 CPUs, 6 threads)"
+    assert formats.hardware_name("1x NVIDIA H200") == "1x NVIDIA H200"
+    assert formats.hardware_name(None) == "—"
 
 
 def test_distilled_weights_say_so_in_the_table(tmp_path: Path) -> None:

@@ -27,10 +27,10 @@ from torch import nn
 from .checkpoint import atomic_dir, json_text, verify_sha256
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
 from .data import OFFICIAL_NAME
+from .formats import duration, percent
 from .hub_source import HubFile, HubSource, per_class_accuracy, run_source
 from .pretrained import SHA256_NOTE
 from .runs import WEIGHTS_FILE, RecordedAccuracy, one_line, recorded_accuracy
-from .table import duration, percent
 
 __all__ = [
     "OFFICIAL_DATASET_ID",

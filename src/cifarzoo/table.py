@@ -4,7 +4,6 @@ docs (``scripts/accuracy_table.py``)."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +16,7 @@ import torch
 
 from .checkpoint import atomic_write
 from .cost import count_activation_bytes, count_macs, count_params
+from .formats import DASH, count, duration, hardware_name, percent
 from .models import TIMM_PREFIX, create_model, list_models
 from .pretrained import TAG_RECIPES, WeightsEntry, list_weights
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
@@ -30,11 +30,8 @@ __all__ = [
     "TABLE_START",
     "WEIGHTS_COLUMNS",
     "ModelRow",
-    "duration",
-    "hardware_cell",
     "has_weights",
     "model_table",
-    "percent",
     "render_architecture_rst",
     "render_markdown",
     "render_rst",
@@ -48,7 +45,6 @@ TABLE_START = "<!-- model-table:start -->"
 TABLE_END = "<!-- model-table:end -->"
 RST_TABLE_START = ".. model-table:start"
 RST_TABLE_END = ".. model-table:end"
-_DASH = "\u2014"
 #: The TTA cell of weights recorded without a test-time augmentation.
 _NO_TTA = "none"
 
@@ -150,24 +146,6 @@ def weights_note(entry: WeightsEntry) -> str | None:
     return note
 
 
-def _count(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return str(int(n))
-
-
-def duration(seconds: float | None) -> str:
-    """``seconds`` as a table cell: seconds, minutes or hours."""
-    if seconds is None or not math.isfinite(seconds):
-        return _DASH
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _seeds_cell(metrics: dict[str, Any]) -> str | None:
     """How many seeds the weights' recipe was trained with (``metrics['seed_runs']``) and, for
     two or more, the range of their single-pass test accuracies (of their TTA ones, labelled,
@@ -188,11 +166,6 @@ def _seeds_cell(metrics: dict[str, Any]) -> str | None:
     return f"{len(runs)} (test {percent(accuracies[0])}-{percent(accuracies[-1])}{label})"
 
 
-def percent(x: float | None) -> str:
-    """A fraction as a percentage cell (a dash for ``None``)."""
-    return _DASH if x is None else f"{100 * x:.2f}%"
-
-
 #: The weights table: one row per weights that load (no Data column when they share one data set).
 WEIGHTS_COLUMNS = (
     "Model", "Recipe", "Test acc.", "Val acc.", "TTA test / val acc.", "Epochs x images",
@@ -211,15 +184,6 @@ def has_weights(row: ModelRow) -> bool:
     return row.weights in ("package", "hub")
 
 
-def hardware_cell(hardware: str | None) -> str:
-    """A recorded hardware description, short: ``Intel(R) Xeon(R) Processor (2 CPUs, 1
-    threads)`` -> ``Intel Xeon (2 CPUs, 1 thread)``."""
-    if not hardware:
-        return _DASH
-    text = re.sub(r"\((?:R|TM)\)| Processor\b| CPU @ [\d.]+GHz", "", hardware)
-    return re.sub(r"\b1 threads\b", "1 thread", " ".join(text.split()))
-
-
 #: between a number and its unit, and around the "/" of a pair: a cell wraps between words,
 #: never inside a number
 _NBSP = "\u00a0"
@@ -231,7 +195,7 @@ def _unbroken(text: str) -> str:
 
 def _tta_accuracy_cell(row: ModelRow) -> str:
     if row.tta_test_accuracy is None:
-        return _DASH
+        return DASH
     pair = _unbroken(f"{percent(row.tta_test_accuracy)} / {percent(row.tta_val_accuracy)}")
     return f"{pair} ({row.tta})"
 
@@ -239,7 +203,7 @@ def _tta_accuracy_cell(row: ModelRow) -> str:
 def _training_cell(row: ModelRow) -> str:
     """Epochs x training images (``30 x 45,000``), and whether distilled."""
     if row.epochs is None:
-        return _DASH
+        return DASH
     cell = f"{row.epochs:g}"
     if row.train_images is not None:
         cell += f"{_NBSP}x{_NBSP}{row.train_images:,}"
@@ -262,14 +226,14 @@ def _weights_columns(rows: Sequence[ModelRow]) -> tuple[str, ...]:
 def _weights_cells(row: ModelRow, columns: Sequence[str]) -> list[str]:
     cells = {
         "Model": row.model + (" (Hub)" if row.weights == "hub" else ""),
-        "Recipe": row.tag or _DASH,
+        "Recipe": row.tag or DASH,
         "Test acc.": percent(row.test_accuracy),
         "Val acc.": percent(row.val_accuracy),
         "TTA test / val acc.": _tta_accuracy_cell(row),
         "Epochs x images": _training_cell(row),
         "Train time": _unbroken(duration(row.seconds)),
-        "Data": row.data or _DASH,
-        "Hardware": re.sub(r"(\d) ", rf"\1{_NBSP}", hardware_cell(row.hardware)),  # 2 CPUs
+        "Data": row.data or DASH,
+        "Hardware": re.sub(r"(\d) ", rf"\1{_NBSP}", hardware_name(row.hardware)),  # 2 CPUs
     }
     return [cells[c] for c in columns]
 
@@ -282,7 +246,7 @@ def _weights_table(
 
 
 def _architecture_cells(row: ModelRow) -> list[str]:
-    counts = (_count(row.params), _count(row.macs), f"{row.activation_bytes / 2**20:.2f} MiB")
+    counts = (count(row.params), count(row.macs), f"{row.activation_bytes / 2**20:.2f} MiB")
     return [row.model, *(_unbroken(c) for c in counts)]
 
 
@@ -334,7 +298,7 @@ def _recipe_note(rows: Sequence[ModelRow]) -> str:
     default's (from the recipes the metadata records)."""
     archs: dict[str, list[str]] = {}
     for row in rows:
-        archs.setdefault(row.tag or _DASH, []).append(row.arch)
+        archs.setdefault(row.tag or DASH, []).append(row.arch)
     tags = "; ".join(
         f"*{tag}* ({', '.join(names)}): {TAG_RECIPES.get(tag, _UNDESCRIBED_TAG)}"
         for tag, names in archs.items()

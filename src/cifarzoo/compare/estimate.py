@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..data import CIFAR10Data
-from ..table import duration
+from ..formats import duration
 
 __all__ = ["FORWARD_SHARE", "describe_estimate", "estimated_seconds", "evaluated_images"]
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..formats import percent
 from .results import ComparisonReport, ModelReport
 
 __all__ = [
@@ -49,10 +50,6 @@ class Finding:
     topic: str
     text: str
     numbers: dict[str, float] = field(default_factory=dict)
-
-
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
 
 
 def _train_error(m: ModelReport) -> float | None:
@@ -91,8 +88,8 @@ def too_short(report: ComparisonReport) -> str | None:
     best = max(float(m.test["accuracy"]) for m in report.models)
     if best < chance + MIN_LEAD_OVER_CHANCE:
         reasons.append(
-            f"the best test accuracy, {_pct(best)}, is within "
-            f"{100 * MIN_LEAD_OVER_CHANCE:.0f} points of chance ({_pct(chance)})"
+            f"the best test accuracy, {percent(best)}, is within "
+            f"{100 * MIN_LEAD_OVER_CHANCE:.0f} points of chance ({percent(chance)})"
         )
     if not reasons:
         return None
@@ -188,9 +185,9 @@ def _shortcut_findings(report: ComparisonReport) -> list[Finding]:
             Finding(
                 "shortcuts",
                 f"Depth {d}: without shortcuts (plain{d}) the final training error is "
-                f"{_pct(plain['train_error'])}, with them (resnet{d}) "
-                f"{_pct(res['train_error'])}; test error {_pct(plain['test_error'])} vs "
-                f"{_pct(res['test_error'])}.",
+                f"{percent(plain['train_error'])}, with them (resnet{d}) "
+                f"{percent(res['train_error'])}; test error {percent(plain['test_error'])} vs "
+                f"{percent(res['test_error'])}.",
                 {
                     f"plain{d}_train_error": plain["train_error"],
                     f"resnet{d}_train_error": res["train_error"],
@@ -218,9 +215,10 @@ def _shortcut_findings(report: ComparisonReport) -> list[Finding]:
             Finding(
                 "degradation",
                 f"{label}: from {shallow['depth']} to {deep['depth']} layers the final training "
-                f"error goes from {_pct(shallow['train_error'])} to {_pct(deep['train_error'])} "
-                f"({verdict}); test error {_pct(shallow['test_error'])} to "
-                f"{_pct(deep['test_error'])}.",
+                f"error goes from {percent(shallow['train_error'])} to "
+                f"{percent(deep['train_error'])} "
+                f"({verdict}); test error {percent(shallow['test_error'])} to "
+                f"{percent(deep['test_error'])}.",
                 {
                     f"{shallow['model']}_train_error": shallow["train_error"],
                     f"{deep['model']}_train_error": deep["train_error"],
@@ -262,8 +260,8 @@ def _se_findings(report: ComparisonReport) -> list[Finding]:
         if base is not None:
             gain = float(m.test["accuracy"]) - float(base.test["accuracy"])
             text = (
-                f"SE gates: {m.name} reaches {_pct(float(m.test['accuracy']))} test accuracy "
-                f"against {base.name}'s {_pct(float(base.test['accuracy']))} "
+                f"SE gates: {m.name} reaches {percent(float(m.test['accuracy']))} test accuracy "
+                f"against {base.name}'s {percent(float(base.test['accuracy']))} "
                 f"({100 * gain:+.2f} points) for {m.params - base.params:,} more parameters."
             )
             out.append(Finding("se", text, {"test_accuracy_gain": gain}))
@@ -296,9 +294,9 @@ def _dense_findings(report: ComparisonReport) -> list[Finding]:
         out.append(
             Finding(
                 "dense",
-                f"Dense connections: {m.name} reaches {_pct(float(m.test['accuracy']))} with "
+                f"Dense connections: {m.name} reaches {percent(float(m.test['accuracy']))} with "
                 f"{m.params / 1e6:.2f} M parameters and {m.macs / 1e6:.0f} M MACs, the best "
-                f"ResNet here ({best.name}) {_pct(float(best.test['accuracy']))} with "
+                f"ResNet here ({best.name}) {percent(float(best.test['accuracy']))} with "
                 f"{best.params / 1e6:.2f} M and {best.macs / 1e6:.0f} M{costs}.",
                 {
                     "dense_test_accuracy": float(m.test["accuracy"]),
@@ -322,9 +320,9 @@ def _class_findings(report: ComparisonReport, classes: Sequence[str]) -> list[Fi
     out = [
         Finding(
             "best",
-            f"Highest test accuracy: {best.name}, {_pct(float(best.test['accuracy']))}"
-            + ("" if val is None else f" (validation {_pct(val)})")
-            + f"; its hardest class is {names[hardest]} ({_pct(acc[hardest])}).",
+            f"Highest test accuracy: {best.name}, {percent(float(best.test['accuracy']))}"
+            + ("" if val is None else f" (validation {percent(val)})")
+            + f"; its hardest class is {names[hardest]} ({percent(acc[hardest])}).",
             {"test_accuracy": float(best.test["accuracy"])},
         )
     ]
@@ -338,8 +336,8 @@ def _class_findings(report: ComparisonReport, classes: Sequence[str]) -> list[Fi
             Finding(
                 "classes",
                 f"From {worst.name} to {best.name}, {names[most]} gains the most "
-                f"({_pct(base[most])} to {_pct(acc[most])}) and {names[least]} {least_text} "
-                f"({_pct(base[least])} to {_pct(acc[least])}).",
+                f"({percent(base[most])} to {percent(acc[most])}) and {names[least]} {least_text} "
+                f"({percent(base[least])} to {percent(acc[least])}).",
                 {f"{names[most]}_gain": gains[most], f"{names[least]}_gain": gains[least]},
             )
         )

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..table import duration
+from ..formats import duration
 from .figures import FIGURES
 from .findings import CONCLUSION_TOPICS, Finding, degradation_rows, gradient_ratio
 from .results import ComparisonReport, ModelReport

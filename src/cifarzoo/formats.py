@@ -1,0 +1,52 @@
+"""How cifarzoo writes numbers for people, in tables, model cards, reports and the CLI:
+percentages, durations, counts and hardware names (one format for each, wherever it appears)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = ["DASH", "count", "duration", "hardware_name", "percent"]
+
+#: What a table shows for a value that was not measured.
+DASH = "\u2014"
+
+
+def percent(x: float | None) -> str:
+    """A fraction as a percentage with two decimals (``0.8861`` -> ``88.61%``; a dash for
+    ``None``)."""
+    return DASH if x is None else f"{100 * x:.2f}%"
+
+
+def duration(seconds: float | None) -> str:
+    """``seconds`` in the unit that reads best: seconds under 2 minutes, minutes under 2 hours,
+    then hours (a dash for ``None`` or a value that is not finite)."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def count(n: float) -> str:
+    """A count with a K/M/G suffix and two decimals (``11_173_962`` -> ``11.17 M``; 999,999
+    is ``1.00 M``, not ``1000.00 K``)."""
+    if n < 1000:
+        return str(int(n))
+    value = float(n)
+    for unit in ("K", "M", "G"):
+        value /= 1000
+        if round(value, 2) < 1000 or unit == "G":
+            break
+    return f"{value:.2f} {unit}"
+
+
+def hardware_name(hardware: str | None) -> str:
+    """A recorded hardware description, short: ``Intel(R) Xeon(R) Processor (2 CPUs, 1
+    threads)`` -> ``Intel Xeon (2 CPUs, 1 thread)`` (a dash for none)."""
+    if not hardware:
+        return DASH
+    text = re.sub(r"\((?:R|TM)\)| Processor\b| CPU @ [\d.]+GHz", "", hardware)
+    return re.sub(r"\b1 threads\b", "1 thread", " ".join(text.split()))
