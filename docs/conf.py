@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -186,10 +187,7 @@ def _lab_comparison(folder: Path) -> str:
     path = folder / "report.json"
     static = folder.relative_to(DOCS).as_posix()
     if not path.is_file():
-        return (
-            ".. note::\n\n   The runs of this comparison are not finished yet; this section is "
-            f"generated from ``docs/{static}/report.json`` once they are.\n"
-        )
+        return _unfinished_note()
     import json
 
     from cifarzoo.compare import CONCLUSION_TOPICS, ComparisonReport, degradation_rows, findings
@@ -230,15 +228,41 @@ def _lab_comparison(folder: Path) -> str:
                 for r in rows
             ],
         )
-    seconds = [
-        [f"``{m.name}``", "--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}"]
-        for m in report.models
-    ]
-    out += [*_list_table(["Model", "s / epoch (wall clock)"], seconds), SECONDS_CAVEAT, ""]
+    out += [*_cost_table(report.models), SECONDS_CAVEAT, ""]
     for name, caption in LAB_FIGURES:
         if (folder / name).is_file():
-            out += [f".. figure:: /{static}/{name}", "   :width: 100%", "", f"   {caption}", ""]
+            label = f"{folder.name}-{Path(name).stem}"  # :ref:`lab-gradient_flow`
+            out += [f".. figure:: /{static}/{name}", "   :width: 100%", f"   :name: {label}", ""]
+            out += [f"   {caption}", ""]
     return "\n".join(out)
+
+
+def _cost_table(models: list[Any]) -> list[str]:
+    """Seconds per epoch of each model, and its training activations when the report has them."""
+    activations = any(m.activation_bytes is not None for m in models)
+    header = ["Model"] + ["Activations / image (MiB)"] * activations + ["s / epoch (wall clock)"]
+    rows = [
+        [f"``{m.name}``"]
+        + ["--" if m.activation_bytes is None else f"{m.activation_bytes / 2**20:.2f}"]
+        * activations
+        + ["--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}"]
+        for m in models
+    ]
+    return _list_table(header, rows)
+
+
+def _unfinished_note() -> str:
+    """What a reader can use before the lab's four runs have all finished."""
+    from cifarzoo.pretrained import list_weights
+
+    shipped = [e.loaded_as for e in list_weights() if e.loads and e.tag == "lab"]
+    return (
+        ".. note::\n\n   This report is not published yet: not every run has finished. The "
+        "weights that have finished are in the weights table of :doc:`zoo` (tag ``lab``), and "
+        "``cifarzoo compare --pretrained`` makes a report from them now:\n\n"
+        ".. code-block:: console\n\n"
+        f"   cifarzoo compare --pretrained {' '.join(shipped)} --data data --out reports/lab-four\n"
+    )
 
 
 def _changelog() -> str:

@@ -9,6 +9,7 @@ opening summary are checked this way (tests/test_lab_docs.py).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -126,6 +127,69 @@ def gate(model: str, stage: str, statistic: str) -> Field:
     return Field(
         f"{model}'s {stage} gate {statistic}",
         lambda r: float(_model(r, model)["se_gates"]["stages"][stage][statistic]),
+    )
+
+
+def _leads(r: Report, model: str) -> list[bool]:
+    """After each epoch, whether ``model`` has the highest validation accuracy of the report."""
+    curves = [m["history"]["eval_acc"] for m in r["models"]]
+    mine = _model(r, model)["history"]["eval_acc"]
+    return [v >= max(c[e] for c in curves) for e, v in enumerate(mine)]
+
+
+def epochs_leading(model: str) -> Field:
+    return Field(
+        f"epochs after which {model} has the highest validation accuracy",
+        lambda r: float(sum(_leads(r, model))),
+    )
+
+
+def leads_from(model: str) -> Field:
+    def value(r: Report) -> float:
+        leads = _leads(r, model)
+        while leads and leads[-1]:
+            leads.pop()
+        return float(len(leads) + 1)
+
+    return Field(f"first epoch from which {model} leads in every epoch", value)
+
+
+def macs_ratio(model: str, over: str) -> Field:
+    return Field(
+        f"{model}'s MACs over {over}'s",
+        lambda r: _model(r, model)["macs"] / _model(r, over)["macs"],
+    )
+
+
+def _activation_bytes(r: Report, model: str) -> int:
+    """As the report has it, or (reports written before cifarzoo measured it) counted from the
+    architecture, as ``compare`` counts it."""
+    recorded = _model(r, model).get("activation_bytes")
+    return _counted_activation_bytes(model) if recorded is None else int(recorded)
+
+
+@functools.cache
+def _counted_activation_bytes(model: str) -> int:
+    import torch
+
+    from cifarzoo import create_model
+    from cifarzoo.cost import count_activation_bytes
+
+    with torch.device("meta"):
+        return count_activation_bytes(create_model(model))
+
+
+def activations(model: str) -> Field:
+    return Field(
+        f"{model}'s training activations per image (MiB)",
+        lambda r: _activation_bytes(r, model) / 2**20,
+    )
+
+
+def activations_ratio(model: str, over: str) -> Field:
+    return Field(
+        f"{model}'s training activations over {over}'s",
+        lambda r: _activation_bytes(r, model) / _activation_bytes(r, over),
     )
 
 

@@ -266,7 +266,6 @@ def test_the_results_table_names_a_tta_figure_beside_the_single_pass_one() -> No
 def test_the_dense_finding_names_what_dense_connections_cost() -> None:
     resnet = _model("resnet56", 0.9, 0.85, activation_bytes=4 * 2**20)
     dense = _model("densenet_bc_100_k12", 0.95, 0.88)
-    dense.seconds_per_epoch = 9.0
 
     def dense_text() -> str:
         report = ComparisonReport([resnet, dense], {})
@@ -274,11 +273,13 @@ def test_the_dense_finding_names_what_dense_connections_cost() -> None:
         return text
 
     assert "activations" not in dense_text()  # not measured for both: not compared
-    assert dense_text().endswith("; an epoch takes 4.5x as long.")
+    assert "epoch" not in dense_text()  # seconds of runs from several machines do not compare
     dense.activation_bytes = 34 * 2**20
-    assert dense_text().endswith(
-        "; a training step keeps 8.5x the activations per image; an epoch takes 4.5x as long."
-    )
+    assert dense_text().endswith(" M; a training step keeps 8.5x the activations per image.")
+    dense.history["eval_split"] = "test"  # its curves measured the test set: no validation
+    assert "reaches 88.00% test accuracy with" in dense_text()
+    dense.val = {"accuracy": 0.8812}
+    assert "reaches 88.00% test / 88.12% validation accuracy with" in dense_text()
 
 
 def test_the_cost_figure_leaves_out_a_panel_without_data() -> None:

@@ -18,14 +18,19 @@ from report_claims import (
     Number,
     Report,
     accuracy,
+    activations,
+    activations_ratio,
     as_written,
     claim,
     classes,
+    epochs_leading,
     error,
     gate,
     late_ratios,
     lead,
+    leads_from,
     macs,
+    macs_ratio,
     more_params,
     numbers,
     params,
@@ -46,7 +51,6 @@ DENSE = "densenet_bc_100_k12"
 
 #: docs/lab.rst's "What the runs show", in order
 ANALYSIS = [
-    claim("({} epochs each", EPOCHS),
     claim("CIFAR-10 (JPEG mirror)"),
     claim("Removing the shortcuts at depth 20 costs"),
     claim(
@@ -72,7 +76,13 @@ ANALYSIS = [
     claim(
         "falls from {}% to {}%", error("resnet20", "train_eval"), error("resnet56", "train_eval")
     ),
-    claim("(test error {}% to {}%)", error("resnet20", "test"), error("resnet56", "test")),
+    claim(
+        "(test error {}% to {}%, validation error {}% to {}%)",
+        error("resnet20", "test"),
+        error("resnet56", "test"),
+        error("resnet20", "val"),
+        error("resnet56", "val"),
+    ),
     claim("(2016, Fig. 6)"),
     claim("after 7 epochs ``plain56`` had {}%", val_after("plain56", 7)),
     claim("``plain20`` {}%, ``resnet56`` {}%.", val_after("plain20", 7), val_after("resnet56", 7)),
@@ -117,9 +127,14 @@ ANALYSIS = [
     claim("({} M vs {} M;", params(DENSE), params("resnet56")),
     claim("{} fewer)", more_params("resnet56", DENSE)),
     claim("{} M MACs per image against {} M.", macs(DENSE), macs("resnet56")),
-    claim("({}% validation accuracy after 3 epochs", val_after(DENSE, 3)),
-    claim("``resnet56`` {}%;", val_after("resnet56", 3)),
-    claim("{}% vs {}% after 5)", val_after(DENSE, 5), val_after("resnet56", 5)),
+    claim("after {} of the {} epochs", epochs_leading(DENSE), EPOCHS),
+    claim("every one from the {}th on", leads_from(DENSE)),
+    claim(
+        "(after 5: {}%, ``resnet20`` {}%, ``resnet56`` {}%)",
+        val_after(DENSE, 5),
+        val_after("resnet20", 5),
+        val_after("resnet56", 5),
+    ),
     claim("(final training error {}%", error(DENSE, "train_eval")),
     claim("``resnet56`` {}%", error("resnet56", "train_eval")),
     claim("``resnet20`` {}%)", error("resnet20", "train_eval")),
@@ -127,7 +142,11 @@ ANALYSIS = [
     claim("gets {}x the gradient norm", ratio(DENSE)),
     claim("and {}x late in training", ratio(DENSE, late=True)),
     claim("(``resnet20``: {}x and {}x)", ratio("resnet20"), ratio("resnet20", late=True)),
-    claim("From ``lenet`` ({}%)", accuracy("lenet", "test")),
+    claim(
+        "From ``lenet`` ({}% test / {}% validation)",
+        accuracy("lenet", "test"),
+        accuracy("lenet", "val"),
+    ),
     claim("cat gains the most ({}% to {}%)", *classes("cat", "lenet", DENSE)),
     claim("ship the least ({}% to {}%)", *classes("ship", "lenet", DENSE)),
     claim("deer ({}% to {}%)", *classes("deer", "plain56", "resnet56")),
@@ -141,7 +160,9 @@ ANALYSIS = [
     claim("automobile ({}% to {}%)", *classes("automobile", "resnet56", DENSE)),
     claim("frog ({}% to {}%)", *classes("frog", "resnet56", DENSE)),
     claim("ship ({}% to {}%)", *classes("ship", "resnet56", DENSE)),
-    claim("on a shared 2-core machine"),
+    claim("needs {}x the MACs of ``resnet56``", macs_ratio(DENSE, "resnet56")),
+    claim("keeps {}x its activations per image", activations_ratio(DENSE, "resnet56")),
+    claim("({} MiB against {} MiB in float32;", activations(DENSE), activations("resnet56")),
 ]
 
 #: docs/lab.rst's opening summary of it, in order

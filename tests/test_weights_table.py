@@ -485,16 +485,28 @@ def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> N
     meta["metrics"]["seed_runs"].append(other)  # a single pass, as the metadata records
     meta_path.write_text(json.dumps(meta))
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
-    assert row.seeds == "2 (test 63.01%-66.23%)"
-    assert "lenet, 2 seeds (test 63.01%-66.23%)." in table.render_markdown([row])
+    assert row.seeds == "2 (test 63.01%-66.23%, validation 62.22%-65.00%)"
+    note = "lenet, 2 seeds (test 63.01%-66.23%, validation 62.22%-65.00%)."
+    assert note in table.render_markdown([row])
     # metadata of the layout before the single-pass headline: its seed runs' figures were
     # measured with the TTA, and the cell says so
     old = {"tta_flip": True, "seed_runs": [other, {**other, "test_accuracy": 0.6512}]}
     meta["metrics"] = {**TTA_HEADLINE_METRICS, **old}
     meta_path.write_text(json.dumps(meta))
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
-    assert row.seeds == "2 (test 65.12%-66.23%, TTA)"
-    assert "lenet, 2 seeds (test 65.12%-66.23%, TTA)." in table.render_markdown([row])
+    assert row.seeds == "2 (test 65.12%-66.23%, validation 65.00%, flip TTA)"
+    assert "lenet, 2 seeds (test 65.12%-66.23%, validation 65.00%, flip TTA)." in (
+        table.render_markdown([row])
+    )
+    # one seed with a single pass, one without: the TTA figures, and why
+    mixed = [{**other, "tta": "flip", "tta_test_accuracy": 0.67, "tta_val_accuracy": 0.66}]
+    mixed.append({**mixed[0], "test_accuracy": None, "val_accuracy": None})
+    meta["metrics"] = {**metrics, "seed_runs": mixed}
+    meta_path.write_text(json.dumps(meta))
+    (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
+    assert row.seeds == (
+        "2 (test 67.00%, validation 66.00%, flip TTA; one forward pass not recorded for every seed)"
+    )
     assert "*Seeds*" not in table.render_markdown([dataclasses.replace(row, seeds="1")])
 
 

@@ -148,22 +148,33 @@ def weights_note(entry: WeightsEntry) -> str | None:
 
 def _seeds_cell(metrics: dict[str, Any]) -> str | None:
     """How many seeds the weights' recipe was trained with (``metrics['seed_runs']``) and, for
-    two or more, the range of their single-pass test accuracies (of their TTA ones, labelled,
-    when some runs recorded no single pass)."""
+    two or more, the range of their single-pass test and validation accuracies (of their TTA
+    ones, named, when a seed recorded no single pass)."""
     runs = recorded_seed_runs(metrics)
     if not runs:
         return None
     if len(runs) == 1:
         return "1"
-    single = [r.test for r in runs]
-    tta = [r.tta_test for r in runs]
-    if all(a is not None for a in single):
-        accuracies, label = sorted(float(a) for a in single if a is not None), ""
-    elif all(a is not None for a in tta):
-        accuracies, label = sorted(float(a) for a in tta if a is not None), ", TTA"
+    if all(r.test is not None for r in runs):
+        test, val, label = [r.test for r in runs], [r.val for r in runs], ""
+    elif all(r.tta_test is not None for r in runs):
+        test, val = [r.tta_test for r in runs], [r.tta_val for r in runs]
+        label = f", {runs[0].tta or 'some'} TTA"
+        if any(r.test is not None for r in runs):
+            label += "; one forward pass not recorded for every seed"
     else:
         return str(len(runs))
-    return f"{len(runs)} (test {percent(accuracies[0])}-{percent(accuracies[-1])}{label})"
+    cell = f"test {_spread(test)}"
+    if all(v is not None for v in val):
+        cell += f", validation {_spread(val)}"
+    return f"{len(runs)} ({cell}{label})"
+
+
+def _spread(accuracies: Sequence[float | None]) -> str:
+    """``63.01%-66.23%``, or one figure when they are all alike."""
+    known = [a for a in accuracies if a is not None]
+    low, high = min(known), max(known)
+    return percent(low) if low == high else f"{percent(low)}-{percent(high)}"
 
 
 #: The weights table: one row per weights that load (no Data column when they share one data set).
