@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cifarzoo.data import FOLDER, TEST_FILE, TRAIN_FILES, _read_pickle
+from cifarzoo.batch_files import FOLDER, TEST_FILE, TRAIN_FILES, read_pickle
 
 IMAGE_FILES = (*TRAIN_FILES, TEST_FILE)
 
@@ -55,7 +55,7 @@ def main() -> None:
         if path.name not in IMAGE_FILES:
             shutil.copyfile(path, dst / path.name)
             continue
-        batch = _read_pickle(path)  # the library's reader: numpy arrays only, str keys
+        batch = read_pickle(path)  # the library's reader: numpy arrays only, str keys
         images = np.asarray(batch["data"]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         again = reencode(images, args.quality, args.shift)
         batch["data"] = again.transpose(0, 3, 1, 2).reshape(len(again), -1)

@@ -58,6 +58,7 @@ API_MODULES = [
     ("cifarzoo.models", "Models and the registry"),
     ("cifarzoo.layers", "Building blocks"),
     ("cifarzoo.data", "Data"),
+    ("cifarzoo.batch_files", "CIFAR-10's batch files: layout and safe reading"),
     ("cifarzoo.training", "Training: fit, Recipe, RunOptions, checkpoints, step extras"),
     ("cifarzoo.training.fields", "Training settings declared once"),
     ("cifarzoo.training.parsing", "Training settings from command-line words"),

@@ -583,7 +583,7 @@ def test_damaged_batch_file_is_a_data_format_error(
 def test_every_damaged_header_byte_is_a_data_format_error(tmp_path: Path) -> None:
     """Whatever byte of the header is damaged, reading either works or raises DataFormatError
     (never OverflowError, MemoryError, IndexError...)."""
-    from cifarzoo.data import _read_batch
+    from cifarzoo.batch_files import read_batch
 
     good = tmp_path / "good"
     write_batch(good, np.zeros((20, 3072), np.uint8), [i % 10 for i in range(20)])
@@ -594,7 +594,7 @@ def test_every_damaged_header_byte_is_a_data_format_error(tmp_path: Path) -> Non
         for value in (0x00, 0x7F, 0xFF):
             bad.write_bytes(_set_byte(pos, value)(original))
             try:
-                _read_batch(bad)
+                read_batch(bad)
                 outcomes["ok"] += 1
             except DataFormatError:
                 outcomes["error"] += 1

@@ -1,11 +1,12 @@
 """CIFAR-10 on disk and in memory: reading, validating, splitting and fast batched loading.
 
-* :func:`load_cifar10` reads the standard python layout (``ROOT/cifar-10-batches-py``) and checks
-  shapes, dtype, labels and counts (not md5 sums, so re-encoded copies are accepted): every
-  batch file holds the ``num_cases_per_batch`` images ``batches.meta`` declares (10,000 in the
-  official release, the count expected when there is no ``batches.meta``) and each split has
-  the same number of images in every class. The md5 sums name the data: only the official
-  release (:func:`is_official_release`) is called ``"CIFAR-10"`` unless the caller names it.
+* :func:`load_cifar10` reads the standard python layout (``ROOT/cifar-10-batches-py``, each file
+  read by :mod:`cifarzoo.batch_files`) and checks shapes, dtype, labels and counts (not md5
+  sums, so re-encoded copies are accepted): every batch file holds the ``num_cases_per_batch``
+  images ``batches.meta`` declares (10,000 in the official release, the count expected when
+  there is no ``batches.meta``) and each split has the same number of images in every class.
+  The md5 sums name the data: only the official release (:func:`is_official_release`) is called
+  ``"CIFAR-10"`` unless the caller names it.
 * :class:`DeviceLoader` (defined in :mod:`cifarzoo.loader`, importable from here too) keeps a
   whole split on the target device and produces augmented, normalized batches with tensor ops.
 """
@@ -14,21 +15,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import math
 import numbers
 import os
-import pickle
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from .constants import CIFAR10_CLASSES, IMAGE_SIZE, NUM_CLASSES
+from .batch_files import (
+    FOLDER,
+    HOW_TO_GET,
+    IMAGES_PER_FILE,
+    TEST_FILE,
+    TRAIN_FILES,
+    DataFormatError,
+    how_to_replace,
+    read_batch,
+    read_meta,
+)
+from .constants import CIFAR10_CLASSES, NUM_CLASSES
 from .loader import DeviceLoader, PadMode, check_labels
 
 __all__ = [
@@ -49,12 +58,6 @@ __all__ = [
     "stratified_split",
 ]
 
-FOLDER = "cifar-10-batches-py"
-TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_FILE = "test_batch"
-META_FILE = "batches.meta"
-#: Images in each batch file of the official release, and so in its splits.
-IMAGES_PER_FILE = 10_000
 NUM_TRAIN = IMAGES_PER_FILE * len(TRAIN_FILES)
 NUM_TEST = IMAGES_PER_FILE
 ENV_DATA = "CIFARZOO_DATA"
@@ -63,31 +66,6 @@ OFFICIAL_NAME = "CIFAR-10"
 #: The name of CIFAR-10 files that are not the official release's (a re-encoded mirror, a
 #: modified copy) when the caller does not name them, e.g. ``"CIFAR-10 (JPEG mirror)"``.
 UNVERIFIED_NAME = "CIFAR-10 (unverified copy)"
-
-_HOW_TO_GET = (
-    "Get the data with `cifarzoo.load_cifar10(root, download=True)` (or "
-    "`cifarzoo train MODEL --data ROOT --download`), or unpack the official "
-    "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html into ROOT so that "
-    f"ROOT/{FOLDER}/ holds {', '.join(TRAIN_FILES)}, {TEST_FILE} and {META_FILE}."
-)
-
-
-#: A batch file is about 31 MB; a much larger file is not one, and is not unpickled.
-MAX_FILE_BYTES = 64 * 2**20
-
-
-def _how_to_replace(folder: Path) -> str:
-    # --download only fetches missing files, so a damaged copy has to go first.
-    return (
-        f"The copy in {folder} is damaged or not the official CIFAR-10 python release: delete "
-        f"(or replace) the whole {FOLDER} folder, then get the data again; --download and "
-        f"download=True only fetch missing files. {_HOW_TO_GET}"
-    )
-
-
-class DataFormatError(ValueError):
-    """A CIFAR-10 folder exists but its content is not what the standard layout promises."""
-
 
 # --------------------------------------------------------------------------------------------
 # Containers
@@ -199,105 +177,13 @@ def resolve_data_root(root: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds numpy arrays: the batch files cannot run arbitrary code."""
-
-    _ALLOWED = frozenset(
-        {
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "scalar"),
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-        }
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR-10 file")
-
-
-def _read_pickle(path: Path) -> dict[str, Any]:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise DataFormatError(
-            f"{path} is {size / 1e6:,.0f} MB, far more than a CIFAR-10 batch file (about 31 MB); "
-            f"it was not read. {_how_to_replace(path.parent)}"
-        )
-    # Unpickling from memory bounds every read by the file's size: a damaged length field
-    # cannot make the unpickler allocate gigabytes.
-    raw = path.read_bytes()
-    try:
-        obj = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except MemoryError as e:  # a damaged length field, or a machine out of memory: never
-        # advise deleting data that may be fine
-        raise MemoryError(
-            f"out of memory while reading {path}: free some memory (other programs, fewer "
-            "--threads) and try again; if it fails with memory free, the file is damaged: "
-            "compare it with a fresh copy of the CIFAR-10 python release"
-        ) from e
-    except Exception as e:  # damaged pickles fail in many ways: Overflow-, IndexError...
-        raise DataFormatError(
-            f"{path} is not a CIFAR-10 python pickle file ({type(e).__name__}: {e}). "
-            f"{_how_to_replace(path.parent)}"
-        ) from e
-    if not isinstance(obj, dict):
-        raise DataFormatError(
-            f"{path} holds a {type(obj).__name__}, expected a dict. {_how_to_replace(path.parent)}"
-        )
-    return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
-
-
-def _read_batch(path: Path) -> tuple[Tensor, Tensor]:
-    import numpy as np
-
-    d = _read_pickle(path)
-    how = _how_to_replace(path.parent)
-    missing = [k for k in ("data", "labels") if k not in d]
-    if missing:
-        raise DataFormatError(f"{path} lacks the key(s) {missing} (has {sorted(d)}). {how}")
-    data = d["data"]
-    if (
-        not isinstance(data, np.ndarray)
-        or data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE
-    ):
-        desc = (
-            f"{data.dtype} array of shape {data.shape}"
-            if isinstance(data, np.ndarray)
-            else type(data).__name__
-        )
-        raise DataFormatError(
-            f"{path}: 'data' must be a uint8 array of shape (N, 3072), got {desc}. {how}"
-        )
-    try:
-        labels = np.asarray(d["labels"])
-    except (ValueError, TypeError) as e:  # e.g. a ragged list
-        raise DataFormatError(f"{path}: 'labels' is not a list of integers ({e}). {how}") from e
-    if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataFormatError(
-            f"{path}: 'labels' must be {len(data)} integers, got {labels.dtype} {labels.shape}. "
-            f"{how}"
-        )
-    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise DataFormatError(
-            f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found "
-            f"{labels.min()}..{labels.max()}. {how}"
-        )
-    images = torch.from_numpy(np.ascontiguousarray(data)).view(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
-    return images, torch.from_numpy(labels.astype(np.int64))
-
-
 def _download(root: Path) -> None:
     """Fetch CIFAR-10 through torchvision into a hidden folder in ``root``, then add only the
     files that ``root`` lacks: a file the user has is never replaced or deleted."""
     try:
         import torchvision
     except ImportError as e:  # pragma: no cover - torchvision is a dependency
-        raise RuntimeError(f"downloading CIFAR-10 needs torchvision. {_HOW_TO_GET}") from e
+        raise RuntimeError(f"downloading CIFAR-10 needs torchvision. {HOW_TO_GET}") from e
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".cifar10-download-", dir=root) as staging:
         try:
@@ -305,7 +191,7 @@ def _download(root: Path) -> None:
         except Exception as e:
             raise RuntimeError(
                 f"could not download CIFAR-10 into {root}: {type(e).__name__}: {e}. Check the "
-                f"network connection, or fetch the data by hand: {_HOW_TO_GET}"
+                f"network connection, or fetch the data by hand: {HOW_TO_GET}"
             ) from e
         _add_missing_files(Path(staging) / FOLDER, root / FOLDER)
 
@@ -326,38 +212,16 @@ def _add_missing_files(source: Path, target: Path) -> None:
                 f.write(path.read_bytes())
 
 
-def _read_meta(folder: Path) -> tuple[int, str, tuple[str, ...]]:
-    """``(images per batch file, where that count comes from, class names)`` of ``folder``:
-    from ``batches.meta`` when there is one, else the official release's."""
-    if not (folder / META_FILE).is_file():
-        return IMAGES_PER_FILE, f"the official count; there is no {META_FILE}", CIFAR10_CLASSES
-    meta = _read_pickle(folder / META_FILE)
-    per_file, source = meta.get("num_cases_per_batch"), f"num_cases_per_batch in {META_FILE}"
-    if per_file is None:
-        per_file = IMAGES_PER_FILE
-        source = f"the official count; {META_FILE} has no num_cases_per_batch"
-    if isinstance(per_file, bool) or not isinstance(per_file, numbers.Integral) or per_file <= 0:
-        raise DataFormatError(
-            f"{folder / META_FILE}: 'num_cases_per_batch' must be a positive integer, got "
-            f"{per_file!r}. {_how_to_replace(folder)}"
-        )
-    names = meta.get("label_names")
-    classes = CIFAR10_CLASSES
-    if isinstance(names, list) and len(names) == NUM_CLASSES:
-        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    return int(per_file), source, classes
-
-
 def _read_split(folder: Path, files: Sequence[str], what: str, per_file: int, source: str) -> Split:
     """The ``what`` split: the images of ``files`` in order. Each file must hold ``per_file``
     images (``source`` says where that count comes from), the split as many of every class."""
     parts = []
     for name in files:
-        images, labels = _read_batch(folder / name)
+        images, labels = read_batch(folder / name)
         if len(labels) != per_file:
             raise DataFormatError(
                 f"{folder / name} has {len(labels):,} images, expected {per_file:,} ({source}). "
-                f"{_how_to_replace(folder)}"
+                f"{how_to_replace(folder)}"
             )
         parts.append((images, labels))
     split = Split(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
@@ -365,7 +229,7 @@ def _read_split(folder: Path, files: Sequence[str], what: str, per_file: int, so
     if min(counts) != max(counts):
         raise DataFormatError(
             f"{folder}: the {what} split ({len(split):,} images) should have the same number "
-            f"of images per class, found {counts}. {_how_to_replace(folder)}"
+            f"of images per class, found {counts}. {how_to_replace(folder)}"
         )
     return split
 
@@ -450,9 +314,9 @@ def load_cifar10(
         where = "" if folder.is_dir() else f" (the folder {folder} does not exist)"
         raise FileNotFoundError(
             f"CIFAR-10 not found: missing {', '.join(missing)} in {folder}{where}. "
-            f"Data root resolution: explicit root > ${ENV_DATA} > ~/.cache/cifarzoo. {_HOW_TO_GET}"
+            f"Data root resolution: explicit root > ${ENV_DATA} > ~/.cache/cifarzoo. {HOW_TO_GET}"
         )
-    per_file, source, classes = _read_meta(folder)
+    per_file, source, classes = read_meta(folder)
     data = CIFAR10Data(
         train=_read_split(folder, TRAIN_FILES, "training", per_file, source),
         test=_read_split(folder, [TEST_FILE], "test", per_file, source),
