@@ -83,8 +83,9 @@ def model_args(name: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Lab:
     """One comparison: its models (in the order they train), the one recipe and run options they
-    share, the models trained channels_last, each model's constructor arguments, and the models
-    trained with ``torch.compile``."""
+    share, the models trained channels_last, each model's constructor arguments, the models
+    trained with ``torch.compile``, and whether every convolution starts from PyTorch's default
+    initialisation (``reference_init``) instead of the model's own (Kaiming, fan-out)."""
 
     models: tuple[str, ...]
     recipe: Recipe
@@ -92,6 +93,7 @@ class Lab:
     channels_last: tuple[str, ...] = ()
     model_args: Callable[[str], dict[str, Any]] = field(default=lambda name: {})
     compiled: tuple[str, ...] = ()
+    reference_init: bool = False
 
 
 #: The CIFAR-native comparison (plain vs residual at depths 20 and 56, SE, dense).
@@ -168,6 +170,17 @@ def train_one(
     return folder
 
 
+def build_model(name: str, lab: Lab, seed: int) -> torch.nn.Module:
+    """Model ``name`` as ``lab`` initialises it, from ``seed``."""
+    torch.manual_seed(seed)
+    model = create_model(name, **lab.model_args(name))
+    if lab.reference_init:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.reset_parameters()
+    return model
+
+
 def _train(
     name: str,
     data: CIFAR10Data,
@@ -180,9 +193,8 @@ def _train(
 ) -> None:
     config = recipe(epochs, lab)
     run = options(name, folder, device=device, quiet=quiet, lab=lab)
-    torch.manual_seed(config.seed)
     extra = lab.model_args(name)
-    model = create_model(name, **extra)
+    model = build_model(name, lab, config.seed)
     start = completed_steps(folder / CHECKPOINT_NAME)
     print(f"{name}: {data.describe()}; from step {start}; into {folder}", flush=True)
     t0 = time.perf_counter()
@@ -199,6 +211,7 @@ def _train(
         extra={
             "val_size": None if data.val is None else len(data.val),
             "model_args": extra,
+            "conv_init": "pytorch-default" if lab.reference_init else "model",
             "threads": torch.get_num_threads(),
             "grad_flow": GRAD_FLOW_FILE,
         },

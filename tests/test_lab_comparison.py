@@ -67,6 +67,23 @@ def test_the_lab_four_compile_densenet121_only_and_share_one_recipe() -> None:
     assert lab.recipe(lab=four).cutout == 8 and lab.recipe(lab=four).epochs == 30
 
 
+def test_the_reference_init_candidate_starts_from_pytorchs_default_initialisation() -> None:
+    """PyTorch's default convolution init (uniform within 1/sqrt(fan_in)) has a sixth of the
+    squared norm of cifarzoo's Kaiming fan-out one on same-width 3x3 convolutions; the
+    candidate's residual branches start unzeroed; both builds are reproducible from the seed."""
+    lab = load_script(SCRIPT)
+    four = load_script(SCRIPT.with_name("lab_four.py"))
+    own = lab.build_model("resnet18", four.LAB_FOUR, 0)
+    reference = lab.build_model("resnet18", four.LAB_FOUR_REFERENCE_INIT, 0)
+    mine, theirs = own.layer1[0].conv1.weight.detach(), reference.layer1[0].conv1.weight.detach()
+    assert theirs.abs().max() <= theirs[0].numel() ** -0.5 < mine.abs().max()
+    assert 5 < float(mine.square().sum() / theirs.square().sum()) < 7
+    assert not own.layer1[0].bn2.weight.any() and bool(reference.layer1[0].bn2.weight.eq(1).all())
+    again = lab.build_model("resnet18", four.LAB_FOUR_REFERENCE_INIT, 0)
+    pairs = zip(reference.parameters(), again.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
 def test_the_rule_that_chose_the_lab_recipe_is_stated_as_its_run_recorded_it() -> None:
     """lab_four's docstring gives the validation accuracy of the cutout-12 resnet18 run that
     the rule fixed before the runs turned into cutout 8: the figure its history recorded."""
