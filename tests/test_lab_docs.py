@@ -4,9 +4,11 @@ they write is the docs/_static/lab/report.json field it names, rounded as the re
 
 from __future__ import annotations
 
+import ast
 import functools
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -273,3 +275,13 @@ def test_the_lab_four_recipe_choice_gives_the_figures_its_runs_recorded() -> Non
     assert f"got only {100 * tried['train_acc'][-1]:.1f}% of its augmented" in story
     assert f"ended at {100 * meta['metrics']['val_accuracy']:.2f}% (one forward pass" in story
     assert f"and {100 * shipped['train_acc'][-1]:.1f}% on its augmented" in story
+    # the candidate's probe, as the script that fixed its rule states it, against the same epoch
+    script = first.parents[1] / "lab_four.py"
+    docstring = " ".join((ast.get_docstring(ast.parse(script.read_text())) or "").split())
+    probe = re.search(r"had [\d.]+%, [\d.]+% and ([\d.]+)% validation accuracy", docstring)
+    assert probe is not None
+    gap = text[text.index("**What the gap to the published recipe comes from.**") :]
+    after_3 = f"{100 * shipped['eval_acc'][2]:.2f}"
+    assert f"had {probe[1]}% validation accuracy after 3 epochs, against {after_3}%." in gap
+    first_three = [f"{100 * v:.2f}%" for v in shipped["eval_acc"][:3]]
+    assert "against {}, {} and {})".format(*first_three) in docstring
