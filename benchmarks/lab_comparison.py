@@ -24,6 +24,7 @@ The lab's big four on a GPU (minutes on one H200; the recipe is the same):
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from typing import Any
 
 import torch
 
-from cifarzoo.checkpoint import CHECKPOINT_NAME
+from cifarzoo.checkpoint import CHECKPOINT_NAME, save_json
 from cifarzoo.cli.options import add_common_options
 from cifarzoo.data import CIFAR10Data, load_cifar10
 from cifarzoo.instrument import GradientFlowRecorder
@@ -170,6 +171,32 @@ def train_one(
     return folder
 
 
+#: How a run folder's model was built (initialisation, constructor arguments), written when the run
+#: starts: a resume loads the weights, so a resume with other flags would only mislabel the run.
+SETTING_FILE = "lab_setting.json"
+
+
+def setting(name: str, lab: Lab) -> dict[str, Any]:
+    return {
+        "conv_init": "pytorch-default" if lab.reference_init else "model",
+        "model_args": lab.model_args(name),
+    }
+
+
+def check_setting(folder: Path, wanted: dict[str, Any]) -> None:
+    """Record ``wanted`` in ``folder`` when its run starts; refuse to go on with another."""
+    path = folder / SETTING_FILE
+    if not path.is_file():
+        save_json(wanted, path)
+        return
+    recorded = json.loads(path.read_text())
+    if recorded != wanted:
+        raise SystemExit(
+            f"{folder} was started with {recorded}, not {wanted}: run it with the flags it "
+            "started with (--reference-init or not), or give another --out"
+        )
+
+
 def build_model(name: str, lab: Lab, seed: int) -> torch.nn.Module:
     """Model ``name`` as ``lab`` initialises it, from ``seed``."""
     torch.manual_seed(seed)
@@ -194,6 +221,7 @@ def _train(
     config = recipe(epochs, lab)
     run = options(name, folder, device=device, quiet=quiet, lab=lab)
     extra = lab.model_args(name)
+    check_setting(folder, setting(name, lab))
     model = build_model(name, lab, config.seed)
     start = completed_steps(folder / CHECKPOINT_NAME)
     print(f"{name}: {data.describe()}; from step {start}; into {folder}", flush=True)
@@ -211,7 +239,7 @@ def _train(
         extra={
             "val_size": None if data.val is None else len(data.val),
             "model_args": extra,
-            "conv_init": "pytorch-default" if lab.reference_init else "model",
+            "conv_init": setting(name, lab)["conv_init"],
             "threads": torch.get_num_threads(),
             "grad_flow": GRAD_FLOW_FILE,
         },

@@ -40,10 +40,11 @@ every convolution at PyTorch's default initialisation and no zero-initialised re
 published recipe trains its ResNet-18 (cifarzoo's Kaiming fan-out start gives the convolutions,
 which all feed a BatchNorm, 3-6x the squared norm, which is the same as a 3-6x lower learning
 rate; a 3-epoch probe of resnet18 had 40.72%, 58.62% and 62.16% validation accuracy after epochs
-1 to 3, against 34.74%, 37.86% and 44.64%). resnet18 trains first with it, into its own --out folder. If its
-last-epoch validation accuracy reaches 90.36% (the cutout-8 run's recorded 89.56% plus 0.8
-points, about two standard errors on 5,000 images), the reference initialisation becomes the
-lab's recipe and the four train again with it; otherwise the cutout-8 runs stand.
+1 to 3, against 34.74%, 37.86% and 44.64%). resnet18 trains first with it, into its own --out
+folder. If its last-epoch validation accuracy reaches 90.36% (the cutout-8 run's recorded
+89.56% plus 0.8 points, about two standard errors on 5,000 images), the reference
+initialisation becomes the lab's recipe and the four train again with it; otherwise the
+cutout-8 runs stand.
 
 Interrupted runs (Ctrl-C, SIGTERM, SIGKILL) resume from their last epoch with the same command.
 """

@@ -172,7 +172,7 @@ LAB_FIGURES = [
     ("se_gates.png", "SE gate values of each stage over test images, after training."),
     ("per_class_accuracy.png", "Test accuracy of each class."),
     ("confusion_matrices.png", "Confusion matrices (rows: true class; % of the row)."),
-    ("cost.png", "Parameters, MACs, seconds per epoch and test accuracy."),
+    ("cost.png", "Parameters, MACs, training activations, seconds per epoch and test accuracy."),
 ]
 
 
@@ -240,12 +240,13 @@ def _lab_comparison(folder: Path) -> str:
 
 def _cost_table(models: list[Any]) -> list[str]:
     """Seconds per epoch of each model, and its training activations when the report has them."""
+    from cifarzoo.formats import mebibytes
+
     activations = any(m.activation_bytes is not None for m in models)
     header = ["Model"] + ["Activations / image (MiB)"] * activations + ["s / epoch (wall clock)"]
     rows = [
         [f"``{m.name}``"]
-        + ["--" if m.activation_bytes is None else f"{m.activation_bytes / 2**20:.2f}"]
-        * activations
+        + [mebibytes(m.activation_bytes)] * activations
         + ["--" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.0f}"]
         for m in models
     ]
@@ -257,10 +258,12 @@ def _unfinished_note() -> str:
     from cifarzoo.pretrained import list_weights
 
     shipped = [e.loaded_as for e in list_weights() if e.loads and e.tag == "lab"]
+    note = ".. note::\n\n   This report is not published yet: not every run has finished."
+    if not shipped:
+        return note + "\n"
     return (
-        ".. note::\n\n   This report is not published yet: not every run has finished. The "
-        "weights that have finished are in the weights table of :doc:`zoo` (tag ``lab``), and "
-        "``cifarzoo compare --pretrained`` makes a report from them now:\n\n"
+        f"{note} The weights that have finished are in the weights table of :doc:`zoo` (tag "
+        "``lab``), and ``cifarzoo compare --pretrained`` makes a report from them now:\n\n"
         ".. code-block:: console\n\n"
         f"   cifarzoo compare --pretrained {' '.join(shipped)} --data data --out reports/lab-four\n"
     )

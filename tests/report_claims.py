@@ -3,7 +3,9 @@
 A :class:`Claim` is a phrase of the text with ``{}`` where it writes a number, and the
 :class:`Field` of report.json each number is; :func:`wrong_numbers` lists every number of a
 text that is not its field as the report rounds it (Python's float format at the written
-precision), and fails on a number that no phrase names. docs/lab.rst's analyses and its
+precision), and fails on a number that no phrase names. A field is read from report.json, or
+for the training activations of reports written before cifarzoo measured them, counted from
+the architecture. docs/lab.rst's analyses and its
 opening summary are checked this way (tests/test_lab_docs.py).
 """
 
@@ -131,9 +133,12 @@ def gate(model: str, stage: str, statistic: str) -> Field:
 
 
 def _leads(r: Report, model: str) -> list[bool]:
-    """After each epoch, whether ``model`` has the highest validation accuracy of the report."""
-    curves = [m["history"]["eval_acc"] for m in r["models"]]
-    mine = _model(r, model)["history"]["eval_acc"]
+    """After each epoch, whether ``model`` has the highest validation accuracy of the report (a
+    tie counts as leading)."""
+    histories = [m["history"] for m in r["models"]]
+    assert all(h["eval_split"] == "val" and h["epoch"] == histories[0]["epoch"] for h in histories)
+    curves = [[float(v) for v in h["eval_acc"]] for h in histories]
+    mine = [float(v) for v in _model(r, model)["history"]["eval_acc"]]
     return [v >= max(c[e] for c in curves) for e, v in enumerate(mine)]
 
 
@@ -147,6 +152,7 @@ def epochs_leading(model: str) -> Field:
 def leads_from(model: str) -> Field:
     def value(r: Report) -> float:
         leads = _leads(r, model)
+        assert leads[-1], f"{model} does not lead after the last epoch"
         while leads and leads[-1]:
             leads.pop()
         return float(len(leads) + 1)
@@ -163,7 +169,8 @@ def macs_ratio(model: str, over: str) -> Field:
 
 def _activation_bytes(r: Report, model: str) -> int:
     """As the report has it, or (reports written before cifarzoo measured it) counted from the
-    architecture, as ``compare`` counts it."""
+    architecture, as ``compare`` counts it: a property of the architecture alone, so the
+    report's ``model_args`` (initialisation only) do not change it."""
     recorded = _model(r, model).get("activation_bytes")
     return _counted_activation_bytes(model) if recorded is None else int(recorded)
 

@@ -37,11 +37,25 @@ def test_an_mlp_keeps_its_input_and_each_hidden_activation_once(
 
 @pytest.mark.parametrize("name", ["lenet", "plain20"])
 def test_activations_grow_with_the_batch(name: str) -> None:
+    """Linearly, exactly: each image adds the same bytes; BatchNorm's per-channel statistics
+    (none in lenet) are the part that does not grow."""
     model = cifarzoo.create_model(name)
-    one = count_activation_bytes(model, (1, 3, 32, 32))
-    per_channel = 0 if name == "lenet" else 1  # BatchNorm keeps a mean and a 1/std per channel
-    four = count_activation_bytes(model, (4, 3, 32, 32))
-    assert one > 0 and (four == 4 * one if not per_channel else 3 * one < four < 4 * one)
+    one, two, four = (count_activation_bytes(model, (n, 3, 32, 32)) for n in (1, 2, 4))
+    per_image = two - one
+    assert per_image > 0 and four - one == 3 * per_image
+    assert (one == per_image) == (name == "lenet")
+
+
+def test_counting_works_under_no_grad_and_leaves_hooks_alone() -> None:
+    model = cifarzoo.create_model("resnet20")
+    seen: list[torch.Tensor] = []
+    model.layer1.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    expected = count_activation_bytes(model)
+    with torch.no_grad():
+        assert count_activation_bytes(model) == expected
+    with torch.inference_mode():
+        assert count_activation_bytes(model) == expected
+    assert seen == []  # the meta copy ran without the model's hooks
 
 
 def test_counting_leaves_the_model_as_it_was() -> None:

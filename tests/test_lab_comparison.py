@@ -84,6 +84,18 @@ def test_the_reference_init_candidate_starts_from_pytorchs_default_initialisatio
     assert all(torch.equal(a, b) for a, b in pairs)
 
 
+def test_a_run_goes_on_only_with_the_setting_it_started_with(tmp_path: Path) -> None:
+    lab = load_script(SCRIPT)
+    four = load_script(SCRIPT.with_name("lab_four.py"))
+    started = lab.setting("resnet18", four.LAB_FOUR_REFERENCE_INIT)
+    lab.check_setting(tmp_path, started)
+    assert json.loads((tmp_path / lab.SETTING_FILE).read_text()) == started
+    lab.check_setting(tmp_path, started)  # resumed alike
+    with pytest.raises(SystemExit, match=r"started with .*--reference-init"):
+        lab.check_setting(tmp_path, lab.setting("resnet18", four.LAB_FOUR))
+    assert lab.setting("lenet", four.LAB_FOUR) == {"conv_init": "model", "model_args": {}}
+
+
 def test_the_rule_that_chose_the_lab_recipe_is_stated_as_its_run_recorded_it() -> None:
     """lab_four's docstring gives the validation accuracy of the cutout-12 resnet18 run that
     the rule fixed before the runs turned into cutout 8: the figure its history recorded."""

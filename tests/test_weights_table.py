@@ -349,12 +349,15 @@ def test_model_table(installed: tuple[Path, nn.Module]) -> None:
         "| Model | Params | MACs (32x32) | Training activations (32x32) |",
         "|---|---:|---:|---:|",
     ]
-    mib = [f"{row.activation_bytes / 2**20:.2f}\u00a0MiB" for row in rows]
-    assert lenet.activation_bytes == count_activation_bytes(cifarzoo.create_model("lenet"))
-    assert architecture_lines[2:] == [
-        f"| lenet | 62.01\u00a0K | 651.72\u00a0K | {mib[0]} |",
-        f"| resnet20 | 272.47\u00a0K | 40.81\u00a0M | {mib[1]} |",
+    cells = [line.split(" | ") for line in architecture_lines[2:]]
+    assert [c[:3] for c in cells] == [
+        ["| lenet", "62.01\u00a0K", "651.72\u00a0K"],
+        ["| resnet20", "272.47\u00a0K", "40.81\u00a0M"],
     ]
+    for name, cell in zip(("lenet", "resnet20"), cells, strict=True):
+        written, unit = cell[3].removesuffix(" |").split("\u00a0")  # the activations, read back
+        counted = count_activation_bytes(cifarzoo.create_model(name))
+        assert unit == "MiB" and abs(float(written) * 2**20 - counted) <= 0.005 * 2**20
     rst = table.render_rst(rows)
     assert rst.startswith(".. list-table::") and "   :class: weights-table\n" in rst
     assert (
@@ -383,6 +386,10 @@ def test_hardware_cells_are_short() -> None:
     )
     core = "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz (12 CPUs, 6 threads)"
     assert formats.hardware_name(core) == "Intel Core i7-8700 (12 CPUs, 6 threads)"
+    row = table.model_table(["lenet"])[0]
+    md = table.render_markdown([dataclasses.replace(row, hardware=core)])
+    # counts stay with their units in a table cell; nothing else is glued
+    assert "| Intel Core i7-8700 (12\u00a0CPUs, 6\u00a0threads) |" in md
     assert formats.hardware_name("1x NVIDIA H200") == "1x NVIDIA H200"
     assert formats.hardware_name(None) == "—"
 

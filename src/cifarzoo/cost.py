@@ -45,9 +45,9 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> 
 
 def count_activation_bytes(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> int:
     """Bytes of the tensors that autograd keeps for the backward pass of one training-mode
-    forward pass of ``input_size`` (batch included) in float32: the memory a training step
-    needs beyond the weights, their gradients and the optimizer state, and the part that grows
-    with the batch.
+    forward pass of ``input_size`` (batch included) in float32: the part of a training step's
+    memory that grows with the batch (the weights, their gradients, the optimizer state and the
+    backward pass's own temporaries come on top), plus BatchNorm's few per-channel statistics.
 
     Each stored tensor's storage is counted once (views and tensors saved by several operations
     share one), the model's own parameters and buffers not at all. Measured on a ``meta``-device
@@ -55,8 +55,6 @@ def count_activation_bytes(model: nn.Module, input_size: Sequence[int] = (1, 3, 
     included). Mixed precision changes the figure both ways (bf16 activations, but also bf16
     copies of the weights that autocast keeps), so it is given for float32 only.
     """
-    probe = _meta_copy(model).train()
-    weights = {_storage_id(t) for t in itertools.chain(probe.parameters(), probe.buffers())}
     saved: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -65,8 +63,12 @@ def count_activation_bytes(model: nn.Module, input_size: Sequence[int] = (1, 3, 
             saved[key] = tensor.untyped_storage().nbytes()
         return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        probe(torch.zeros(*input_size, device="meta"))
+    # counted as in training, also when called under no_grad or inference_mode
+    with torch.inference_mode(False), torch.enable_grad():
+        probe = _meta_copy(model).train()
+        weights = {_storage_id(t) for t in itertools.chain(probe.parameters(), probe.buffers())}
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            probe(torch.zeros(*input_size, device="meta"))
     return sum(saved.values())
 
 
@@ -77,14 +79,19 @@ def _storage_id(tensor: torch.Tensor) -> int:
 
 def _meta_copy(model: nn.Module) -> nn.Module:
     """``model`` with every parameter and buffer replaced by a float32 ``meta`` tensor of its
-    shape (no data copied)."""
+    shape (no data copied) and without its hooks (a recorder hooked into ``model`` must not see
+    the copy's forward pass)."""
     memo: dict[int, Any] = {}
     for p in model.parameters():
         meta = torch.empty_like(p, device="meta", dtype=_float32(p))
         memo[id(p)] = nn.Parameter(meta, requires_grad=p.requires_grad)
     for b in model.buffers():
         memo[id(b)] = torch.empty_like(b, device="meta", dtype=_float32(b))
-    return copy.deepcopy(model, memo)
+    probe = copy.deepcopy(model, memo)
+    for module in probe.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+    return probe
 
 
 def _float32(tensor: torch.Tensor) -> torch.dtype:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["DASH", "count", "duration", "hardware_name", "percent"]
+__all__ = ["DASH", "count", "duration", "hardware_name", "mebibytes", "percent"]
 
 #: What a table shows for a value that was not measured.
 DASH = "\u2014"
@@ -41,6 +41,12 @@ def count(n: float) -> str:
         if round(value, 2) < 1000 or unit == "G":
             break
     return f"{value:.2f} {unit}"
+
+
+def mebibytes(size: int | None) -> str:
+    """A size in bytes as MiB with two decimals (``4_738_560`` -> ``4.52``; a dash for
+    ``None``); the unit goes in the column's header or after the figure."""
+    return DASH if size is None else f"{size / 2**20:.2f}"
 
 
 def hardware_name(hardware: str | None) -> str:

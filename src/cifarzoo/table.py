@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import atomic_write
 from .cost import count_activation_bytes, count_macs, count_params
-from .formats import DASH, count, duration, hardware_name, percent
+from .formats import DASH, count, duration, hardware_name, mebibytes, percent
 from .models import TIMM_PREFIX, create_model, list_models
 from .pretrained import TAG_RECIPES, WeightsEntry, list_weights
 from .runs import RecordedAccuracy, recorded_accuracy, recorded_seed_runs
@@ -159,21 +159,20 @@ def _seeds_cell(metrics: dict[str, Any]) -> str | None:
         test, val, label = [r.test for r in runs], [r.val for r in runs], ""
     elif all(r.tta_test is not None for r in runs):
         test, val = [r.tta_test for r in runs], [r.tta_val for r in runs]
-        label = f", {runs[0].tta or 'some'} TTA"
+        label = f", {' / '.join(sorted({r.tta or '?' for r in runs}))} TTA"
         if any(r.test is not None for r in runs):
             label += "; one forward pass not recorded for every seed"
     else:
         return str(len(runs))
-    cell = f"test {_spread(test)}"
+    cell = f"test {_spread([a for a in test if a is not None])}"
     if all(v is not None for v in val):
-        cell += f", validation {_spread(val)}"
+        cell += f", validation {_spread([v for v in val if v is not None])}"
     return f"{len(runs)} ({cell}{label})"
 
 
-def _spread(accuracies: Sequence[float | None]) -> str:
+def _spread(accuracies: Sequence[float]) -> str:
     """``63.01%-66.23%``, or one figure when they are all alike."""
-    known = [a for a in accuracies if a is not None]
-    low, high = min(known), max(known)
+    low, high = min(accuracies), max(accuracies)
     return percent(low) if low == high else f"{percent(low)}-{percent(high)}"
 
 
@@ -198,6 +197,10 @@ def has_weights(row: ModelRow) -> bool:
 #: between a number and its unit, and around the "/" of a pair: a cell wraps between words,
 #: never inside a number
 _NBSP = "\u00a0"
+
+
+#: a count and its unit in a hardware name (``2 CPUs``, ``1 thread``): kept on one line
+_COUNT_AND_UNIT = re.compile(r"(\d) (?=(?:CPUs?|threads?|GPUs?)\b)")
 
 
 def _unbroken(text: str) -> str:
@@ -244,7 +247,7 @@ def _weights_cells(row: ModelRow, columns: Sequence[str]) -> list[str]:
         "Epochs x images": _training_cell(row),
         "Train time": _unbroken(duration(row.seconds)),
         "Data": row.data or DASH,
-        "Hardware": re.sub(r"(\d) ", rf"\1{_NBSP}", hardware_name(row.hardware)),  # 2 CPUs
+        "Hardware": _COUNT_AND_UNIT.sub(rf"\1{_NBSP}", hardware_name(row.hardware)),
     }
     return [cells[c] for c in columns]
 
@@ -257,7 +260,7 @@ def _weights_table(
 
 
 def _architecture_cells(row: ModelRow) -> list[str]:
-    counts = (count(row.params), count(row.macs), f"{row.activation_bytes / 2**20:.2f} MiB")
+    counts = (count(row.params), count(row.macs), f"{mebibytes(row.activation_bytes)} MiB")
     return [row.model, *(_unbroken(c) for c in counts)]
 
 

@@ -191,7 +191,7 @@ def _shortcut_findings(report: ComparisonReport) -> list[Finding]:
     depths = sorted({r["depth"] for r in rows.values()})
     for d in depths:
         plain, res = rows.get(f"plain{d}"), rows.get(f"resnet{d}")
-        if plain is None or res is None or plain["train_error"] is None:
+        if plain is None or res is None or None in (plain["train_error"], res["train_error"]):
             continue
         out.append(
             Finding(
@@ -332,9 +332,8 @@ def _class_findings(report: ComparisonReport, classes: Sequence[str]) -> list[Fi
     out = [
         Finding(
             "best",
-            f"Highest test accuracy: {best.name}, {percent(float(best.test['accuracy']))}"
-            + ("" if val is None else f" (validation {percent(val)})")
-            + f"; its hardest class is {names[hardest]} ({percent(acc[hardest])}).",
+            f"Highest test accuracy: {best.name}, {_with_val(float(best.test['accuracy']), val)}"
+            f"; its hardest class is {names[hardest]} ({percent(acc[hardest])}).",
             {"test_accuracy": float(best.test["accuracy"])},
         )
     ]

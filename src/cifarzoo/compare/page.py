@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..formats import duration
+from ..formats import duration, mebibytes
 from .figures import FIGURES
 from .findings import CONCLUSION_TOPICS, Finding, degradation_rows, gradient_ratio
 from .results import ComparisonReport, ModelReport
@@ -237,10 +237,6 @@ def weights_line(weights: Mapping[str, Any]) -> str:
     )
 
 
-def _mib(size: int | None) -> str:
-    return "-" if size is None else f"{size / 2**20:,.2f}"
-
-
 def _cost_section(report: ComparisonReport, pngs: Mapping[str, bytes]) -> str:
     models, notes = report.models, report.meta.get("notes") or {}
     memory = any(m.peak_memory_bytes is not None for m in models)
@@ -249,7 +245,7 @@ def _cost_section(report: ComparisonReport, pngs: Mapping[str, bytes]) -> str:
     header += ["activations / image (MiB)"] * activations + ["s / epoch (wall clock)"]
     rows = [
         [m.name, f"{m.params:,}", f"{m.macs / 1e6:,.1f} M"]
-        + [_mib(m.activation_bytes)] * activations
+        + [mebibytes(m.activation_bytes)] * activations
         + ["-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}"]
         + (["-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f}"] * memory)
         + [_source(m)]
