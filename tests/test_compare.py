@@ -41,6 +41,7 @@ from cifarzoo.compare import (
 )
 from cifarzoo.compare.estimate import describe_estimate, estimated_seconds, evaluated_images
 from cifarzoo.compare.report import summary_text
+from cifarzoo.formats import DASH
 from cifarzoo.instrument import GradientFlowRecorder, SEGateRecorder, stage_name
 from cifarzoo.runs import hardware_string
 
@@ -622,7 +623,7 @@ def test_reused_runs_are_compared_in_one_forward_pass(tmp_path: Path) -> None:
     assert (test["accuracy"], test["tta"], test["tta_accuracy"]) == (0.5, "flip + translate", 0.55)
     header, row = report.table().splitlines()
     assert header.split()[7:] == ["test", "acc", "s/epoch", "TTA", "test", "acc"]
-    assert row.split()[5:] == ["50.00%", "-", "55.00%", "(flip", "+", "translate)"]
+    assert row.split()[5:] == ["50.00%", DASH, "55.00%", "(flip", "+", "translate)"]
     old = {**metrics, "test_accuracy": 0.55, "single_pass_test_accuracy": 0.5, "tta_flip": True}
     del old["tta"], old["tta_test_accuracy"]
     (run / "metrics.json").write_text(json.dumps(old))

@@ -22,6 +22,7 @@ from cifarzoo.cli import build_parser, main
 from cifarzoo.compare import compare, subset_train, synthetic_data
 from cifarzoo.data import DeviceLoader, load_cifar10
 from cifarzoo.devices import resolve_device
+from cifarzoo.formats import DASH
 from cifarzoo.training import Recipe, RunOptions, fit
 
 
@@ -172,7 +173,7 @@ def test_a_report_without_validation_never_calls_the_test_accuracy_val(tmp_path:
     head = next(line for line in lines if line.startswith("model"))
     row = next(line for line in lines if line.startswith("lenet")).split()
     assert head.count("test accuracy") == 1 and "val accuracy" in head
-    assert row[6] == "-"  # the val accuracy column (after the params' and MACs' units)
+    assert row[6] == DASH  # the val accuracy column (after the params' and MACs' units)
     for text in (summary, (tmp_path / "report.html").read_text()):
         assert "(validation" not in text
 

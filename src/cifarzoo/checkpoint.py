@@ -83,11 +83,11 @@ def _fsync_dir(folder: Path) -> None:
 @contextlib.contextmanager
 def _staged(path: Path, mode: str) -> Iterator[tuple[IO[Any], Path]]:
     """A temporary file next to ``path``, flushed and fsynced on success and removed on failure;
-    the caller moves it into place."""
+    the caller moves it into place. Text is UTF-8 whatever the locale."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
     try:
-        with os.fdopen(fd, mode) as f:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f, tmp
             f.flush()
             os.fsync(f.fileno())

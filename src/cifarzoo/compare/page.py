@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..formats import duration, mebibytes
+from ..formats import DASH, duration, mebibytes, percent
 from .figures import FIGURES
 from .findings import CONCLUSION_TOPICS, Finding, degradation_rows, gradient_ratio
 from .results import ComparisonReport, ModelReport
@@ -58,16 +58,12 @@ SECONDS_CAVEAT = (
 )
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f}%"
-
-
 def _ratios(m: ModelReport) -> str:
     if not m.grad_flow:
-        return "-"
+        return DASH
     init, late = gradient_ratio(m.grad_flow), gradient_ratio(m.grad_flow, late=True)
     if init is None or late is None:
-        return "-"
+        return DASH
     return f"{init:.3g}x / {late:.3g}x"
 
 
@@ -75,13 +71,13 @@ def test_cell(test: Mapping[str, Any]) -> str:
     """The test accuracy, one forward pass, and its test-time augmentation's beside it, named
     (``88.42% (flip + translate TTA: 89.73%)``)."""
     tta = test.get("tta_accuracy")
-    single = _pct(float(test["accuracy"]))
-    return single if tta is None else f"{single} ({test.get('tta')} TTA: {_pct(float(tta))})"
+    single = percent(float(test["accuracy"]))
+    return single if tta is None else f"{single} ({test.get('tta')} TTA: {percent(float(tta))})"
 
 
 def result_rows(report: ComparisonReport) -> list[list[str]]:
     """The results table: the header (:data:`RESULT_COLUMNS`), then one row per model."""
-    rows = [list(RESULT_COLUMNS)]  # the val column stays "-" without a validation split
+    rows = [list(RESULT_COLUMNS)]  # the val column is a dash without a validation split
     for m in report.models:
         train_error = None if m.train_eval is None else 1 - float(m.train_eval["accuracy"])
         rows.append(
@@ -89,8 +85,8 @@ def result_rows(report: ComparisonReport) -> list[list[str]]:
                 m.name,
                 f"{m.params / 1e6:.2f} M",
                 f"{m.macs / 1e6:.1f} M",
-                _pct(train_error),
-                _pct(m.last_val_accuracy),
+                percent(train_error),
+                percent(m.last_val_accuracy),
                 test_cell(m.test),
                 _ratios(m),
             ]
@@ -148,8 +144,8 @@ def _degradation(report: ComparisonReport, found: Sequence[Finding]) -> str:
         DEGRADATION_COLUMNS,
         *(
             [r["model"], str(r["depth"]), "yes" if r["shortcuts"] else "no"]
-            + [_pct(r[k]) for k in ("train_error", "train_error_augmented")]
-            + [_pct(r[k]) for k in ("val_error", "test_error")]
+            + [percent(r[k]) for k in ("train_error", "train_error_augmented")]
+            + [percent(r[k]) for k in ("val_error", "test_error")]
             for r in rows
         ),
     ]
@@ -170,7 +166,7 @@ def _per_class_rows(models: Sequence[ModelReport], classes: Sequence[str]) -> st
         accs = [m.test["per_class_accuracy"][c] for m in models]
         best = max(accs) if accs else None
         cells = "".join(
-            f"<td class='{'best' if a == best and len(accs) > 1 else ''}'>{_pct(a)}</td>"
+            f"<td class='{'best' if a == best and len(accs) > 1 else ''}'>{percent(a)}</td>"
             for a in accs
         )
         rows.append(f"<tr><td>{html.escape(cls)}</td>{cells}</tr>")
@@ -222,7 +218,7 @@ def weights_line(weights: Mapping[str, Any]) -> str:
     record, and the accuracies recorded with them."""
     w = weights
     acc = [
-        f"{split} {_pct(w[f'recorded_{split}_accuracy'])}"
+        f"{split} {percent(w[f'recorded_{split}_accuracy'])}"
         for split in ("test", "val")
         if w.get(f"recorded_{split}_accuracy") is not None
     ]
@@ -246,8 +242,8 @@ def _cost_section(report: ComparisonReport, pngs: Mapping[str, bytes]) -> str:
     rows = [
         [m.name, f"{m.params:,}", f"{m.macs / 1e6:,.1f} M"]
         + [mebibytes(m.activation_bytes)] * activations
-        + ["-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}"]
-        + (["-" if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f}"] * memory)
+        + [DASH if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}"]
+        + [DASH if m.peak_memory_bytes is None else f"{m.peak_memory_bytes / 2**20:,.0f}"] * memory
         + [_source(m)]
         for m in models
     ]
@@ -331,7 +327,7 @@ def html_page(
     result_notes = [
         ACCURACY_NOTE,
         GRADIENT_RATIO_NOTE,
-        f"Training error: {notes.get('train_eval', '-')}.",
+        f"Training error: {notes.get('train_eval', DASH)}.",
     ]
     if report.meta.get("evaluation"):
         result_notes.append(

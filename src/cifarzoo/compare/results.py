@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..formats import DASH, percent
+
 __all__ = ["SCHEMA", "ComparisonReport", "ModelReport", "text_table"]
 
 SCHEMA = "cifarzoo.compare/1"
@@ -98,12 +100,9 @@ class ComparisonReport:
         head = ("model", "params", "MMACs", "train err", "val acc", "test acc", "s/epoch")
         rows: list[tuple[str, ...]] = [head + (("TTA test acc",) if with_tta else ())]
 
-        def pct(v: float | None) -> str:
-            return "-" if v is None else f"{100 * v:.2f}%"
-
         def tta(test: dict[str, Any]) -> tuple[str, ...]:
             value = test.get("tta_accuracy")
-            cell = "-" if value is None else f"{pct(value)} ({test.get('tta')})"
+            cell = DASH if value is None else f"{percent(value)} ({test.get('tta')})"
             return (cell,) if with_tta else ()
 
         for m in self.models:
@@ -112,10 +111,10 @@ class ComparisonReport:
                 m.name,
                 f"{m.params / 1e6:.2f}M",
                 f"{m.macs / 1e6:.1f}",
-                pct(train_err),
-                pct(m.last_val_accuracy),
-                pct(m.test["accuracy"]),
-                "-" if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
+                percent(train_err),
+                percent(m.last_val_accuracy),
+                percent(m.test["accuracy"]),
+                DASH if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
             )
             rows.append(cells + tta(m.test))
         return text_table(rows)
