@@ -35,6 +35,29 @@ def test_an_mlp_keeps_its_input_and_each_hidden_activation_once(
     assert count_activation_bytes(mlp, (batch, widths[0])) == expected
 
 
+class _SliceReader(nn.Module):
+    """A ReLU whose output is read twice: whole, and a slice of it (a view of its storage)."""
+
+    def __init__(self, width: int, kept: int) -> None:
+        super().__init__()
+        self.kept = kept
+        self.whole, self.part = nn.Linear(width, 1), nn.Linear(kept, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(x)
+        return self.whole(hidden) + self.part(hidden[:, : self.kept])
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=st.integers(1, 8), width=st.integers(2, 64), data=st.data())
+def test_a_saved_view_counts_its_storage_once(batch: int, width: int, data: st.DataObject) -> None:
+    """The ReLU's output, the first Linear's input and the slice the second Linear keeps are
+    one storage: counted once and whole (a slice keeps all of its base alive)."""
+    kept = data.draw(st.integers(1, width - 1))
+    model = _SliceReader(width, kept)
+    assert count_activation_bytes(model, (batch, width)) == batch * width * FLOAT32
+
+
 @pytest.mark.parametrize("name", ["lenet", "plain20"])
 def test_activations_grow_with_the_batch(name: str) -> None:
     """Linearly, exactly: each image adds the same bytes; BatchNorm's per-channel statistics
