@@ -207,8 +207,9 @@ def _lab_comparison(folder: Path) -> str:
         f"{summary.get('seed')}, trained on {hardware_name(summary.get('device'))}. Every number "
         "is the last epoch's.",
         "",
-        "What the numbers say, as the report states it (:func:`cifarzoo.compare.findings`): "
-        + " ".join(f.text for f in found if f.topic in CONCLUSION_TOPICS),
+        "What the numbers say, as the report states it (:func:`cifarzoo.compare.findings`):",
+        "",
+        *(f"* {f.text}" for f in found if f.topic in CONCLUSION_TOPICS),
         "",
         *_list_table(header, [[f"``{r[0]}``", *r[1:]] for r in results]),
         GRADIENT_RATIO_NOTE,

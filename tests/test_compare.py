@@ -152,7 +152,7 @@ def test_a_short_run_says_so_instead_of_concluding(report_dir: Path) -> None:
     assert page.index("<h2>Conclusion") < page.index("<table>") < page.index("<figure>")
     assert "degradation table" in page  # plain20 and resnet20 are both there: the numbers show
     text = (report_dir / "summary.txt").read_text()
-    assert text.startswith("These runs are too short") and "gradient ratio (init / late)" in text
+    assert text.startswith("- These runs are too short") and "gradient ratio (init / late)" in text
 
 
 def _model(
@@ -231,6 +231,7 @@ def test_the_page_answers_first_and_explains_each_number_once() -> None:
     conclusion = page[page.index("<h2>Conclusion") : page.index("<table>")]
     for f in found:
         assert (html.escape(f.text) in conclusion) == (f.topic in CONCLUSION_TOPICS), f.text
+    assert conclusion.count("<li>") == sum(f.topic in CONCLUSION_TOPICS for f in found) > 1
     assert [f.topic for f in found].count("gradients") == 3  # in the table, not in words
     results = page[page.index("<table>") : page.index("</table>")]
     assert "gradient ratio (init / late)" in results and "4x / 1x" in results

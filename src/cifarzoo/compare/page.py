@@ -136,6 +136,11 @@ def _sentences(found: Sequence[Finding], topics: Sequence[str]) -> str:
     return " ".join(_inline(f.text) for f in found if f.topic in topics)
 
 
+def _bullets(found: Sequence[Finding], topics: Sequence[str]) -> str:
+    items = "".join(f"<li>{_inline(f.text)}</li>" for f in found if f.topic in topics)
+    return f"<ul class='conclusion'>{items}</ul>"
+
+
 def _degradation(report: ComparisonReport, found: Sequence[Finding]) -> str:
     rows = degradation_rows(report)
     if not rows:
@@ -339,7 +344,7 @@ def html_page(
     return template.substitute(
         title=html.escape(", ".join(m.name for m in report.models)),
         context=_context(report),
-        conclusion=_sentences(found, CONCLUSION_TOPICS),
+        conclusion=_bullets(found, CONCLUSION_TOPICS),
         results=_table(result_rows(report)),
         result_notes=" ".join(_inline(t) for t in result_notes)
         + " Every number is the last epoch's (never the best epoch's). "

@@ -64,7 +64,10 @@ def summary_text(report: ComparisonReport, found: Sequence[Finding]) -> str:
     conclusion = [f.text for f in found if f.topic in CONCLUSION_TOPICS]
     more = [f"- {f.text}" for f in found if f.topic not in (*CONCLUSION_TOPICS, "gradients")]
     parts = [
-        textwrap.fill(" ".join(conclusion), 100),
+        "\n".join(
+            textwrap.fill(text, 100, initial_indent="- ", subsequent_indent="  ")
+            for text in conclusion
+        ),
         text_table(result_rows(report)),
         textwrap.fill(f"{ACCURACY_NOTE} {GRADIENT_RATIO_NOTE}", 100),
     ]
