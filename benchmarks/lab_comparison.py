@@ -44,6 +44,7 @@ from cifarzoo.runs import (
     MARKER,
     is_finished,
     read_grad_flow,
+    recorded_model_args,
     run_lock,
     save_grad_flow,
     write_run,
@@ -84,9 +85,8 @@ def model_args(name: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Lab:
     """One comparison: its models (in the order they train), the one recipe and run options they
-    share, the models trained channels_last, each model's constructor arguments, the models
-    trained with ``torch.compile``, and whether every convolution starts from PyTorch's default
-    initialisation (``reference_init``) instead of the model's own (Kaiming, fan-out)."""
+    share, the models trained channels_last, each model's constructor arguments (how it starts:
+    ``zero_init_residual``, ``conv_init``) and the models trained with ``torch.compile``."""
 
     models: tuple[str, ...]
     recipe: Recipe
@@ -94,7 +94,6 @@ class Lab:
     channels_last: tuple[str, ...] = ()
     model_args: Callable[[str], dict[str, Any]] = field(default=lambda name: {})
     compiled: tuple[str, ...] = ()
-    reference_init: bool = False
 
 
 #: The CIFAR-native comparison (plain vs residual at depths 20 and 56, SE, dense).
@@ -171,16 +170,13 @@ def train_one(
     return folder
 
 
-#: How a run folder's model was built (initialisation, constructor arguments), written when the run
-#: starts: a resume loads the weights, so a resume with other flags would only mislabel the run.
+#: How a run folder's model was built (its constructor arguments), written when the run starts:
+#: a resume loads the weights, so a resume with other flags would only mislabel the run.
 SETTING_FILE = "lab_setting.json"
 
 
 def setting(name: str, lab: Lab) -> dict[str, Any]:
-    return {
-        "conv_init": "pytorch-default" if lab.reference_init else "model",
-        "model_args": lab.model_args(name),
-    }
+    return {"model_args": lab.model_args(name)}
 
 
 def check_setting(folder: Path, wanted: dict[str, Any]) -> None:
@@ -189,7 +185,7 @@ def check_setting(folder: Path, wanted: dict[str, Any]) -> None:
     if not path.is_file():
         save_json(wanted, path)
         return
-    recorded = json.loads(path.read_text())
+    recorded = {"model_args": recorded_model_args(json.loads(path.read_text()))}
     if recorded != wanted:
         raise SystemExit(
             f"{folder} was started with {recorded}, not {wanted}: run it with the flags it "
@@ -198,14 +194,9 @@ def check_setting(folder: Path, wanted: dict[str, Any]) -> None:
 
 
 def build_model(name: str, lab: Lab, seed: int) -> torch.nn.Module:
-    """Model ``name`` as ``lab`` initialises it, from ``seed``."""
+    """Model ``name`` as ``lab`` builds it, from ``seed``."""
     torch.manual_seed(seed)
-    model = create_model(name, **lab.model_args(name))
-    if lab.reference_init:
-        for module in model.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.reset_parameters()
-    return model
+    return create_model(name, **lab.model_args(name))
 
 
 def _train(
@@ -239,7 +230,6 @@ def _train(
         extra={
             "val_size": None if data.val is None else len(data.val),
             "model_args": extra,
-            "conv_init": setting(name, lab)["conv_init"],
             "threads": torch.get_num_threads(),
             "grad_flow": GRAD_FLOW_FILE,
         },

@@ -224,6 +224,33 @@ def _long_report(names: list[str]) -> ComparisonReport:
     return ComparisonReport(models, {**meta, "classes": list(cifarzoo.CIFAR10_CLASSES)})
 
 
+@pytest.mark.parametrize(
+    ("conv_inits", "said"),
+    [
+        ({}, "Each model has its default initialisation"),
+        (
+            {"resnet20": "pytorch", "lenet": None},
+            "Each model starts with convolutions at PyTorch's",
+        ),
+        (
+            {"resnet20": "kaiming", "resnet56": "pytorch"},
+            "conv_init says: resnet20 kaiming, resnet56",
+        ),
+    ],
+)
+def test_the_page_says_how_the_convolutions_started(
+    conv_inits: dict[str, str | None], said: str
+) -> None:
+    """From each model's constructor arguments; a model that takes no conv_init (lenet) does
+    not count."""
+    report = _long_report(["lenet", "resnet20", "resnet56"])
+    for m in report.models:
+        if conv_inits.get(m.name):
+            m.model_args = {"conv_init": conv_inits[m.name]}
+    page, _ = render_report(report)
+    assert said in html.unescape(page)
+
+
 def test_the_page_answers_first_and_explains_each_number_once() -> None:
     report = _long_report(["resnet20", "seresnet20", "resnet56"])
     page, _ = render_report(report)

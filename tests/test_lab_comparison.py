@@ -93,7 +93,11 @@ def test_a_run_goes_on_only_with_the_setting_it_started_with(tmp_path: Path) -> 
     lab.check_setting(tmp_path, started)  # resumed alike
     with pytest.raises(SystemExit, match=r"started with .*--reference-init"):
         lab.check_setting(tmp_path, lab.setting("resnet18", four.LAB_FOUR))
-    assert lab.setting("lenet", four.LAB_FOUR) == {"conv_init": "model", "model_args": {}}
+    assert lab.setting("lenet", four.LAB_FOUR) == {"model_args": {}}
+    # the candidate's resnet18 run started before the models took conv_init, recorded so
+    earlier = {"conv_init": "pytorch-default", "model_args": {"zero_init_residual": False}}
+    (tmp_path / lab.SETTING_FILE).write_text(json.dumps(earlier))
+    lab.check_setting(tmp_path, started)
 
 
 def test_the_rule_that_chose_the_lab_recipe_is_stated_as_its_run_recorded_it() -> None:

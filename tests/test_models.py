@@ -109,6 +109,37 @@ def test_plain_networks_start_with_nonzero_blocks() -> None:
         cifarzoo.plain20(zero_init_residual=True)
 
 
+def _conv_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [m.weight.detach() for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+@pytest.mark.parametrize("name", ["resnet20", "seresnet20", "plain20", "densenet_bc_100_k12"])
+def test_conv_init_pytorch_starts_every_convolution_at_pytorchs_default(name: str) -> None:
+    """PyTorch's default is uniform within 1/sqrt(fan_in); the Kaiming start (the default) is
+    normal with variance 2/fan (fan-out in ResNets, fan-in in DenseNets), six times as large
+    where the two fans agree. Nothing but the convolutions' weights changes."""
+    torch.manual_seed(0)
+    kaiming = cifarzoo.create_model(name)
+    torch.manual_seed(0)
+    default = cifarzoo.create_model(name, conv_init="pytorch")
+    for w_k, w_p in zip(_conv_weights(kaiming), _conv_weights(default), strict=True):
+        fan_in = w_p[0].numel()
+        assert float(w_p.abs().max()) <= fan_in**-0.5
+        if w_p.numel() >= 4096 and w_p.shape[0] == w_p.shape[1]:  # fan-in = fan-out
+            assert 5.0 < float(w_k.var() / w_p.var()) < 7.2, w_p.shape
+    conv_weights = {n for n, m in default.named_modules() if isinstance(m, nn.Conv2d)}
+    for key, value in kaiming.state_dict().items():
+        if key.rpartition(".")[0] not in conv_weights or not key.endswith("weight"):
+            assert torch.equal(value, default.state_dict()[key]), key
+
+
+def test_conv_init_is_checked_and_passes_through_timm() -> None:
+    with pytest.raises(ValueError, match="conv_init must be one of 'kaiming', 'pytorch'"):
+        cifarzoo.resnet18(conv_init="xavier")
+    model = timm.create_model("cifar_densenet121", conv_init="pytorch")
+    assert all(float(w.abs().max()) <= w[0].numel() ** -0.5 for w in _conv_weights(model))
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_forward_every_model(name: str) -> None:
     model = cifarzoo.create_model(name).eval()

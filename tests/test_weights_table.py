@@ -108,6 +108,31 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module
     return weights_dir, model
 
 
+@pytest.mark.parametrize(
+    ("recorded", "model_args"),
+    [
+        ({"model_args": {"zero_init_residual": False, "conv_init": "pytorch"}}, None),
+        # benchmarks/lab_comparison.py's runs from before the models took conv_init
+        (
+            {"model_args": {"zero_init_residual": False}, "conv_init": "pytorch-default"},
+            {"zero_init_residual": False, "conv_init": "pytorch"},
+        ),
+        ({"model_args": {}, "conv_init": "model"}, {}),
+    ],
+)
+def test_the_weights_record_the_constructor_arguments_they_were_trained_with(
+    tmp_path: Path, recorded: dict[str, object], model_args: dict[str, object] | None
+) -> None:
+    run_dir = tmp_path / "run"
+    make_run(run_dir, "resnet20")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**metrics, **recorded}))
+    install.install_weights(run_dir, weights_dir=tmp_path / "weights")
+    meta = json.loads((tmp_path / "weights" / "resnet20.c10.json").read_text())
+    expected = recorded["model_args"] if model_args is None else model_args
+    assert meta["metrics"]["model_args"] == runs.recorded_model_args(meta["metrics"]) == expected
+
+
 def lenet_cfg(weights_dir: Path) -> dict[str, object]:
     cfgs = weight_cfgs(["lenet"], weights_dir=weights_dir, first_conv="conv1", classifier="fc3")
     assert list(cfgs) == ["cifar_lenet.c10"]
@@ -129,6 +154,7 @@ def test_install_writes_weights_and_metadata(installed: tuple[Path, nn.Module]) 
     assert meta["architecture"] == "cifar_lenet" and meta["tag"] == "c10"
     assert meta["num_params"] == 62006
     m = meta["metrics"]
+    assert m["model_args"] == {}
     assert (m["test_accuracy"], m["val_accuracy"], m["epochs"]) == (0.6301, 0.6222, 12)
     assert (m["tta"], m["tta_test_accuracy"], m["tta_val_accuracy"]) == ("flip", 0.6512, 0.6431)
     assert m["per_class_accuracy"] == [0.65] * 10

@@ -30,7 +30,7 @@ from .data import OFFICIAL_NAME
 from .formats import duration, percent
 from .hub_source import HubFile, HubSource, per_class_accuracy, run_source
 from .pretrained import SHA256_NOTE
-from .runs import WEIGHTS_FILE, RecordedAccuracy, one_line, recorded_accuracy
+from .runs import WEIGHTS_FILE, RecordedAccuracy, one_line, recorded_accuracy, recorded_model_args
 
 __all__ = [
     "OFFICIAL_DATASET_ID",
@@ -65,8 +65,9 @@ def _hub_config(source: HubSource, model: nn.Module) -> dict[str, Any]:
         classes = list(CIFAR10_CLASSES)
     if classes is not None:
         config["label_names"] = list(classes)
-    if isinstance(source.metrics.get("model_args"), dict):
-        config["model_args"] = source.metrics["model_args"]
+    model_args = recorded_model_args(source.metrics)
+    if model_args:
+        config["model_args"] = model_args
     config["pretrained_cfg"] = json.loads(json.dumps(cfg))  # tuples -> lists
     return config
 

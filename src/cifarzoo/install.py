@@ -26,6 +26,7 @@ from .runs import (
     read_history,
     read_run,
     recorded_accuracy,
+    recorded_model_args,
 )
 
 __all__ = ["DEFAULT_TAG", "MAX_PACKAGED_MB", "WeightsDtype", "install_weights"]
@@ -184,8 +185,8 @@ def _weights_meta(
     sha256: str,
 ) -> dict[str, Any]:
     """The weights' metadata JSON (``<arch>.<tag>.json``): where they load from, their sha256 and
-    the run's metrics, the single-pass accuracies as the headline (whatever layout the run's
-    ``metrics.json`` has)."""
+    the run's metrics (with the constructor arguments the model was trained with), the
+    single-pass accuracies as the headline (whatever layout the run's ``metrics.json`` has)."""
     accuracy = recorded_accuracy(run.metrics)
     return {
         "architecture": run.timm_name,
@@ -204,6 +205,7 @@ def _weights_meta(
             "hardware": one_line(run.metrics.get("hardware")),
             "data": one_line(run.metrics["data"]),
             "recipe": run.recipe,
+            "model_args": recorded_model_args(run.metrics),
             **_recorded_tta_keys(run.metrics),
             "teacher": run.metrics.get("teacher"),
             # this run alone; the runs of other seeds of the same recipe are added by hand

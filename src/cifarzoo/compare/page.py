@@ -120,16 +120,30 @@ def _img(pngs: Mapping[str, bytes], key: str, alt: str) -> str:
 
 
 def _init_note(report: ComparisonReport) -> str:
-    args = {m.name: m.model_args for m in report.models if m.model_args}
-    if any(a.get("zero_init_residual") is False for a in args.values()):
-        return (
-            "Residual and plain networks are initialised alike (Kaiming normal, every BN at "
-            "one: no zero-initialised last BN in the residual blocks)."
+    args = [m.model_args for m in report.models]
+    conv_inits = {a["conv_init"] for a in args if "conv_init" in a}
+    if conv_inits == {"pytorch"}:
+        convs = "convolutions at PyTorch's default initialisation (conv_init='pytorch')"
+    elif conv_inits <= {"kaiming"}:
+        convs = "Kaiming-normal convolutions"
+    else:
+        each = (
+            f"{m.name} {m.model_args['conv_init']}"
+            for m in report.models
+            if "conv_init" in m.model_args
         )
-    return (
-        "Each model has its default initialisation (the residual blocks' last BN starts at "
-        "zero, so each block starts as the identity)."
-    )
+        convs = f"convolutions initialised as conv_init says: {', '.join(each)}"
+    if any(a.get("zero_init_residual") is False for a in args):
+        return (
+            f"Residual and plain networks are initialised alike ({convs}, every BN at one: no "
+            "zero-initialised last BN in the residual blocks)."
+        )
+    if conv_inits <= {"kaiming"}:
+        return (
+            "Each model has its default initialisation (the residual blocks' last BN starts at "
+            "zero, so each block starts as the identity)."
+        )
+    return f"Each model starts with {convs}; the residual blocks' last BN starts at zero."
 
 
 def _sentences(found: Sequence[Finding], topics: Sequence[str]) -> str:

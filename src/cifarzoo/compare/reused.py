@@ -18,6 +18,7 @@ from ..runs import (
     read_history,
     read_metrics,
     recorded_accuracy,
+    recorded_model_args,
 )
 from .evaluation import Evaluation
 from .meta import recorded_setting
@@ -45,7 +46,7 @@ def read_run(folder: Path, measure: Evaluation | None) -> ModelReport:
         history,
         read_grad_flow(folder),
         source=str(folder),
-        model_args=dict(metrics.get("model_args") or {}),
+        model_args=recorded_model_args(metrics),
         **measured,
     )
 

@@ -19,7 +19,7 @@ from ..pretrained import (
     read_weights_meta,
     weights_name,
 )
-from ..runs import recorded_split
+from ..runs import recorded_model_args, recorded_split
 from .evaluation import Evaluation
 from .results import ModelReport
 from .reused import trained_elsewhere
@@ -126,6 +126,7 @@ def read_shipped(weights: ShippedWeights, measure: Evaluation) -> ModelReport:
         history,
         record.get("grad_flow"),
         source="pretrained",
+        model_args=recorded_model_args(metrics),
         weights=_describe(weights, meta, metrics, has_record=bool(record)),
         **measured,
     )

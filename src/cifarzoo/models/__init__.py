@@ -1,6 +1,6 @@
 """cifarzoo model families. Importing this package registers every model with timm."""
 
-from ._base import CifarModel
+from ._base import CONV_INITS, CifarModel, ConvInit
 from ._registry import TIMM_PREFIX, create_model, list_models
 from ._weights import Weights, get_weights
 from .cifar_densenet import (
@@ -42,8 +42,10 @@ from .cifar_resnet import (
 )
 
 __all__ = [
+    "CONV_INITS",
     "TIMM_PREFIX",
     "CifarModel",
+    "ConvInit",
     "DenseNet",
     "LeNet",
     "ResNet",

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..constants import IMAGE_SIZE
 from ..layers import DenseBlock, Transition, conv3x3
 from ..timm_compat import MATCH_PREV_GROUP, feature_take_indices
-from ._base import CifarModel
+from ._base import CifarModel, ConvInit, check_conv_init
 from ._registry import build, register, weight_cfgs
 
 __all__ = ["DenseNet"]
@@ -40,6 +40,9 @@ class DenseNet(CifarModel):
         in_chans: input channels.
         drop_rate: dropout on the pooled features, before the classifier (as in timm).
         global_pool: ``'avg'``, or ``''`` (with ``num_classes=0``) for unpooled output.
+        conv_init: how the convolutions start (:data:`~cifarzoo.models.ConvInit`):
+            ``"kaiming"`` (normal, fan-in, as torchvision's DenseNets) or ``"pytorch"``
+            (PyTorch's default, as the lab's networks start).
 
     ``feature_info`` lists timm's feature points (``features_only=True``,
     ``forward_intermediates``): the stem's output, each dense block's but the last (before its
@@ -61,8 +64,10 @@ class DenseNet(CifarModel):
         in_chans: int = 3,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
+        conv_init: ConvInit = "kaiming",
     ) -> None:
         super().__init__(num_classes, in_chans, drop_rate, global_pool)
+        check_conv_init(conv_init)
         if not 0.0 < compression <= 1.0:
             raise ValueError(f"compression must be in (0, 1], got {compression}")
         self.features = nn.Sequential()
@@ -93,7 +98,7 @@ class DenseNet(CifarModel):
         self.num_features = channels
         self.classifier: nn.Module = self._make_head(channels)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and conv_init == "kaiming":
                 nn.init.kaiming_normal_(m.weight)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)

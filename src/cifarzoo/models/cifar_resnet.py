@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..constants import IMAGE_SIZE
 from ..layers import AttnFactory, BasicBlock, Bottleneck, SEBlock, conv3x3
 from ..timm_compat import feature_take_indices
-from ._base import CifarModel
+from ._base import CifarModel, ConvInit, check_conv_init
 from ._registry import build, register, weight_cfgs
 
 __all__ = ["ResNet"]
@@ -43,6 +43,9 @@ class ResNet(CifarModel):
         zero_init_residual: start each residual branch's last BN at zero, so every block begins as
             the identity (Goyal et al. 2017); it helps training from scratch. Default: on for a
             residual network; a plain network cannot have it (its blocks would output zeros).
+        conv_init: how the convolutions start (:data:`~cifarzoo.models.ConvInit`):
+            ``"kaiming"`` (normal, fan-out, as torchvision's ResNets) or ``"pytorch"``
+            (PyTorch's default, as the fast-training recipes and the lab's networks start).
 
     ``feature_info`` lists timm's feature points (``features_only=True``,
     ``forward_intermediates``): the stem's output and each stage's.
@@ -62,8 +65,10 @@ class ResNet(CifarModel):
         residual: bool = True,
         zero_init_residual: bool | None = None,
         global_pool: str = "avg",
+        conv_init: ConvInit = "kaiming",
     ) -> None:
         super().__init__(num_classes, in_chans, drop_rate, global_pool)
+        check_conv_init(conv_init)
         if zero_init_residual and not residual:
             raise ValueError(
                 "zero_init_residual=True needs residual=True: without shortcuts, a block whose "
@@ -95,11 +100,13 @@ class ResNet(CifarModel):
         self.feature_info = feature_info
         self.num_features = channels
         self.fc: nn.Module = self._make_head(channels)
-        self._init_weights(residual if zero_init_residual is None else zero_init_residual)
+        self._init_weights(
+            residual if zero_init_residual is None else zero_init_residual, conv_init
+        )
 
-    def _init_weights(self, zero_init_residual: bool) -> None:
+    def _init_weights(self, zero_init_residual: bool, conv_init: ConvInit) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and conv_init == "kaiming":
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)

@@ -8,7 +8,10 @@ weights' metadata), read in one place from every layout cifarzoo has written:
   were measured with the run's test-time augmentation when one was on, and
   ``single_pass_test_accuracy``/``single_pass_val_accuracy`` held the single pass;
 - ``benchmarks/gpu_recipe.py``'s earlier runs: a single-pass headline without TTA, and the TTA
-  figures in a ``tta`` dict (``flip``, ``translate``, ``test_accuracy``, ``val_accuracy``).
+  figures in a ``tta`` dict (``flip``, ``translate``, ``test_accuracy``, ``val_accuracy``);
+- the model's constructor arguments in ``model_args``; ``benchmarks/lab_comparison.py``'s runs
+  from before the models took ``conv_init`` recorded PyTorch's default start beside them, as
+  ``conv_init: "pytorch-default"``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = [
     "RecordedAccuracy",
     "recorded_accuracy",
     "recorded_bf16",
+    "recorded_model_args",
     "recorded_seed_runs",
     "recorded_split",
     "recorded_tta",
@@ -140,3 +144,12 @@ def recorded_split(data: CIFAR10Data, metrics: Mapping[str, Any]) -> CIFAR10Data
     if held_out <= 0 or held_out >= len(data.train):
         return data
     return data.hold_out(held_out, seed=int((metrics.get("recipe") or {}).get("seed", 0)))
+
+
+def recorded_model_args(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor arguments the model was trained with (``{}`` when none were recorded),
+    ``conv_init`` among them however it was recorded."""
+    args = dict(metrics.get("model_args") or {})
+    if metrics.get("conv_init") == "pytorch-default":
+        args.setdefault("conv_init", "pytorch")
+    return args
