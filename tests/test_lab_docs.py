@@ -141,8 +141,8 @@ ANALYSIS = [
     claim("({} M vs {} M;", params(DENSE), params("resnet56")),
     claim("{} fewer)", more_params("resnet56", DENSE)),
     claim("{} M MACs per image against {} M.", macs(DENSE), macs("resnet56")),
+    claim("From the {}th epoch on", leads_from(DENSE)),
     claim("after {} of the {} epochs", epochs_leading(DENSE), EPOCHS),
-    claim("every one from the {}th on", leads_from(DENSE)),
     claim(
         "(after 5: {}%, ``resnet20`` {}%, ``resnet56`` {}%)",
         val_after(DENSE, 5),

@@ -519,7 +519,7 @@ def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> N
     meta_path.write_text(json.dumps(meta))
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "2 (test 63.01%-66.23%, validation 62.22%-65.00%)"
-    note = "lenet, 2 seeds (test 63.01%-66.23%, validation 62.22%-65.00%)."
+    note = "lenet trained with 2 seeds (test 63.01%-66.23%, validation 62.22%-65.00%);"
     assert note in table.render_markdown([row])
     # metadata of the layout before the single-pass headline: its seed runs' figures were
     # measured with the TTA, and the cell says so
@@ -528,7 +528,7 @@ def test_seeds_column_gives_the_spread_of_two_or_more_seeds(tmp_path: Path) -> N
     meta_path.write_text(json.dumps(meta))
     (row,) = table.model_table(["lenet"], weights_dir=tmp_path / "weights")
     assert row.seeds == "2 (test 65.12%-66.23%, validation 65.00%, flip TTA)"
-    assert "lenet, 2 seeds (test 65.12%-66.23%, validation 65.00%, flip TTA)." in (
+    assert "lenet trained with 2 seeds (test 65.12%-66.23%, validation 65.00%, flip TTA);" in (
         table.render_markdown([row])
     )
     # one seed with a single pass, one without: the TTA figures, and why

@@ -276,9 +276,8 @@ _ACCURACY_NOTE = (
     "named in brackets (a dash: recorded without one): *flip* averages each image's logits "
     "with its mirror's, *translate* adds copies shifted one pixel diagonally (`cifarzoo eval "
     "MODEL --pretrained` measures both ways). *Epochs x images*: training epochs, and the "
-    "training images of each (the rest of the 50,000 held out for validation). Only weights "
-    "that load are listed; docs/experiments.rst records the measurements of weights that were "
-    "not kept."
+    "training images of each (the rest of the 50,000 held out for validation). Weights that "
+    "were trained but not kept are recorded in docs/experiments.rst."
 )
 
 
@@ -295,10 +294,12 @@ def _seeds_note(rows: Sequence[ModelRow]) -> str | None:
     several = [(r.model, r.seeds) for r in rows if r.seeds and r.seeds != "1"]
     if not several:
         return None
-    listed = "; ".join(f"{model}, {seeds.replace(' (', ' seeds (', 1)}" for model, seeds in several)
+    listed = "; ".join(
+        f"{model} trained with {seeds.replace(' (', ' seeds (', 1)}" for model, seeds in several
+    )
     return (
-        f"*Seeds*: trained with several seeds, the weights being one of them: {listed}. "
-        "The other weights come from one run."
+        f"*Seeds*: {listed}; the weights that ship are one of these runs. The other weights "
+        "come from one run."
     )
 
 
