@@ -188,8 +188,8 @@ def check_setting(folder: Path, wanted: dict[str, Any]) -> None:
     recorded = {"model_args": recorded_model_args(json.loads(path.read_text()))}
     if recorded != wanted:
         raise SystemExit(
-            f"{folder} was started with {recorded}, not {wanted}: run it with the flags it "
-            "started with (--reference-init or not), or give another --out"
+            f"{folder} was started with {recorded}, not {wanted}: resume it with the lab it "
+            "started with, or give another --out"
         )
 
 

@@ -67,19 +67,19 @@ def test_the_lab_four_compile_densenet121_only_and_share_one_recipe() -> None:
     assert lab.recipe(lab=four).cutout == 8 and lab.recipe(lab=four).epochs == 30
 
 
-def test_the_reference_init_candidate_starts_from_pytorchs_default_initialisation() -> None:
+def test_the_lab_four_start_from_pytorchs_default_initialisation() -> None:
     """PyTorch's default convolution init (uniform within 1/sqrt(fan_in)) has a sixth of the
     squared norm of cifarzoo's Kaiming fan-out one on same-width 3x3 convolutions; the
-    candidate's residual branches start unzeroed; both builds are reproducible from the seed."""
+    lab four's residual branches start unzeroed; both builds are reproducible from the seed."""
     lab = load_script(SCRIPT)
     four = load_script(SCRIPT.with_name("lab_four.py"))
-    own = lab.build_model("resnet18", four.LAB_FOUR, 0)
-    reference = lab.build_model("resnet18", four.LAB_FOUR_REFERENCE_INIT, 0)
+    own = lab.build_model("resnet18", four.LAB_FOUR_KAIMING, 0)
+    reference = lab.build_model("resnet18", four.LAB_FOUR, 0)
     mine, theirs = own.layer1[0].conv1.weight.detach(), reference.layer1[0].conv1.weight.detach()
     assert theirs.abs().max() <= theirs[0].numel() ** -0.5 < mine.abs().max()
     assert 5 < float(mine.square().sum() / theirs.square().sum()) < 7
     assert not own.layer1[0].bn2.weight.any() and bool(reference.layer1[0].bn2.weight.eq(1).all())
-    again = lab.build_model("resnet18", four.LAB_FOUR_REFERENCE_INIT, 0)
+    again = lab.build_model("resnet18", four.LAB_FOUR, 0)
     pairs = zip(reference.parameters(), again.parameters(), strict=True)
     assert all(torch.equal(a, b) for a, b in pairs)
 
@@ -87,12 +87,12 @@ def test_the_reference_init_candidate_starts_from_pytorchs_default_initialisatio
 def test_a_run_goes_on_only_with_the_setting_it_started_with(tmp_path: Path) -> None:
     lab = load_script(SCRIPT)
     four = load_script(SCRIPT.with_name("lab_four.py"))
-    started = lab.setting("resnet18", four.LAB_FOUR_REFERENCE_INIT)
+    started = lab.setting("resnet18", four.LAB_FOUR)
     lab.check_setting(tmp_path, started)
     assert json.loads((tmp_path / lab.SETTING_FILE).read_text()) == started
     lab.check_setting(tmp_path, started)  # resumed alike
-    with pytest.raises(SystemExit, match=r"started with .*--reference-init"):
-        lab.check_setting(tmp_path, lab.setting("resnet18", four.LAB_FOUR))
+    with pytest.raises(SystemExit, match=r"started with .*resume it with the lab it started with"):
+        lab.check_setting(tmp_path, lab.setting("resnet18", four.LAB_FOUR_KAIMING))
     assert lab.setting("lenet", four.LAB_FOUR) == {"model_args": {}}
     # the candidate's resnet18 run started before the models took conv_init, recorded so
     earlier = {"conv_init": "pytorch-default", "model_args": {"zero_init_residual": False}}
