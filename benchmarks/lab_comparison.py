@@ -218,7 +218,7 @@ def _train(
     print(f"{name}: {data.describe()}; from step {start}; into {folder}", flush=True)
     t0 = time.perf_counter()
     with SavedGradientFlow(model, folder, GRAD_EVERY, start):
-        history = fit(model, data, config, run)
+        history = fit(model, data, config, run, model_args=extra)
     write_run(
         folder,
         name,

@@ -369,7 +369,6 @@ def _reproduce_commands() -> str:
     built from the recipe each weights' metadata records."""
     from cifarzoo.cli.train import weights_train_command
     from cifarzoo.pretrained import list_weights
-    from cifarzoo.runs import recorded_model_args
 
     blocks = []
     for entry in list_weights():
@@ -380,14 +379,6 @@ def _reproduce_commands() -> str:
         trained_by = f" (trained by ``{script}``, with this recipe)" if script else ""
         title = f"``{entry.loaded_as}``{trained_by}:"
         blocks += [title, "", ".. code-block:: console", "", _wrapped(command), ""]
-        model_args = recorded_model_args(entry.meta["metrics"])
-        if model_args:
-            args = ", ".join(f"``{k}={v!r}``" for k, v in model_args.items())
-            how = f"``{script}`` builds it so" if script else "build it so and train it with fit()"
-            blocks += [
-                f"The model was built with {args}, which ``cifarzoo train`` does not set: {how}.",
-                "",
-            ]
     return "\n".join(blocks)
 
 

@@ -490,6 +490,33 @@ def test_resume_continues_in_the_same_folder(
     assert f"evaluation split: {split}" in err
 
 
+def test_model_kwargs_build_the_model_and_a_resume_keeps_them(
+    fake_cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cifarzoo.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+    args = ["train", "resnet20", "--data", str(fake_cifar_root), "--epochs", "1"]
+    args += ["--batch-size", "64", "--train-subset", "128", "--out", str(tmp_path)]
+    args += ["--device", "cpu", "--quiet", "--no-tta", "--amp", "off"]
+    given = ["--model-kwargs", "conv_init=pytorch", "zero_init_residual=False"]
+    wanted = {"conv_init": "pytorch", "zero_init_residual": False}
+    assert main([*args, *given]) == 0, capsys.readouterr().err
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["model_args"] == wanted
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert runs.recorded_model_args(metrics) == wanted
+    # the run's weights are those of the model built so: PyTorch's start leaves no BN at zero
+    weights = cifarzoo.create_model("resnet20", weights=str(tmp_path)).state_dict()
+    assert weights["layer1.0.bn2.weight"].abs().min() > 0
+    capsys.readouterr()
+    # other arguments are refused, naming the flag; left out, they come from the checkpoint
+    assert main([*args, "--model-kwargs", "conv_init=kaiming", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--model-kwargs conv_init=kaiming (checkpoint: --model-kwargs conv_init=pytorch " in err
+    assert "leave --model-kwargs out" in err
+    assert main([*args, "--resume"]) == 0
+    assert main([*args, *given, "--resume"]) == 0
+
+
 def test_ctrl_c_hint_resumes_the_run(
     fake_cifar_root: Path,
     tmp_path: Path,
@@ -532,6 +559,14 @@ def test_bad_options_are_refused_before_any_work(
         assert err.count("\n") == 1 and "Traceback" not in err
         return err
 
+    err = error("train", "lenet", "--model-kwargs", "conv_init=pytorch", *nodata)
+    assert "--model-kwargs: lenet takes no argument 'conv_init'; its arguments: " in err
+    assert "drop_rate" in err
+    err = error("train", "resnet20", "--model-kwargs", "conv_init=xavier", *nodata)
+    assert "conv_init must be one of 'kaiming', 'pytorch', got 'xavier'" in err
+    with pytest.raises(SystemExit):
+        main(["train", "lenet", "--model-kwargs", "drop_rate", *nodata])
+    assert "expected KEY=VALUE with KEY an argument name" in capsys.readouterr().err
     err = error("train", "lenet", *nodata, "--out", str(taken))
     assert f"--out {taken}: {taken} is a file, not a folder" in err
     err = error("train", "lenet", *nodata, "--out", str(taken / "run"))

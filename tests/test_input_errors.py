@@ -23,7 +23,7 @@ from cifarzoo.compare import compare, subset_train, synthetic_data
 from cifarzoo.data import DeviceLoader, load_cifar10
 from cifarzoo.devices import resolve_device
 from cifarzoo.formats import DASH
-from cifarzoo.training import Recipe, RunOptions, fit
+from cifarzoo.training import ModelArgsMismatchError, Recipe, RunOptions, fit
 
 
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -145,6 +145,35 @@ def test_resuming_with_another_thread_count_warns(tmp_path: Path) -> None:
             fit(cifarzoo.create_model("lenet"), data, recipe, options.replace(resume=True))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_resuming_a_model_built_with_other_arguments_is_refused(tmp_path: Path) -> None:
+    data, recipe = synthetic_split(128), Recipe(epochs=1, batch_size=64)
+    options = RunOptions(device="cpu", quiet=True, checkpoint_dir=tmp_path, tta_flip=False)
+    pytorch_start = {"conv_init": "pytorch"}
+    fit(
+        cifarzoo.create_model("resnet20", **pytorch_start),
+        data,
+        recipe,
+        options,
+        model_args=pytorch_start,
+    )
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["model_args"] == pytorch_start
+    resume = options.replace(resume=True)
+    with pytest.raises(ModelArgsMismatchError) as refused:
+        fit(cifarzoo.create_model("resnet20"), data, recipe, resume, model_args={})
+    message = str(refused.value)
+    assert "built with {'conv_init': 'pytorch'}, this one with none" in message
+    assert "another checkpoint_dir" in message
+    # the same arguments resume; none given are not checked
+    for args in (pytorch_start, None):
+        fit(
+            cifarzoo.create_model("resnet20", **pytorch_start),
+            data,
+            recipe,
+            resume,
+            model_args=args,
+        )
 
 
 # --------------------------------------------------------------------------------------------

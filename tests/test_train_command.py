@@ -15,6 +15,7 @@ from cifarzoo.cli import build_parser
 from cifarzoo.cli.train import _train_settings, train_command, weights_train_command
 from cifarzoo.data import NUM_TRAIN
 from cifarzoo.pretrained import list_weights
+from cifarzoo.runs import recorded_model_args
 from cifarzoo.training import Recipe, RunOptions
 
 
@@ -40,6 +41,8 @@ def test_every_shipped_weights_recipe_survives_the_command_line() -> None:
         command = weights_train_command(entry, out="o")
         args, recipe, options = _read_back(command)
         assert (args.model, args.val_size, args.out) == (entry.arch, val_size, "o")
+        given = dict(getattr(args, "model_kwargs", []))
+        assert given == recorded_model_args(metrics), command
         assert recipe == Recipe.from_dict(recorded), command
         defaults = RunOptions()
         for name in ("tta_flip", "tta_translate"):
@@ -71,6 +74,25 @@ def test_any_recipe_survives_the_command_line(tta_translate: bool, **fields: Any
     _, read, options = _read_back(command)
     assert read == recipe, command
     assert options.tta_translate == tta_translate
+
+
+_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.lists(st.integers(-3, 3), max_size=4)
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(model_args=st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True), _VALUES))
+def test_any_model_arguments_survive_the_command_line(model_args: dict[str, Any]) -> None:
+    command = train_command("resnet20", Recipe(), val_size=0, model_args=model_args)
+    args = _parsed(command)
+    assert dict(getattr(args, "model_kwargs", [])) == model_args, command
+    assert args.model == "resnet20" and args.val_size == 0
 
 
 def test_readme_trains_resnet20_with_its_shipped_recipe() -> None:

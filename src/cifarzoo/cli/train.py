@@ -25,6 +25,7 @@ from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, wr
 from ..training import Recipe, RunOptions, recipe_differences
 from .argtypes import nonnegative_int
 from .common import Subparsers, check_out_folder
+from .model_kwargs import MODEL_KWARGS_FLAG, model_kwarg, model_kwargs_words
 from .options import (
     add_common_options,
     add_setting_options,
@@ -69,10 +70,12 @@ def train_command(
     val_size: int,
     options: Mapping[str, Any] | None = None,
     out: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
 ) -> str:
-    """The ``cifarzoo train`` command that trains ``model`` with ``recipe``, ``val_size``
-    training images held out, and the TTA settings of ``options`` (a metrics.json ``recipe``
-    holds them): the flags of the settings that differ from the defaults, in declaration order.
+    """The ``cifarzoo train`` command that trains ``model``, built with ``model_args``, with
+    ``recipe``, ``val_size`` training images held out, and the TTA settings of ``options`` (a
+    metrics.json ``recipe`` holds them): the flags of the settings that differ from the
+    defaults, in declaration order.
     """
     given = dict(options or {})
     default_options = RunOptions()
@@ -84,7 +87,8 @@ def train_command(
         for name in _MEASURING_OPTIONS
         if name in given and given[name] != getattr(default_options, name)
     ]
-    words = ["cifarzoo", "train", model, "--val-size", str(val_size)]
+    words = ["cifarzoo", "train", model, *model_kwargs_words(model_args or {})]
+    words += ["--val-size", str(val_size)]
     for setting in settings:
         words += setting.split(" ", 1)  # "--lr 0.2" is two words, "--no-flip" one
     if out is not None:
@@ -93,8 +97,10 @@ def train_command(
 
 
 def weights_train_command(entry: WeightsEntry, out: str | None = None) -> str:
-    """:func:`train_command` of the recipe, held-out images and TTA settings that the weights'
-    metadata records."""
+    """:func:`train_command` of the model arguments, recipe, held-out images and TTA settings
+    that the weights' metadata records."""
+    from ..runs import recorded_model_args
+
     metrics = entry.meta["metrics"]
     recorded = metrics["recipe"]
     return train_command(
@@ -103,6 +109,7 @@ def weights_train_command(entry: WeightsEntry, out: str | None = None) -> str:
         val_size=NUM_TRAIN - metrics["train_images"],
         options=recorded,
         out=out,
+        model_args=recorded_model_args(metrics),
     )
 
 
@@ -123,6 +130,18 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", help="model name (see `cifarzoo list`)")
+    p.add_argument(
+        MODEL_KWARGS_FLAG,
+        nargs="+",
+        type=model_kwarg,
+        action="extend",
+        default=argparse.SUPPRESS,
+        metavar="KEY=VALUE",
+        help="constructor arguments of the model, as timm's train.py takes them (e.g. "
+        "conv_init=pytorch zero_init_residual=False); a value is a Python literal where it "
+        "reads as one, else text. Recorded in the checkpoint and metrics.json (model_args); a "
+        "resume takes them from the checkpoint, and ones given must match it",
+    )
     add_common_options(p, download=True)
     recipe = p.add_argument_group(
         "recipe", "what changes the trained weights; a resume must keep the checkpoint's"
@@ -247,6 +266,44 @@ def _train_settings(
     return saved.recipe.replace(**recipe), RunOptions(**{**recorded, **options})
 
 
+def _model_args(
+    args: argparse.Namespace, saved: TrainState | None, checkpoint: Path
+) -> dict[str, Any]:
+    """The model's constructor arguments: ``--model-kwargs``, else the checkpoint's when
+    resuming (given ones must match them), else none."""
+    given = dict(args.model_kwargs) if hasattr(args, "model_kwargs") else None
+    recorded = None if saved is None else saved.model_args
+    if given is None or recorded is None:
+        return dict(recorded or {}) if given is None else given
+    if given != recorded:
+        wanted = shlex.join(model_kwargs_words(recorded)) or f"no {MODEL_KWARGS_FLAG}"
+        raise ValueError(
+            f"cannot resume {checkpoint}: the model's arguments differ from the checkpoint's: "
+            f"{shlex.join(model_kwargs_words(given))} (checkpoint: {wanted}). To resume, pass "
+            f"{wanted} or leave {MODEL_KWARGS_FLAG} out (it comes from the checkpoint), or start "
+            "a new run with another --out"
+        )
+    return given
+
+
+def _check_model_args(name: str, model_args: dict[str, Any]) -> None:
+    """Refuse an argument the model does not take, naming the ones it does, or a value it
+    refuses (the model is built on the meta device: no memory, no work)."""
+    import torch
+
+    from ..models import create_model, model_arg_names
+
+    taken = model_arg_names(name)
+    unknown = [k for k in model_args if k not in taken]
+    if unknown:
+        raise ValueError(
+            f"{MODEL_KWARGS_FLAG}: {name} takes no argument {', '.join(map(repr, unknown))}; "
+            f"its arguments: {', '.join(taken)}"
+        )
+    with torch.device("meta"):
+        create_model(name, **model_args)
+
+
 def _resume_hint(args: argparse.Namespace, out: Path) -> str:
     """The command that resumes this run: the original command line plus ``--resume``."""
     words: list[str] | None = getattr(args, "command_line", None)
@@ -269,6 +326,8 @@ def run_train(args: argparse.Namespace) -> int:
     env = DistEnv.from_env()
     check_data_sizes(args.val_size, args.train_subset)
     resolve_device(args.device)  # a missing GPU is refused before any work
+    if hasattr(args, "model_kwargs"):
+        _check_model_args(args.model, dict(args.model_kwargs))
     out = _out_folder(args, env.distributed)
     with run_lock(out) if env.is_main else contextlib.nullcontext():
         return _train_into(args, out, env)
@@ -307,6 +366,7 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     # mapped, not read: fit reads the whole checkpoint again to resume
     saved = TrainState.read(checkpoint, mmap=True) if resuming else None
     recipe, options = _train_settings(args, saved, checkpoint)
+    model_args = _model_args(args, saved, checkpoint)
     if args.threads:
         torch.set_num_threads(args.threads)
     teachers = [_parse_teacher(spec) for spec in getattr(args, "teacher", [])]
@@ -316,12 +376,14 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     ]
     data = _training_data(args, recipe.seed)
     torch.manual_seed(recipe.seed)
-    model = create_model(args.model)
+    model = create_model(args.model, **model_args)
     if env.is_main:
         _announce(args, out, model, data, resuming)
     t0 = time.perf_counter()
     try:
-        history = fit(model, data, recipe, options, teacher=teacher_models or None)
+        history = fit(
+            model, data, recipe, options, teacher=teacher_models or None, model_args=model_args
+        )
     except KeyboardInterrupt:
         if env.is_main:
             print(f"\ninterrupted; resume with: {_resume_hint(args, out)}", file=sys.stderr)
@@ -337,7 +399,7 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
         for (name, weights), model in zip(teachers, teacher_models, strict=True)
     ]
     setup = TrainingSetup(recipe, options).to_dict()
-    extra = {"val_size": args.val_size, "teacher": described or None}
+    extra = {"val_size": args.val_size, "teacher": described or None, "model_args": model_args}
     write_run(
         out,
         args.model,

@@ -15,7 +15,7 @@ from torch import nn
 from ..constants import NUM_CLASSES
 from ..cost import count_activation_bytes, count_macs, count_params
 from ..instrument import GradientFlowRecorder, PeakMemory
-from ..models import create_model
+from ..models import create_model, model_arg_names
 from .estimate import describe_estimate
 from .evaluation import Evaluation
 from .results import ModelReport
@@ -141,11 +141,7 @@ def train_models(
 
 
 def _accepted_args(name: str, model_args: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of ``model_args`` that the model ``name``'s class takes
-    (``zero_init_residual`` means nothing to a DenseNet)."""
-    import inspect
-
-    with torch.device("meta"):
-        probe = create_model(name)
-    accepted = set(inspect.signature(type(probe).__init__).parameters)
+    """The entries of ``model_args`` that the model ``name`` takes (``zero_init_residual``
+    means nothing to a DenseNet)."""
+    accepted = model_arg_names(name)
     return {k: v for k, v in model_args.items() if k in accepted}

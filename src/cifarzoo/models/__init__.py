@@ -1,7 +1,7 @@
 """cifarzoo model families. Importing this package registers every model with timm."""
 
 from ._base import CONV_INITS, CifarModel, ConvInit
-from ._registry import TIMM_PREFIX, create_model, list_models
+from ._registry import TIMM_PREFIX, create_model, list_models, model_arg_names
 from ._weights import Weights, get_weights
 from .cifar_densenet import (
     DenseNet,
@@ -59,6 +59,7 @@ __all__ = [
     "get_weights",
     "lenet",
     "list_models",
+    "model_arg_names",
     "plain20",
     "plain32",
     "plain44",

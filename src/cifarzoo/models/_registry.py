@@ -50,6 +50,7 @@ __all__ = [
     "cifar_cfg",
     "create_model",
     "list_models",
+    "model_arg_names",
     "register",
     "weight_cfgs",
 ]
@@ -201,6 +202,19 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
         _check_tag(arch, tag)
     timm_name = TIMM_PREFIX + arch + (f".{tag}" if tag else "")
     return timm.create_model(timm_name, pretrained=pretrained, **kwargs)
+
+
+def model_arg_names(name: str) -> list[str]:
+    """The constructor arguments of the model ``name`` (its class's keyword arguments, e.g.
+    ``conv_init`` or ``zero_init_residual``), which :func:`create_model` passes on, sorted."""
+    import inspect
+
+    import torch
+
+    with torch.device("meta"):  # no memory, no initialisation
+        probe = create_model(strip_prefix(name).partition(".")[0])
+    parameters = inspect.signature(type(probe).__init__).parameters
+    return sorted(k for k in parameters if k != "self")
 
 
 def _check_tag(arch: str, tag: str) -> None:

@@ -35,7 +35,7 @@ from .loop import NonFiniteLossError, fit
 from .optimizer import LRSchedule, make_optimizer
 from .options import AMP_MODES, RunOptions, split_settings
 from .recipe import Recipe, RecipeMismatchError, recipe_differences
-from .state import EpochProgress, TrainState, read_checkpoint
+from .state import EpochProgress, ModelArgsMismatchError, TrainState, read_checkpoint
 
 __all__ = [
     "AMP_MODES",
@@ -46,6 +46,7 @@ __all__ = [
     "GradientClipping",
     "History",
     "LRSchedule",
+    "ModelArgsMismatchError",
     "ModelEma",
     "NonFiniteLossError",
     "Recipe",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +61,7 @@ def fit(
     *,
     teacher: Teacher | None = None,
     eval_data: EvalData | None = None,
+    model_args: Mapping[str, Any] | None = None,
 ) -> History:
     """Train ``model`` on CIFAR-10-style data with ``recipe`` and return its :class:`History`.
 
@@ -83,6 +85,10 @@ def fit(
             probabilities), or from precomputed logits ``[N_train, C]``. Needs
             ``recipe.distill_weight > 0``, which in turn needs a teacher.
         eval_data: evaluate on this instead of the split chosen from ``data``.
+        model_args: the constructor arguments ``model`` was built with (``create_model(name,
+            **model_args)``; plain values: numbers, strings, booleans, lists), recorded in the
+            checkpoint; a resume refuses other ones (:class:`ModelArgsMismatchError`).
+            ``None``: not recorded, not checked.
 
     When training completes, ``model`` holds the EMA weights if EMA is on (the weights that
     ``History.eval_*`` measured); the raw weights stay in the checkpoint (``"model"``).
@@ -109,7 +115,8 @@ def fit(
     env = DistEnv.from_env()
     device = training_device(options.device, env)
     with process_group(env, device):
-        return _Trainer(model, data, recipe, options, eval_data, device, env, teacher).run()
+        args = None if model_args is None else dict(model_args)
+        return _Trainer(model, data, recipe, options, eval_data, device, env, teacher, args).run()
 
 
 class _Trainer:
@@ -123,8 +130,10 @@ class _Trainer:
         device: torch.device,
         env: DistEnv,
         teacher: Teacher | None = None,
+        model_args: dict[str, Any] | None = None,
     ) -> None:
         self.recipe, self.options, self.device, self.env = recipe, options, device, env
+        self.model_args = model_args
         self.quiet = options.quiet or not env.is_main
         folder = options.checkpoint_dir
         self.ckpt_path = Path(folder) / CHECKPOINT_NAME if folder else None
@@ -190,6 +199,7 @@ class _Trainer:
             recipe=self.recipe,
             options={**self.options.recorded(), "amp": self.amp},  # the precision that ran
             model_name=model_name(self.model),
+            model_args=self.model_args,
             world_size=self.env.world_size,
             data=self.fingerprint,
             threads=torch.get_num_threads(),
@@ -216,6 +226,7 @@ class _Trainer:
             world_size=self.env.world_size,
             device_type=self.device.type,
             threads=torch.get_num_threads(),
+            model_args=self.model_args,
             log=self._log,
         )
         try:

@@ -3,7 +3,8 @@
 On disk a checkpoint is the dict that :func:`~cifarzoo.checkpoint.save_checkpoint` writes, with
 the keys ``model``, ``optimizer``, ``scheduler``, ``ema``, ``epoch``, ``step``, ``partial``,
 ``rng``, ``loader``, ``history``, ``config`` (the recipe), ``options``, ``model_name``,
-``world_size``, ``data`` and ``threads`` (torch's CPU threads). Checkpoints written before the
+``model_args`` (the model's constructor arguments, ``None`` when not given), ``world_size``,
+``data`` and ``threads`` (torch's CPU threads). Checkpoints written before the
 recipe and the run options were separated store ``tta_flip``, ``amp``, ``channels_last`` and
 ``compile`` in ``config`` and have no ``options``; they are read the same way.
 """
@@ -29,6 +30,7 @@ from .recipe import Recipe, RecipeMismatchError, recipe_differences
 
 __all__ = [
     "EpochProgress",
+    "ModelArgsMismatchError",
     "TrainState",
     "model_name",
     "read_checkpoint",
@@ -41,6 +43,19 @@ _REQUIRED_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "config", 
 #: archive); any other RuntimeError (out of memory on the map_location device, say) is not the
 #: file's fault.
 _ZIP_READER_ERRORS = ("PytorchStreamReader", "inline_container", "mmap can only be used with")
+
+
+class ModelArgsMismatchError(ValueError):
+    """``resume=True`` with a model built with other constructor arguments than the
+    checkpoint's (``recorded``; ``given`` are the ones passed now)."""
+
+    def __init__(self, path: Path, recorded: dict[str, Any], given: dict[str, Any]) -> None:
+        self.path, self.recorded, self.given = path, recorded, given
+        super().__init__(
+            f"cannot resume {path}: its model was built with {recorded or 'no arguments'}, this "
+            f"one with {given or 'none'}. Build the model with the checkpoint's arguments and "
+            "pass them as model_args, or start a new run in another checkpoint_dir (CLI: --out)"
+        )
 
 
 @dataclass
@@ -88,6 +103,8 @@ class TrainState:
     data: dict[str, Any] | None
     #: torch's CPU threads (``torch.get_num_threads()``); ``None`` in older checkpoints.
     threads: int | None = None
+    #: The model's constructor arguments; ``None`` when not given (and in older checkpoints).
+    model_args: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The dict written to disk (see the module's description)."""
@@ -105,6 +122,7 @@ class TrainState:
             "config": self.recipe.to_dict(),
             "options": dict(self.options),
             "model_name": self.model_name,
+            "model_args": self.model_args,
             "world_size": self.world_size,
             "data": self.data,
             "threads": self.threads,
@@ -135,6 +153,7 @@ class TrainState:
             world_size=int(d.get("world_size", 1)),
             data=d.get("data"),
             threads=d.get("threads"),
+            model_args=d.get("model_args"),
         )
 
     @classmethod
@@ -158,15 +177,19 @@ class TrainState:
         world_size: int,
         device_type: str,
         threads: int | None = None,
+        model_args: dict[str, Any] | None = None,
         log: Any = print,
     ) -> None:
-        """Refuse another recipe (:class:`RecipeMismatchError`) or other data
-        (:class:`DataMismatchError`, when both the checkpoint and ``data`` have a fingerprint);
-        warn when the result will not be bit-identical (other process count, bf16 setting or,
-        on the CPU, number of ``threads``)."""
+        """Refuse another recipe (:class:`RecipeMismatchError`), a model built with other
+        arguments (:class:`ModelArgsMismatchError`, when both the checkpoint and ``model_args``
+        name them) or other data (:class:`DataMismatchError`, when both the checkpoint and
+        ``data`` have a fingerprint); warn when the result will not be bit-identical (other
+        process count, bf16 setting or, on the CPU, number of ``threads``)."""
         differences = recipe_differences(self.recipe, recipe)
         if differences:
             raise RecipeMismatchError(path, differences)
+        if None not in (self.model_args, model_args) and self.model_args != model_args:
+            raise ModelArgsMismatchError(path, dict(self.model_args or {}), dict(model_args or {}))
         if self.data is None:  # written before cifarzoo recorded it: nothing to compare
             log(
                 f"note: {path} does not record its data (an older checkpoint); make sure this "
