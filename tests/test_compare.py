@@ -493,28 +493,17 @@ def test_cli_defaults_draw_conclusions_and_fetch_missing_data(
 def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from cifarzoo.cli.compare import main
 
-    assert (
-        main(
-            [
-                "lenet",
-                "--synthetic",
-                "128",
-                "--epochs",
-                "1",
-                "--out",
-                str(tmp_path),
-                "--quiet",
-                "--device",
-                "cpu",
-                "--amp",
-                "bf16",
-            ]
-        )
-        == 0
-    )
+    argv = ["lenet", "--synthetic", "128", "--epochs", "1", "--out", str(tmp_path), "--quiet"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*argv, "--device", "cpu", "--amp", "bf16", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     assert (tmp_path / REPORT_HTML).is_file()
     assert "lenet" in capsys.readouterr().out
-    assert json.loads((tmp_path / REPORT_JSON).read_text())["recipe"]["amp"] is True
+    report = json.loads((tmp_path / REPORT_JSON).read_text())
+    assert report["recipe"]["amp"] is True
+    assert report["device"].endswith(", 1 thread)"), report["device"]
 
 
 def test_render_writes_a_report_again_from_its_json(

@@ -33,6 +33,7 @@ from .options import (
     check_data_sizes,
     given_settings,
     setting_flags,
+    use_threads,
 )
 
 __all__ = ["add_compare_parser", "main", "run_compare"]
@@ -154,7 +155,7 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="REPORT_JSON",
         help="write the report of this report.json again into --out (no data, no training)",
     )
-    add_common_options(p, download=True, threads=False)
+    add_common_options(p, download=True)
     _add_recipe_options(p)
     _add_data_options(p)
     p.add_argument(
@@ -206,6 +207,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.render is not None:
         return _rerender(args)
     choose_weights(args.pretrained)  # a wrong name fails before the data is read
+    use_threads(args)
     data = _compare_data(args)
     report = compare(
         args.models or None,

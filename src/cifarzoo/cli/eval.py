@@ -16,7 +16,7 @@ from ..runs import (
 )
 from .argtypes import positive_int
 from .common import Subparsers, folder_problem
-from .options import add_amp_argument, add_common_options
+from .options import add_amp_argument, add_common_options, use_threads
 
 if TYPE_CHECKING:
     import torch
@@ -139,7 +139,6 @@ def _eval_settings(
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import torch
 
     from ..checkpoint import save_json
     from ..data import load_cifar10
@@ -148,8 +147,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.json_path:
         _check_json_path(Path(args.json_path))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args)
     model = _load_model(args)
     recorded = recorded_metrics(args.model, None if args.pretrained else args.weights)
     device = resolve_device(args.device)

@@ -27,6 +27,7 @@ __all__ = [
     "flag_text",
     "given_settings",
     "setting_flags",
+    "use_threads",
 ]
 
 _AMP = setting_of(next(f for f in dataclasses.fields(RunOptions) if f.name == "amp"))
@@ -167,10 +168,9 @@ def add_common_options(
     *,
     data_required: bool = False,
     download: bool = False,
-    threads: bool = True,
 ) -> None:
     """The options of every command that reads CIFAR-10 and runs models: ``--data``,
-    ``--data-name``, ``--device``, ``--threads`` (unless ``threads=False``), and
+    ``--data-name``, ``--device``, ``--threads`` (:func:`use_threads` applies it), and
     ``--download`` when the command may fetch the data. ``--amp`` is
     :func:`add_amp_argument` (its default differs between commands)."""
     p.add_argument(
@@ -196,10 +196,17 @@ def add_common_options(
         "'CIFAR-10 (unverified copy)')",
     )
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
-    if threads:
-        p.add_argument(
-            "--threads",
-            type=thread_count,
-            default=None,
-            help="torch CPU threads, at most the CPUs available",
-        )
+    p.add_argument(
+        "--threads",
+        type=thread_count,
+        default=None,
+        help="torch CPU threads, at most the CPUs available; unset: torch's default",
+    )
+
+
+def use_threads(args: argparse.Namespace) -> None:
+    """Set torch's CPU threads to ``--threads``, when given."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)

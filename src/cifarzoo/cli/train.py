@@ -33,6 +33,7 @@ from .options import (
     flag_text,
     given_settings,
     setting_flags,
+    use_threads,
 )
 
 if TYPE_CHECKING:
@@ -367,8 +368,7 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     saved = TrainState.read(checkpoint, mmap=True) if resuming else None
     recipe, options = _train_settings(args, saved, checkpoint)
     model_args = _model_args(args, saved, checkpoint)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args)
     teachers = [_parse_teacher(spec) for spec in getattr(args, "teacher", [])]
     teacher_models = [
         create_model(name, weights=weights) if weights else create_model(name, pretrained=True)
