@@ -506,6 +506,29 @@ def test_cli_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report["device"].endswith(", 1 thread)"), report["device"]
 
 
+def test_render_counts_the_activations_an_older_report_lacks(
+    report_dir: Path, tmp_path: Path
+) -> None:
+    from cifarzoo.compare import rerender
+    from cifarzoo.cost import count_activation_bytes
+    from cifarzoo.models import create_model
+
+    summary = json.loads((report_dir / REPORT_JSON).read_text())
+    counted = {m["name"]: m["activation_bytes"] for m in summary["models"]}
+    older = tmp_path / REPORT_JSON
+    for m in summary["models"]:
+        m.pop("activation_bytes")  # as compare wrote it before it counted them
+    summary["models"][0]["name"] = "my_own_net"  # no cifarzoo model: nothing to count
+    older.write_text(json.dumps(summary))
+    rerender(older, tmp_path / "again")
+    written = json.loads((tmp_path / "again" / REPORT_JSON).read_text())["models"]
+    assert written[0]["activation_bytes"] is None
+    for m in written[1:]:
+        assert m["activation_bytes"] == counted[m["name"]], m["name"]
+        model = create_model(m["name"], **m["model_args"])
+        assert m["activation_bytes"] == count_activation_bytes(model)
+
+
 def test_render_writes_a_report_again_from_its_json(
     report_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import textwrap
@@ -15,6 +16,7 @@ from torch import Tensor
 
 from ..checkpoint import atomic_write, save_json
 from ..constants import CIFAR10_CLASSES
+from ..cost import count_activation_bytes
 from .figures import FIGURES, render_figures
 from .findings import CONCLUSION_TOPICS, Finding, findings
 from .page import ACCURACY_NOTE, GRADIENT_RATIO_NOTE, html_page, result_rows, weights_line
@@ -28,6 +30,7 @@ __all__ = [
     "render_report",
     "rerender",
     "summary_text",
+    "with_architecture_costs",
     "write_report",
 ]
 
@@ -82,7 +85,8 @@ def summary_text(report: ComparisonReport, found: Sequence[Finding]) -> str:
 def rerender(summary_path: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Path]:
     """Write the report of a ``report.json`` again into ``out`` (the same folder or another),
     from its numbers alone: no data, no training. The JSON's numbers are kept; its findings
-    are stated anew.
+    are stated anew, and the activations per image that reports written before they were
+    counted lack are counted from the architectures (:func:`with_architecture_costs`).
 
     Raises:
         FileNotFoundError: there is no such file.
@@ -99,7 +103,27 @@ def rerender(summary_path: str | os.PathLike[str], out: str | os.PathLike[str]) 
             f"{path} is not the report.json of a `cifarzoo compare` report ({err}); pass the "
             f"{REPORT_JSON} that compare wrote"
         ) from err
-    return write_report(report, out)
+    return write_report(with_architecture_costs(report), out)
+
+
+def with_architecture_costs(report: ComparisonReport) -> ComparisonReport:
+    """``report`` with the ``activation_bytes`` its cifarzoo models lack counted from their
+    architecture and recorded constructor arguments (on the meta device: no memory, no
+    compute); a model cifarzoo does not know keeps ``None``."""
+    from ..models import create_model
+
+    models = []
+    for m in report.models:
+        if m.activation_bytes is None:
+            try:
+                with torch.device("meta"):
+                    model = create_model(m.name, **m.model_args)
+            except ValueError:  # not a cifarzoo model
+                pass
+            else:
+                m = dataclasses.replace(m, activation_bytes=count_activation_bytes(model))
+        models.append(m)
+    return dataclasses.replace(report, models=models)
 
 
 def write_report(report: ComparisonReport, out: str | os.PathLike[str]) -> dict[str, Path]:
