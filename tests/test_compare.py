@@ -225,30 +225,41 @@ def _long_report(names: list[str]) -> ComparisonReport:
 
 
 @pytest.mark.parametrize(
-    ("conv_inits", "said"),
+    ("model_args", "said"),
     [
-        ({}, "Each model has its default initialisation"),
+        ({}, "Each model has its default initialisation (the residual blocks' last BN starts"),
         (
-            {"resnet20": "pytorch", "lenet": None},
-            "Each model starts with convolutions at PyTorch's",
+            {"resnet20": {"conv_init": "pytorch"}, "lenet": {}},
+            "Convolutions start at PyTorch's default initialisation (conv_init='pytorch'); the "
+            "residual blocks' last BN starts at zero.",
         ),
         (
-            {"resnet20": "kaiming", "resnet56": "pytorch"},
-            "conv_init says: resnet20 kaiming, resnet56",
+            {"resnet20": {"conv_init": "kaiming"}, "resnet56": {"conv_init": "pytorch"}},
+            "Convolutions start as conv_init says (resnet20 kaiming, resnet56 pytorch);",
+        ),
+        (
+            {"resnet20": {"conv_init": "pytorch", "zero_init_residual": False}},
+            "(conv_init='pytorch'); every BN starts at one (no residual block's last BN at zero).",
+        ),
+        (
+            {"resnet20": {"zero_init_residual": False}, "plain20": {}},
+            "Each model has its default convolutions; every BN starts at one (no residual "
+            "block's last BN at zero), so residual and plain networks start alike.",
         ),
     ],
 )
-def test_the_page_says_how_the_convolutions_started(
-    conv_inits: dict[str, str | None], said: str
+def test_the_page_says_how_the_networks_started(
+    model_args: dict[str, dict[str, Any]], said: str
 ) -> None:
     """From each model's constructor arguments; a model that takes no conv_init (lenet) does
-    not count."""
-    report = _long_report(["lenet", "resnet20", "resnet56"])
+    not count, and plain and residual networks are named only when both are there."""
+    names = ["lenet", "resnet20", "resnet56"]
+    report = _long_report(names + [n for n in model_args if n not in names])
     for m in report.models:
-        if conv_inits.get(m.name):
-            m.model_args = {"conv_init": conv_inits[m.name]}
+        m.model_args = model_args.get(m.name, {})
     page, _ = render_report(report)
     assert said in html.unescape(page)
+    assert ("plain networks start alike" in page) == ("plain20" in model_args)
 
 
 def test_the_page_answers_first_and_explains_each_number_once() -> None:
@@ -261,7 +272,7 @@ def test_the_page_answers_first_and_explains_each_number_once() -> None:
     assert conclusion.count("<li>") == sum(f.topic in CONCLUSION_TOPICS for f in found) > 1
     assert [f.topic for f in found].count("gradients") == 3  # in the table, not in words
     results = page[page.index("<table>") : page.index("</table>")]
-    assert "gradient ratio (init / late)" in results and "4x / 1x" in results
+    assert "gradient ratio (init / late)" in results and "4.00x / 1.00x" in results
     assert page.count("Gradient ratio: the mean gradient norm") == 1
     assert page.index("</table>") < page.index("<h2>Learning curves") < page.index("<figure>")
     assert "`" not in page  # no raw backticks, whatever the notes hold

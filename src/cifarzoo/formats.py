@@ -1,12 +1,13 @@
 """How cifarzoo writes numbers for people, in tables, model cards, reports and the CLI:
-percentages, durations, counts and hardware names (one format for each, wherever it appears)."""
+percentages, ratios, durations, counts and hardware names (one format for each, wherever it
+appears)."""
 
 from __future__ import annotations
 
 import math
 import re
 
-__all__ = ["DASH", "count", "duration", "hardware_name", "mebibytes", "percent"]
+__all__ = ["DASH", "count", "duration", "hardware_name", "mebibytes", "percent", "times"]
 
 #: What a table shows for a value that was not measured.
 DASH = "\u2014"
@@ -16,6 +17,19 @@ def percent(x: float | None) -> str:
     """A fraction as a percentage with two decimals (``0.8861`` -> ``88.61%``; a dash for
     ``None``)."""
     return DASH if x is None else f"{100 * x:.2f}%"
+
+
+def times(x: float | None) -> str:
+    """A ratio with three significant digits, trailing zeros kept and no exponent
+    (``0.51287`` -> ``0.513x``, ``1.0004`` -> ``1.00x``, ``655.2`` -> ``655x``, ``1234.5`` ->
+    ``1,230x``; a dash for ``None`` or a value that is not finite)."""
+    if x is None or not math.isfinite(x):
+        return DASH
+    if x == 0:
+        return "0x"
+    rounded = float(f"{x:.2e}")  # three significant digits: 0.9996 is 1.00, not 0.9996
+    decimals = max(0, 2 - math.floor(math.log10(abs(rounded))))
+    return f"{rounded:,.{decimals}f}x"
 
 
 def duration(seconds: float | None) -> str:

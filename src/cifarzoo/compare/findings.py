@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..formats import percent
+from ..formats import percent, times
 from .results import ComparisonReport, ModelReport
 
 __all__ = [
@@ -253,7 +253,7 @@ def _gradient_findings(report: ComparisonReport) -> list[Finding]:
             Finding(
                 "gradients",
                 f"{m.name}: the gradient norm of the first quarter of its layers is "
-                f"{at_init:.3g}x that of the last quarter at initialisation and {late:.3g}x "
+                f"{times(at_init)} that of the last quarter at initialisation and {times(late)} "
                 "late in training.",
                 {f"{m.name}_ratio_init": at_init, f"{m.name}_ratio_late": late},
             )

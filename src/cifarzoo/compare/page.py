@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..formats import DASH, duration, mebibytes, percent
+from ..formats import DASH, duration, mebibytes, percent, times
 from .figures import FIGURES
 from .findings import CONCLUSION_TOPICS, Finding, degradation_rows, gradient_ratio
 from .results import ComparisonReport, ModelReport
@@ -64,7 +64,7 @@ def _ratios(m: ModelReport) -> str:
     init, late = gradient_ratio(m.grad_flow), gradient_ratio(m.grad_flow, late=True)
     if init is None or late is None:
         return DASH
-    return f"{init:.3g}x / {late:.3g}x"
+    return f"{times(init)} / {times(late)}"
 
 
 def test_cell(test: Mapping[str, Any]) -> str:
@@ -120,30 +120,32 @@ def _img(pngs: Mapping[str, bytes], key: str, alt: str) -> str:
 
 
 def _init_note(report: ComparisonReport) -> str:
+    """How the models started, from their constructor arguments: the convolutions
+    (``conv_init``; a model that takes none, such as LeNet, does not count) and whether the
+    residual blocks' last BN started at zero."""
     args = [m.model_args for m in report.models]
     conv_inits = {a["conv_init"] for a in args if "conv_init" in a}
+    every_bn_at_one = any(a.get("zero_init_residual") is False for a in args)
+    if conv_inits <= {"kaiming"} and not every_bn_at_one:
+        return (
+            "Each model has its default initialisation (the residual blocks' last BN starts at "
+            "zero, so each block starts as the identity)."
+        )
     if conv_inits == {"pytorch"}:
-        convs = "convolutions at PyTorch's default initialisation (conv_init='pytorch')"
+        convs = "Convolutions start at PyTorch's default initialisation (conv_init='pytorch')"
     elif conv_inits <= {"kaiming"}:
-        convs = "Kaiming-normal convolutions"
+        convs = "Each model has its default convolutions"
     else:
         each = (
             f"{m.name} {m.model_args['conv_init']}"
             for m in report.models
             if "conv_init" in m.model_args
         )
-        convs = f"convolutions initialised as conv_init says: {', '.join(each)}"
-    if any(a.get("zero_init_residual") is False for a in args):
-        return (
-            f"Residual and plain networks are initialised alike ({convs}, every BN at one: no "
-            "zero-initialised last BN in the residual blocks)."
-        )
-    if conv_inits <= {"kaiming"}:
-        return (
-            "Each model has its default initialisation (the residual blocks' last BN starts at "
-            "zero, so each block starts as the identity)."
-        )
-    return f"Each model starts with {convs}; the residual blocks' last BN starts at zero."
+        convs = f"Convolutions start as conv_init says ({', '.join(each)})"
+    if not every_bn_at_one:
+        return f"{convs}; the residual blocks' last BN starts at zero."
+    alike = ", so residual and plain networks start alike" if degradation_rows(report) else ""
+    return f"{convs}; every BN starts at one (no residual block's last BN at zero){alike}."
 
 
 def _sentences(found: Sequence[Finding], topics: Sequence[str]) -> str:
