@@ -308,3 +308,24 @@ def test_the_lab_four_recipe_choice_gives_the_figures_its_runs_recorded() -> Non
     assert f"{100 * shipped['train_acc'][-1]:.1f}% on its augmented" in story
     assert meta["metrics"]["model_args"] == {"conv_init": "pytorch", "zero_init_residual": False}
     assert kaiming_meta["metrics"].get("model_args", {}) == {}
+
+
+def test_the_lab_four_training_hours_are_the_shipped_weights_own() -> None:
+    """ "No GPU needed" gives, for each lab network whose weights ship, the hours its
+    training recorded, on the CPU it recorded; the others are estimates, said so."""
+    from cifarzoo.formats import hardware_name
+    from cifarzoo.pretrained import list_weights
+
+    text = " ".join(PAGE.read_text().split())
+    start = text.index("**No GPU needed.**")
+    paragraph = text[start : text.index(".. code-block::", start)]
+    shipped = {e.arch: e.meta["metrics"] for e in list_weights() if e.tag == "lab" and e.loads}
+    big = [arch for arch in ("resnet18", "seresnet18", "densenet121") if arch in shipped]
+    assert big, "no lab network ships: the paragraph has nothing to report"
+    for arch in big:
+        hours = shipped[arch]["seconds"] / 3600
+        assert f"{arch} trained in {hours:.1f} hours" in paragraph, arch
+        cpu = hardware_name(shipped[arch]["hardware"]).split(" (")[0]
+        assert cpu in paragraph and "with AMX" in paragraph, cpu
+    for arch in {"seresnet18", "densenet121"} - set(big):
+        assert re.search(rf"{arch} (?:takes )?about [\d.]+ hours", paragraph), arch
