@@ -565,8 +565,13 @@ def test_bad_options_are_refused_before_any_work(
     err = error("train", "resnet20", "--model-kwargs", "conv_init=xavier", *nodata)
     assert "conv_init must be one of 'kaiming', 'pytorch', got 'xavier'" in err
     with pytest.raises(SystemExit):
-        main(["train", "lenet", "--model-kwargs", "drop_rate", *nodata])
-    assert "expected KEY=VALUE with KEY an argument name" in capsys.readouterr().err
+        main(["train", "--model-kwargs", "drop_rate=0.1", "lenet", *nodata])
+    err = capsys.readouterr().err
+    assert "argument --model-kwargs: expected KEY=VALUE with KEY an argument name" in err
+    assert "got 'lenet' (the model name goes before --model-kwargs" in err
+    with pytest.raises(SystemExit):
+        main(["train", "lenet", "--model-kwargs", "2x=1", *nodata])
+    assert "got '2x=1'\n" in capsys.readouterr().err
     err = error("train", "lenet", *nodata, "--out", str(taken))
     assert f"--out {taken}: {taken} is a file, not a folder" in err
     err = error("train", "lenet", *nodata, "--out", str(taken / "run"))

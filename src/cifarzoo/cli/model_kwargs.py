@@ -19,8 +19,10 @@ def model_kwarg(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` as ``(key, value)`` (an argparse ``type=``)."""
     key, sep, value = text.partition("=")
     if not sep or not key.isidentifier():
+        hint = "" if sep else " (the model name goes before --model-kwargs, the options after)"
         raise argparse.ArgumentTypeError(
-            f"expected KEY=VALUE with KEY an argument name (e.g. conv_init=pytorch), got {text!r}"
+            f"expected KEY=VALUE with KEY an argument name (e.g. conv_init=pytorch), got "
+            f"{text!r}{hint}"
         )
     return key, _value(value)
 
