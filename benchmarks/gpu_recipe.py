@@ -50,7 +50,12 @@ from typing import Any
 
 import torch
 
-from cifarzoo.cli.options import add_common_options, add_setting_options, given_settings
+from cifarzoo.cli.options import (
+    add_common_options,
+    add_setting_options,
+    given_settings,
+    use_threads,
+)
 from cifarzoo.data import CIFAR10Data, Split, load_cifar10, stratified_split
 from cifarzoo.models import create_model
 from cifarzoo.runs import write_run
@@ -114,7 +119,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_common_options(ap, threads=False)
+    add_common_options(ap)
     ap.add_argument("--out", default="runs/gpu")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     recipe_flags = add_setting_options(
@@ -165,6 +170,7 @@ def main() -> None:
         "synthetic), batch 64, no compile; checks the whole path, not accuracy",
     )
     args = ap.parse_args()
+    use_threads(args)
 
     env = DistEnv.from_env()
     device: str | None = args.device

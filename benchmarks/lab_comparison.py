@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from cifarzoo.checkpoint import CHECKPOINT_NAME, save_json
-from cifarzoo.cli.options import add_common_options
+from cifarzoo.cli.options import add_common_options, use_threads
 from cifarzoo.data import CIFAR10Data, load_cifar10
 from cifarzoo.instrument import GradientFlowRecorder
 from cifarzoo.models import create_model
@@ -245,8 +245,7 @@ def main(argv: list[str] | None = None, lab: Lab = LAB, doc: str | None = __doc_
     p.add_argument("--models", nargs="+", default=list(lab.models))
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    use_threads(args)
     data = load_cifar10(args.data, val_size=VAL_SIZE, seed=lab.recipe.seed, name=args.data_name)
     for name in args.models:
         train_one(name, data, Path(args.out), device=args.device, quiet=args.quiet, lab=lab)
