@@ -161,19 +161,18 @@ def _api() -> str:
 #: lab's own four (benchmarks/lab_four.py), each then `cifarzoo compare --runs`.
 LAB_REPORT = DOCS / "_static" / "lab"
 LAB_FOUR_REPORT = DOCS / "_static" / "lab-four"
-LAB_FIGURES = [
-    ("curves.png", "Training and validation loss and accuracy per epoch, all models overlaid."),
-    (
-        "gradient_plain_vs_residual.png",
-        "Gradient norm of each layer, plain vs residual network of the same depth, at "
-        "initialisation and late in training (both initialised alike: no zero-initialised BN).",
-    ),
-    ("gradient_flow.png", "Gradient norm of each layer over training (dark: early, yellow: late)."),
-    ("se_gates.png", "SE gate values of each stage over test images, after training."),
-    ("per_class_accuracy.png", "Test accuracy of each class."),
-    ("confusion_matrices.png", "Confusion matrices (rows: true class; % of the row)."),
-    ("cost.png", "Parameters, MACs, training activations, seconds per epoch and test accuracy."),
-]
+#: The caption of each figure of compare's report (cifarzoo.compare.FIGURES names its file), in
+#: the order the docs show them; a report without plain or SE networks has no figure of theirs.
+LAB_FIGURES = {
+    "curves": "Training and validation loss and accuracy per epoch, all models overlaid.",
+    "grad_depth": "Gradient norm of each layer, plain vs residual network of the same depth, at "
+    "initialisation and late in training (both initialised alike: no zero-initialised BN).",
+    "grad_flow": "Gradient norm of each layer over training (dark: early, yellow: late).",
+    "se_gates": "SE gate values of each stage over test images, after training.",
+    "per_class": "Test accuracy of each class.",
+    "confusion": "Confusion matrices (rows: true class; % of the row).",
+    "cost": "Parameters, MACs, training activations, seconds per epoch and test accuracy.",
+}
 
 
 def _list_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -231,7 +230,14 @@ def _lab_comparison(folder: Path) -> str:
             ],
         )
     out += [*_cost_table(report.models), SECONDS_CAVEAT, ""]
-    for name, caption in LAB_FIGURES:
+    from cifarzoo.compare import FIGURES
+
+    if LAB_FIGURES.keys() != FIGURES.keys():
+        raise ValueError(
+            f"docs/conf.py captions {sorted(LAB_FIGURES)}, compare draws {sorted(FIGURES)}"
+        )
+    for role, caption in LAB_FIGURES.items():
+        name = FIGURES[role]
         if (folder / name).is_file():
             label = f"{folder.name}-{Path(name).stem}"  # :ref:`lab-gradient_flow`
             out += [f".. figure:: /{static}/{name}", "   :width: 100%", f"   :name: {label}", ""]
@@ -364,6 +370,17 @@ def _wrapped(command: str, width: int = 88) -> str:
     return " \\\n".join("   " + line for line in lines)
 
 
+def _baseline_recipe() -> str:
+    """training.rst's list of the baseline recipe's settings (``Recipe()``'s defaults)."""
+    from cifarzoo.training import Recipe, recipe_summary
+
+    phrases = recipe_summary(Recipe())
+    return (
+        "\n".join(f"- {p}{'.' if i == len(phrases) - 1 else ';'}" for i, p in enumerate(phrases))
+        + "\n"
+    )
+
+
 def _reproduce_commands() -> str:
     """training.rst's list of the ``cifarzoo train`` commands of the shipped weights' recipes,
     built from the recipe each weights' metadata records."""
@@ -397,6 +414,7 @@ def generate(_app: object = None) -> None:
     _write(GENERATED / "examples.rst", _examples())
     _write(GENERATED / "checkout_commands.rst", _checkout_commands())
     _write(GENERATED / "reproduce_commands.rst", _reproduce_commands())
+    _write(GENERATED / "baseline_recipe.rst", _baseline_recipe())
 
 
 def setup(app: object) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import torch
 from conftest import FAKE_PER_FILE, InterruptAt
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import cifarzoo
@@ -29,7 +31,7 @@ from cifarzoo.cli import (
 )
 from cifarzoo.cli.train import _recipe_mismatch, _train_settings
 from cifarzoo.pretrained import read_weights_meta
-from cifarzoo.training import Recipe, RunOptions
+from cifarzoo.training import Recipe, RunOptions, recipe_summary
 
 
 def test_parser_is_built_from_registered_subcommands() -> None:
@@ -91,6 +93,45 @@ def test_train_help_shows_the_recipe_defaults() -> None:
         "tta: off (default: on)",
     ):
         assert says in text, says
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    epochs=st.integers(1, 300),
+    batch_size=st.integers(1, 4096),
+    lr=st.sampled_from([0.05, 0.1, 0.2, 0.4]),
+    nesterov=st.booleans(),
+    weight_decay=st.sampled_from([0.0, 1e-4, 5e-4, 5e-5]),
+    schedule=st.sampled_from(["onecycle", "cosine", "constant"]),
+    warmup_epochs=st.sampled_from([0.0, 2.0, 6.0, 0.5]),
+    ema_decay=st.sampled_from([0.0, 0.999]),
+    crop_padding=st.integers(0, 4),
+    flip=st.booleans(),
+    cutout=st.integers(0, 12),
+)
+def test_the_recipe_in_words_follows_its_fields(**fields: Any) -> None:
+    """What the help and the docs say of a recipe comes from its fields, not from a copy."""
+    recipe = Recipe(**fields)
+    words = "; ".join(recipe_summary(recipe))
+    assert words.startswith(f"{recipe.epochs} epochs at batch {recipe.batch_size};")
+    assert f"peak learning rate {recipe.lr:g} " in words
+    assert ("Nesterov" in words) == recipe.nesterov
+    assert f"({recipe.schedule})" in words
+    assert ("warm-up" in words) == (recipe.warmup_epochs > 0)
+    assert ("decay 0.999" in words) == (recipe.ema_decay == 0.999)
+    assert ("random crops" in words) == (recipe.crop_padding > 0)
+    assert ("flips" in words) == recipe.flip
+    assert (f"{recipe.cutout}-pixel cutout" in words) == (recipe.cutout > 0)
+    decay = f"weight decay {recipe.weight_decay:.0e}".replace("e-0", "e-")
+    assert decay.replace("0e+00", "0") in words
+
+
+def test_the_help_and_the_docs_give_the_baseline_recipe_of_the_fields() -> None:
+    baseline = recipe_summary(Recipe())
+    help_text = " ".join(_train_parser().format_help().split())
+    assert f"The defaults are the baseline CPU recipe: {'; '.join(baseline)}." in help_text
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    assert ".. include:: _generated/baseline_recipe.rst" in (docs / "training.rst").read_text()
 
 
 def test_recipe_mismatch_says_what_to_pass() -> None:

@@ -22,7 +22,7 @@ from ..checkpoint import CHECKPOINT_NAME
 from ..data import NUM_TRAIN
 from ..pretrained import WeightsEntry
 from ..runs import CLI_WORDS, check_run_folder, new_version_folder, run_lock, write_run
-from ..training import Recipe, RunOptions, recipe_differences
+from ..training import Recipe, RunOptions, recipe_differences, recipe_summary
 from .argtypes import nonnegative_int
 from .common import Subparsers, check_out_folder
 from .model_kwargs import MODEL_KWARGS_FLAG, model_kwarg, model_kwargs_words
@@ -121,9 +121,8 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Train MODEL on CIFAR-10 and write model.safetensors (+ .sha256), "
         "history.json, PNG curves and, last, metrics.json into --out (unset: a new "
         "runs/MODEL/version_N; a folder holding a run needs --resume or --overwrite; the folder "
-        "is locked while the run trains). The defaults are the baseline 30-epoch "
-        "CPU recipe (SGD Nesterov, batch 128, peak lr 0.1, one-cycle, wd 5e-4, label "
-        "smoothing 0.1, crop+flip, EMA 0.999); each shipped weights' recipe is in its "
+        "is locked while the run trains). The defaults are the baseline CPU recipe: "
+        f"{'; '.join(recipe_summary(Recipe()))}. Each shipped weights' recipe is in its "
         "metadata and, as a command, in the docs' training page. The accuracies printed and "
         "recorded as test_accuracy and val_accuracy are one forward pass; flip TTA's (--tta) "
         "are measured beside them, as tta_test_accuracy and tta_val_accuracy. Works under "

@@ -34,7 +34,7 @@ from .inputs import DataMismatchError, EvalData, TrainData, data_fingerprint
 from .loop import NonFiniteLossError, fit
 from .optimizer import LRSchedule, make_optimizer
 from .options import AMP_MODES, RunOptions, split_settings
-from .recipe import Recipe, RecipeMismatchError, recipe_differences
+from .recipe import Recipe, RecipeMismatchError, recipe_differences, recipe_summary
 from .state import EpochProgress, ModelArgsMismatchError, TrainState, read_checkpoint
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "make_optimizer",
     "read_checkpoint",
     "recipe_differences",
+    "recipe_summary",
     "sam_ascent",
     "soft_targets",
     "split_settings",

@@ -50,9 +50,9 @@ def amp_name(value: bool | None) -> str:
 @dataclass(frozen=True)
 class RunOptions:
     """The settings of a run that do not belong to the recipe: changing them between an
-    interrupted run and its resume is allowed (a checkpoint records ``amp``, ``channels_last``
-    and ``compile``, and a resume with other values warns that the result will not be
-    bit-identical, as a different number of processes does).
+    interrupted run and its resume is allowed (a checkpoint records those of
+    :data:`RECORDED_OPTIONS`, and a resume with another precision warns that the result will not
+    be bit-identical, as a different number of processes does).
 
     ``amp=None`` means bf16 autocast where it is faster than fp32 (CUDA, and CPUs with AMX or
     AVX512-BF16 instructions: :func:`~cifarzoo.devices.fast_bf16`) and fp32 elsewhere;

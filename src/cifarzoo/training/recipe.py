@@ -11,7 +11,7 @@ from ..loader import PadMode
 from .fields import check_fields, setting
 from .parsing import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 
-__all__ = ["Recipe", "RecipeMismatchError", "ScheduleKind", "recipe_differences"]
+__all__ = ["Recipe", "RecipeMismatchError", "ScheduleKind", "recipe_differences", "recipe_summary"]
 
 ScheduleKind = Literal["onecycle", "cosine", "constant"]
 
@@ -46,11 +46,9 @@ class Recipe:
     """What a run trains with: every field changes the trained weights, so a checkpoint records
     them and resuming with other values is refused (:class:`RecipeMismatchError`).
 
-    The defaults are cifarzoo's baseline 30-epoch CPU recipe (each shipped weights records its
-    own, which docs/training.rst gives as a command): SGD with Nesterov momentum, batch 128,
-    peak lr 0.1 reached after a 2-epoch linear warm-up then linear decay to 0 (``onecycle``),
-    weight decay 5e-4 on conv/linear weights only, label smoothing 0.1, random crops (reflect
-    padding 4) and flips, EMA of the weights (0.999). With a teacher
+    The defaults are cifarzoo's baseline CPU recipe, which :func:`recipe_summary` puts in words
+    (each shipped weights records its own, which docs/training.rst gives as a command). With a
+    teacher
     (``fit(teacher=...)``) the training targets become
     ``(1 - distill_weight) * one_hot(label) + distill_weight * softmax(teacher_logits / T)``
     with ``T = distill_temperature``. ``sam_rho > 0`` turns on sharpness-aware minimization
@@ -172,6 +170,53 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+
+_SCHEDULE_WORDS = {
+    "onecycle": "then linear decay to 0 (onecycle)",
+    "cosine": "then half-cosine decay to 0 (cosine)",
+    "constant": "then constant (constant)",
+}
+
+
+def _number(x: float) -> str:
+    """``5e-4`` rather than ``0.0005``; ``0.1`` and ``30`` as they are."""
+    return f"{x:.0e}".replace("e-0", "e-") if 0 < abs(x) < 0.01 else f"{x:g}"
+
+
+def recipe_summary(recipe: Recipe) -> list[str]:
+    """The main settings of ``recipe`` in words, one phrase each (optimizer, schedule,
+    regularisation, augmentation, EMA), for help texts and docs: ``recipe_summary(Recipe())``
+    is the baseline recipe."""
+    momentum = "Nesterov momentum" if recipe.nesterov else "momentum"
+    crops = (
+        f"random crops ({recipe.pad_mode} padding {recipe.crop_padding})"
+        if recipe.crop_padding
+        else "no crops"
+    )
+    augmentation = [crops]
+    if recipe.flip:
+        augmentation.append("alternating flips" if recipe.alternate_flip else "horizontal flips")
+    if recipe.cutout:
+        augmentation.append(f"{recipe.cutout}-pixel cutout")
+    warmup = (
+        f"after a {_number(recipe.warmup_epochs)}-epoch linear warm-up, "
+        if recipe.warmup_epochs
+        else ""
+    )
+    return [
+        f"{recipe.epochs} epochs at batch {recipe.batch_size}",
+        f"SGD with {momentum} {_number(recipe.momentum)}, peak learning rate "
+        f"{_number(recipe.lr)} {warmup}{_SCHEDULE_WORDS[recipe.schedule]}",
+        f"weight decay {_number(recipe.weight_decay)} on convolution and linear weights only, "
+        f"label smoothing {_number(recipe.label_smoothing)}",
+        augmentation[0]
+        if len(augmentation) == 1
+        else f"{', '.join(augmentation[:-1])} and {augmentation[-1]}",
+        f"an exponential moving average of the weights (decay {_number(recipe.ema_decay)})"
+        if recipe.ema_decay
+        else "no moving average of the weights",
+    ]
 
 
 def recipe_differences(saved: Recipe, now: Recipe) -> dict[str, tuple[Any, Any]]:
