@@ -218,7 +218,7 @@ def _card_details(source: HubSource) -> list[str]:
         tta = recorded_accuracy(source.metrics).per_class_tta
         how = "one forward pass" if tta is None else f"{tta} TTA"
         lines += [f"## Per-class test accuracy ({how})", "", "| Class | Accuracy |", "|---|---:|"]
-        lines += [f"| {name} | {100 * acc:.2f}% |" for name, acc in per_class]
+        lines += [f"| {name} | {percent(acc)} |" for name, acc in per_class]
         lines.append("")
     if source.recipe is not None:
         lines += ["## Training recipe", "", "```json", json.dumps(source.recipe, indent=2), "```"]

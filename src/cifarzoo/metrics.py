@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from .data import CIFAR10Data, Split
 from .devices import autocast, resolve_device
+from .formats import percent
 from .heap import kept_heap
 from .loader import DeviceLoader, no_classifier_error
 
@@ -95,7 +96,7 @@ class EvalResult:
         lines.append(f"{'all':<{width}}  {100 * self.accuracy:7.2f}%")
         tta = tta_views(self.tta_flip, self.tta_translate)
         lines.append(
-            f"loss {self.loss:.4f}  ECE {100 * self.ece:.2f}%  n={self.num_samples:,}"
+            f"loss {self.loss:.4f}  ECE {percent(self.ece)}  n={self.num_samples:,}"
             + (f"  ({tta} TTA)" if tta else "")
         )
         return "\n".join(lines)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..formats import percent
 from ..runs import (
     check_weights_source,
     one_line,
@@ -208,7 +209,7 @@ def _accuracy_summary(
     acc = recorded_accuracy(recorded)
 
     def pct(x: float | None) -> str:
-        return "not recorded" if x is None else f"{100 * x:.2f}%"
+        return "not recorded" if x is None else percent(x)
 
     lines = [f"single pass: {pct(single_pass)}"]
     if recorded:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from ..formats import percent
 from ..pretrained import (
     HF_WEIGHTS_FILE,
     PACKAGED_WEIGHTS_DIR,
@@ -50,7 +51,7 @@ def _describe(arch: str, metrics: dict[str, Any]) -> str:
         text += f" for {metrics['epochs']:g} epochs"
     accuracy = recorded_accuracy(metrics).test
     if accuracy is not None:
-        text += f": {100 * accuracy:.2f}% test accuracy (one forward pass)"
+        text += f": {percent(accuracy)} test accuracy (one forward pass)"
     return text
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import atomic_dir, atomic_write, save_json, save_weights
+from ..formats import percent
 from ..metrics import EvalResult, evaluate, tta_views
 from .folder import GRAD_FLOW_FILE, HISTORY_FILE, MARKER, WEIGHTS_FILE
 from .read import read_run
@@ -220,7 +221,7 @@ def _print_summary(
         print(results.test.table())
 
     def pct(result: EvalResult) -> str:
-        return f"{100 * result.accuracy:.2f}%"
+        return percent(result.accuracy)
 
     val = f", val {pct(results.val)}" if results.val else ""
     tta = ""

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..devices import autocast
+from ..formats import percent
 from ..heap import kept_heap
 from ..metrics import EvalResult, evaluate
 from ..runs.folder import check_run_folder, clear_run
@@ -361,9 +362,9 @@ class _Trainer:
             post = {"loss": f"{train_loss:.3f}", "acc": f"{100 * train_acc:.1f}%"}
             single = result.one_pass if result else None
             if single is not None:  # one forward pass, and the TTA figure when there is one
-                post[f"{self.eval_split}_acc"] = f"{100 * single.accuracy:.2f}%"
+                post[f"{self.eval_split}_acc"] = percent(single.accuracy)
             if result is not None and result is not single:
-                post[f"{self.eval_split}_tta_acc"] = f"{100 * result.accuracy:.2f}%"
+                post[f"{self.eval_split}_tta_acc"] = percent(result.accuracy)
             bar.close(**post)
         except KeyboardInterrupt:
             bar.close()
