@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..formats import DASH, percent
-
 __all__ = ["SCHEMA", "ComparisonReport", "ModelReport", "text_table"]
 
 SCHEMA = "cifarzoo.compare/1"
@@ -94,30 +92,11 @@ class ComparisonReport:
         return next((m for m in self.models if m.name == name), None)
 
     def table(self) -> str:
-        """A plain-text summary table (last epoch; error rates in %; accuracies one forward
-        pass, and a column of test-time augmentation figures when a model has one)."""
-        with_tta = any(m.test.get("tta_accuracy") is not None for m in self.models)
-        head = ("model", "params", "MMACs", "train err", "val acc", "test acc", "s/epoch")
-        rows: list[tuple[str, ...]] = [head + (("TTA test acc",) if with_tta else ())]
+        """The results table of the report page and ``summary.txt``, as aligned plain text
+        (last epoch; accuracies one forward pass, a test-time augmentation's named beside)."""
+        from .page import result_rows  # the page builds on these results
 
-        def tta(test: dict[str, Any]) -> tuple[str, ...]:
-            value = test.get("tta_accuracy")
-            cell = DASH if value is None else f"{percent(value)} ({test.get('tta')})"
-            return (cell,) if with_tta else ()
-
-        for m in self.models:
-            train_err = None if m.train_eval is None else 1 - m.train_eval["accuracy"]
-            cells = (
-                m.name,
-                f"{m.params / 1e6:.2f}M",
-                f"{m.macs / 1e6:.1f}",
-                percent(train_err),
-                percent(m.last_val_accuracy),
-                percent(m.test["accuracy"]),
-                DASH if m.seconds_per_epoch is None else f"{m.seconds_per_epoch:.1f}",
-            )
-            rows.append(cells + tta(m.test))
-        return text_table(rows)
+        return text_table(result_rows(self))
 
 
 def text_table(rows: Sequence[Sequence[str]]) -> str:
