@@ -29,7 +29,7 @@ from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, N
 from .data import OFFICIAL_NAME
 from .formats import duration, percent
 from .hub_source import HubFile, HubSource, per_class_accuracy, run_source
-from .pretrained import SHA256_NOTE
+from .pretrained import HF_CONFIG_FILE, SHA256_NOTE
 from .runs import WEIGHTS_FILE, RecordedAccuracy, one_line, recorded_accuracy, recorded_model_args
 
 __all__ = [
@@ -287,7 +287,7 @@ def build_hub_folder(
         model = source.load_model()
         shutil.copyfile(source.weights, tmp / WEIGHTS_FILE)
         verify_sha256(tmp / WEIGHTS_FILE, source.sha256)
-        (tmp / "config.json").write_text(json_text(_hub_config(source, model)))
+        (tmp / HF_CONFIG_FILE).write_text(json_text(_hub_config(source, model)))
         for file in source.files:
             _write_file(file, tmp)
         build_model_card(source, repo_id).save(tmp / "README.md")
@@ -382,7 +382,7 @@ def _upload(
             f"cannot upload to {repo_id}: offline mode is on (HF_HUB_OFFLINE=1). {later}, or "
             "rerun without HF_HUB_OFFLINE."
         )
-    arch = json.loads((folder / "config.json").read_text())["architecture"]
+    arch = json.loads((folder / HF_CONFIG_FILE).read_text())["architecture"]
     api = HfApi()
     try:
         api.create_repo(repo_id, exist_ok=True, private=private)

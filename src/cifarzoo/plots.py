@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .constants import CIFAR10_CLASSES
+from .runs.folder import CURVE_FILES
 from .training.history import History
 
 __all__ = [
@@ -133,9 +134,11 @@ def save_training_plots(
     per_class: Sequence[float] | None = None,
     classes: Sequence[str] = CIFAR10_CLASSES,
 ) -> list[Path]:
-    """Write ``loss.png``, ``accuracy.png`` and (with ``per_class``) ``per_class.png``."""
+    """Write a run's figures (:data:`~cifarzoo.runs.folder.CURVE_FILES`): ``loss.png``,
+    ``accuracy.png`` and (with ``per_class``) ``per_class.png``."""
     out = Path(out_dir)
-    paths = [plot_loss(history, out / "loss.png"), plot_accuracy(history, out / "accuracy.png")]
+    loss, accuracy, per_class_file = (out / name for name in CURVE_FILES)
+    paths = [plot_loss(history, loss), plot_accuracy(history, accuracy)]
     if per_class is not None:
-        paths.append(plot_per_class_accuracy(per_class, out / "per_class.png", classes=classes))
+        paths.append(plot_per_class_accuracy(per_class, per_class_file, classes=classes))
     return paths

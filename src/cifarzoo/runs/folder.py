@@ -56,15 +56,16 @@ HISTORY_FILE = "history.json"
 #: Gradient records of a run that kept them (``benchmarks/lab_comparison.py`` writes them).
 GRAD_FLOW_FILE = "grad_flow.json"
 LOCK_NAME = ".train.lock"
+#: The figures of a run (:func:`cifarzoo.plots.save_training_plots` draws them): loss and
+#: accuracy curves, per-class test accuracy.
+CURVE_FILES = ("loss.png", "accuracy.png", "per_class.png")
 #: The files of a run, removed (the marker first) when ``--overwrite`` replaces it.
 RUN_FILES = (
     MARKER,
     WEIGHTS_FILE,
     f"{WEIGHTS_FILE}.sha256",
     HISTORY_FILE,
-    "loss.png",
-    "accuracy.png",
-    "per_class.png",
+    *CURVE_FILES,
     CHECKPOINT_NAME,
 )
 _VERSION = re.compile(r"version_(\d+)")
