@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..formats import percent
+from ..metrics import EVAL_BATCH_ACCELERATOR, EVAL_BATCH_CPU
 from ..runs import (
     check_weights_source,
     one_line,
@@ -62,7 +63,8 @@ def add_eval_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--batch-size",
         type=positive_int,
         default=None,
-        help="images per forward pass (default: 1000 on a GPU, 100 on a CPU)",
+        help=f"images per forward pass (default: {EVAL_BATCH_ACCELERATOR} on a GPU, "
+        f"{EVAL_BATCH_CPU} on a CPU)",
     )
     p.add_argument(
         "--json", dest="json_path", metavar="FILE", help="also write the results to this JSON file"

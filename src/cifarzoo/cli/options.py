@@ -30,9 +30,13 @@ __all__ = [
     "use_threads",
 ]
 
-_AMP = setting_of(next(f for f in dataclasses.fields(RunOptions) if f.name == "amp"))
+
+def _run_option_help(name: str) -> str:
+    return setting_of(next(f for f in dataclasses.fields(RunOptions) if f.name == name)).help
+
+
 #: Help of the ``--amp`` option.
-AMP_HELP = _AMP.help
+AMP_HELP = _run_option_help("amp")
 
 
 def _on_off(value: Any) -> str:
@@ -195,7 +199,7 @@ def add_common_options(
         "'CIFAR-10' for the official release, recognised by its files' md5 sums, else "
         "'CIFAR-10 (unverified copy)')",
     )
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu...; unset: cuda if any")
+    p.add_argument("--device", default=None, help=_run_option_help("device"))
     p.add_argument(
         "--threads",
         type=thread_count,
