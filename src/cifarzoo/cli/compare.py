@@ -12,9 +12,12 @@ from ..compare.findings import MIN_EPOCHS
 from ..compare.measure import (
     COMPARE_RECIPE,
     DEFAULT_MODELS,
+    GATE_IMAGES,
+    GRAD_RECORDS,
     LAB_MODELS,
     SHIPPED_TRAIN_EVAL_IMAGES,
     TRAIN_EVAL_IMAGES,
+    VAL_SIZE,
     compare,
     subset_train,
     synthetic_data,
@@ -43,8 +46,6 @@ __all__ = ["add_compare_parser", "main", "run_compare"]
 _SHOWN = ("epochs", "batch_size", "lr", "seed")
 #: compare trains without a teacher
 _NO_TEACHER = ("distill_weight", "distill_temperature")
-#: Training images held out for validation when models are trained (``--val-size``).
-DEFAULT_VAL_SIZE = 5000
 #: The flags of the recipe fields that compare sets only when given.
 _RECIPE_FLAGS = setting_flags(
     Recipe, [f.name for f in dataclasses.fields(Recipe) if f.name not in _SHOWN + _NO_TEACHER]
@@ -70,7 +71,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "--val-size",
         type=nonnegative_int,
         default=None,
-        help=f"training images held out for validation (default {DEFAULT_VAL_SIZE}; with "
+        help=f"training images held out for validation (default {VAL_SIZE}; with "
         "--pretrained each weights' own held-out split is used)",
     )
     p.add_argument(
@@ -96,13 +97,13 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="K",
-        help="record gradient norms every K steps (default: ~40 records)",
+        help=f"record gradient norms every K steps (default: about {GRAD_RECORDS} records)",
     )
     p.add_argument(
         "--gate-images",
         type=nonnegative_int,
-        default=1000,
-        help="test images for the SE gate statistics (default 1000)",
+        default=GATE_IMAGES,
+        help=f"test images for the SE gate statistics (default {GATE_IMAGES:,})",
     )
     p.add_argument(
         "--same-init",
@@ -243,9 +244,7 @@ def _compare_data(args: argparse.Namespace) -> CIFAR10Data:
             "--pretrained evaluates each shipped weights with the validation split its training "
             "held out, and trains nothing: drop --val-size and --train-subset"
         )
-    val_size = (
-        0 if args.pretrained else DEFAULT_VAL_SIZE if args.val_size is None else args.val_size
-    )
+    val_size = 0 if args.pretrained else VAL_SIZE if args.val_size is None else args.val_size
     if args.synthetic is None:
         check_data_sizes(val_size, subset)
     elif subset > args.synthetic:

@@ -26,12 +26,15 @@ from .meta import measurement_notes, recorded_setting, report_meta
 from .results import ComparisonReport, ModelReport
 from .reused import read_run, runs_setting
 from .shipped import choose_weights, read_shipped
-from .trained import train_models
+from .trained import GRAD_RECORDS, train_models
 
 __all__ = [
     "COMPARE_RECIPE",
     "DEFAULT_MODELS",
+    "GATE_IMAGES",
+    "GRAD_RECORDS",
     "LAB_MODELS",
+    "VAL_SIZE",
     "ComparisonReport",
     "ModelReport",
     "compare",
@@ -43,6 +46,11 @@ __all__ = [
 DEFAULT_MODELS: tuple[str, ...] = ("lenet", "resnet20", "seresnet20", "densenet_bc_100_k12")
 #: The lab's own four networks (``benchmarks/lab_four.py`` trains them on a CPU in hours).
 LAB_MODELS: tuple[str, ...] = ("lenet", "resnet18", "densenet121", "seresnet18")
+
+#: Training images :func:`compare` holds out for validation by default.
+VAL_SIZE = 5_000
+#: Test images on which :func:`compare` measures the SE gates by default.
+GATE_IMAGES = 1_000
 
 #: Training images on which :func:`compare` measures the final training error by default.
 TRAIN_EVAL_IMAGES = 10_000
@@ -122,9 +130,9 @@ def compare(
     out: str | os.PathLike[str] | None = None,
     runs: Sequence[str | os.PathLike[str]] = (),
     pretrained: Sequence[str] = (),
-    val_size: int = 5000,
+    val_size: int = VAL_SIZE,
     grad_every: int | None = None,
-    gate_images: int = 1000,
+    gate_images: int = GATE_IMAGES,
     train_eval_images: int | None = None,
     model_args: Mapping[str, Any] | None = None,
     quiet: bool = False,

@@ -20,7 +20,10 @@ from .estimate import describe_estimate
 from .evaluation import Evaluation
 from .results import ModelReport
 
-__all__ = ["train_models"]
+__all__ = ["GRAD_RECORDS", "train_models"]
+
+#: About how many gradient-norm records a trained model's run keeps (``grad_every`` unset).
+GRAD_RECORDS = 40
 
 
 def _probe_steps(
@@ -78,7 +81,7 @@ def _train_one(
     batch_size = int(fit_kwargs.get("batch_size", 128))
     peak, kind, _ = probe
     steps = max(1, len(data.train) // batch_size) * epochs
-    every = grad_every if grad_every is not None else max(1, steps // 40)
+    every = grad_every if grad_every is not None else max(1, steps // GRAD_RECORDS)
     with GradientFlowRecorder(model, every=every) as flow:
         run = {"epochs": epochs, "seed": seed, "device": device, "quiet": quiet}
         history = fit(model, data, *split_settings({**fit_kwargs, **run}))
