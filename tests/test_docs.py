@@ -96,3 +96,20 @@ def test_install_page_gives_the_readme_commands(conf: ModuleType) -> None:
     install = (DOCS / "install.rst").read_text()
     assert ".. include:: _generated/checkout_commands.rst" in install
     assert "pip install -e" not in install.split("Building the documentation")[0]
+
+
+def test_the_docs_give_compares_own_defaults() -> None:
+    """The epochs each comparison trains by default and the rule for a run too short to
+    compare, as the docs write them, are compare's."""
+    from cifarzoo.compare.findings import MIN_EPOCHS, MIN_LEAD_OVER_CHANCE
+
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.rst"))]
+    written = [
+        (page.name, int(n))
+        for page in pages
+        for n in re.findall(r"# (\d+) epochs each", page.read_text())
+    ]
+    assert len(written) >= 3 and all(n == MIN_EPOCHS for _, n in written), written
+    text = " ".join((DOCS / "compare.rst").read_text().split())
+    points = round(100 * MIN_LEAD_OVER_CHANCE)
+    assert f"fewer than {MIN_EPOCHS} epochs, or whose best test accuracy is within {points}" in text

@@ -171,3 +171,14 @@ def test_an_unmarked_real_data_test_is_found(tmp_path: Path) -> None:
         "test_a.py::test_through_a_fixture",
         "test_a.py::TestUnmarked::test_in_class",
     ]
+
+
+def test_the_weights_are_published_under_the_packages_license() -> None:
+    import tomllib
+
+    from cifarzoo.constants import WEIGHTS_LICENSE
+    from cifarzoo.models import create_model
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"].lower() == WEIGHTS_LICENSE
+    assert create_model("lenet").pretrained_cfg["license"] == WEIGHTS_LICENSE

@@ -1,4 +1,5 @@
-"""CIFAR-10 facts shared by the models, the data pipeline and the weights' metadata."""
+"""CIFAR-10 facts shared by the models, the data pipeline and the weights' metadata, and the
+license the weights are published under."""
 
 from __future__ import annotations
 
@@ -21,3 +22,6 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 )
 NUM_CLASSES = 10
 IMAGE_SIZE = 32
+#: The license of cifarzoo and of its weights (pyproject.toml's), as timm's pretrained_cfg and
+#: the Hub's model cards spell it.
+WEIGHTS_LICENSE = "apache-2.0"

@@ -11,7 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .constants import IMAGE_SIZE
+
 __all__ = ["count_activation_bytes", "count_macs", "count_params"]
+
+#: One CIFAR-10 image, batch included: what the counts are per image of.
+_ONE_IMAGE = (1, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -19,7 +24,7 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> int:
+def count_macs(model: nn.Module, input_size: Sequence[int] = _ONE_IMAGE) -> int:
     """Multiply-accumulates of one forward pass of ``input_size`` (batch included), in eval mode.
 
     Measured with :class:`torch.utils.flop_counter.FlopCounterMode` (which counts convolutions and
@@ -43,7 +48,7 @@ def count_macs(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> 
     return int(counter.get_total_flops()) // 2
 
 
-def count_activation_bytes(model: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32)) -> int:
+def count_activation_bytes(model: nn.Module, input_size: Sequence[int] = _ONE_IMAGE) -> int:
     """Bytes of the tensors that autograd keeps for the backward pass of one training-mode
     forward pass of ``input_size`` (batch included) in float32: the part of a training step's
     memory that grows with the batch (the weights, their gradients, the optimizer state and the

@@ -25,7 +25,14 @@ from timm.models import model_entrypoint
 from torch import nn
 
 from .checkpoint import atomic_dir, json_text, verify_sha256
-from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from .constants import (
+    CIFAR10_CLASSES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGE_SIZE,
+    NUM_CLASSES,
+    WEIGHTS_LICENSE,
+)
 from .data import OFFICIAL_NAME
 from .formats import duration, percent
 from .hub_source import HubFile, HubSource, per_class_accuracy, run_source
@@ -121,7 +128,7 @@ def _card_data(source: HubSource, repo_id: str) -> Any:
     return ModelCardData(
         model_name=repo_id.split("/")[-1],
         library_name="timm",
-        license="apache-2.0",
+        license=WEIGHTS_LICENSE,
         pipeline_tag="image-classification",
         tags=["image-classification", "timm", "cifarzoo", "cifar10"],
         datasets=[OFFICIAL_DATASET_ID] if official else None,

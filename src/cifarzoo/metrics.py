@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, NUM_CLASSES
 from .data import CIFAR10Data, Split
 from .devices import autocast, resolve_device
 from .formats import percent
@@ -355,7 +355,7 @@ def evaluate(
     world = dist.get_world_size() if distributed else 1
     dev = _model_device(model, device)
     if num_classes is None:
-        num_classes = int(getattr(model, "num_classes", 10))
+        num_classes = int(getattr(model, "num_classes", NUM_CLASSES))
     batches, default_classes = _batches(data, model, batch_size, dev, rank, world, num_classes)
     acc = _Accumulator(num_classes, dev)
     plain_acc = (

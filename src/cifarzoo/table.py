@@ -16,6 +16,7 @@ import torch
 
 from .checkpoint import atomic_write
 from .cost import count_activation_bytes, count_macs, count_params
+from .data import NUM_TRAIN
 from .formats import DASH, count, duration, hardware_name, mebibytes, percent
 from .models import TIMM_PREFIX, create_model, list_models
 from .pretrained import TAG_RECIPES, WeightsEntry, list_weights
@@ -276,8 +277,8 @@ _ACCURACY_NOTE = (
     "named in brackets (a dash: recorded without one): *flip* averages each image's logits "
     "with its mirror's, *translate* adds copies shifted one pixel diagonally (`cifarzoo eval "
     "MODEL --pretrained` measures both ways). *Epochs x images*: training epochs, and the "
-    "training images of each (the rest of the 50,000 held out for validation). Weights that "
-    "were trained but not kept are recorded in docs/experiments.rst."
+    f"training images of each (the rest of the {NUM_TRAIN:,} held out for validation). Weights "
+    "that were trained but not kept are recorded in docs/experiments.rst."
 )
 
 

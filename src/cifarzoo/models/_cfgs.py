@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, IMAGE_SIZE, NUM_CLASSES
+from ..constants import (
+    CIFAR10_CLASSES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGE_SIZE,
+    NUM_CLASSES,
+    WEIGHTS_LICENSE,
+)
 from ..formats import percent
 from ..pretrained import (
     HF_WEIGHTS_FILE,
@@ -67,7 +74,7 @@ def cifar_cfg(**overrides: Any) -> dict[str, Any]:
         "interpolation": "bilinear",
         "mean": CIFAR10_MEAN,
         "std": CIFAR10_STD,
-        "license": "apache-2.0",
+        "license": WEIGHTS_LICENSE,
     }
     cfg.update(overrides)
     return cfg

@@ -16,7 +16,7 @@ import torch
 from timm.models import checkpoint_seq, generate_default_cfgs
 from torch import Tensor, nn
 
-from ..constants import IMAGE_SIZE
+from ..constants import IMAGE_SIZE, NUM_CLASSES
 from ..layers import DenseBlock, Transition, conv3x3
 from ..timm_compat import MATCH_PREV_GROUP, feature_take_indices
 from ._base import CifarModel, ConvInit, check_conv_init
@@ -60,7 +60,7 @@ class DenseNet(CifarModel):
         bn_size: int = 4,
         compression: float = 0.5,
         proj_drop_rate: float = 0.0,
-        num_classes: int = 10,
+        num_classes: int = NUM_CLASSES,
         in_chans: int = 3,
         drop_rate: float = 0.0,
         global_pool: str = "avg",

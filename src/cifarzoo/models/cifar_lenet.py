@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from timm.models import generate_default_cfgs
 from torch import Tensor, nn
 
-from ..constants import IMAGE_SIZE
+from ..constants import IMAGE_SIZE, NUM_CLASSES
 from ..timm_compat import feature_take_indices
 from ._base import CifarModel
 from ._registry import build, register, weight_cfgs
@@ -37,9 +37,9 @@ class LeNet(CifarModel):
 
     def __init__(
         self,
-        num_classes: int = 10,
+        num_classes: int = NUM_CLASSES,
         in_chans: int = 3,
-        img_size: int | Sequence[int] = 32,
+        img_size: int | Sequence[int] = IMAGE_SIZE,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
     ) -> None:

@@ -18,7 +18,7 @@ import torch
 from timm.models import checkpoint_seq, generate_default_cfgs
 from torch import Tensor, nn
 
-from ..constants import IMAGE_SIZE
+from ..constants import IMAGE_SIZE, NUM_CLASSES
 from ..layers import AttnFactory, BasicBlock, Bottleneck, SEBlock, conv3x3
 from ..timm_compat import feature_take_indices
 from ._base import CifarModel, ConvInit, check_conv_init
@@ -58,7 +58,7 @@ class ResNet(CifarModel):
         block: type[BasicBlock | Bottleneck],
         layers: Sequence[int],
         widths: Sequence[int] = (64, 128, 256, 512),
-        num_classes: int = 10,
+        num_classes: int = NUM_CLASSES,
         in_chans: int = 3,
         attn_layer: AttnFactory | None = None,
         drop_rate: float = 0.0,
