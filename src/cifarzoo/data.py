@@ -41,6 +41,8 @@ from .constants import CIFAR10_CLASSES, NUM_CLASSES
 from .loader import DeviceLoader, PadMode, check_labels
 
 __all__ = [
+    "DEFAULT_DATA_ROOT",
+    "ENV_DATA",
     "OFFICIAL_NAME",
     "UNVERIFIED_NAME",
     "CIFAR10Data",
@@ -61,6 +63,8 @@ __all__ = [
 NUM_TRAIN = IMAGES_PER_FILE * len(TRAIN_FILES)
 NUM_TEST = IMAGES_PER_FILE
 ENV_DATA = "CIFARZOO_DATA"
+#: The data root when none is given and ``$CIFARZOO_DATA`` is unset.
+DEFAULT_DATA_ROOT = "~/.cache/cifarzoo"
 #: The name of the official release, recognised by its files' md5 sums.
 OFFICIAL_NAME = "CIFAR-10"
 #: The name of CIFAR-10 files that are not the official release's (a re-encoded mirror, a
@@ -159,11 +163,11 @@ class CIFAR10Data:
 
 
 def default_data_root() -> Path:
-    """``$CIFARZOO_DATA`` if set, else ``~/.cache/cifarzoo``."""
+    """``$CIFARZOO_DATA`` if set, else ``~/.cache/cifarzoo`` (:data:`DEFAULT_DATA_ROOT`)."""
     env = os.environ.get(ENV_DATA)
     if env:
         return Path(env).expanduser()
-    return Path("~/.cache/cifarzoo").expanduser()
+    return Path(DEFAULT_DATA_ROOT).expanduser()
 
 
 def resolve_data_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -314,7 +318,7 @@ def load_cifar10(
         where = "" if folder.is_dir() else f" (the folder {folder} does not exist)"
         raise FileNotFoundError(
             f"CIFAR-10 not found: missing {', '.join(missing)} in {folder}{where}. "
-            f"Data root resolution: explicit root > ${ENV_DATA} > ~/.cache/cifarzoo. {HOW_TO_GET}"
+            f"Data root resolution: explicit root > ${ENV_DATA} > {DEFAULT_DATA_ROOT}. {HOW_TO_GET}"
         )
     per_file, source, classes = read_meta(folder)
     data = CIFAR10Data(

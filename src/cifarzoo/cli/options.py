@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from ..batch_files import FOLDER
+from ..data import DEFAULT_DATA_ROOT, ENV_DATA, OFFICIAL_NAME, UNVERIFIED_NAME
 from ..training import AMP_MODES, RunOptions
 from ..training.fields import Setting, setting_of
 from .argtypes import argument_type, thread_count
@@ -182,8 +184,8 @@ def add_common_options(
         metavar="DIR",
         required=data_required,
         default=None,
-        help="data root holding cifar-10-batches-py"
-        + ("" if data_required else "; unset: $CIFARZOO_DATA, else ~/.cache/cifarzoo"),
+        help=f"data root holding {FOLDER}"
+        + ("" if data_required else f"; unset: ${ENV_DATA}, else {DEFAULT_DATA_ROOT}"),
     )
     if download:
         p.add_argument(
@@ -196,8 +198,8 @@ def add_common_options(
         "--data-name",
         default=None,
         help="how the data is named in the results, e.g. 'CIFAR-10 (JPEG mirror)' (default: "
-        "'CIFAR-10' for the official release, recognised by its files' md5 sums, else "
-        "'CIFAR-10 (unverified copy)')",
+        f"{OFFICIAL_NAME!r} for the official release, recognised by its files' md5 sums, else "
+        f"{UNVERIFIED_NAME!r})",
     )
     p.add_argument("--device", default=None, help=_run_option_help("device"))
     p.add_argument(
