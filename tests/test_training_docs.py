@@ -81,3 +81,12 @@ def test_the_experiment_log_has_its_own_page() -> None:
     assert "recipe (the rest as the defaults)" in log and "recipe (the rest" not in guide
     toctree = (DOCS / "index.rst").read_text()
     assert re.search(r"^   training\n   experiments\n", toctree, re.MULTILINE)
+
+
+def test_the_distillation_defaults_are_the_codes() -> None:
+    from cifarzoo.cli.train import _TEACHER_DISTILL_WEIGHT
+    from cifarzoo.training import Recipe
+
+    guide = " ".join((DOCS / "training.rst").read_text().split())
+    assert f"``--distill-weight`` ({_TEACHER_DISTILL_WEIGHT} when a teacher is given)" in guide
+    assert f"``distill_temperature`` (default {Recipe().distill_temperature:g})" in guide

@@ -205,7 +205,7 @@ def _add_out_options(p: argparse.ArgumentParser) -> None:
     again.add_argument(
         "--resume",
         action="store_true",
-        help="continue from OUT/checkpoint.pt (a new run if there is none). Recipe and run "
+        help=f"continue from OUT/{CHECKPOINT_NAME} (a new run if there is none). Recipe and run "
         "options left out (--epochs, --lr, --seed, --amp...) are taken from the checkpoint; "
         "recipe options given must match it. The data is not stored, only checked: give the "
         "same --data, --val-size, --train-subset and --teacher options (other data is refused)",

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import CHECKPOINT_NAME
 from ..devices import resolve_amp
 from .fields import check_fields, setting
 from .parsing import positive_int
@@ -95,9 +96,9 @@ class RunOptions:
         parse=positive_int,
     )
     checkpoint_dir: str | os.PathLike[str] | None = setting(
-        None, "write checkpoint.pt here after every epoch and on Ctrl-C or SIGTERM"
+        None, f"write {CHECKPOINT_NAME} here after every epoch and on Ctrl-C or SIGTERM"
     )
-    resume: bool = setting(False, "continue from checkpoint_dir/checkpoint.pt when it exists")
+    resume: bool = setting(False, f"continue from checkpoint_dir/{CHECKPOINT_NAME} when it exists")
     overwrite: bool = setting(
         False, "replace the run that checkpoint_dir holds (deleted when training starts)"
     )
