@@ -39,7 +39,9 @@ __all__ = [
     "save_json",
     "save_weights",
     "sha256_file",
+    "sha256_sidecar",
     "verify_sha256",
+    "write_sha256_sidecar",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -298,6 +300,19 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def sha256_sidecar(path: str | os.PathLike[str]) -> Path:
+    """The ``PATH.sha256`` sidecar of ``path``, where its digest is kept."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def write_sha256_sidecar(path: str | os.PathLike[str], digest: str) -> None:
+    """Write ``digest`` into ``path``'s sidecar, atomically, in ``sha256sum`` format
+    (``<hex>  <name>``), which ``sha256sum -c`` checks and :func:`read_sha256_sidecar` reads."""
+    with atomic_write(sha256_sidecar(path), "w") as f:
+        f.write(f"{digest}  {Path(path).name}\n")
+
+
 def read_sha256_sidecar(path: str | os.PathLike[str]) -> str | None:
     """The digest in ``PATH.sha256`` (``sha256sum`` format, ``<hex>  <name>``, as written by
     :func:`save_weights`), or ``None`` when there is no sidecar.
@@ -306,7 +321,7 @@ def read_sha256_sidecar(path: str | os.PathLike[str]) -> str | None:
         ChecksumError: the sidecar does not hold a sha256 digest.
     """
     path = Path(path)
-    sidecar = path.with_name(path.name + ".sha256")
+    sidecar = sha256_sidecar(path)
     if not sidecar.is_file():
         return None
     text = sidecar.read_text().strip()
@@ -329,7 +344,7 @@ def verify_sha256(path: str | os.PathLike[str], expected: str | None = None) -> 
     """
     path = Path(path)
     actual = sha256_file(path)
-    checks = [(read_sha256_sidecar(path), f"its sidecar {path.name}.sha256")]
+    checks = [(read_sha256_sidecar(path), f"its sidecar {sha256_sidecar(path).name}")]
     if expected:
         checks.append((expected.lower(), "the sha256 recorded in the model's pretrained_cfg"))
     for want, where in checks:
@@ -362,8 +377,7 @@ def save_weights(
     with atomic_write(path) as f:
         f.write(data)
     digest = hashlib.sha256(data).hexdigest()
-    with atomic_write(path.with_name(path.name + ".sha256"), "w") as f:
-        f.write(f"{digest}  {path.name}\n")
+    write_sha256_sidecar(path, digest)
     return digest
 
 

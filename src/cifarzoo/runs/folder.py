@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from filelock import FileLock, Timeout
 
-from ..checkpoint import CHECKPOINT_NAME
+from ..checkpoint import CHECKPOINT_NAME, sha256_sidecar
 from ..pretrained import HF_WEIGHTS_FILE
 
 __all__ = [
@@ -63,7 +63,7 @@ CURVE_FILES = ("loss.png", "accuracy.png", "per_class.png")
 RUN_FILES = (
     MARKER,
     WEIGHTS_FILE,
-    f"{WEIGHTS_FILE}.sha256",
+    sha256_sidecar(WEIGHTS_FILE).name,
     HISTORY_FILE,
     *CURVE_FILES,
     CHECKPOINT_NAME,

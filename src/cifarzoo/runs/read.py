@@ -13,7 +13,7 @@ from typing import Any
 import timm
 from torch import nn
 
-from ..checkpoint import CHECKPOINT_NAME, read_sha256_sidecar, verify_sha256
+from ..checkpoint import CHECKPOINT_NAME, read_sha256_sidecar, sha256_sidecar, verify_sha256
 from ..constants import NUM_CLASSES
 from ..models import TIMM_PREFIX, create_model
 from ..pretrained import HF_CONFIG_FILE, read_weights_meta
@@ -151,7 +151,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunInfo:
         if not needed.is_file():
             raise FileNotFoundError(
                 f"{needed.name} not found in {run_dir}: expected the output folder of "
-                f"`cifarzoo train` ({WEIGHTS_FILE}, {WEIGHTS_FILE}.sha256, {MARKER})."
+                f"`cifarzoo train` ({WEIGHTS_FILE}, {sha256_sidecar(WEIGHTS_FILE).name}, {MARKER})."
             )
     if read_sha256_sidecar(weights) is None:
         raise FileNotFoundError(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_dir, atomic_write, save_json, save_weights
+from ..checkpoint import atomic_dir, atomic_write, save_json, save_weights, write_sha256_sidecar
 from ..formats import percent
 from ..metrics import EvalResult, evaluate, tta_views
 from .folder import GRAD_FLOW_FILE, HISTORY_FILE, MARKER, WEIGHTS_FILE
@@ -248,8 +248,7 @@ def restore_run(
     with atomic_dir(target) as tmp:
         with atomic_write(tmp / WEIGHTS_FILE) as f:
             f.write(weights)
-        with atomic_write(tmp / f"{WEIGHTS_FILE}.sha256", "w") as f:
-            f.write(f"{hashlib.sha256(weights).hexdigest()}  {WEIGHTS_FILE}\n")
+        write_sha256_sidecar(tmp / WEIGHTS_FILE, hashlib.sha256(weights).hexdigest())
         save_json(dict(history), tmp / HISTORY_FILE)
         save_json(dict(metrics), tmp / MARKER)
         read_run(tmp)  # what install_weights reads: refuse a folder it would refuse
