@@ -35,6 +35,7 @@ from .options import (
     add_setting_options,
     check_data_sizes,
     given_settings,
+    run_option_help,
     setting_flags,
     use_threads,
 )
@@ -177,7 +178,7 @@ def add_compare_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     _add_measure_options(p)
     add_amp_argument(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help=run_option_help("quiet"))
     p.set_defaults(func=run_compare)
     return p
 

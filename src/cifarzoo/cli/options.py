@@ -28,17 +28,20 @@ __all__ = [
     "check_data_sizes",
     "flag_text",
     "given_settings",
+    "run_option_help",
     "setting_flags",
     "use_threads",
 ]
 
 
-def _run_option_help(name: str) -> str:
+def run_option_help(name: str) -> str:
+    """The help text that the :class:`~cifarzoo.training.RunOptions` field ``name`` declares,
+    for an option a command adds by hand (its default or its choices differ)."""
     return setting_of(next(f for f in dataclasses.fields(RunOptions) if f.name == name)).help
 
 
 #: Help of the ``--amp`` option.
-AMP_HELP = _run_option_help("amp")
+AMP_HELP = run_option_help("amp")
 
 
 def _on_off(value: Any) -> str:
@@ -201,7 +204,7 @@ def add_common_options(
         f"{OFFICIAL_NAME!r} for the official release, recognised by its files' md5 sums, else "
         f"{UNVERIFIED_NAME!r})",
     )
-    p.add_argument("--device", default=None, help=_run_option_help("device"))
+    p.add_argument("--device", default=None, help=run_option_help("device"))
     p.add_argument(
         "--threads",
         type=thread_count,

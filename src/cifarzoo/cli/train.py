@@ -32,6 +32,7 @@ from .options import (
     check_data_sizes,
     flag_text,
     given_settings,
+    run_option_help,
     setting_flags,
     use_threads,
 )
@@ -167,7 +168,7 @@ def add_train_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     _add_data_size_options(p)
     _add_out_options(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help=run_option_help("quiet"))
     p.set_defaults(func=run_train)
     return p
 
