@@ -556,6 +556,13 @@ def test_model_kwargs_build_the_model_and_a_resume_keeps_them(
     assert "leave --model-kwargs out" in err
     assert main([*args, "--resume"]) == 0
     assert main([*args, *given, "--resume"]) == 0
+    # a run built without arguments: any given are refused, and leaving them out resumes it
+    plain = [a if a != str(tmp_path) else str(tmp_path / "plain") for a in args]
+    assert main(plain) == 0
+    capsys.readouterr()
+    assert main([*plain, *given, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "(checkpoint: none). To resume, leave it out (it comes from the checkpoint)" in err
 
 
 def test_ctrl_c_hint_resumes_the_run(

@@ -277,12 +277,13 @@ def _model_args(
     if given is None or recorded is None:
         return dict(recorded or {}) if given is None else given
     if given != recorded:
-        wanted = shlex.join(model_kwargs_words(recorded)) or f"no {MODEL_KWARGS_FLAG}"
+        wanted = shlex.join(model_kwargs_words(recorded))
+        how = f"pass {wanted} or leave {MODEL_KWARGS_FLAG} out" if wanted else "leave it out"
         raise ValueError(
             f"cannot resume {checkpoint}: the model's arguments differ from the checkpoint's: "
-            f"{shlex.join(model_kwargs_words(given))} (checkpoint: {wanted}). To resume, pass "
-            f"{wanted} or leave {MODEL_KWARGS_FLAG} out (it comes from the checkpoint), or start "
-            "a new run with another --out"
+            f"{shlex.join(model_kwargs_words(given))} (checkpoint: "
+            f"{wanted or 'none'}). To resume, {how} (it comes from the checkpoint), or start a "
+            "new run with another --out"
         )
     return given
 
