@@ -142,7 +142,6 @@ def _eval_settings(
 
 
 def run_eval(args: argparse.Namespace) -> int:
-
     from ..checkpoint import save_json
     from ..data import load_cifar10
     from ..devices import resolve_device

@@ -39,7 +39,7 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..data import CIFAR10Data
-    from ..training import TrainState
+    from ..training import ModelArgsMismatchError, TrainState
 
 __all__ = [
     "OPTION_FLAGS",
@@ -267,25 +267,24 @@ def _train_settings(
     return saved.recipe.replace(**recipe), RunOptions(**{**recorded, **options})
 
 
-def _model_args(
-    args: argparse.Namespace, saved: TrainState | None, checkpoint: Path
-) -> dict[str, Any]:
+def _model_args(args: argparse.Namespace, saved: TrainState | None) -> dict[str, Any]:
     """The model's constructor arguments: ``--model-kwargs``, else the checkpoint's when
-    resuming (given ones must match them), else none."""
-    given = dict(args.model_kwargs) if hasattr(args, "model_kwargs") else None
-    recorded = None if saved is None else saved.model_args
-    if given is None or recorded is None:
-        return dict(recorded or {}) if given is None else given
-    if given != recorded:
-        wanted = shlex.join(model_kwargs_words(recorded))
-        how = f"pass {wanted} or leave {MODEL_KWARGS_FLAG} out" if wanted else "leave it out"
-        raise ValueError(
-            f"cannot resume {checkpoint}: the model's arguments differ from the checkpoint's: "
-            f"{shlex.join(model_kwargs_words(given))} (checkpoint: "
-            f"{wanted or 'none'}). To resume, {how} (it comes from the checkpoint), or start a "
-            "new run with another --out"
-        )
-    return given
+    resuming, else none. Whether given ones match the checkpoint's is checked once, by fit
+    (:class:`~cifarzoo.training.ModelArgsMismatchError`)."""
+    if hasattr(args, "model_kwargs"):
+        return dict(args.model_kwargs)
+    return dict((saved and saved.model_args) or {})
+
+
+def _model_args_mismatch(e: ModelArgsMismatchError) -> str:
+    """The message for a resume whose ``--model-kwargs`` differ from the checkpoint's."""
+    wanted = shlex.join(model_kwargs_words(e.recorded))
+    how = f"pass {wanted} or leave {MODEL_KWARGS_FLAG} out" if wanted else "leave it out"
+    return (
+        f"cannot resume {e.path}: the model's arguments differ from the checkpoint's: "
+        f"{shlex.join(model_kwargs_words(e.given))} (checkpoint: {wanted or 'none'}). To "
+        f"resume, {how} (it comes from the checkpoint), or start a new run with another --out"
+    )
 
 
 def _check_model_args(name: str, model_args: dict[str, Any]) -> None:
@@ -360,7 +359,13 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     import torch
 
     from ..models import create_model
-    from ..training import NonFiniteLossError, RecipeMismatchError, TrainState, fit
+    from ..training import (
+        ModelArgsMismatchError,
+        NonFiniteLossError,
+        RecipeMismatchError,
+        TrainState,
+        fit,
+    )
     from ..training.options import TrainingSetup
 
     checkpoint = out / CHECKPOINT_NAME
@@ -368,7 +373,7 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
     # mapped, not read: fit reads the whole checkpoint again to resume
     saved = TrainState.read(checkpoint, mmap=True) if resuming else None
     recipe, options = _train_settings(args, saved, checkpoint)
-    model_args = _model_args(args, saved, checkpoint)
+    model_args = _model_args(args, saved)
     use_threads(args)
     teachers = [_parse_teacher(spec) for spec in getattr(args, "teacher", [])]
     teacher_models = [
@@ -391,6 +396,8 @@ def _train_into(args: argparse.Namespace, out: Path, env: Any) -> int:
         return 130
     except RecipeMismatchError as e:
         raise ValueError(_recipe_mismatch(e.path, e.differences)) from e
+    except ModelArgsMismatchError as e:
+        raise ValueError(_model_args_mismatch(e)) from e
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
